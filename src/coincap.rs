@@ -1,0 +1,408 @@
+//! The CoinCap v3 client: `GET /assets` with the API key as a bearer token, and the retry rule
+//! (which answers are worth another attempt, and how long to wait).
+
+use std::error::Error as _;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use serde_json::Value;
+
+use crate::config::CoinCapConfig;
+use crate::secrets::Secret;
+
+/// The longest single backoff wait, whatever the attempt number.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// One successful `GET /assets`: the assets as CoinCap sent them and the response timestamp.
+#[derive(Debug, Clone)]
+pub struct AssetsPage {
+    pub assets: Vec<Value>,
+    /// The response's `timestamp` (epoch milliseconds), to stamp on every asset.
+    pub timestamp: i64,
+    pub status: u16,
+    /// Retries it took (0 when the first attempt succeeded).
+    pub retries: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoinCapError {
+    #[error("CoinCap refused the API key (HTTP {status}): check the CoinCap API key")]
+    Unauthorized { status: u16 },
+    #[error("CoinCap answered HTTP {status}: {body}")]
+    Status {
+        status: u16,
+        body: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("CoinCap request failed: {message}")]
+    Transport { message: String },
+    #[error("CoinCap answered HTTP {status} with a body that is not JSON: {excerpt}")]
+    NotJson { status: u16, excerpt: String },
+    #[error("CoinCap answered with an error: {0}")]
+    Api(String),
+    #[error(
+        "CoinCap answered without an asset list (\"data\" is {0}): is COINCAP_BASE_URL a v3 API? (v2 is gone)"
+    )]
+    NotAnAssetList(String),
+    #[error("CoinCap's answer has no integer \"timestamp\"")]
+    NoTimestamp,
+    #[error("CoinCap returned no assets (check COINCAP_IDS)")]
+    Empty,
+    #[error("{last} (gave up after {attempts} attempts in {elapsed_ms} ms)")]
+    GaveUp {
+        attempts: u32,
+        elapsed_ms: u128,
+        last: Box<CoinCapError>,
+    },
+}
+
+impl CoinCapError {
+    /// The retry rule: rate limits, exhausted credits, server errors, timeouts and connection
+    /// failures may pass; a refused key or a malformed answer will not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => is_transient_status(*status),
+            Self::Transport { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The HTTP status CoinCap answered, if it answered at all.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Unauthorized { status }
+            | Self::Status { status, .. }
+            | Self::NotJson { status, .. } => Some(*status),
+            Self::Api(_) | Self::NotAnAssetList(_) | Self::NoTimestamp | Self::Empty => Some(200),
+            Self::Transport { .. } => None,
+            Self::GaveUp { last, .. } => last.status(),
+        }
+    }
+
+    pub fn is_unauthorized(&self) -> bool {
+        match self {
+            Self::Unauthorized { .. } => true,
+            Self::GaveUp { last, .. } => last.is_unauthorized(),
+            _ => false,
+        }
+    }
+
+    /// Retries made before this error was final.
+    pub fn retries(&self) -> u32 {
+        match self {
+            Self::GaveUp { attempts, .. } => attempts.saturating_sub(1),
+            _ => 0,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// 402 (credits exhausted), 408, 429 and every 5xx.
+pub fn is_transient_status(status: u16) -> bool {
+    matches!(status, 402 | 408 | 429) || (500..600).contains(&status)
+}
+
+/// Exponential backoff: `base * 2^retry`, capped, never shorter than the server's `Retry-After`.
+pub fn backoff(base: Duration, retry: u32, retry_after: Option<Duration>) -> Duration {
+    let exponential = base
+        .saturating_mul(2u32.saturating_pow(retry))
+        .min(MAX_BACKOFF);
+    retry_after.map_or(exponential, |server| server.max(exponential))
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+pub struct CoinCapClient {
+    http: reqwest::Client,
+    config: CoinCapConfig,
+}
+
+impl CoinCapClient {
+    pub fn new(config: CoinCapConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("coincap-stream/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.timeout)
+            .build()?;
+        Ok(Self { http, config })
+    }
+
+    /// `{base}/assets?limit=..[&ids=..]`.
+    pub fn assets_url(&self) -> Url {
+        let mut url = self.config.base_url.clone();
+        let path = format!("{}/assets", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        url.query_pairs_mut()
+            .append_pair("limit", &self.config.limit.to_string());
+        if let Some(ids) = &self.config.ids {
+            url.query_pairs_mut().append_pair("ids", ids);
+        }
+        url
+    }
+
+    /// Fetches one page of assets, retrying transient failures within the retry budget.
+    pub async fn fetch_assets(&self, api_key: &Secret) -> Result<AssetsPage, CoinCapError> {
+        let started = Instant::now();
+        let url = self.assets_url();
+        let mut retries = 0;
+        loop {
+            match self.attempt(&url, api_key).await {
+                Ok(mut page) => {
+                    page.retries = retries;
+                    return Ok(page);
+                }
+                Err(error) => {
+                    let delay = backoff(self.config.retry_base, retries, error.retry_after());
+                    let next_attempt_ends = started.elapsed() + delay + self.config.timeout;
+                    let may_retry = error.is_transient()
+                        && retries < self.config.max_retries
+                        && next_attempt_ends <= self.config.retry_budget;
+                    if !may_retry {
+                        return Err(if retries == 0 {
+                            error
+                        } else {
+                            CoinCapError::GaveUp {
+                                attempts: retries + 1,
+                                elapsed_ms: started.elapsed().as_millis(),
+                                last: Box::new(error),
+                            }
+                        });
+                    }
+                    tracing::warn!(
+                        error = %error,
+                        retry = retries + 1,
+                        delay_ms = delay.as_millis() as u64,
+                        "CoinCap request failed, retrying."
+                    );
+                    tokio::time::sleep(delay).await;
+                    retries += 1;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &Url, api_key: &Secret) -> Result<AssetsPage, CoinCapError> {
+        let response = self
+            .http
+            .get(url.clone())
+            .header(AUTHORIZATION, format!("Bearer {}", api_key.expose()))
+            .timeout(self.config.timeout)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let body = response.bytes().await.map_err(transport)?;
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(CoinCapError::Unauthorized {
+                status: status.as_u16(),
+            });
+        }
+        if !status.is_success() {
+            return Err(CoinCapError::Status {
+                status: status.as_u16(),
+                body: excerpt(&String::from_utf8_lossy(&body)),
+                retry_after,
+            });
+        }
+        parse_page(status.as_u16(), &body)
+    }
+}
+
+/// Reads a 200 answer: `{"data":[...], "timestamp": <ms>}`; anything else is an error, never
+/// "zero assets".
+pub fn parse_page(status: u16, body: &[u8]) -> Result<AssetsPage, CoinCapError> {
+    let page: Value = serde_json::from_slice(body).map_err(|_| CoinCapError::NotJson {
+        status,
+        excerpt: excerpt(&String::from_utf8_lossy(body)),
+    })?;
+    if let Some(error) = page.get("error") {
+        return Err(CoinCapError::Api(excerpt(&error.to_string())));
+    }
+    let assets = match page.get("data") {
+        Some(Value::Array(assets)) => assets.clone(),
+        Some(other) => return Err(CoinCapError::NotAnAssetList(excerpt(&other.to_string()))),
+        None => return Err(CoinCapError::NotAnAssetList("missing".into())),
+    };
+    let timestamp = page
+        .get("timestamp")
+        .and_then(Value::as_i64)
+        .ok_or(CoinCapError::NoTimestamp)?;
+    if assets.is_empty() {
+        return Err(CoinCapError::Empty);
+    }
+    Ok(AssetsPage {
+        assets,
+        timestamp,
+        status,
+        retries: 0,
+    })
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, chrono::Utc::now())
+}
+
+/// The error and its causes on one line (reqwest keeps the useful part in the sources).
+fn transport(error: reqwest::Error) -> CoinCapError {
+    let mut message = if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        error.to_string()
+    };
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    CoinCapError::Transport { message }
+}
+
+fn excerpt(text: &str) -> String {
+    const MAX: usize = 200;
+    let text = text.trim();
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_credits_and_server_errors_are_transient() {
+        for status in [402, 408, 429, 500, 502, 503, 504] {
+            assert!(is_transient_status(status), "{status}");
+        }
+        for status in [400, 401, 403, 404] {
+            assert!(!is_transient_status(status), "{status}");
+        }
+        assert!(!CoinCapError::Unauthorized { status: 401 }.is_transient());
+        assert!(
+            CoinCapError::Transport {
+                message: "reset".into()
+            }
+            .is_transient()
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_yields_to_retry_after() {
+        let base = Duration::from_millis(500);
+        assert_eq!(backoff(base, 0, None), Duration::from_millis(500));
+        assert_eq!(backoff(base, 3, None), Duration::from_secs(4));
+        assert_eq!(backoff(base, 30, None), MAX_BACKOFF);
+        assert_eq!(
+            backoff(base, 0, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            backoff(base, 3, Some(Duration::from_secs(1))),
+            Duration::from_secs(4)
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn a_v3_page_is_read() {
+        let page = parse_page(
+            200,
+            br#"{"data":[{"id":"bitcoin"}],"timestamp":1747000000000}"#,
+        )
+        .unwrap();
+        assert_eq!(page.assets.len(), 1);
+        assert_eq!(page.timestamp, 1_747_000_000_000);
+    }
+
+    #[test]
+    fn the_v2_deprecation_body_is_an_error_not_zero_assets() {
+        let error = parse_page(
+            200,
+            br#"{"data":{"message":"We are deprecating this version of the CoinCap API"},"timestamp":1743465600000}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(error, CoinCapError::NotAnAssetList(_)), "{error}");
+        assert!(error.to_string().contains("deprecating"));
+    }
+
+    #[test]
+    fn malformed_answers_are_errors() {
+        assert!(matches!(
+            parse_page(200, b"<html>oops</html>"),
+            Err(CoinCapError::NotJson { .. })
+        ));
+        assert!(matches!(
+            parse_page(200, br#"{"error":"Invalid API key","timestamp":1}"#),
+            Err(CoinCapError::Api(_))
+        ));
+        assert!(matches!(
+            parse_page(200, br#"{"data":[{"id":"x"}]}"#),
+            Err(CoinCapError::NoTimestamp)
+        ));
+        assert!(matches!(
+            parse_page(200, br#"{"data":[],"timestamp":1}"#),
+            Err(CoinCapError::Empty)
+        ));
+        assert!(matches!(
+            parse_page(200, b"{}"),
+            Err(CoinCapError::NotAnAssetList(_))
+        ));
+    }
+
+    #[test]
+    fn the_url_carries_limit_and_ids() {
+        let config =
+            crate::config::Config::from_lookup(crate::config::Mode::Local, |key| match key {
+                "COINCAP_BASE_URL" => Some("http://127.0.0.1:9/v3/".into()),
+                "COINCAP_IDS" => Some("bitcoin,ethereum".into()),
+                _ => None,
+            })
+            .unwrap();
+        let client = CoinCapClient::new(config.coincap).unwrap();
+        assert_eq!(
+            client.assets_url().as_str(),
+            "http://127.0.0.1:9/v3/assets?limit=100&ids=bitcoin%2Cethereum"
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! Typed settings read from the environment (the Function App's app settings). Secret values are
+//! never read here: only where they come from (see [`crate::secrets`]).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::warehouse::WarehouseConfig;
+
+/// Which command is running: the defaults differ (serve targets Synapse, local a SQLite file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Serve,
+    Local,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("setting {setting}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Everything TimerFetch needs to call CoinCap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoinCapConfig {
+    pub base_url: Url,
+    pub limit: u32,
+    pub ids: Option<String>,
+    /// Per-attempt timeout of one HTTP request.
+    pub timeout: Duration,
+    /// Retries after the first attempt, for 402, 408, 429, 5xx, timeouts and connection errors.
+    pub max_retries: u32,
+    /// First backoff delay; it doubles on each retry (a `Retry-After` longer than it wins).
+    pub retry_base: Duration,
+    /// Total time one fetch may take, waits included: well under the function timeout.
+    pub retry_budget: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `FUNCTIONS_CUSTOMHANDLER_PORT`, set by the host.
+    pub port: u16,
+    pub coincap: CoinCapConfig,
+    pub warehouse: WarehouseConfig,
+    /// Six-field NCRONTAB, as the timer binding reads it.
+    pub fetch_schedule: String,
+    pub event_hub_name: String,
+    pub consumer_group: String,
+}
+
+pub const DEFAULT_COINCAP_BASE_URL: &str = "https://rest.coincap.io/v3";
+pub const DEFAULT_FETCH_SCHEDULE: &str = "0 */5 * * * *";
+/// CoinCap's reported maximum page size.
+pub const MAX_COINCAP_LIMIT: u32 = 2000;
+
+impl Config {
+    pub fn from_env(mode: Mode) -> Result<Self, ConfigError> {
+        Self::from_lookup(mode, |key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment in production, a map in tests). Empty
+    /// values count as unset, as the portal leaves them.
+    pub fn from_lookup(
+        mode: Mode,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let default_warehouse = match mode {
+            Mode::Serve => "synapse",
+            Mode::Local => "sqlite:coincap.db",
+        };
+        Ok(Self {
+            port: parse(&get, "FUNCTIONS_CUSTOMHANDLER_PORT", "3000", |v| {
+                u16::from_str(v).map_err(|e| e.to_string())
+            })?,
+            coincap: CoinCapConfig {
+                base_url: parse(
+                    &get,
+                    "COINCAP_BASE_URL",
+                    DEFAULT_COINCAP_BASE_URL,
+                    parse_base_url,
+                )?,
+                limit: parse(&get, "COINCAP_LIMIT", "100", |v| match u32::from_str(v) {
+                    Ok(n) if (1..=MAX_COINCAP_LIMIT).contains(&n) => Ok(n),
+                    _ => Err(format!(
+                        "expected a whole number from 1 to {MAX_COINCAP_LIMIT}"
+                    )),
+                })?,
+                ids: get("COINCAP_IDS")
+                    .map(|ids| ids.split(',').map(str::trim).collect::<Vec<_>>().join(",")),
+                timeout: parse(&get, "COINCAP_TIMEOUT", "10s", duration)?,
+                max_retries: parse(&get, "COINCAP_MAX_RETRIES", "4", |v| {
+                    u32::from_str(v).map_err(|e| e.to_string())
+                })?,
+                retry_base: parse(&get, "COINCAP_RETRY_BASE", "500ms", duration)?,
+                retry_budget: parse(&get, "COINCAP_RETRY_BUDGET", "60s", duration)?,
+            },
+            warehouse: parse(
+                &get,
+                "WAREHOUSE",
+                default_warehouse,
+                WarehouseConfig::from_str,
+            )?,
+            fetch_schedule: get("FETCH_SCHEDULE")
+                .unwrap_or_else(|| DEFAULT_FETCH_SCHEDULE.to_owned()),
+            event_hub_name: get("EVENT_HUB_NAME").unwrap_or_else(|| "coincaphub".to_owned()),
+            consumer_group: get("EVENT_HUB_CONSUMER_GROUP")
+                .unwrap_or_else(|| "$Default".to_owned()),
+        })
+    }
+}
+
+fn parse<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    setting: &'static str,
+    default: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    let value = get(setting).unwrap_or_else(|| default.to_owned());
+    parse(value.trim()).map_err(|reason| ConfigError {
+        setting,
+        value,
+        reason,
+    })
+}
+
+/// `10s`, `500ms`, `2m`: humantime's forms.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 10s, 500ms, 2m)"))
+}
+
+fn parse_base_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("expected an http(s) URL".into());
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    fn config(mode: Mode, settings: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(mode, |key| map.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_work_locally() {
+        let config = config(Mode::Local, &[]).unwrap();
+        assert_eq!(config.port, 3000);
+        assert_eq!(
+            config.coincap.base_url.as_str(),
+            "https://rest.coincap.io/v3"
+        );
+        assert_eq!(config.coincap.limit, 100);
+        assert_eq!(
+            config.warehouse,
+            WarehouseConfig::Sqlite(PathBuf::from("coincap.db"))
+        );
+        assert_eq!(config.fetch_schedule, "0 */5 * * * *");
+    }
+
+    #[test]
+    fn serve_mode_defaults_to_synapse() {
+        assert_eq!(
+            config(Mode::Serve, &[]).unwrap().warehouse,
+            WarehouseConfig::Synapse
+        );
+    }
+
+    #[test]
+    fn settings_override_defaults() {
+        let config = config(
+            Mode::Serve,
+            &[
+                ("FUNCTIONS_CUSTOMHANDLER_PORT", "41000"),
+                ("COINCAP_LIMIT", "2000"),
+                ("COINCAP_IDS", "bitcoin, ethereum"),
+                ("COINCAP_TIMEOUT", "250ms"),
+                ("WAREHOUSE", "sqlite:/tmp/x.db"),
+                ("EVENT_HUB_NAME", ""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.port, 41000);
+        assert_eq!(config.coincap.limit, 2000);
+        assert_eq!(config.coincap.ids.as_deref(), Some("bitcoin,ethereum"));
+        assert_eq!(config.coincap.timeout, Duration::from_millis(250));
+        assert_eq!(
+            config.warehouse,
+            WarehouseConfig::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(config.event_hub_name, "coincaphub", "empty counts as unset");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let error = config(Mode::Local, &[("COINCAP_LIMIT", "5000")]).unwrap_err();
+        assert_eq!(error.setting, "COINCAP_LIMIT");
+        assert!(config(Mode::Local, &[("COINCAP_TIMEOUT", "soon")]).is_err());
+        assert!(config(Mode::Local, &[("COINCAP_BASE_URL", "ftp://x")]).is_err());
+        assert!(config(Mode::Local, &[("WAREHOUSE", "postgres")]).is_err());
+        assert!(config(Mode::Local, &[("FUNCTIONS_CUSTOMHANDLER_PORT", "70000")]).is_err());
+    }
+}

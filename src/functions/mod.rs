@@ -1,0 +1,144 @@
+//! The two functions, one thin file each: read the invocation, call the domain, answer. Errors
+//! become a response in one place ([`Failure`]).
+
+mod event_hub_sink;
+mod timer_fetch;
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+pub use event_hub_sink::event_hub_sink;
+pub use timer_fetch::timer_fetch;
+
+use crate::coincap::CoinCapError;
+use crate::host::{EnvelopeError, InvocationResponse};
+use crate::secrets::SecretError;
+use crate::warehouse::WarehouseError;
+
+/// Folder names of the functions (the routes the host posts to) and their binding names.
+pub const TIMER_FETCH: &str = "TimerFetch";
+pub const EVENT_HUB_SINK: &str = "EventHubSink";
+pub const TIMER_BINDING: &str = "timer";
+pub const EVENTS_BINDING: &str = "events";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    #[error("malformed invocation: {0}")]
+    Envelope(#[from] EnvelopeError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    CoinCap(#[from] CoinCapError),
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+}
+
+impl FunctionError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Envelope(_) => StatusCode::BAD_REQUEST,
+            Self::Secret(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::CoinCap(_) => StatusCode::BAD_GATEWAY,
+            Self::Warehouse(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// The per-invocation log: lines for the response's `Logs` array, which the host forwards to
+/// Application Insights under `Function.<Name>.User`, correlated with the invocation.
+pub struct Invocation {
+    pub function: &'static str,
+    pub id: String,
+    started: Instant,
+    logs: Vec<String>,
+}
+
+impl Invocation {
+    pub fn new(function: &'static str, id: String) -> Self {
+        Self {
+            function,
+            id,
+            started: Instant::now(),
+            logs: Vec::new(),
+        }
+    }
+
+    pub fn log(&mut self, line: impl Into<String>) {
+        self.logs.push(line.into());
+    }
+
+    pub fn elapsed_ms(&self) -> u128 {
+        self.started.elapsed().as_millis()
+    }
+
+    /// The closing line with the invocation's counters under stable keys
+    /// (`Invocation finished. function=EventHubSink events_in=3 ... elapsed_ms=12`).
+    pub fn finish(mut self, counters: &[(&str, String)]) -> InvocationResponse {
+        let mut line = format!("Invocation finished. function={}", self.function);
+        for (key, value) in counters {
+            // Writing into a String cannot fail.
+            let _ = write!(line, " {key}={value}");
+        }
+        let _ = write!(line, " elapsed_ms={}", self.elapsed_ms());
+        tracing::debug!(invocation_id = %self.id, "{line}");
+        self.logs.push(line);
+        InvocationResponse {
+            logs: self.logs,
+            ..Default::default()
+        }
+    }
+
+    /// A failed invocation: the reason goes to stderr (the host logs it at Error level; the body
+    /// of a non-2xx answer is discarded) and into a JSON body for anyone else calling.
+    pub fn fail(mut self, error: FunctionError) -> Failure {
+        let mut line = format!("Invocation failed. function={}", self.function);
+        if let FunctionError::CoinCap(coincap) = &error {
+            let status = coincap
+                .status()
+                .map_or("none".to_owned(), |s| s.to_string());
+            let _ = write!(
+                line,
+                " coincap_status={status} retries={}",
+                coincap.retries()
+            );
+        }
+        let _ = write!(line, " elapsed_ms={} error=\"{error}\"", self.elapsed_ms());
+        tracing::error!(function = self.function, invocation_id = %self.id, error = %error, "Invocation failed.");
+        self.logs.push(line);
+        Failure {
+            status: error.status(),
+            body: json!({
+                "error": error.to_string(),
+                "function": self.function,
+                "invocationId": self.id,
+                "Logs": self.logs,
+            }),
+        }
+    }
+}
+
+/// A non-2xx answer with a JSON body.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// The first characters of an event body, for log lines.
+pub(crate) fn excerpt(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}

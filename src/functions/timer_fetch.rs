@@ -1,0 +1,101 @@
+//! TimerFetch: fetch CoinCap assets, stamp each with the response timestamp, publish one event per
+//! asset through the `events` output binding.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{EVENTS_BINDING, Failure, FunctionError, Invocation, TIMER_BINDING, TIMER_FETCH};
+use crate::coincap::AssetsPage;
+use crate::domain::AssetEvent;
+use crate::host::InvocationRequest;
+use crate::host::InvocationResponse;
+use crate::host::timer::TimerInfo;
+use crate::secrets::SecretName;
+use crate::server::AppState;
+
+pub async fn timer_fetch(
+    state: &AppState,
+    invocation_id: String,
+    body: &[u8],
+) -> Result<InvocationResponse, Failure> {
+    let mut invocation = Invocation::new(TIMER_FETCH, invocation_id);
+    match run(state, &mut invocation, body).await {
+        Ok((page, events)) => Ok(response(invocation, &page, events)),
+        Err(error) => Err(invocation.fail(error)),
+    }
+}
+
+async fn run(
+    state: &AppState,
+    invocation: &mut Invocation,
+    body: &[u8],
+) -> Result<(AssetsPage, Vec<String>), FunctionError> {
+    let request = InvocationRequest::parse(body)?;
+    let timer = TimerInfo::from_request(&request, TIMER_BINDING);
+    if timer.is_past_due {
+        invocation.log("Timer is past due: fetching now.");
+    }
+    let page = fetch(state, invocation).await?;
+    let events = page
+        .assets
+        .iter()
+        .map(|asset| to_event_body(asset, page.timestamp, invocation))
+        .collect();
+    Ok((page, events))
+}
+
+/// Fetches with the cached key; a refused key is fetched anew once (a rotated secret) and the
+/// call retried if it changed.
+async fn fetch(state: &AppState, invocation: &mut Invocation) -> Result<AssetsPage, FunctionError> {
+    let key = state.secrets.get(SecretName::CoinCapApiKey).await?;
+    match state.coincap.fetch_assets(&key).await {
+        Err(error) if error.is_unauthorized() => {
+            state.secrets.invalidate(SecretName::CoinCapApiKey);
+            let fresh = state.secrets.get(SecretName::CoinCapApiKey).await?;
+            if fresh == key {
+                return Err(error.into());
+            }
+            invocation.log("CoinCap refused the cached API key; retrying with the refreshed one.");
+            Ok(state.coincap.fetch_assets(&fresh).await?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// One asset as an event body. An asset that does not have the v3 shape is published as it came
+/// (with the timestamp added): the sink then keeps it in the rejects table, so nothing is lost.
+fn to_event_body(asset: &Value, timestamp: i64, invocation: &mut Invocation) -> String {
+    match AssetEvent::deserialize(asset) {
+        Ok(mut event) => {
+            event.timestamp = timestamp;
+            event.to_body()
+        }
+        Err(error) => {
+            invocation.log(format!(
+                "Asset does not have the v3 shape; published as it came for the rejects table. error=\"{error}\" asset={}",
+                super::excerpt(&asset.to_string(), 200)
+            ));
+            let mut raw = asset.clone();
+            if let Value::Object(fields) = &mut raw {
+                fields.insert("timestamp".into(), timestamp.into());
+            }
+            raw.to_string()
+        }
+    }
+}
+
+/// The answer: `Outputs.events` as an array of compact JSON strings, one per asset.
+fn response(invocation: Invocation, page: &AssetsPage, events: Vec<String>) -> InvocationResponse {
+    let published = events.len();
+    let mut response = invocation.finish(&[
+        ("events_out", published.to_string()),
+        ("coincap_status", page.status.to_string()),
+        ("retries", page.retries.to_string()),
+        ("coincap_timestamp", page.timestamp.to_string()),
+    ]);
+    response.outputs.insert(
+        EVENTS_BINDING.into(),
+        Value::Array(events.into_iter().map(Value::String).collect()),
+    );
+    response
+}

@@ -1,0 +1,150 @@
+//! The HTTP side of the custom handler: `fn app(state) -> Router` and `run(listener, state,
+//! shutdown)`. The host calls `POST /<FunctionName>` and polls `GET /` for readiness.
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::coincap::CoinCapClient;
+use crate::config::Config;
+use crate::functions::{self, EVENT_HUB_SINK, TIMER_FETCH};
+use crate::host::INVOCATION_ID_HEADER;
+use crate::secrets::SecretSource;
+use crate::warehouse::Warehouse;
+
+/// Event Hubs batches can be large (up to `maxEventBatchSize` events of up to 1 MB each).
+const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+/// What every invocation shares: cheap to clone, each I/O edge behind a trait object.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub coincap: Arc<CoinCapClient>,
+    pub secrets: Arc<dyn SecretSource>,
+    pub warehouse: Arc<dyn Warehouse>,
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(ready))
+        .route(&format!("/{TIMER_FETCH}"), post(timer_fetch))
+        .route(&format!("/{EVENT_HUB_SINK}"), post(event_hub_sink))
+        .fallback(unknown_function)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight invocations.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what the host and `func start` send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "Cannot listen for Ctrl-C.");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "Cannot listen for SIGTERM.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Readiness: the host polls this every 25 ms at start-up, so it does no I/O.
+async fn ready() -> Json<serde_json::Value> {
+    Json(json!({"status": "ready"}))
+}
+
+fn invocation_id(headers: &HeaderMap) -> String {
+    headers
+        .get(INVOCATION_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map_or_else(|| "none".to_owned(), str::to_owned)
+}
+
+async fn timer_fetch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match functions::timer_fetch(&state, invocation_id(&headers), &body).await {
+        Ok(response) => Json(response).into_response(),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+async fn event_hub_sink(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match functions::event_hub_sink(&state, invocation_id(&headers), &body).await {
+        Ok(response) => Json(response).into_response(),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+async fn unknown_function(uri: Uri) -> Response {
+    let name = uri.path().trim_start_matches('/');
+    tracing::error!(function = name, "No such function.");
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": format!("no function named {name:?}: expected {TIMER_FETCH} or {EVENT_HUB_SINK}")})),
+    )
+        .into_response()
+}
+
+async fn method_not_allowed(uri: Uri) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({"error": format!("{} takes POST (GET / is the readiness probe)", uri.path())})),
+    )
+        .into_response()
+}
+
+/// A panic is a bug, never an answer to input; if one happens the process keeps serving and the
+/// invocation fails (so the retry policy redelivers).
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = message, "Invocation panicked.");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"error": format!("internal error: {message}")})),
+    )
+        .into_response()
+}

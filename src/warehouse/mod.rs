@@ -1,0 +1,117 @@
+//! Where rows land: the [`Warehouse`] trait, the `WAREHOUSE` setting, and the implementations
+//! (an embedded SQLite file today; a Synapse dedicated SQL pool next).
+
+mod sqlite;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+pub use sqlite::SqliteWarehouse;
+
+use crate::BoxFuture;
+use crate::domain::{AssetRow, Reject};
+
+/// The `WAREHOUSE` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarehouseConfig {
+    /// `sqlite:PATH`: an embedded SQLite file, created on first use.
+    Sqlite(PathBuf),
+    /// `synapse`: an Azure Synapse dedicated SQL pool.
+    Synapse,
+}
+
+impl FromStr for WarehouseConfig {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once(':') {
+            Some(("sqlite", path)) if !path.is_empty() => Ok(Self::Sqlite(PathBuf::from(path))),
+            _ if text == "synapse" => Ok(Self::Synapse),
+            _ => Err("expected sqlite:PATH or synapse".into()),
+        }
+    }
+}
+
+/// What one invocation hands the warehouse: valid rows (duplicates inside the batch already
+/// removed) and the poison events of the same batch.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub rows: Vec<AssetRow>,
+    pub rejects: Vec<Reject>,
+}
+
+/// What one batch write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Rows inserted.
+    pub rows_written: u64,
+    /// Rows already in the table (a redelivered batch), so not inserted again.
+    pub duplicates: u64,
+    /// Rejects stored (a redelivered reject is stored once).
+    pub rejects_written: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    #[error("{0}")]
+    Config(String),
+    #[error("the warehouse failed while {context}: {message}")]
+    Io {
+        context: &'static str,
+        message: String,
+    },
+}
+
+/// A sink for batches. `write` commits rows and rejects together or not at all, and is idempotent
+/// on `(id, runtime_timestamp)`: writing the same batch twice adds nothing the second time.
+pub trait Warehouse: Send + Sync {
+    fn write(&self, batch: Batch) -> BoxFuture<'_, Result<WriteReport, WarehouseError>>;
+
+    /// Does what a write does (a query on the same connection), without writing.
+    fn health(&self) -> BoxFuture<'_, Result<(), WarehouseError>>;
+
+    /// For start-up logs: `sqlite:coincap.db`, `synapse (server/db)`.
+    fn describe(&self) -> String;
+}
+
+/// Opens the configured warehouse (creating the SQLite tables on first use).
+pub fn open(config: &WarehouseConfig) -> Result<Arc<dyn Warehouse>, WarehouseError> {
+    match config {
+        WarehouseConfig::Sqlite(path) => Ok(Arc::new(SqliteWarehouse::open(path)?)),
+        WarehouseConfig::Synapse => Err(WarehouseError::Config(
+            "WAREHOUSE=synapse: the Synapse writer is not available in this build yet; \
+             set WAREHOUSE=sqlite:PATH to write into an embedded SQLite file"
+                .into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_setting_selects_the_warehouse() {
+        assert_eq!(
+            "sqlite:coincap.db".parse(),
+            Ok(WarehouseConfig::Sqlite("coincap.db".into()))
+        );
+        assert_eq!(
+            "sqlite:/a:b.db".parse(),
+            Ok(WarehouseConfig::Sqlite("/a:b.db".into()))
+        );
+        assert_eq!("synapse".parse(), Ok(WarehouseConfig::Synapse));
+        assert!("sqlite:".parse::<WarehouseConfig>().is_err());
+        assert!("mysql://x".parse::<WarehouseConfig>().is_err());
+    }
+
+    #[test]
+    fn synapse_is_a_clear_error_until_its_writer_exists() {
+        let error = open(&WarehouseConfig::Synapse).err().unwrap();
+        assert!(
+            error.to_string().contains("WAREHOUSE=sqlite:PATH"),
+            "{error}"
+        );
+    }
+}
