@@ -51,6 +51,25 @@ pub struct Config {
     pub consumer_group: String,
 }
 
+/// Every app setting the handler reads (secret values come through [`crate::secrets`]). The README's
+/// configuration table and local.settings.json.example list exactly these; tests keep them in step.
+pub const SETTINGS: &[&str] = &[
+    "FUNCTIONS_CUSTOMHANDLER_PORT",
+    "EVENT_HUB_NAME",
+    "EVENT_HUB_CONSUMER_GROUP",
+    "FETCH_SCHEDULE",
+    "COINCAP_BASE_URL",
+    "COINCAP_LIMIT",
+    "COINCAP_IDS",
+    "COINCAP_API_KEY",
+    "COINCAP_TIMEOUT",
+    "COINCAP_MAX_RETRIES",
+    "COINCAP_RETRY_BASE",
+    "COINCAP_RETRY_BUDGET",
+    "WAREHOUSE",
+    "RUST_LOG",
+];
+
 pub const DEFAULT_COINCAP_BASE_URL: &str = "https://rest.coincap.io/v3";
 pub const DEFAULT_FETCH_SCHEDULE: &str = "0 */5 * * * *";
 /// CoinCap's reported maximum page size.
@@ -201,6 +220,33 @@ mod tests {
             WarehouseConfig::Sqlite("/tmp/x.db".into())
         );
         assert_eq!(config.event_hub_name, "coincaphub", "empty counts as unset");
+    }
+
+    #[test]
+    fn every_setting_read_is_a_documented_one() {
+        let asked = std::sync::Mutex::new(Vec::new());
+        Config::from_lookup(Mode::Serve, |key| {
+            asked.lock().unwrap().push(key.to_owned());
+            None
+        })
+        .unwrap();
+        let mut asked = asked.into_inner().unwrap();
+        asked.push(crate::secrets::SecretName::CoinCapApiKey.env_var().to_owned());
+        for key in asked {
+            assert!(SETTINGS.contains(&key.as_str()), "{key} is read but not in SETTINGS");
+        }
+    }
+
+    #[test]
+    fn the_example_settings_file_lists_every_setting_without_secret_values() {
+        let example: serde_json::Value =
+            serde_json::from_str(include_str!("../local.settings.json.example")).unwrap();
+        let values = example["Values"].as_object().unwrap();
+        for setting in SETTINGS.iter().filter(|s| **s != "FUNCTIONS_CUSTOMHANDLER_PORT") {
+            assert!(values.contains_key(*setting), "{setting} missing from local.settings.json.example");
+        }
+        assert_eq!(values["COINCAP_API_KEY"], "", "no secret value in the example");
+        assert_eq!(values["FUNCTIONS_WORKER_RUNTIME"], "custom");
     }
 
     #[test]

@@ -63,7 +63,8 @@ fn main() -> ExitCode {
                     ticks: args.ticks,
                     app_root: args.app_root,
                 };
-                local::run(Config::from_env(Mode::Local)?, options).await
+                local::run(Config::from_env(Mode::Local)?, options).await?;
+                Ok(())
             }
         }
     });

@@ -66,7 +66,7 @@ fn take_object(
     envelope: &mut Map<String, Value>,
     key: &'static str,
 ) -> Result<Map<String, Value>, EnvelopeError> {
-    match envelope.remove(key).map(|v| decode_owned(v)) {
+    match envelope.remove(key).map(decode_owned) {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(object)) => Ok(object),
         Some(_) => Err(EnvelopeError::FieldNotAnObject(key)),

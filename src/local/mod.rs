@@ -1,14 +1,214 @@
-//! `handler local`: the whole pipeline on one machine, with this process playing the Functions host.
-use crate::config::Config;
-use std::path::PathBuf;
-use std::time::Duration;
+//! `handler local`: the whole pipeline on one machine, this process playing the Functions host.
+//!
+//! It reads host.json and both function.json files, starts the handler's HTTP server in-process
+//! on a free port and talks to it over real HTTP with the host's exact payloads: TimerFetch on the
+//! schedule, its `Outputs.events` through an in-process hub, EventHubSink in batches of
+//! `maxEventBatchSize`, the function.json retry policy on failures. Ctrl-C drains first.
 
+mod app_files;
+mod hub;
+mod invoke;
+mod progress;
+mod schedule;
+mod stop;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+
+pub use app_files::{AppFiles, RetryPolicy, RetryStrategy, parse_timespan};
+pub use progress::Summary;
+pub use schedule::Schedule;
+
+use crate::coincap::CoinCapClient;
+use crate::config::Config;
+use crate::functions::TIMER_FETCH;
+use crate::host::timer;
+use crate::secrets::{EnvSecrets, SecretName, SecretSource};
+use crate::server::{self, AppState};
+use crate::warehouse;
+use hub::{HubMessage, Partition, SinkTarget};
+use invoke::{HostClient, output_events};
+use stop::Stop;
+
+/// Where to get a CoinCap key, for the error a new user sees first.
+const GET_A_KEY: &str =
+    "get a free API key at https://pro.coincap.io/dashboard, then run: COINCAP_API_KEY=<key> cargo run --release -- local";
+
+/// The longest the runner waits for one invocation (the host's functionTimeout plays this part).
+const INVOCATION_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone)]
 pub struct Options {
+    /// Overrides the schedule with a fixed interval.
     pub every: Option<Duration>,
+    /// Stops after this many ticks, once everything they fetched is written.
     pub ticks: Option<u64>,
     pub app_root: PathBuf,
 }
 
-pub async fn run(_config: Config, _options: Options) -> Result<(), Box<dyn std::error::Error>> {
-    todo!()
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("{}: {reason}", path.display())]
+    AppFile { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Setup(String),
+    #[error("stopped with {0} fetched events not written (abandoned or dropped by the retry policy)")]
+    Unwritten(u64),
+}
+
+fn setup(context: &str) -> impl Fn(&dyn std::fmt::Display) -> LocalError + '_ {
+    move |error| LocalError::Setup(format!("{context}: {error}"))
+}
+
+pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError> {
+    let started = Instant::now();
+    let files = AppFiles::read(&options.app_root)?;
+    let setting = |name: &str| match name {
+        "FETCH_SCHEDULE" => Some(config.fetch_schedule.clone()),
+        "EVENT_HUB_NAME" => Some(config.event_hub_name.clone()),
+        "EVENT_HUB_CONSUMER_GROUP" => Some(config.consumer_group.clone()),
+        other => std::env::var(other).ok(),
+    };
+    let schedule = match options.every {
+        Some(interval) if interval.is_zero() => return Err(LocalError::Setup("--every must be longer than 0".into())),
+        Some(interval) => Schedule::Every(interval),
+        None => {
+            let pattern = app_files::resolve(&files.timer.schedule, setting).map_err(LocalError::Setup)?;
+            Schedule::ncrontab(&pattern).map_err(|e| LocalError::Setup(format!("FETCH_SCHEDULE: {e}")))?
+        }
+    };
+    let event_hub = app_files::resolve(&files.sink.event_hub_name, setting).map_err(LocalError::Setup)?;
+    let consumer_group = app_files::resolve(&files.sink.consumer_group, setting).map_err(LocalError::Setup)?;
+
+    let secrets: Arc<dyn SecretSource> = Arc::new(EnvSecrets);
+    if let Err(error) = secrets.get(SecretName::CoinCapApiKey).await {
+        return Err(LocalError::Setup(format!("{error}: {GET_A_KEY}")));
+    }
+    let state = AppState {
+        coincap: Arc::new(CoinCapClient::new(config.coincap.clone()).map_err(|e| setup("HTTP client")(&e))?),
+        warehouse: warehouse::open(&config.warehouse).map_err(|e| setup("warehouse")(&e))?,
+        secrets,
+        config: Arc::new(config),
+    };
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(|e| setup("binding a local port")(&e))?;
+    let base_url = format!("http://{}", listener.local_addr().map_err(|e| setup("local port")(&e))?);
+    let warehouse_name = state.warehouse.describe();
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(server::run(listener, state, async {
+        let _ = server_stopped.await;
+    }));
+
+    println!("coincap-stream local: handler on {base_url}, warehouse {warehouse_name}");
+    println!(
+        "TimerFetch {}; EventHubSink in batches of up to {} from hub {event_hub:?}; Ctrl-C stops after writing what was fetched.",
+        schedule.describe(),
+        files.max_event_batch_size
+    );
+
+    let host = HostClient::new(base_url, INVOCATION_TIMEOUT).map_err(|e| setup("HTTP client")(&e))?;
+    let stop = Stop::listen();
+    let (hub, messages) = mpsc::unbounded_channel();
+    let sink = tokio::spawn(hub::sink_worker(
+        SinkTarget {
+            host: host.clone(),
+            binding: files.sink.binding.clone(),
+            namespace: "local".into(),
+            event_hub,
+            consumer_group,
+            retry: files.sink.retry,
+        },
+        messages,
+        stop.clone(),
+    ));
+    run_timer(&host, &files, &schedule, options.ticks, &hub, &stop).await;
+    drop(hub);
+    let mut summary = sink.await.map_err(|e| setup("sink worker")(&e))?;
+    let _ = stop_server.send(());
+    if let Ok(Err(error)) = server.await {
+        tracing::warn!(%error, "The handler's server stopped with an error.");
+    }
+    summary.elapsed = started.elapsed();
+    println!("{summary}");
+    println!("Rows are in {warehouse_name}.");
+    match summary.sink.unwritten + summary.sink.dropped {
+        0 => Ok(summary),
+        lost => Err(LocalError::Unwritten(lost)),
+    }
+}
+
+/// Fires TimerFetch on the schedule and publishes what it answers, until `ticks` or a stop.
+async fn run_timer(
+    host: &HostClient,
+    files: &AppFiles,
+    schedule: &Schedule,
+    ticks: Option<u64>,
+    hub: &mpsc::UnboundedSender<HubMessage>,
+    stop: &Stop,
+) {
+    let mut partition = Partition::default();
+    let mut last_fire = None;
+    // The first tick fires at once, so a run shows rows without waiting for the schedule.
+    let mut next_fire = Utc::now();
+    for tick in 1.. {
+        let wait = (next_fire - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stop.requested_now() => return,
+        }
+        let started = Instant::now();
+        let now = Utc::now();
+        next_fire = schedule.next_after(now).unwrap_or(now);
+        let body = timer::request_body(TIMER_FETCH, &files.timer.binding, now, last_fire, next_fire, false);
+        last_fire = Some(now);
+        let message = match invoke_timer(host, files.timer.retry, &body, stop).await {
+            Ok(response) => {
+                let events = output_events(&response, &files.timer.output);
+                let published = events.len() as u64;
+                let fetched = progress::counter(&progress::counters(&response), "events_out");
+                let fetch = started.elapsed();
+                let events = partition.append(events);
+                for batch in events.chunks(files.max_event_batch_size) {
+                    let _ = hub.send(HubMessage::Batch(batch.to_vec()));
+                }
+                HubMessage::TickEnd { tick, fetched, published, fetch, started }
+            }
+            Err(error) => HubMessage::TickFailed { tick, error },
+        };
+        // The sink worker outlives this loop: the channel is open until it is dropped.
+        let _ = hub.send(message);
+        if ticks == Some(tick) || stop.requested() {
+            return;
+        }
+    }
+}
+
+/// TimerFetch with its function.json retry policy, if it has one.
+async fn invoke_timer(
+    host: &HostClient,
+    retry: Option<RetryPolicy>,
+    body: &serde_json::Value,
+    stop: &Stop,
+) -> Result<serde_json::Value, String> {
+    let mut retries = 0;
+    loop {
+        match host.invoke(TIMER_FETCH, body).await {
+            Ok(response) => return Ok(response),
+            Err(error) => match retry.filter(|policy| policy.allows(retries)) {
+                Some(policy) if !stop.requested() => {
+                    if !stop.sleep_unless_abandoned(policy.delay(retries)).await {
+                        return Err(error);
+                    }
+                    retries += 1;
+                }
+                _ => return Err(error),
+            },
+        }
+    }
 }

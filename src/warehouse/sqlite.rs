@@ -268,7 +268,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(id, "o'neil");
-        assert_eq!(price, 28305.0289009148763385);
+        assert_eq!(price, "28305.0289009148763385".parse::<f64>().unwrap());
         assert_eq!(max_supply, None);
         assert_eq!(at, "2023-03-30T15:52:12.104");
     }

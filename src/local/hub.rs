@@ -1,0 +1,170 @@
+//! The in-process hub: assigns Event Hubs coordinates to published events, and the sink worker
+//! that delivers them to EventHubSink in batches, applying the function's retry policy the way
+//! the host does (the batch is "checkpointed" only once the policy is done).
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use super::app_files::RetryPolicy;
+use super::invoke::HostClient;
+use super::progress::{SinkCounts, Summary, TickLine, counter, counters};
+use super::stop::Stop;
+use crate::functions::EVENT_HUB_SINK;
+use crate::host::event_hubs::{self, HubEvent, PartitionSource, RetryState};
+
+/// One partition's sequence: offsets grow by body length, sequence numbers by one.
+#[derive(Debug, Default)]
+pub struct Partition {
+    next_sequence_number: i64,
+    next_offset: i64,
+}
+
+impl Partition {
+    pub fn append(&mut self, bodies: Vec<String>) -> Vec<HubEvent> {
+        let enqueued_time = Utc::now();
+        bodies
+            .into_iter()
+            .map(|body| {
+                let event = HubEvent {
+                    offset: self.next_offset,
+                    sequence_number: self.next_sequence_number,
+                    enqueued_time,
+                    body,
+                };
+                self.next_offset += event.body.len() as i64;
+                self.next_sequence_number += 1;
+                event
+            })
+            .collect()
+    }
+}
+
+/// What flows from the timer side to the sink worker, in order.
+#[derive(Debug)]
+pub enum HubMessage {
+    Batch(Vec<HubEvent>),
+    TickEnd {
+        tick: u64,
+        fetched: u64,
+        published: u64,
+        fetch: Duration,
+        started: Instant,
+    },
+    TickFailed {
+        tick: u64,
+        error: String,
+    },
+}
+
+/// How the sink worker reaches EventHubSink.
+pub struct SinkTarget {
+    pub host: HostClient,
+    pub binding: String,
+    pub namespace: String,
+    pub event_hub: String,
+    pub consumer_group: String,
+    pub retry: Option<RetryPolicy>,
+}
+
+/// Delivers batches until the channel closes (the timer side is done) and everything is written,
+/// printing a line per tick.
+pub async fn sink_worker(target: SinkTarget, mut messages: mpsc::UnboundedReceiver<HubMessage>, stop: Stop) -> Summary {
+    let mut summary = Summary::default();
+    let mut tick_counts = SinkCounts::default();
+    while let Some(message) = messages.recv().await {
+        match message {
+            HubMessage::Batch(events) => tick_counts += deliver(&target, &events, &stop).await,
+            HubMessage::TickEnd {
+                tick,
+                fetched,
+                published,
+                fetch,
+                started,
+            } => {
+                let line = TickLine {
+                    tick,
+                    fetched,
+                    published,
+                    sink: std::mem::take(&mut tick_counts),
+                    fetch,
+                    end_to_end: started.elapsed(),
+                };
+                println!("{line}");
+                summary.add(&line);
+            }
+            HubMessage::TickFailed { tick, error } => {
+                println!("tick {tick:>3} | TimerFetch failed: {error}");
+                summary.failed_ticks += 1;
+            }
+        }
+    }
+    summary
+}
+
+async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkCounts {
+    let source = PartitionSource {
+        namespace: &target.namespace,
+        event_hub: &target.event_hub,
+        consumer_group: &target.consumer_group,
+        partition_id: "0",
+    };
+    let lost = events.len() as u64;
+    let mut retries: u32 = 0;
+    loop {
+        if stop.abandoned() {
+            return SinkCounts { unwritten: lost, retries: retries.into(), ..Default::default() };
+        }
+        let retry = target.retry.map(|policy| RetryState {
+            retry_count: retries,
+            max_retry_count: policy.max_retry_count,
+        });
+        let body = event_hubs::request_body(EVENT_HUB_SINK, &target.binding, &source, events, Utc::now(), retry);
+        match target.host.invoke(EVENT_HUB_SINK, &body).await {
+            Ok(response) => {
+                let counters = counters(&response);
+                return SinkCounts {
+                    written: counter(&counters, "rows_written"),
+                    duplicates: counter(&counters, "duplicates"),
+                    rejected: counter(&counters, "rejects"),
+                    retries: retries.into(),
+                    ..Default::default()
+                };
+            }
+            Err(error) => {
+                let Some(policy) = target.retry.filter(|policy| policy.allows(retries)) else {
+                    eprintln!(
+                        "EventHubSink failed and its retry policy is exhausted: the host would checkpoint past these {lost} events. error: {error}"
+                    );
+                    return SinkCounts { dropped: lost, retries: retries.into(), ..Default::default() };
+                };
+                let delay = policy.delay(retries);
+                eprintln!(
+                    "EventHubSink failed (retry {} in {} ms, as the retry policy says): {error}",
+                    retries + 1,
+                    delay.as_millis()
+                );
+                if !stop.sleep_unless_abandoned(delay).await {
+                    return SinkCounts { unwritten: lost, retries: retries.into(), ..Default::default() };
+                }
+                retries += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partition_numbers_events_like_event_hubs() {
+        let mut partition = Partition::default();
+        let first = partition.append(vec!["ab".into(), "cde".into()]);
+        let second = partition.append(vec!["f".into()]);
+        assert_eq!((first[0].sequence_number, first[0].offset), (0, 0));
+        assert_eq!((first[1].sequence_number, first[1].offset), (1, 2));
+        assert_eq!((second[0].sequence_number, second[0].offset), (2, 5));
+    }
+}

@@ -1,0 +1,145 @@
+//! What the local runner shows: one line per tick and a summary at the end.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Counters read back from an invocation's closing log line (`Invocation finished. key=value ...`),
+/// the same line Application Insights receives.
+pub fn counters(response: &serde_json::Value) -> HashMap<String, String> {
+    response["Logs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|line| line.as_str())
+        .filter(|line| line.starts_with("Invocation finished."))
+        .flat_map(|line| line.split_whitespace())
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
+pub fn counter(counters: &HashMap<String, String>, key: &str) -> u64 {
+    counters.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// What the sink did with one tick's events.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SinkCounts {
+    pub written: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub retries: u64,
+    /// Events of batches the retry policy gave up on (the host would checkpoint past them).
+    pub dropped: u64,
+    /// Events left unwritten because the run was abandoned (second Ctrl-C).
+    pub unwritten: u64,
+}
+
+impl std::ops::AddAssign for SinkCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.written += other.written;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+        self.retries += other.retries;
+        self.dropped += other.dropped;
+        self.unwritten += other.unwritten;
+    }
+}
+
+/// One tick, from the fetch to the last batch written.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TickLine {
+    pub tick: u64,
+    pub fetched: u64,
+    pub published: u64,
+    pub sink: SinkCounts,
+    pub fetch: Duration,
+    pub end_to_end: Duration,
+}
+
+impl fmt::Display for TickLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tick {:>3} | fetched {:>5} | published {:>5} | written {:>5} | duplicates skipped {:>5} | rejected {:>3} | fetch {:>5} ms | end-to-end {:>5} ms",
+            self.tick,
+            self.fetched,
+            self.published,
+            self.sink.written,
+            self.sink.duplicates,
+            self.sink.rejected,
+            self.fetch.as_millis(),
+            self.end_to_end.as_millis(),
+        )?;
+        if self.sink.retries > 0 {
+            write!(f, " | sink retries {}", self.sink.retries)?;
+        }
+        if self.sink.dropped > 0 {
+            write!(f, " | DROPPED {}", self.sink.dropped)?;
+        }
+        if self.sink.unwritten > 0 {
+            write!(f, " | NOT WRITTEN {}", self.sink.unwritten)?;
+        }
+        Ok(())
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Summary {
+    pub ticks: u64,
+    pub failed_ticks: u64,
+    pub fetched: u64,
+    pub published: u64,
+    pub sink: SinkCounts,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn add(&mut self, line: &TickLine) {
+        self.ticks += 1;
+        self.fetched += line.fetched;
+        self.published += line.published;
+        self.sink += line.sink;
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Summary: {} ticks ({} failed), fetched {}, published {}, written {}, duplicates skipped {}, rejected {}, sink retries {}, dropped {}, not written {}, in {:.1} s",
+            self.ticks + self.failed_ticks,
+            self.failed_ticks,
+            self.fetched,
+            self.published,
+            self.sink.written,
+            self.sink.duplicates,
+            self.sink.rejected,
+            self.sink.retries,
+            self.sink.dropped,
+            self.sink.unwritten,
+            self.elapsed.as_secs_f64(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn counters_are_read_from_the_closing_log_line() {
+        let response = json!({"Logs": [
+            "Rejected event. reason_code=not_json partition=0",
+            "Invocation finished. function=EventHubSink events_in=3 rows_written=2 duplicates=1 rejects=0 lag_ms=5 elapsed_ms=1"
+        ]});
+        let counters = counters(&response);
+        assert_eq!(counter(&counters, "rows_written"), 2);
+        assert_eq!(counter(&counters, "duplicates"), 1);
+        assert_eq!(counters["function"], "EventHubSink");
+        assert!(!counters.contains_key("reason_code"), "only the closing line counts");
+    }
+}
