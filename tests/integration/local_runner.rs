@@ -1,0 +1,182 @@
+//! `handler local` end to end: the real binary, the CoinCap stand-in, a temporary SQLite file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::common::coincap::{CoinCap, Reply, many_assets, page, realistic_assets};
+use crate::common::{API_KEY, app_root, handler, signal};
+
+fn count(db: &Path, table: &str) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+fn local(coincap: &CoinCap, db: &Path) -> tokio::process::Command {
+    local_in(&app_root(), coincap, db)
+}
+
+fn local_in(root: &Path, coincap: &CoinCap, db: &Path) -> tokio::process::Command {
+    let mut command = handler();
+    command
+        .arg("local")
+        .arg("--app-root")
+        .arg(root)
+        .env("COINCAP_BASE_URL", &coincap.url)
+        .env("COINCAP_API_KEY", API_KEY)
+        .env("COINCAP_RETRY_BASE", "10ms")
+        .env("WAREHOUSE", format!("sqlite:{}", db.display()));
+    command
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_ticks_fetch_publish_and_write_everything_in_batches() {
+    // 250 assets per page: three EventHubSink batches per tick at maxEventBatchSize 100.
+    let coincap = CoinCap::start(
+        vec![Reply::ok(page(1_747_000_000_000, &many_assets(250)))],
+        Reply::ok(page(1_747_000_060_000, &many_assets(250))),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        local(&coincap, &db).args(["--every", "1s", "--ticks", "2"]).output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("batches of up to 100"), "{stdout}");
+    let ticks: Vec<&str> = stdout.lines().filter(|l| l.starts_with("tick")).collect();
+    assert_eq!(ticks.len(), 2, "{stdout}");
+    for line in &ticks {
+        assert!(line.contains("fetched   250 | published   250 | written   250"), "{line}");
+    }
+    assert!(stdout.contains("Summary: 2 ticks (0 failed), fetched 500, published 500, written 500"), "{stdout}");
+    assert_eq!(count(&db, "asset_statistics_history_v3"), 500);
+    assert_eq!(coincap.seen().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_coincap_timestamp_is_skipped_as_duplicates() {
+    let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    let output = local(&coincap, &db).args(["--every", "200ms", "--ticks", "2"]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("written 4, duplicates skipped 4"), "{stdout}");
+    assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_warehouse_is_retried_by_the_function_json_policy_until_it_recovers() {
+    // An app root whose EventHubSink retries fast, so the test does not wait minutes.
+    let root = tempfile::tempdir().unwrap();
+    let repo = app_root();
+    std::fs::copy(repo.join("host.json"), root.path().join("host.json")).unwrap();
+    for function in ["TimerFetch", "EventHubSink"] {
+        std::fs::create_dir(root.path().join(function)).unwrap();
+        let text = std::fs::read_to_string(repo.join(function).join("function.json")).unwrap();
+        let fast = text.replace("00:00:05", "00:00:00.200").replace("00:05:00", "00:00:00.400");
+        std::fs::write(root.path().join(function).join("function.json"), fast).unwrap();
+    }
+    let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    // Create the tables, then make every insert fail until the trigger is dropped.
+    coincap_stream::warehouse::SqliteWarehouse::open(&db).unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER outage BEFORE INSERT ON asset_statistics_history_v3
+             BEGIN SELECT RAISE(ABORT, 'warehouse outage'); END;",
+        )
+        .unwrap();
+
+    let mut child = local_in(root.path(), &coincap, &db)
+        .args(["--ticks", "1"])
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut failures = 0;
+    let mut lines = Vec::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stderr.next_line()).await.unwrap().unwrap() {
+        if line.contains("EventHubSink failed (retry") {
+            assert!(line.contains("warehouse outage"), "{line}");
+            failures += 1;
+            if failures == 3 {
+                break;
+            }
+        }
+        lines.push(line);
+    }
+    assert_eq!(failures, 3, "{lines:?}");
+    rusqlite::Connection::open(&db).unwrap().execute_batch("DROP TRIGGER outage").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    let mut stdout = String::new();
+    tokio::io::AsyncReadExt::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).await.unwrap();
+
+    assert!(status.success(), "{stdout}");
+    assert!(stdout.contains("written     4"), "{stdout}");
+    assert!(stdout.contains("sink retries"), "{stdout}");
+    assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_the_timer_and_drains_what_was_fetched() {
+    let coincap = CoinCap::serving(page(1_747_000_000_000, &many_assets(300))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    let mut child = local(&coincap, &db).args(["--every", "1h"]).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stdout.next_line()).await.unwrap().unwrap() {
+        let first_tick = line.starts_with("tick");
+        seen.push(line);
+        if first_tick {
+            break;
+        }
+    }
+    signal(&child, "-INT");
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stdout.next_line()).await.unwrap().unwrap() {
+        seen.push(line);
+    }
+    let status = child.wait().await.unwrap();
+    let seen = seen.join("\n");
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("Summary: 1 ticks (0 failed), fetched 300, published 300, written 300"), "{seen}");
+    assert_eq!(count(&db, "asset_statistics_history_v3"), 300);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_api_key_it_says_where_to_get_one() {
+    let output = handler().arg("local").arg("--app-root").arg(app_root()).output().await.unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("COINCAP_API_KEY") && stderr.contains("pro.coincap.io"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_fetch_is_reported_and_the_run_goes_on() {
+    let coincap = CoinCap::start(
+        vec![Reply::status(401, r#"{"error":"nope"}"#)],
+        Reply::ok(page(1_747_000_000_000, &realistic_assets())),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    let output = local(&coincap, &db).args(["--every", "200ms", "--ticks", "2"]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("tick   1 | TimerFetch failed: HTTP 502: CoinCap refused the API key"), "{stdout}");
+    assert!(stdout.contains("Summary: 2 ticks (1 failed)"), "{stdout}");
+    assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server over HTTP (in-process on port 0, and the real `handler`
+//! binary), a CoinCap stand-in and temporary SQLite warehouses. One test binary, one build.
+
+mod common;
+
+mod event_hub_sink;
+mod local_runner;
+mod protocol;
+mod serve_binary;
+mod timer_fetch;
