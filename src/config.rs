@@ -231,9 +231,16 @@ mod tests {
         })
         .unwrap();
         let mut asked = asked.into_inner().unwrap();
-        asked.push(crate::secrets::SecretName::CoinCapApiKey.env_var().to_owned());
+        asked.push(
+            crate::secrets::SecretName::CoinCapApiKey
+                .env_var()
+                .to_owned(),
+        );
         for key in asked {
-            assert!(SETTINGS.contains(&key.as_str()), "{key} is read but not in SETTINGS");
+            assert!(
+                SETTINGS.contains(&key.as_str()),
+                "{key} is read but not in SETTINGS"
+            );
         }
     }
 
@@ -242,11 +249,31 @@ mod tests {
         let example: serde_json::Value =
             serde_json::from_str(include_str!("../local.settings.json.example")).unwrap();
         let values = example["Values"].as_object().unwrap();
-        for setting in SETTINGS.iter().filter(|s| **s != "FUNCTIONS_CUSTOMHANDLER_PORT") {
-            assert!(values.contains_key(*setting), "{setting} missing from local.settings.json.example");
+        for setting in SETTINGS
+            .iter()
+            .filter(|s| **s != "FUNCTIONS_CUSTOMHANDLER_PORT")
+        {
+            assert!(
+                values.contains_key(*setting),
+                "{setting} missing from local.settings.json.example"
+            );
         }
-        assert_eq!(values["COINCAP_API_KEY"], "", "no secret value in the example");
+        assert_eq!(
+            values["COINCAP_API_KEY"], "",
+            "no secret value in the example"
+        );
         assert_eq!(values["FUNCTIONS_WORKER_RUNTIME"], "custom");
+    }
+
+    #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../README.md");
+        for setting in SETTINGS {
+            assert!(
+                readme.contains(&format!("| `{setting}` |")),
+                "{setting} missing from the README's table"
+            );
+        }
     }
 
     #[test]

@@ -337,6 +337,7 @@ fn timestamp(event: &Map<String, Value>) -> Result<WarehouseTime, RejectReason> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     const BITCOIN: &str = r#"{"id":"bitcoin","rank":"1","symbol":"BTC","name":"Bitcoin","supply":"19332443.0000000000000000","maxSupply":"21000000.0000000000000000","marketCapUsd":"547205357840.2894946660999555","volumeUsd24Hr":"7843196880.5992743425954912","priceUsd":"28305.0289009148763385","changePercent24Hr":"-0.5321226064725184","vwap24Hr":"28485.3107379122638250","explorer":"https://blockchain.info/","timestamp":1680191532104}"#;
 
@@ -532,5 +533,40 @@ mod tests {
         assert_eq!(batch.duplicates_in_batch, 1);
         assert_eq!(batch.rejects.len(), 1);
         assert_eq!(batch.rejects[0].raw_body, "garbage");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_becomes_a_row_or_a_reject_without_panicking(body in ".{0,300}") {
+            let _ = AssetRow::from_event_body(&body);
+        }
+
+        #[test]
+        fn any_json_object_becomes_a_row_or_a_reject_without_panicking(
+            fields in proptest::collection::hash_map(
+                proptest::sample::select(vec!["id", "rank", "name", "priceUsd", "timestamp", "maxSupply", "x"]),
+                proptest::prop_oneof![
+                    proptest::strategy::Just(Value::Null),
+                    proptest::num::i64::ANY.prop_map(Value::from),
+                    proptest::num::f64::ANY.prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+                    ".{0,20}".prop_map(Value::from),
+                    proptest::bool::ANY.prop_map(Value::from),
+                ],
+                0..7,
+            )
+        ) {
+            let body = Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()).to_string();
+            if let Ok(row) = AssetRow::from_event_body(&body) {
+                proptest::prop_assert!(row.price_usd.is_none_or(|p| p.get().is_finite()));
+                proptest::prop_assert!(!row.id.as_str().is_empty());
+            }
+        }
+
+        #[test]
+        fn any_finite_decimal_string_round_trips_exactly(price in proptest::num::f64::NORMAL | proptest::num::f64::ZERO) {
+            let body = with("priceUsd", price.to_string().into());
+            let row = AssetRow::from_event_body(&body).unwrap();
+            proptest::prop_assert_eq!(row.price_usd.unwrap().get(), price);
+        }
     }
 }

@@ -327,4 +327,26 @@ mod tests {
             now.timestamp_millis()
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_envelope_decodes_or_errors_without_panicking(body in ".{0,400}") {
+            if let Ok(request) = InvocationRequest::parse(body.as_bytes()) {
+                let _ = ReceivedBatch::from_request(&request, "events");
+            }
+        }
+
+        #[test]
+        fn any_bodies_survive_the_host_s_double_encoding(bodies in proptest::collection::vec(".{0,50}", 0..20)) {
+            let now = Utc::now();
+            let events: Vec<HubEvent> = bodies.iter().enumerate().map(|(i, body)| HubEvent {
+                body: body.clone(), offset: i as i64, sequence_number: i as i64, enqueued_time: now,
+            }).collect();
+            let source = PartitionSource { namespace: "n", event_hub: "h", consumer_group: "c", partition_id: "1" };
+            let body = request_body("EventHubSink", "events", &source, &events, now, None);
+            let batch = parse(&body.to_string()).unwrap();
+            let decoded: Vec<String> = batch.events.into_iter().map(|e| e.body).collect();
+            proptest::prop_assert_eq!(decoded, bodies);
+        }
+    }
 }

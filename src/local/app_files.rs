@@ -49,7 +49,10 @@ pub struct RetryPolicy {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum RetryStrategy {
     FixedDelay(Duration),
-    ExponentialBackoff { minimum: Duration, maximum: Duration },
+    ExponentialBackoff {
+        minimum: Duration,
+        maximum: Duration,
+    },
 }
 
 impl RetryPolicy {
@@ -62,9 +65,9 @@ impl RetryPolicy {
     pub fn delay(&self, retry: u32) -> Duration {
         match self.strategy {
             RetryStrategy::FixedDelay(delay) => delay,
-            RetryStrategy::ExponentialBackoff { minimum, maximum } => {
-                minimum.saturating_mul(2u32.saturating_pow(retry)).min(maximum)
-            }
+            RetryStrategy::ExponentialBackoff { minimum, maximum } => minimum
+                .saturating_mul(2u32.saturating_pow(retry))
+                .min(maximum),
         }
     }
 }
@@ -108,7 +111,12 @@ impl AppFiles {
                 .as_u64()
                 .filter(|&n| n > 0)
                 .map(|n| n as usize)
-                .ok_or_else(|| invalid(&app_root.join("host.json"), "maxEventBatchSize must be a positive integer"))?,
+                .ok_or_else(|| {
+                    invalid(
+                        &app_root.join("host.json"),
+                        "maxEventBatchSize must be a positive integer",
+                    )
+                })?,
         };
         let timer_path = app_root.join(TIMER_FETCH).join("function.json");
         let timer: FunctionJson = read_json(&timer_path)?;
@@ -127,7 +135,9 @@ impl AppFiles {
         let sink_path = app_root.join(EVENT_HUB_SINK).join("function.json");
         let sink: FunctionJson = read_json(&sink_path)?;
         let trigger = find(&sink, &sink_path, "eventHubTrigger", "in")?;
-        if trigger.cardinality.as_deref() != Some("many") || trigger.data_type.as_deref() != Some("string") {
+        if trigger.cardinality.as_deref() != Some("many")
+            || trigger.data_type.as_deref() != Some("string")
+        {
             return Err(invalid(
                 &sink_path,
                 "the Event Hubs trigger must have \"cardinality\": \"many\" and \"dataType\": \"string\" \
@@ -137,7 +147,10 @@ impl AppFiles {
         let sink = SinkFunction {
             binding: trigger.name.clone(),
             event_hub_name: trigger.event_hub_name.clone().unwrap_or_default(),
-            consumer_group: trigger.consumer_group.clone().unwrap_or_else(|| "$Default".into()),
+            consumer_group: trigger
+                .consumer_group
+                .clone()
+                .unwrap_or_else(|| "$Default".into()),
             retry: retry_policy(&sink, &sink_path)?,
         };
         Ok(Self {
@@ -163,12 +176,22 @@ fn invalid(path: &Path, reason: &str) -> LocalError {
     }
 }
 
-fn find<'a>(function: &'a FunctionJson, path: &Path, kind: &str, direction: &str) -> Result<&'a Binding, LocalError> {
+fn find<'a>(
+    function: &'a FunctionJson,
+    path: &Path,
+    kind: &str,
+    direction: &str,
+) -> Result<&'a Binding, LocalError> {
     function
         .bindings
         .iter()
         .find(|b| b.kind.eq_ignore_ascii_case(kind) && b.direction.eq_ignore_ascii_case(direction))
-        .ok_or_else(|| invalid(path, &format!("no {kind} binding with direction {direction}")))
+        .ok_or_else(|| {
+            invalid(
+                path,
+                &format!("no {kind} binding with direction {direction}"),
+            )
+        })
 }
 
 fn retry_policy(function: &FunctionJson, path: &Path) -> Result<Option<RetryPolicy>, LocalError> {
@@ -179,10 +202,15 @@ fn retry_policy(function: &FunctionJson, path: &Path) -> Result<Option<RetryPoli
         value
             .as_deref()
             .ok_or_else(|| invalid(path, &format!("retry.{name} is missing")))
-            .and_then(|text| parse_timespan(text).ok_or_else(|| invalid(path, &format!("retry.{name} {text:?} is not hh:mm:ss"))))
+            .and_then(|text| {
+                parse_timespan(text)
+                    .ok_or_else(|| invalid(path, &format!("retry.{name} {text:?} is not hh:mm:ss")))
+            })
     };
     let strategy = match retry.strategy.as_str() {
-        "fixedDelay" => RetryStrategy::FixedDelay(interval("delayInterval", &retry.delay_interval)?),
+        "fixedDelay" => {
+            RetryStrategy::FixedDelay(interval("delayInterval", &retry.delay_interval)?)
+        }
         "exponentialBackoff" => RetryStrategy::ExponentialBackoff {
             minimum: interval("minimumInterval", &retry.minimum_interval)?,
             maximum: interval("maximumInterval", &retry.maximum_interval)?,
@@ -212,7 +240,10 @@ pub fn parse_timespan(text: &str) -> Option<Duration> {
     if minutes >= 60 || !(0.0..60.0).contains(&seconds) {
         return None;
     }
-    Some(Duration::from_secs((days * 24 + hours) * 3600 + minutes * 60) + Duration::from_secs_f64(seconds))
+    Some(
+        Duration::from_secs((days * 24 + hours) * 3600 + minutes * 60)
+            + Duration::from_secs_f64(seconds),
+    )
 }
 
 /// Resolves `%Setting%` the way the host does, from app settings.
@@ -238,7 +269,10 @@ mod tests {
         assert_eq!(files.sink.event_hub_name, "%EVENT_HUB_NAME%");
         assert_eq!(files.sink.consumer_group, "%EVENT_HUB_CONSUMER_GROUP%");
         let retry = files.sink.retry.unwrap();
-        assert_eq!(retry.max_retry_count, -1, "a failed batch is never checkpointed away");
+        assert_eq!(
+            retry.max_retry_count, -1,
+            "a failed batch is never checkpointed away"
+        );
         assert_eq!(
             retry.strategy,
             RetryStrategy::ExponentialBackoff {
@@ -272,8 +306,14 @@ mod tests {
     fn timespans_read_like_dotnet() {
         assert_eq!(parse_timespan("00:00:05"), Some(Duration::from_secs(5)));
         assert_eq!(parse_timespan("00:05:00"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_timespan("1.02:00:00"), Some(Duration::from_secs(26 * 3600)));
-        assert_eq!(parse_timespan("00:00:00.250"), Some(Duration::from_millis(250)));
+        assert_eq!(
+            parse_timespan("1.02:00:00"),
+            Some(Duration::from_secs(26 * 3600))
+        );
+        assert_eq!(
+            parse_timespan("00:00:00.250"),
+            Some(Duration::from_millis(250))
+        );
         assert_eq!(parse_timespan("5s"), None);
         assert_eq!(parse_timespan("00:61:00"), None);
     }
@@ -281,7 +321,10 @@ mod tests {
     #[test]
     fn settings_are_resolved_between_percent_signs() {
         let lookup = |name: &str| (name == "FETCH_SCHEDULE").then(|| "*/10 * * * * *".to_owned());
-        assert_eq!(resolve("%FETCH_SCHEDULE%", lookup).unwrap(), "*/10 * * * * *");
+        assert_eq!(
+            resolve("%FETCH_SCHEDULE%", lookup).unwrap(),
+            "*/10 * * * * *"
+        );
         assert_eq!(resolve("0 * * * * *", lookup).unwrap(), "0 * * * * *");
         assert!(resolve("%MISSING%", lookup).is_err());
     }
@@ -294,7 +337,11 @@ mod tests {
         for function in [TIMER_FETCH, EVENT_HUB_SINK] {
             std::fs::create_dir(dir.path().join(function)).unwrap();
             let text = std::fs::read_to_string(root.join(function).join("function.json")).unwrap();
-            std::fs::write(dir.path().join(function).join("function.json"), text.replace("\"string\"", "\"binary\"")).unwrap();
+            std::fs::write(
+                dir.path().join(function).join("function.json"),
+                text.replace("\"string\"", "\"binary\""),
+            )
+            .unwrap();
         }
         let error = AppFiles::read(dir.path()).unwrap_err();
         assert!(error.to_string().contains("dataType"), "{error}");

@@ -70,7 +70,11 @@ pub struct SinkTarget {
 
 /// Delivers batches until the channel closes (the timer side is done) and everything is written,
 /// printing a line per tick.
-pub async fn sink_worker(target: SinkTarget, mut messages: mpsc::UnboundedReceiver<HubMessage>, stop: Stop) -> Summary {
+pub async fn sink_worker(
+    target: SinkTarget,
+    mut messages: mpsc::UnboundedReceiver<HubMessage>,
+    stop: Stop,
+) -> Summary {
     let mut summary = Summary::default();
     let mut tick_counts = SinkCounts::default();
     while let Some(message) = messages.recv().await {
@@ -114,13 +118,24 @@ async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkC
     let mut retries: u32 = 0;
     loop {
         if stop.abandoned() {
-            return SinkCounts { unwritten: lost, retries: retries.into(), ..Default::default() };
+            return SinkCounts {
+                unwritten: lost,
+                retries: retries.into(),
+                ..Default::default()
+            };
         }
         let retry = target.retry.map(|policy| RetryState {
             retry_count: retries,
             max_retry_count: policy.max_retry_count,
         });
-        let body = event_hubs::request_body(EVENT_HUB_SINK, &target.binding, &source, events, Utc::now(), retry);
+        let body = event_hubs::request_body(
+            EVENT_HUB_SINK,
+            &target.binding,
+            &source,
+            events,
+            Utc::now(),
+            retry,
+        );
         match target.host.invoke(EVENT_HUB_SINK, &body).await {
             Ok(response) => {
                 let counters = counters(&response);
@@ -137,7 +152,11 @@ async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkC
                     eprintln!(
                         "EventHubSink failed and its retry policy is exhausted: the host would checkpoint past these {lost} events. error: {error}"
                     );
-                    return SinkCounts { dropped: lost, retries: retries.into(), ..Default::default() };
+                    return SinkCounts {
+                        dropped: lost,
+                        retries: retries.into(),
+                        ..Default::default()
+                    };
                 };
                 let delay = policy.delay(retries);
                 eprintln!(
@@ -146,7 +165,11 @@ async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkC
                     delay.as_millis()
                 );
                 if !stop.sleep_unless_abandoned(delay).await {
-                    return SinkCounts { unwritten: lost, retries: retries.into(), ..Default::default() };
+                    return SinkCounts {
+                        unwritten: lost,
+                        retries: retries.into(),
+                        ..Default::default()
+                    };
                 }
                 retries += 1;
             }

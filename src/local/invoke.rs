@@ -34,12 +34,17 @@ impl HostClient {
             .await
             .map_err(|e| format!("{function} could not be invoked: {e}"))?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| format!("{function} answer was cut: {e}"))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| format!("{function} answer was cut: {e}"))?;
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status.is_success() {
             Ok(answer)
         } else {
-            let reason = answer["error"].as_str().map_or_else(|| answer.to_string(), str::to_owned);
+            let reason = answer["error"]
+                .as_str()
+                .map_or_else(|| answer.to_string(), str::to_owned);
             Err(format!("HTTP {}: {reason}", status.as_u16()))
         }
     }

@@ -36,8 +36,7 @@ use invoke::{HostClient, output_events};
 use stop::Stop;
 
 /// Where to get a CoinCap key, for the error a new user sees first.
-const GET_A_KEY: &str =
-    "get a free API key at https://pro.coincap.io/dashboard, then run: COINCAP_API_KEY=<key> cargo run --release -- local";
+const GET_A_KEY: &str = "get a free API key at https://pro.coincap.io/dashboard, then run: COINCAP_API_KEY=<key> cargo run --release -- local";
 
 /// The longest the runner waits for one invocation (the host's functionTimeout plays this part).
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(600);
@@ -57,7 +56,9 @@ pub enum LocalError {
     AppFile { path: PathBuf, reason: String },
     #[error("{0}")]
     Setup(String),
-    #[error("stopped with {0} fetched events not written (abandoned or dropped by the retry policy)")]
+    #[error(
+        "stopped with {0} fetched events not written (abandoned or dropped by the retry policy)"
+    )]
     Unwritten(u64),
 }
 
@@ -75,22 +76,30 @@ pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError
         other => std::env::var(other).ok(),
     };
     let schedule = match options.every {
-        Some(interval) if interval.is_zero() => return Err(LocalError::Setup("--every must be longer than 0".into())),
+        Some(interval) if interval.is_zero() => {
+            return Err(LocalError::Setup("--every must be longer than 0".into()));
+        }
         Some(interval) => Schedule::Every(interval),
         None => {
-            let pattern = app_files::resolve(&files.timer.schedule, setting).map_err(LocalError::Setup)?;
-            Schedule::ncrontab(&pattern).map_err(|e| LocalError::Setup(format!("FETCH_SCHEDULE: {e}")))?
+            let pattern =
+                app_files::resolve(&files.timer.schedule, setting).map_err(LocalError::Setup)?;
+            Schedule::ncrontab(&pattern)
+                .map_err(|e| LocalError::Setup(format!("FETCH_SCHEDULE: {e}")))?
         }
     };
-    let event_hub = app_files::resolve(&files.sink.event_hub_name, setting).map_err(LocalError::Setup)?;
-    let consumer_group = app_files::resolve(&files.sink.consumer_group, setting).map_err(LocalError::Setup)?;
+    let event_hub =
+        app_files::resolve(&files.sink.event_hub_name, setting).map_err(LocalError::Setup)?;
+    let consumer_group =
+        app_files::resolve(&files.sink.consumer_group, setting).map_err(LocalError::Setup)?;
 
     let secrets: Arc<dyn SecretSource> = Arc::new(EnvSecrets);
     if let Err(error) = secrets.get(SecretName::CoinCapApiKey).await {
         return Err(LocalError::Setup(format!("{error}: {GET_A_KEY}")));
     }
     let state = AppState {
-        coincap: Arc::new(CoinCapClient::new(config.coincap.clone()).map_err(|e| setup("HTTP client")(&e))?),
+        coincap: Arc::new(
+            CoinCapClient::new(config.coincap.clone()).map_err(|e| setup("HTTP client")(&e))?,
+        ),
         warehouse: warehouse::open(&config.warehouse).map_err(|e| setup("warehouse")(&e))?,
         secrets,
         config: Arc::new(config),
@@ -98,7 +107,10 @@ pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(|e| setup("binding a local port")(&e))?;
-    let base_url = format!("http://{}", listener.local_addr().map_err(|e| setup("local port")(&e))?);
+    let base_url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| setup("local port")(&e))?
+    );
     let warehouse_name = state.warehouse.describe();
     let (stop_server, server_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(server::run(listener, state, async {
@@ -112,7 +124,8 @@ pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError
         files.max_event_batch_size
     );
 
-    let host = HostClient::new(base_url, INVOCATION_TIMEOUT).map_err(|e| setup("HTTP client")(&e))?;
+    let host =
+        HostClient::new(base_url, INVOCATION_TIMEOUT).map_err(|e| setup("HTTP client")(&e))?;
     let stop = Stop::listen();
     let (hub, messages) = mpsc::unbounded_channel();
     let sink = tokio::spawn(hub::sink_worker(
@@ -165,7 +178,14 @@ async fn run_timer(
         let started = Instant::now();
         let now = Utc::now();
         next_fire = schedule.next_after(now).unwrap_or(now);
-        let body = timer::request_body(TIMER_FETCH, &files.timer.binding, now, last_fire, next_fire, false);
+        let body = timer::request_body(
+            TIMER_FETCH,
+            &files.timer.binding,
+            now,
+            last_fire,
+            next_fire,
+            false,
+        );
         last_fire = Some(now);
         let message = match invoke_timer(host, files.timer.retry, &body, stop).await {
             Ok(response) => {
@@ -177,7 +197,13 @@ async fn run_timer(
                 for batch in events.chunks(files.max_event_batch_size) {
                     let _ = hub.send(HubMessage::Batch(batch.to_vec()));
                 }
-                HubMessage::TickEnd { tick, fetched, published, fetch, started }
+                HubMessage::TickEnd {
+                    tick,
+                    fetched,
+                    published,
+                    fetch,
+                    started,
+                }
             }
             Err(error) => HubMessage::TickFailed { tick, error },
         };

@@ -140,6 +140,9 @@ mod tests {
         assert_eq!(counter(&counters, "rows_written"), 2);
         assert_eq!(counter(&counters, "duplicates"), 1);
         assert_eq!(counters["function"], "EventHubSink");
-        assert!(!counters.contains_key("reason_code"), "only the closing line counts");
+        assert!(
+            !counters.contains_key("reason_code"),
+            "only the closing line counts"
+        );
     }
 }

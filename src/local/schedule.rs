@@ -39,7 +39,9 @@ impl Schedule {
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Self::Cron { cron, .. } => cron.find_next_occurrence(&after, false).ok(),
-            Self::Every(interval) => chrono::Duration::from_std(*interval).ok().map(|step| after + step),
+            Self::Every(interval) => chrono::Duration::from_std(*interval)
+                .ok()
+                .map(|step| after + step),
         }
     }
 
@@ -62,21 +64,33 @@ mod tests {
     #[test]
     fn the_default_schedule_fires_every_five_minutes_on_the_minute() {
         let schedule = Schedule::ncrontab("0 */5 * * * *").unwrap();
-        assert_eq!(schedule.next_after(at("2026-05-01T12:03:27Z")), Some(at("2026-05-01T12:05:00Z")));
-        assert_eq!(schedule.next_after(at("2026-05-01T12:05:00Z")), Some(at("2026-05-01T12:10:00Z")));
+        assert_eq!(
+            schedule.next_after(at("2026-05-01T12:03:27Z")),
+            Some(at("2026-05-01T12:05:00Z"))
+        );
+        assert_eq!(
+            schedule.next_after(at("2026-05-01T12:05:00Z")),
+            Some(at("2026-05-01T12:10:00Z"))
+        );
     }
 
     #[test]
     fn seconds_come_first() {
         let schedule = Schedule::ncrontab("*/10 * * * * *").unwrap();
-        assert_eq!(schedule.next_after(at("2026-05-01T12:00:01Z")), Some(at("2026-05-01T12:00:10Z")));
+        assert_eq!(
+            schedule.next_after(at("2026-05-01T12:00:01Z")),
+            Some(at("2026-05-01T12:00:10Z"))
+        );
     }
 
     #[test]
     fn day_of_week_zero_is_sunday() {
         let schedule = Schedule::ncrontab("0 0 9 * * 0").unwrap();
         // 2026-05-01 is a Friday; the next Sunday is the 3rd.
-        assert_eq!(schedule.next_after(at("2026-05-01T00:00:00Z")), Some(at("2026-05-03T09:00:00Z")));
+        assert_eq!(
+            schedule.next_after(at("2026-05-01T00:00:00Z")),
+            Some(at("2026-05-03T09:00:00Z"))
+        );
     }
 
     #[test]
@@ -89,6 +103,9 @@ mod tests {
     #[test]
     fn an_interval_adds_up() {
         let schedule = Schedule::Every(Duration::from_secs(10));
-        assert_eq!(schedule.next_after(at("2026-05-01T12:00:00Z")), Some(at("2026-05-01T12:00:10Z")));
+        assert_eq!(
+            schedule.next_after(at("2026-05-01T12:00:00Z")),
+            Some(at("2026-05-01T12:00:10Z"))
+        );
     }
 }

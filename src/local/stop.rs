@@ -17,7 +17,9 @@ impl Stop {
         let (sender, receiver) = watch::channel(0);
         tokio::spawn(async move {
             crate::server::shutdown_signal().await;
-            eprintln!("Stopping: no more ticks; writing everything already fetched (Ctrl-C again to abandon it).");
+            eprintln!(
+                "Stopping: no more ticks; writing everything already fetched (Ctrl-C again to abandon it)."
+            );
             let _ = sender.send(DRAIN);
             crate::server::shutdown_signal().await;
             eprintln!("Abandoning: events not yet written are counted as not written.");

@@ -35,7 +35,15 @@ async fn the_reference_batch_keeps_both_poison_events_with_their_coordinates() {
     let app = app().await;
     let answer = app.post_raw("EventHubSink", REFERENCE).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let rejects: Vec<(String, String, String, Option<String>, Option<i64>, Option<String>)> = app
+    type RejectRow = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+    );
+    let rejects: Vec<RejectRow> = app
         .db()
         .prepare("SELECT raw_body, reason_code, reason, event_offset, sequence_number, enqueued_time FROM asset_statistics_rejects ORDER BY sequence_number")
         .unwrap()
@@ -57,7 +65,9 @@ async fn the_reference_batch_keeps_both_poison_events_with_their_coordinates() {
     assert_eq!(counters["rejects"], "2");
     assert_eq!(counters["rows_written"], "0");
     assert!(counters["lag_ms"].parse::<u64>().unwrap() > 0);
-    assert!(answer.logs().iter().any(|l| l.starts_with("Rejected event. reason_code=not_json partition=0 offset=4294967400 sequence_number=101")));
+    assert!(answer.logs().iter().any(|l| l.starts_with(
+        "Rejected event. reason_code=not_json partition=0 offset=4294967400 sequence_number=101"
+    )));
 }
 
 #[tokio::test]
@@ -69,7 +79,16 @@ async fn timer_fetch_events_become_rows_with_exact_values() {
 
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.counters()["rows_written"], "4");
-    type Row = (String, Option<i64>, Option<String>, Option<f64>, Option<f64>, Option<f64>, Option<String>, String);
+    type Row = (
+        String,
+        Option<i64>,
+        Option<String>,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        Option<String>,
+        String,
+    );
     let rows: Vec<Row> = app
         .db()
         .prepare("SELECT id, asset_rank, asset_name, priceUsd, maxSupply, vwap24Hr, explorer, runtime_timestamp FROM asset_statistics_history_v3 ORDER BY asset_rank")
@@ -123,7 +142,14 @@ async fn poison_events_go_to_the_rejects_table_and_the_rest_is_written() {
     let nan_price = events[1].replace("\"3310.4567890123456789\"", "\"NaN\"");
     let no_id = events[2].replace("\"id\":\"tether\",", "");
     let far_future = events[3].replace("1747000000000", "253402300800000");
-    events.extend([long_name, nan_price, no_id, far_future, "\u{1F4A9} not json".into(), "[]".into()]);
+    events.extend([
+        long_name,
+        nan_price,
+        no_id,
+        far_future,
+        "\u{1F4A9} not json".into(),
+        "[]".into(),
+    ]);
     let app = app().await;
 
     let answer = app.post("EventHubSink", &sink_payload(&events, 10)).await;
@@ -139,10 +165,24 @@ async fn poison_events_go_to_the_rejects_table_and_the_rest_is_written() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(codes, ["too_long", "not_finite", "missing_field", "out_of_range", "not_json", "not_an_object"]);
+    assert_eq!(
+        codes,
+        [
+            "too_long",
+            "not_finite",
+            "missing_field",
+            "out_of_range",
+            "not_json",
+            "not_an_object"
+        ]
+    );
     let again = app.post("EventHubSink", &sink_payload(&events, 10)).await;
     assert_eq!(again.status, 200);
-    assert_eq!(app.count("asset_statistics_rejects"), 6, "a redelivered reject is stored once");
+    assert_eq!(
+        app.count("asset_statistics_rejects"),
+        6,
+        "a redelivered reject is stored once"
+    );
 }
 
 #[tokio::test]
@@ -162,9 +202,22 @@ async fn a_warehouse_failure_fails_the_invocation_and_the_redelivery_writes_it_w
     let failed = app.post("EventHubSink", &payload).await;
 
     assert_eq!(failed.status, 503, "{}", failed.body);
-    assert!(failed.body["error"].as_str().unwrap().contains("injected failure"));
-    assert_eq!(app.count("asset_statistics_history_v3"), 0, "nothing half-written");
-    assert_eq!(app.count("asset_statistics_rejects"), 0, "rejects share the transaction");
+    assert!(
+        failed.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("injected failure")
+    );
+    assert_eq!(
+        app.count("asset_statistics_history_v3"),
+        0,
+        "nothing half-written"
+    );
+    assert_eq!(
+        app.count("asset_statistics_rejects"),
+        0,
+        "rejects share the transaction"
+    );
 
     app.db().execute_batch("DROP TRIGGER fail_inserts").unwrap();
     let retried = app.post("EventHubSink", &payload).await;

@@ -45,21 +45,33 @@ async fn two_ticks_fetch_publish_and_write_everything_in_batches() {
 
     let output = tokio::time::timeout(
         Duration::from_secs(60),
-        local(&coincap, &db).args(["--every", "1s", "--ticks", "2"]).output(),
+        local(&coincap, &db)
+            .args(["--every", "1s", "--ticks", "2"])
+            .output(),
     )
     .await
     .unwrap()
     .unwrap();
 
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("batches of up to 100"), "{stdout}");
     let ticks: Vec<&str> = stdout.lines().filter(|l| l.starts_with("tick")).collect();
     assert_eq!(ticks.len(), 2, "{stdout}");
     for line in &ticks {
-        assert!(line.contains("fetched   250 | published   250 | written   250"), "{line}");
+        assert!(
+            line.contains("fetched   250 | published   250 | written   250"),
+            "{line}"
+        );
     }
-    assert!(stdout.contains("Summary: 2 ticks (0 failed), fetched 500, published 500, written 500"), "{stdout}");
+    assert!(
+        stdout.contains("Summary: 2 ticks (0 failed), fetched 500, published 500, written 500"),
+        "{stdout}"
+    );
     assert_eq!(count(&db, "asset_statistics_history_v3"), 500);
     assert_eq!(coincap.seen().len(), 2);
 }
@@ -69,10 +81,17 @@ async fn a_repeated_coincap_timestamp_is_skipped_as_duplicates() {
     let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let output = local(&coincap, &db).args(["--every", "200ms", "--ticks", "2"]).output().await.unwrap();
+    let output = local(&coincap, &db)
+        .args(["--every", "200ms", "--ticks", "2"])
+        .output()
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
-    assert!(stdout.contains("written 4, duplicates skipped 4"), "{stdout}");
+    assert!(
+        stdout.contains("written 4, duplicates skipped 4"),
+        "{stdout}"
+    );
     assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
 }
 
@@ -85,7 +104,9 @@ async fn a_failing_warehouse_is_retried_by_the_function_json_policy_until_it_rec
     for function in ["TimerFetch", "EventHubSink"] {
         std::fs::create_dir(root.path().join(function)).unwrap();
         let text = std::fs::read_to_string(repo.join(function).join("function.json")).unwrap();
-        let fast = text.replace("00:00:05", "00:00:00.200").replace("00:05:00", "00:00:00.400");
+        let fast = text
+            .replace("00:00:05", "00:00:00.200")
+            .replace("00:05:00", "00:00:00.400");
         std::fs::write(root.path().join(function).join("function.json"), fast).unwrap();
     }
     let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
@@ -108,7 +129,11 @@ async fn a_failing_warehouse_is_retried_by_the_function_json_policy_until_it_rec
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut failures = 0;
     let mut lines = Vec::new();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stderr.next_line()).await.unwrap().unwrap() {
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
         if line.contains("EventHubSink failed (retry") {
             assert!(line.contains("warehouse outage"), "{line}");
             failures += 1;
@@ -119,10 +144,18 @@ async fn a_failing_warehouse_is_retried_by_the_function_json_policy_until_it_rec
         lines.push(line);
     }
     assert_eq!(failures, 3, "{lines:?}");
-    rusqlite::Connection::open(&db).unwrap().execute_batch("DROP TRIGGER outage").unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TRIGGER outage")
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     let mut stdout = String::new();
-    tokio::io::AsyncReadExt::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).await.unwrap();
+    tokio::io::AsyncReadExt::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout)
+        .await
+        .unwrap();
 
     assert!(status.success(), "{stdout}");
     assert!(stdout.contains("written     4"), "{stdout}");
@@ -135,10 +168,17 @@ async fn ctrl_c_stops_the_timer_and_drains_what_was_fetched() {
     let coincap = CoinCap::serving(page(1_747_000_000_000, &many_assets(300))).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let mut child = local(&coincap, &db).args(["--every", "1h"]).spawn().unwrap();
+    let mut child = local(&coincap, &db)
+        .args(["--every", "1h"])
+        .spawn()
+        .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stdout.next_line()).await.unwrap().unwrap() {
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
         let first_tick = line.starts_with("tick");
         seen.push(line);
         if first_tick {
@@ -146,22 +186,38 @@ async fn ctrl_c_stops_the_timer_and_drains_what_was_fetched() {
         }
     }
     signal(&child, "-INT");
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stdout.next_line()).await.unwrap().unwrap() {
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
         seen.push(line);
     }
     let status = child.wait().await.unwrap();
     let seen = seen.join("\n");
     assert!(status.success(), "{seen}");
-    assert!(seen.contains("Summary: 1 ticks (0 failed), fetched 300, published 300, written 300"), "{seen}");
+    assert!(
+        seen.contains("Summary: 1 ticks (0 failed), fetched 300, published 300, written 300"),
+        "{seen}"
+    );
     assert_eq!(count(&db, "asset_statistics_history_v3"), 300);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_an_api_key_it_says_where_to_get_one() {
-    let output = handler().arg("local").arg("--app-root").arg(app_root()).output().await.unwrap();
+    let output = handler()
+        .arg("local")
+        .arg("--app-root")
+        .arg(app_root())
+        .output()
+        .await
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("COINCAP_API_KEY") && stderr.contains("pro.coincap.io"), "{stderr}");
+    assert!(
+        stderr.contains("COINCAP_API_KEY") && stderr.contains("pro.coincap.io"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -173,10 +229,17 @@ async fn a_failed_fetch_is_reported_and_the_run_goes_on() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let output = local(&coincap, &db).args(["--every", "200ms", "--ticks", "2"]).output().await.unwrap();
+    let output = local(&coincap, &db)
+        .args(["--every", "200ms", "--ticks", "2"])
+        .output()
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
-    assert!(stdout.contains("tick   1 | TimerFetch failed: HTTP 502: CoinCap refused the API key"), "{stdout}");
+    assert!(
+        stdout.contains("tick   1 | TimerFetch failed: HTTP 502: CoinCap refused the API key"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Summary: 2 ticks (1 failed)"), "{stdout}");
     assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
 }

@@ -13,7 +13,9 @@ async fn app() -> TestApp {
 #[tokio::test]
 async fn get_root_answers_at_once_for_the_readiness_probe() {
     let app = app().await;
-    let answer = crate::common::Answer::read(app.http.get(format!("{}/", app.url)).send().await.unwrap()).await;
+    let answer =
+        crate::common::Answer::read(app.http.get(format!("{}/", app.url)).send().await.unwrap())
+            .await;
     assert_eq!(answer.status, 200);
 }
 
@@ -22,13 +24,25 @@ async fn an_unknown_function_is_404_with_a_json_error() {
     let app = app().await;
     let answer = app.post("NoSuchFunction", &timer_payload()).await;
     assert_eq!(answer.status, 404);
-    assert!(answer.body["error"].as_str().unwrap().contains("NoSuchFunction"));
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("NoSuchFunction")
+    );
 }
 
 #[tokio::test]
 async fn a_get_on_a_function_is_405_with_a_json_error() {
     let app = app().await;
-    let answer = crate::common::Answer::read(app.http.get(format!("{}/TimerFetch", app.url)).send().await.unwrap()).await;
+    let answer = crate::common::Answer::read(
+        app.http
+            .get(format!("{}/TimerFetch", app.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(answer.status, 405);
 }
 
@@ -36,17 +50,40 @@ async fn a_get_on_a_function_is_405_with_a_json_error() {
 async fn malformed_envelopes_are_400_with_a_json_error() {
     let app = app().await;
     for function in ["TimerFetch", "EventHubSink"] {
-        for body in ["", "not json", "[1,2]", "\"text\"", r#"{"Data":[1]}"#, r#"{"Data":{},"Metadata":5}"#] {
+        for body in [
+            "",
+            "not json",
+            "[1,2]",
+            "\"text\"",
+            r#"{"Data":[1]}"#,
+            r#"{"Data":{},"Metadata":5}"#,
+        ] {
             let answer = app.post_raw(function, body.to_owned()).await;
             assert_eq!(answer.status, 400, "{function} {body:?}: {}", answer.body);
-            assert!(answer.body["error"].as_str().unwrap().starts_with("malformed invocation"));
+            assert!(
+                answer.body["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("malformed invocation")
+            );
         }
     }
-    for data in [json!({}), json!({"events": "not an array"}), json!({"events": 5}), json!({"events": {"a": 1}})] {
-        let answer = app.post("EventHubSink", &json!({"Data": data, "Metadata": {}})).await;
+    for data in [
+        json!({}),
+        json!({"events": "not an array"}),
+        json!({"events": 5}),
+        json!({"events": {"a": 1}}),
+    ] {
+        let answer = app
+            .post("EventHubSink", &json!({"Data": data, "Metadata": {}}))
+            .await;
         assert_eq!(answer.status, 400, "{data}: {}", answer.body);
     }
-    assert_eq!(app.count("asset_statistics_rejects"), 0, "a malformed envelope writes nothing");
+    assert_eq!(
+        app.count("asset_statistics_rejects"),
+        0,
+        "a malformed envelope writes nothing"
+    );
 }
 
 #[tokio::test]
@@ -61,12 +98,22 @@ async fn arbitrary_bytes_never_crash_the_server() {
         let body: Vec<u8> = if i % 2 == 0 {
             bytes.new_tree(&mut runner).unwrap().current()
         } else {
-            json_like.new_tree(&mut runner).unwrap().current().into_bytes()
+            json_like
+                .new_tree(&mut runner)
+                .unwrap()
+                .current()
+                .into_bytes()
         };
-        let function = if i % 3 == 0 { "TimerFetch" } else { "EventHubSink" };
+        let function = if i % 3 == 0 {
+            "TimerFetch"
+        } else {
+            "EventHubSink"
+        };
         let answer = app.post_raw(function, body).await;
         assert!(answer.status < 600);
     }
-    let answer = crate::common::Answer::read(app.http.get(format!("{}/", app.url)).send().await.unwrap()).await;
+    let answer =
+        crate::common::Answer::read(app.http.get(format!("{}/", app.url)).send().await.unwrap())
+            .await;
     assert_eq!(answer.status, 200, "still serving");
 }

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::{API_KEY, Answer, app_root, free_port, handler, signal, timer_payload, wait_ready};
+use crate::common::{
+    API_KEY, Answer, app_root, free_port, handler, signal, timer_payload, wait_ready,
+};
 
 #[tokio::test]
 async fn serves_on_the_host_s_port_and_stops_cleanly_on_sigterm() {
@@ -15,14 +17,20 @@ async fn serves_on_the_host_s_port_and_stops_cleanly_on_sigterm() {
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("COINCAP_BASE_URL", &coincap.url)
         .env("COINCAP_API_KEY", API_KEY)
-        .env("WAREHOUSE", format!("sqlite:{}", dir.path().join("w.db").display()))
+        .env(
+            "WAREHOUSE",
+            format!("sqlite:{}", dir.path().join("w.db").display()),
+        )
         .spawn()
         .unwrap();
     wait_ready(port).await;
 
     let response = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/TimerFetch"))
-        .header("X-Azure-Functions-InvocationId", "00000000-0000-4000-8000-000000000000")
+        .header(
+            "X-Azure-Functions-InvocationId",
+            "00000000-0000-4000-8000-000000000000",
+        )
         .body(timer_payload().to_string())
         .send()
         .await
@@ -32,15 +40,24 @@ async fn serves_on_the_host_s_port_and_stops_cleanly_on_sigterm() {
     assert_eq!(answer.events().len(), 4);
 
     signal(&child, "-TERM");
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "{status}");
     let output = child.wait_with_output().await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stdout.contains("Custom handler listening"), "{stdout}");
     assert!(stdout.contains("Custom handler stopped"), "{stdout}");
-    assert!(stderr.contains("not from Key Vault"), "one warning about where secrets come from: {stderr}");
-    assert!(!stdout.contains(API_KEY) && !stderr.contains(API_KEY), "the key is never logged");
+    assert!(
+        stderr.contains("not from Key Vault"),
+        "one warning about where secrets come from: {stderr}"
+    );
+    assert!(
+        !stdout.contains(API_KEY) && !stderr.contains(API_KEY),
+        "the key is never logged"
+    );
 }
 
 #[tokio::test]
@@ -52,7 +69,10 @@ async fn a_failed_invocation_writes_its_reason_to_stderr() {
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("COINCAP_BASE_URL", &coincap.url)
         .env("COINCAP_API_KEY", API_KEY)
-        .env("WAREHOUSE", format!("sqlite:{}", dir.path().join("w.db").display()))
+        .env(
+            "WAREHOUSE",
+            format!("sqlite:{}", dir.path().join("w.db").display()),
+        )
         .spawn()
         .unwrap();
     wait_ready(port).await;
@@ -64,9 +84,16 @@ async fn a_failed_invocation_writes_its_reason_to_stderr() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 502);
     signal(&child, "-TERM");
-    tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
-    let stderr = String::from_utf8_lossy(&child.wait_with_output().await.unwrap().stderr).into_owned();
-    assert!(stderr.contains("ERROR") && stderr.contains("without an asset list"), "{stderr}");
+    tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr =
+        String::from_utf8_lossy(&child.wait_with_output().await.unwrap().stderr).into_owned();
+    assert!(
+        stderr.contains("ERROR") && stderr.contains("without an asset list"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -78,7 +105,10 @@ async fn serve_mode_defaults_to_synapse_and_says_so_clearly() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("WAREHOUSE=synapse") && stderr.contains("WAREHOUSE=sqlite:PATH"), "{stderr}");
+    assert!(
+        stderr.contains("WAREHOUSE=synapse") && stderr.contains("WAREHOUSE=sqlite:PATH"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,12 @@ const TIMESTAMP: i64 = 1_747_000_000_000;
 #[tokio::test]
 async fn publishes_one_compact_seed_event_per_asset_stamped_with_the_response_time() {
     let coincap = CoinCap::serving(page(TIMESTAMP, &realistic_assets())).await;
-    let app = TestApp::spawn_with(&coincap.url, &[("COINCAP_IDS", "bitcoin,ethereum"), ("COINCAP_LIMIT", "50")], Some(API_KEY)).await;
+    let app = TestApp::spawn_with(
+        &coincap.url,
+        &[("COINCAP_IDS", "bitcoin,ethereum"), ("COINCAP_LIMIT", "50")],
+        Some(API_KEY),
+    )
+    .await;
 
     let answer = app.post("TimerFetch", &timer_payload()).await;
 
@@ -24,7 +29,10 @@ async fn publishes_one_compact_seed_event_per_asset_stamped_with_the_response_ti
         r#"{"id":"bitcoin","rank":"1","symbol":"BTC","name":"Bitcoin","supply":"19861234.0000000000000000","maxSupply":"21000000.0000000000000000","marketCapUsd":"1873456789012.3456789012345678","volumeUsd24Hr":"11234567890.1234567890123456","priceUsd":"94327.1234567890123456","changePercent24Hr":"-1.2345678901234567","vwap24Hr":"95012.9876543210987654","explorer":"https://blockchain.info/","timestamp":1747000000000}"#
     );
     let ethereum: Value = serde_json::from_str(&events[1]).unwrap();
-    assert_eq!(ethereum["rank"], "2", "a numeric rank is published as the seed's string");
+    assert_eq!(
+        ethereum["rank"], "2",
+        "a numeric rank is published as the seed's string"
+    );
     assert_eq!(ethereum["maxSupply"], Value::Null);
     assert!(ethereum.get("tokens").is_none());
     let o_neil: Value = serde_json::from_str(&events[3]).unwrap();
@@ -36,8 +44,14 @@ async fn publishes_one_compact_seed_event_per_asset_stamped_with_the_response_ti
     }
     let seen = coincap.seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].path_and_query, "/v3/assets?limit=50&ids=bitcoin%2Cethereum");
-    assert_eq!(seen[0].authorization.as_deref(), Some(format!("Bearer {API_KEY}").as_str()));
+    assert_eq!(
+        seen[0].path_and_query,
+        "/v3/assets?limit=50&ids=bitcoin%2Cethereum"
+    );
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(format!("Bearer {API_KEY}").as_str())
+    );
     let counters = answer.counters();
     assert_eq!(counters["function"], "TimerFetch");
     assert_eq!(counters["events_out"], "4");
@@ -59,7 +73,12 @@ async fn an_asset_without_the_v3_shape_is_still_published_for_the_rejects_table(
     let odd: Value = serde_json::from_str(&events[4]).unwrap();
     assert_eq!(odd["name"], "no id");
     assert_eq!(odd["timestamp"], TIMESTAMP);
-    assert!(answer.logs().iter().any(|l| l.contains("does not have the v3 shape")));
+    assert!(
+        answer
+            .logs()
+            .iter()
+            .any(|l| l.contains("does not have the v3 shape"))
+    );
 }
 
 #[tokio::test]
@@ -77,7 +96,10 @@ async fn a_429_is_retried_after_its_retry_after() {
     assert_eq!(answer.events().len(), 4);
     let seen = coincap.seen();
     assert_eq!(seen.len(), 2);
-    assert!(seen[1].at - seen[0].at >= Duration::from_secs(1), "Retry-After: 1 honoured");
+    assert!(
+        seen[1].at - seen[0].at >= Duration::from_secs(1),
+        "Retry-After: 1 honoured"
+    );
     assert_eq!(answer.counters()["retries"], "1");
 }
 
@@ -91,7 +113,8 @@ async fn server_errors_and_timeouts_are_retried() {
         Reply::ok(page(TIMESTAMP, &realistic_assets())),
     )
     .await;
-    let app = TestApp::spawn_with(&coincap.url, &[("COINCAP_TIMEOUT", "300ms")], Some(API_KEY)).await;
+    let app =
+        TestApp::spawn_with(&coincap.url, &[("COINCAP_TIMEOUT", "300ms")], Some(API_KEY)).await;
 
     let answer = app.post("TimerFetch", &timer_payload()).await;
 
@@ -103,14 +126,18 @@ async fn server_errors_and_timeouts_are_retried() {
 #[tokio::test]
 async fn retries_are_bounded_and_then_the_invocation_fails_with_nothing_published() {
     let coincap = CoinCap::start(vec![], Reply::status(502, "bad gateway")).await;
-    let app = TestApp::spawn_with(&coincap.url, &[("COINCAP_MAX_RETRIES", "3")], Some(API_KEY)).await;
+    let app =
+        TestApp::spawn_with(&coincap.url, &[("COINCAP_MAX_RETRIES", "3")], Some(API_KEY)).await;
 
     let answer = app.post("TimerFetch", &timer_payload()).await;
 
     assert_eq!(answer.status, 502);
     assert_eq!(coincap.seen().len(), 4, "first attempt and three retries");
     let error = answer.body["error"].as_str().unwrap();
-    assert!(error.contains("HTTP 502") && error.contains("gave up after 4 attempts"), "{error}");
+    assert!(
+        error.contains("HTTP 502") && error.contains("gave up after 4 attempts"),
+        "{error}"
+    );
     assert!(answer.body.get("Outputs").is_none(), "nothing published");
 }
 
@@ -135,8 +162,16 @@ async fn a_refused_key_fails_without_retrying() {
     assert_eq!(coincap.seen().len(), 1);
     let error = answer.body["error"].as_str().unwrap();
     assert!(error.contains("refused the API key (HTTP 401)"), "{error}");
-    assert!(!error.contains("wrong-key"), "the key never appears in an error");
-    assert!(answer.logs().iter().any(|l| l.contains("coincap_status=401")));
+    assert!(
+        !error.contains("wrong-key"),
+        "the key never appears in an error"
+    );
+    assert!(
+        answer
+            .logs()
+            .iter()
+            .any(|l| l.contains("coincap_status=401"))
+    );
 }
 
 #[tokio::test]
@@ -145,7 +180,12 @@ async fn a_missing_key_names_the_setting() {
     let app = TestApp::spawn_with(&coincap.url, &[], None).await;
     let answer = app.post("TimerFetch", &timer_payload()).await;
     assert_eq!(answer.status, 500);
-    assert!(answer.body["error"].as_str().unwrap().contains("COINCAP_API_KEY"));
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("COINCAP_API_KEY")
+    );
     assert!(coincap.seen().is_empty());
 }
 
@@ -154,7 +194,10 @@ async fn answers_that_are_not_an_asset_list_fail_the_invocation() {
     let cases = [
         (V2_DEPRECATION.to_owned(), "v3"),
         ("<html>Service Unavailable</html>".to_owned(), "not JSON"),
-        (r#"{"error":"Insufficient credits","timestamp":1}"#.to_owned(), "Insufficient credits"),
+        (
+            r#"{"error":"Insufficient credits","timestamp":1}"#.to_owned(),
+            "Insufficient credits",
+        ),
         (r#"{"data":[],"timestamp":1}"#.to_owned(), "no assets"),
     ];
     for (body, expected) in cases {
@@ -180,5 +223,8 @@ async fn an_unreachable_coincap_fails_after_bounded_retries() {
     let answer = app.post("TimerFetch", &timer_payload()).await;
     assert_eq!(answer.status, 502);
     let error = answer.body["error"].as_str().unwrap();
-    assert!(error.contains("request failed") && error.contains("gave up after 3 attempts"), "{error}");
+    assert!(
+        error.contains("request failed") && error.contains("gave up after 3 attempts"),
+        "{error}"
+    );
 }

@@ -80,8 +80,12 @@ impl CoinCap {
             keys: vec![API_KEY.to_owned()],
             seen: Vec::new(),
         }));
-        let app = Router::new().route("/v3/assets", get(assets)).with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let app = Router::new()
+            .route("/v3/assets", get(assets))
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
         let url = format!("http://{}/v3", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { url, inner }
@@ -130,7 +134,9 @@ async fn assets(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Heade
         .headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     if let Some(retry_after) = reply.retry_after {
-        response.headers_mut().insert("retry-after", retry_after.parse().unwrap());
+        response
+            .headers_mut()
+            .insert("retry-after", retry_after.parse().unwrap());
     }
     response
 }

@@ -58,12 +58,20 @@ impl TestApp {
         Self::spawn_with(coincap_url, &[], Some(API_KEY)).await
     }
 
-    pub async fn spawn_with(coincap_url: &str, settings: &[(&str, &str)], api_key: Option<&str>) -> Self {
+    pub async fn spawn_with(
+        coincap_url: &str,
+        settings: &[(&str, &str)],
+        api_key: Option<&str>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("warehouse.db");
-        let mut map: HashMap<String, String> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut map: HashMap<String, String> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         map.insert("COINCAP_BASE_URL".into(), coincap_url.into());
-        map.entry("COINCAP_RETRY_BASE".into()).or_insert_with(|| "10ms".into());
+        map.entry("COINCAP_RETRY_BASE".into())
+            .or_insert_with(|| "10ms".into());
         map.insert("WAREHOUSE".into(), format!("sqlite:{}", db_path.display()));
         let config = Config::from_lookup(Mode::Serve, |key| map.get(key).cloned()).unwrap();
         let secrets = api_key
@@ -75,7 +83,9 @@ impl TestApp {
             secrets: Arc::new(FixedSecrets(secrets)),
             config: Arc::new(config),
         };
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(server::run(listener, state, async {
@@ -96,7 +106,10 @@ impl TestApp {
             .http
             .post(format!("{}/{path}", self.url))
             .header("Content-Type", "application/json")
-            .header("X-Azure-Functions-InvocationId", "6a1f3f2e-0000-4000-8000-000000000001")
+            .header(
+                "X-Azure-Functions-InvocationId",
+                "6a1f3f2e-0000-4000-8000-000000000001",
+            )
             .header("User-Agent", "Azure-Functions-Host/4.x")
             .body(body)
             .send()
@@ -114,7 +127,9 @@ impl TestApp {
     }
 
     pub fn count(&self, table: &str) -> i64 {
-        self.db().query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+        self.db()
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
     }
 }
 
@@ -133,7 +148,11 @@ impl Answer {
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_owned());
         let text = response.text().await.unwrap();
-        assert_eq!(content_type.as_deref(), Some("application/json"), "status {status}: {text}");
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/json"),
+            "status {status}: {text}"
+        );
         assert!(!text.is_empty(), "every answer has a body");
         let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
         Self { status, body }
@@ -142,7 +161,12 @@ impl Answer {
     pub fn logs(&self) -> Vec<String> {
         self.body["Logs"]
             .as_array()
-            .map(|lines| lines.iter().map(|l| l.as_str().unwrap().to_owned()).collect())
+            .map(|lines| {
+                lines
+                    .iter()
+                    .map(|l| l.as_str().unwrap().to_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -231,7 +255,12 @@ pub fn free_port() -> u16 {
 pub async fn wait_ready(port: u16) {
     let http = reqwest::Client::new();
     for _ in 0..1200 {
-        if http.get(format!("http://127.0.0.1:{port}/")).send().await.is_ok() {
+        if http
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .is_ok()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -242,6 +271,9 @@ pub async fn wait_ready(port: u16) {
 /// Sends a signal to a child process by pid.
 pub fn signal(child: &tokio::process::Child, signal: &str) {
     let pid = child.id().expect("the child is running").to_string();
-    let status = std::process::Command::new("kill").args([signal, &pid]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
