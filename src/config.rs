@@ -39,12 +39,30 @@ pub struct CoinCapConfig {
     pub retry_budget: Duration,
 }
 
+/// How EventHubSink logs in to the Synapse dedicated SQL pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SynapseLogin {
+    /// `SYNAPSE_CONNECTION_STRING` (a secret): ADO.NET or JDBC, as the portal shows it.
+    ConnectionString,
+    /// `SYNAPSE_SERVER` + `SYNAPSE_DATABASE`: passwordless, with an Entra token per connection.
+    Entra { server: String, database: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynapseConfig {
+    pub login: SynapseLogin,
+    pub pool_size: u32,
+    /// Longest wait for one server response; a queued query on a busy pool can take a while.
+    pub command_timeout: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `FUNCTIONS_CUSTOMHANDLER_PORT`, set by the host.
     pub port: u16,
     pub coincap: CoinCapConfig,
     pub warehouse: WarehouseConfig,
+    pub synapse: SynapseConfig,
     /// Six-field NCRONTAB, as the timer binding reads it.
     pub fetch_schedule: String,
     pub event_hub_name: String,
@@ -67,6 +85,11 @@ pub const SETTINGS: &[&str] = &[
     "COINCAP_RETRY_BASE",
     "COINCAP_RETRY_BUDGET",
     "WAREHOUSE",
+    "SYNAPSE_CONNECTION_STRING",
+    "SYNAPSE_SERVER",
+    "SYNAPSE_DATABASE",
+    "SYNAPSE_POOL_SIZE",
+    "SYNAPSE_COMMAND_TIMEOUT",
     "RUST_LOG",
 ];
 
@@ -123,6 +146,30 @@ impl Config {
                 default_warehouse,
                 WarehouseConfig::from_str,
             )?,
+            synapse: SynapseConfig {
+                login: match (get("SYNAPSE_SERVER"), get("SYNAPSE_DATABASE")) {
+                    (Some(server), Some(database)) => SynapseLogin::Entra { server, database },
+                    (None, None) => SynapseLogin::ConnectionString,
+                    (server, _) => {
+                        return Err(ConfigError {
+                            setting: if server.is_some() {
+                                "SYNAPSE_DATABASE"
+                            } else {
+                                "SYNAPSE_SERVER"
+                            },
+                            value: String::new(),
+                            reason:
+                                "passwordless login needs both SYNAPSE_SERVER and SYNAPSE_DATABASE"
+                                    .into(),
+                        });
+                    }
+                },
+                pool_size: parse(&get, "SYNAPSE_POOL_SIZE", "4", |v| match u32::from_str(v) {
+                    Ok(n) if (1..=64).contains(&n) => Ok(n),
+                    _ => Err("expected a whole number from 1 to 64".into()),
+                })?,
+                command_timeout: parse(&get, "SYNAPSE_COMMAND_TIMEOUT", "120s", duration)?,
+            },
             fetch_schedule: get("FETCH_SCHEDULE")
                 .unwrap_or_else(|| DEFAULT_FETCH_SCHEDULE.to_owned()),
             event_hub_name: get("EVENT_HUB_NAME").unwrap_or_else(|| "coincaphub".to_owned()),
@@ -274,6 +321,33 @@ mod tests {
                 "{setting} missing from the README's table"
             );
         }
+    }
+
+    #[test]
+    fn synapse_login_is_passwordless_when_server_and_database_are_set() {
+        let config = config(
+            Mode::Serve,
+            &[
+                ("SYNAPSE_SERVER", "ws.sql.azuresynapse.net"),
+                ("SYNAPSE_DATABASE", "pool1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            config.synapse.login,
+            SynapseLogin::Entra {
+                server: "ws.sql.azuresynapse.net".into(),
+                database: "pool1".into()
+            }
+        );
+        assert_eq!(config.synapse.command_timeout, Duration::from_secs(120));
+        assert_eq!(config.synapse.pool_size, 4);
+        assert_eq!(
+            self::config(Mode::Serve, &[]).unwrap().synapse.login,
+            SynapseLogin::ConnectionString
+        );
+        let error = self::config(Mode::Serve, &[("SYNAPSE_SERVER", "ws")]).unwrap_err();
+        assert_eq!(error.setting, "SYNAPSE_DATABASE");
     }
 
     #[test]

@@ -11,6 +11,8 @@ use coincap_stream::coincap::CoinCapClient;
 use coincap_stream::config::{Config, Mode};
 use coincap_stream::secrets::{EnvSecrets, SecretSource};
 use coincap_stream::server::{self, AppState};
+use coincap_stream::warehouse::synapse::connection::TdsManager;
+use coincap_stream::warehouse::synapse::init;
 use coincap_stream::{local, telemetry, warehouse};
 
 #[derive(Parser)]
@@ -29,6 +31,17 @@ enum Command {
     Serve,
     /// Run the whole pipeline on this machine, playing the Functions host (timer, hub, retries).
     Local(LocalArgs),
+    /// Create the warehouse schema and tables (and the app identity's user and grants) in the
+    /// Synapse dedicated SQL pool or SQL Server that WAREHOUSE=synapse settings point at.
+    InitWarehouse(InitArgs),
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// The Function App's name: creates its database user from Entra ID and grants it INSERT and
+    /// SELECT on schema assets.
+    #[arg(long)]
+    app_identity: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -66,6 +79,7 @@ fn main() -> ExitCode {
                 local::run(Config::from_env(Mode::Local)?, options).await?;
                 Ok(())
             }
+            Command::InitWarehouse(args) => init_warehouse(args).await,
         }
     });
     match result {
@@ -77,6 +91,16 @@ fn main() -> ExitCode {
     }
 }
 
+async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::from_env(Mode::Serve)?;
+    let manager = TdsManager::new(config.synapse.clone(), Arc::new(EnvSecrets), None);
+    println!("Preparing {}.", manager.describe());
+    for step in init::init_warehouse(&manager, args.app_identity.as_deref()).await? {
+        println!("{step}");
+    }
+    Ok(())
+}
+
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env(Mode::Serve)?;
     let secrets: Arc<dyn SecretSource> = Arc::new(EnvSecrets);
@@ -86,7 +110,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     );
     let state = AppState {
         coincap: Arc::new(CoinCapClient::new(config.coincap.clone())?),
-        warehouse: warehouse::open(&config.warehouse)?,
+        warehouse: warehouse::open(&config, Arc::clone(&secrets), None)?,
         secrets,
         config: Arc::new(config),
     };

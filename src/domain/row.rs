@@ -11,7 +11,8 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
-/// Text that fits a `varchar(255)` column: at most 255 characters, no NUL.
+/// Text that fits a `(n)varchar(255)` column: at most 255 UTF-16 code units (what `nvarchar`
+/// counts; a character outside the BMP takes two), no NUL.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Varchar255(String);
 
@@ -22,7 +23,7 @@ impl Varchar255 {
         if text.contains('\0') {
             return Err(RejectReason::ContainsNul { field });
         }
-        let chars = text.chars().count();
+        let chars = text.encode_utf16().count();
         if chars > Self::MAX_CHARS {
             return Err(RejectReason::TooLong { field, chars });
         }
@@ -118,7 +119,7 @@ pub enum RejectReason {
     NotANumber { field: &'static str, text: String },
     #[error("not_finite: {field} = {text:?}")]
     NotFinite { field: &'static str, text: String },
-    #[error("too_long: {field} has {chars} characters (the column holds {max})", max = Varchar255::MAX_CHARS)]
+    #[error("too_long: {field} has {chars} UTF-16 code units (the column holds {max})", max = Varchar255::MAX_CHARS)]
     TooLong { field: &'static str, chars: usize },
     #[error("contains_nul: {field} contains a NUL character")]
     ContainsNul { field: &'static str },
@@ -477,6 +478,15 @@ mod tests {
         );
         let fits = "é".repeat(255);
         assert!(AssetRow::from_event_body(&with("name", fits.into())).is_ok());
+        // Outside the BMP a character takes two code units in nvarchar.
+        let emoji = "🚀".repeat(128);
+        assert_eq!(
+            reject(&with("name", emoji.into())),
+            RejectReason::TooLong {
+                field: "name",
+                chars: 256
+            }
+        );
     }
 
     #[test]

@@ -100,7 +100,8 @@ pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError
         coincap: Arc::new(
             CoinCapClient::new(config.coincap.clone()).map_err(|e| setup("HTTP client")(&e))?,
         ),
-        warehouse: warehouse::open(&config.warehouse).map_err(|e| setup("warehouse")(&e))?,
+        warehouse: warehouse::open(&config, Arc::clone(&secrets), None)
+            .map_err(|e| setup("warehouse")(&e))?,
         secrets,
         config: Arc::new(config),
     };

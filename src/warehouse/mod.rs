@@ -1,16 +1,21 @@
 //! Where rows land: the [`Warehouse`] trait, the `WAREHOUSE` setting, and the implementations
-//! (an embedded SQLite file today; a Synapse dedicated SQL pool next).
+//! (an embedded SQLite file, a Synapse dedicated SQL pool).
 
 mod sqlite;
+pub mod synapse;
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
 pub use sqlite::SqliteWarehouse;
+pub use synapse::SynapseWarehouse;
 
 use crate::BoxFuture;
+use crate::config::Config;
 use crate::domain::{AssetRow, Reject};
+use crate::secrets::SecretSource;
+use synapse::connection::TokenSource;
 
 /// The `WAREHOUSE` setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,11 +59,20 @@ pub struct WriteReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
-    #[error("{0}")]
-    Config(String),
     #[error("the warehouse failed while {context}: {message}")]
     Io {
         context: &'static str,
+        message: String,
+    },
+    #[error(
+        "Synapse failed while {context} ({}{}): {message}",
+        if *transient { "transient" } else { "permanent" },
+        number.map(|n| format!(", SQL error {n}")).unwrap_or_default()
+    )]
+    Sql {
+        context: &'static str,
+        number: Option<u32>,
+        transient: bool,
         message: String,
     },
 }
@@ -75,15 +89,20 @@ pub trait Warehouse: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Opens the configured warehouse (creating the SQLite tables on first use).
-pub fn open(config: &WarehouseConfig) -> Result<Arc<dyn Warehouse>, WarehouseError> {
-    match config {
+/// Opens the configured warehouse: creates the SQLite tables on first use, or builds the Synapse
+/// pool (which connects on first use).
+pub fn open(
+    config: &Config,
+    secrets: Arc<dyn SecretSource>,
+    tokens: Option<Arc<dyn TokenSource>>,
+) -> Result<Arc<dyn Warehouse>, WarehouseError> {
+    match &config.warehouse {
         WarehouseConfig::Sqlite(path) => Ok(Arc::new(SqliteWarehouse::open(path)?)),
-        WarehouseConfig::Synapse => Err(WarehouseError::Config(
-            "WAREHOUSE=synapse: the Synapse writer is not available in this build yet; \
-             set WAREHOUSE=sqlite:PATH to write into an embedded SQLite file"
-                .into(),
-        )),
+        WarehouseConfig::Synapse => Ok(Arc::new(SynapseWarehouse::new(
+            config.synapse.clone(),
+            secrets,
+            tokens,
+        ))),
     }
 }
 
@@ -104,14 +123,5 @@ mod tests {
         assert_eq!("synapse".parse(), Ok(WarehouseConfig::Synapse));
         assert!("sqlite:".parse::<WarehouseConfig>().is_err());
         assert!("mysql://x".parse::<WarehouseConfig>().is_err());
-    }
-
-    #[test]
-    fn synapse_is_a_clear_error_until_its_writer_exists() {
-        let error = open(&WarehouseConfig::Synapse).err().unwrap();
-        assert!(
-            error.to_string().contains("WAREHOUSE=sqlite:PATH"),
-            "{error}"
-        );
     }
 }

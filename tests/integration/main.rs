@@ -7,4 +7,5 @@ mod event_hub_sink;
 mod local_runner;
 mod protocol;
 mod serve_binary;
+mod synapse_live;
 mod timer_fetch;

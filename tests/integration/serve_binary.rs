@@ -97,17 +97,39 @@ async fn a_failed_invocation_writes_its_reason_to_stderr() {
 }
 
 #[tokio::test]
-async fn serve_mode_defaults_to_synapse_and_says_so_clearly() {
-    let output = handler()
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string())
-        .output()
+async fn serve_mode_defaults_to_synapse_and_a_missing_login_fails_the_batch_not_the_process() {
+    let port = free_port();
+    let mut child = handler()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .spawn()
+        .unwrap();
+    wait_ready(port).await;
+    let bodies = vec![r#"{"id":"bitcoin","timestamp":1747000000000}"#.to_owned()];
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/EventHubSink"))
+        .body(crate::common::sink_payload(&bodies, 0).to_string())
+        .send()
         .await
         .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let answer = Answer::read(response).await;
+    assert_eq!(
+        answer.status, 503,
+        "the retry policy redelivers: {}",
+        answer.body
+    );
+    let error = answer.body["error"].as_str().unwrap();
+    assert!(error.contains("SYNAPSE_CONNECTION_STRING"), "{error}");
+    signal(&child, "-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stderr.contains("WAREHOUSE=synapse") && stderr.contains("WAREHOUSE=sqlite:PATH"),
-        "{stderr}"
+        stdout.contains("warehouse=synapse (connection string secret)"),
+        "{stdout}"
     );
 }
 

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod coincap;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -77,10 +78,11 @@ impl TestApp {
         let secrets = api_key
             .map(|key| HashMap::from([(SecretName::CoinCapApiKey, Secret::new(key))]))
             .unwrap_or_default();
+        let secrets: Arc<dyn SecretSource> = Arc::new(FixedSecrets(secrets));
         let state = AppState {
             coincap: Arc::new(CoinCapClient::new(config.coincap.clone()).unwrap()),
-            warehouse: warehouse::open(&config.warehouse).unwrap(),
-            secrets: Arc::new(FixedSecrets(secrets)),
+            warehouse: warehouse::open(&config, Arc::clone(&secrets), None).unwrap(),
+            secrets,
             config: Arc::new(config),
         };
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))

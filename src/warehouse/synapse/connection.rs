@@ -1,0 +1,300 @@
+//! Connections to the dedicated SQL pool: the login (a connection string as the portal shows it,
+//! or passwordless Entra with a fresh token per connection), TLS, login redirects, timeouts, and
+//! the bb8 manager that validates with `SELECT 1` and drops any connection that failed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tiberius::{AuthMethod, Client, Config};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+use crate::BoxFuture;
+use crate::config::{SynapseConfig, SynapseLogin};
+use crate::secrets::{Secret, SecretError, SecretName, SecretSource};
+
+/// The scope of Azure SQL and Synapse SQL tokens.
+pub const DATABASE_SCOPE: &str = "https://database.windows.net/.default";
+
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Access tokens for passwordless login (the managed identity in Azure, the developer's
+/// `az login` on a laptop).
+pub trait TokenSource: Send + Sync {
+    fn token(&self, scope: &'static str) -> BoxFuture<'_, Result<Secret, String>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("SYNAPSE_CONNECTION_STRING is not a valid ADO.NET or JDBC connection string: {0}")]
+    ConnectionString(String),
+    #[error("cannot get an Entra token for {DATABASE_SCOPE}: {0}")]
+    Token(String),
+    #[error("passwordless login (SYNAPSE_SERVER) needs a credential, and none is configured")]
+    NoCredential,
+    #[error("cannot reach {address}: {message}")]
+    Tcp { address: String, message: String },
+    #[error("{0}")]
+    Sql(#[from] tiberius::error::Error),
+}
+
+impl ConnectError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Tcp { .. } => true,
+            Self::Sql(error) => super::errors::is_transient(error),
+            _ => false,
+        }
+    }
+}
+
+/// Parses a connection string exactly as the Synapse portal shows it: ADO.NET
+/// (`Server=tcp:...;Initial Catalog=...`) or JDBC (`jdbc:sqlserver://...;database=...`).
+/// The portal's `hostNameInCertificate=*.sql.azuresynapse.net` is dropped: a wildcard is not a
+/// server name rustls can check against, and the real host name is what the certificate holds.
+pub fn parse_connection_string(text: &str) -> Result<Config, ConnectError> {
+    let text = drop_wildcard_host_name_in_certificate(text.trim());
+    let parsed = if text.to_ascii_lowercase().starts_with("jdbc:") {
+        Config::from_jdbc_string(&text)
+    } else {
+        Config::from_ado_string(&text)
+    };
+    parsed.map_err(|e| ConnectError::ConnectionString(e.to_string()))
+}
+
+fn drop_wildcard_host_name_in_certificate(text: &str) -> String {
+    text.split(';')
+        .filter(|part| {
+            let Some((key, value)) = part.split_once('=') else {
+                return true;
+            };
+            let key: String = key.chars().filter(|c| !c.is_whitespace()).collect();
+            !(key.eq_ignore_ascii_case("hostnameincertificate") && value.trim().starts_with('*'))
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+pub type TdsClient = Client<Compat<TcpStream>>;
+
+/// A pooled connection; `broken` is set when a command on it failed or timed out, so the pool
+/// drops it instead of handing it out again (it may be mid-response or mid-transaction).
+pub struct TdsConnection {
+    pub client: TdsClient,
+    pub broken: bool,
+}
+
+pub struct TdsManager {
+    config: SynapseConfig,
+    secrets: Arc<dyn SecretSource>,
+    tokens: Option<Arc<dyn TokenSource>>,
+}
+
+impl TdsManager {
+    pub fn new(
+        config: SynapseConfig,
+        secrets: Arc<dyn SecretSource>,
+        tokens: Option<Arc<dyn TokenSource>>,
+    ) -> Self {
+        Self {
+            config,
+            secrets,
+            tokens,
+        }
+    }
+
+    /// `server/database` for logs; never the connection string.
+    pub fn describe(&self) -> String {
+        match &self.config.login {
+            SynapseLogin::Entra { server, database } => {
+                format!("synapse:{server}/{database} (Entra)")
+            }
+            SynapseLogin::ConnectionString => "synapse (connection string secret)".into(),
+        }
+    }
+
+    async fn tiberius_config(&self) -> Result<(Config, Option<Secret>), ConnectError> {
+        let (mut config, secret) = match &self.config.login {
+            SynapseLogin::ConnectionString => {
+                let secret = self
+                    .secrets
+                    .get(SecretName::SynapseConnectionString)
+                    .await?;
+                (parse_connection_string(secret.expose())?, Some(secret))
+            }
+            SynapseLogin::Entra { server, database } => {
+                let tokens = self.tokens.as_ref().ok_or(ConnectError::NoCredential)?;
+                let token = tokens
+                    .token(DATABASE_SCOPE)
+                    .await
+                    .map_err(ConnectError::Token)?;
+                let mut config = Config::new();
+                let (host, port) = split_server(server);
+                config.host(host);
+                config.port(port);
+                config.database(database);
+                config.authentication(AuthMethod::aad_token(token.expose()));
+                (config, None)
+            }
+        };
+        config.application_name("coincap-stream");
+        config.command_timeout(Some(self.config.command_timeout));
+        Ok((config, secret))
+    }
+
+    /// Connects, following a login redirect; a refused connection-string login refreshes the
+    /// secret once (a rotated password) and tries again if it changed.
+    pub async fn connect_client(&self) -> Result<TdsClient, ConnectError> {
+        let (config, secret) = self.tiberius_config().await?;
+        match connect(config).await {
+            Err(ConnectError::Sql(error))
+                if super::errors::is_login_failure(&error) && secret.is_some() =>
+            {
+                self.secrets.invalidate(SecretName::SynapseConnectionString);
+                let (config, fresh) = self.tiberius_config().await?;
+                if fresh == secret {
+                    return Err(ConnectError::Sql(error));
+                }
+                tracing::warn!(
+                    "Synapse refused the cached login; retrying with the refreshed secret."
+                );
+                connect(config).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// `host`, `host,port`, `tcp:host,port`, `host:port`.
+fn split_server(server: &str) -> (String, u16) {
+    let server = server.trim().trim_start_matches("tcp:");
+    let split = server.rsplit_once(',').or_else(|| server.rsplit_once(':'));
+    match split.and_then(|(host, port)| port.trim().parse().ok().map(|p| (host, p))) {
+        Some((host, port)) => (host.to_owned(), port),
+        None => (server.to_owned(), 1433),
+    }
+}
+
+async fn open_tcp(config: &Config) -> Result<TcpStream, ConnectError> {
+    let address = config.get_addr();
+    let tcp = tokio::time::timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(&address))
+        .await
+        .map_err(|_| ConnectError::Tcp {
+            address: address.clone(),
+            message: "timed out".into(),
+        })?
+        .map_err(|e| ConnectError::Tcp {
+            address: address.clone(),
+            message: e.to_string(),
+        })?;
+    tcp.set_nodelay(true).map_err(|e| ConnectError::Tcp {
+        address,
+        message: e.to_string(),
+    })?;
+    Ok(tcp)
+}
+
+async fn connect(config: Config) -> Result<TdsClient, ConnectError> {
+    let tcp = open_tcp(&config).await?;
+    match Client::connect(config.clone(), tcp.compat_write()).await {
+        Ok(client) => Ok(client),
+        // Azure SQL gateways may redirect the login to the node that serves the database.
+        Err(tiberius::error::Error::Routing { host, port }) => {
+            let mut config = config;
+            config.host(&host);
+            config.port(port);
+            let tcp = open_tcp(&config).await?;
+            Ok(Client::connect(config, tcp.compat_write()).await?)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+impl bb8::ManageConnection for TdsManager {
+    type Connection = TdsConnection;
+    type Error = ConnectError;
+
+    async fn connect(&self) -> Result<TdsConnection, ConnectError> {
+        Ok(TdsConnection {
+            client: self.connect_client().await?,
+            broken: false,
+        })
+    }
+
+    /// The health check does what a write does: a query through `simple_query`.
+    async fn is_valid(&self, connection: &mut TdsConnection) -> Result<(), ConnectError> {
+        let result = async {
+            connection
+                .client
+                .simple_query("SELECT 1")
+                .await?
+                .into_results()
+                .await
+        }
+        .await;
+        if result.is_err() {
+            connection.broken = true;
+        }
+        result.map(|_| ()).map_err(ConnectError::from)
+    }
+
+    fn has_broken(&self, connection: &mut TdsConnection) -> bool {
+        connection.broken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PORTAL_JDBC: &str = "jdbc:sqlserver://myws.sql.azuresynapse.net:1433;database=pool1;user=sqladmin@myws;password={p@ss;word};encrypt=true;trustServerCertificate=false;hostNameInCertificate=*.sql.azuresynapse.net;loginTimeout=30;";
+    const PORTAL_ADO: &str = "Server=tcp:myws.sql.azuresynapse.net,1433;Initial Catalog=pool1;Persist Security Info=False;User ID=sqladmin;Password=s3cret;MultipleActiveResultSets=False;Encrypt=True;TrustServerCertificate=False;Connection Timeout=30;";
+
+    #[test]
+    fn the_portal_s_jdbc_string_is_read_without_its_wildcard_certificate_name() {
+        let config = parse_connection_string(PORTAL_JDBC).unwrap();
+        assert_eq!(config.get_addr(), "myws.sql.azuresynapse.net:1433");
+        assert!(
+            !drop_wildcard_host_name_in_certificate(PORTAL_JDBC).contains("hostNameInCertificate")
+        );
+    }
+
+    #[test]
+    fn the_portal_s_ado_string_is_read() {
+        let config = parse_connection_string(PORTAL_ADO).unwrap();
+        assert_eq!(config.get_addr(), "myws.sql.azuresynapse.net:1433");
+    }
+
+    #[test]
+    fn a_real_certificate_host_name_is_kept() {
+        let text = "Server=tcp:10.0.0.4,1433;HostNameInCertificate=myws.sql.azuresynapse.net";
+        assert_eq!(drop_wildcard_host_name_in_certificate(text), text);
+    }
+
+    #[test]
+    fn a_broken_string_is_a_clear_error_without_its_content() {
+        let error = parse_connection_string("jdbc:sqlserver://;password=hunter2;encrypt=maybe")
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("SYNAPSE_CONNECTION_STRING is not a valid"),
+            "{message}"
+        );
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn server_names_take_the_usual_forms() {
+        assert_eq!(
+            split_server("myws.sql.azuresynapse.net"),
+            ("myws.sql.azuresynapse.net".into(), 1433)
+        );
+        assert_eq!(
+            split_server("tcp:myws.sql.azuresynapse.net,1433"),
+            ("myws.sql.azuresynapse.net".into(), 1433)
+        );
+        assert_eq!(split_server("localhost:14330"), ("localhost".into(), 14330));
+    }
+}
