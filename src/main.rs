@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use coincap_stream::coincap::CoinCapClient;
 use coincap_stream::config::{Config, Mode};
-use coincap_stream::secrets::{EnvSecrets, SecretSource};
+use coincap_stream::secrets;
 use coincap_stream::server::{self, AppState};
 use coincap_stream::{local, telemetry, warehouse};
 
@@ -79,11 +79,13 @@ fn main() -> ExitCode {
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env(Mode::Serve)?;
-    let secrets: Arc<dyn SecretSource> = Arc::new(EnvSecrets);
-    tracing::warn!(
-        "Secrets are read from {}, not from Key Vault: do not use this in production.",
-        secrets.describe()
-    );
+    let secrets = secrets::source(&config.secrets)?;
+    if config.secrets.key_vault_url.is_none() {
+        tracing::warn!(
+            "Secrets are read from {}, not from Key Vault: set KEY_VAULT_URL in production.",
+            secrets.describe()
+        );
+    }
     let state = AppState {
         coincap: Arc::new(CoinCapClient::new(config.coincap.clone())?),
         warehouse: warehouse::open(&config.warehouse)?,
@@ -97,6 +99,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(
         address = %listener.local_addr()?,
         warehouse = %state.warehouse.describe(),
+        secrets = %state.secrets.describe(),
         "Custom handler listening."
     );
     server::run(listener, state, server::shutdown_signal()).await?;
