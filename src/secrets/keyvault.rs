@@ -134,6 +134,13 @@ impl KeyVault {
                     self.identity.describe()
                 )));
             }
+            Err(error) if matches!(error.kind(), ErrorKind::Credential) => {
+                return Err(failed(format!(
+                    "cannot get a token with the {}: {}",
+                    self.identity.describe(),
+                    describe(&error)
+                )));
+            }
             Err(error) => return Err(failed(describe(&error))),
         };
         // Not the deserializer's message: it may quote the body, and the body holds the value.

@@ -126,14 +126,14 @@ pub enum SecretError {
     #[error("secret {name:?} is not set: set the environment variable {var}")]
     NotInEnvironment { name: SecretName, var: &'static str },
     #[error(
-        "secret {secret:?} does not exist in Key Vault {vault}: create it (az keyvault secret set --vault-name <vault> --name {secret} --value ...) or set {setting} to its name"
+        "secret \"{secret}\" does not exist in Key Vault {vault}: create it (az keyvault secret set --vault-name <vault> --name {secret} --value ...) or set {setting} to its name"
     )]
     NotInVault {
         vault: String,
         secret: VaultSecretName,
         setting: &'static str,
     },
-    #[error("cannot read secret {secret:?} from Key Vault {vault}: {reason}")]
+    #[error("cannot read secret \"{secret}\" from Key Vault {vault}: {reason}")]
     Vault {
         vault: String,
         secret: VaultSecretName,
