@@ -11,7 +11,7 @@ use crate::common::coincap::{CoinCap, page, realistic_assets};
 use crate::common::identity::IdentityEndpoint;
 use crate::common::keyvault::KeyVault;
 use crate::common::tls::TestCa;
-use crate::common::{Answer, free_port, handler, signal, timer_payload, wait_ready};
+use crate::common::{Answer, app_root, free_port, handler, signal, timer_payload, wait_ready};
 
 const KEY: &str = "vault-key-5d1e9a07c3";
 const ROTATED_KEY: &str = "vault-key-rotated-8f42b6";
@@ -370,4 +370,59 @@ async fn no_log_line_or_response_body_holds_a_secret_value_even_at_trace_level()
             assert!(!body.contains(secret), "a response holds {secret}: {body}");
         }
     }
+}
+
+/// `handler local --ticks 1` with the vault's settings; its output once it has stopped.
+async fn run_local(azure: &Azure) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = handler();
+    command
+        .arg("local")
+        .arg("--app-root")
+        .arg(app_root())
+        .args(["--every", "1s", "--ticks", "1"])
+        .env(
+            "WAREHOUSE",
+            format!("sqlite:{}", dir.path().join("local.db").display()),
+        );
+    for (key, value) in azure.settings() {
+        command.env(key, value);
+    }
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_local_runner_reads_the_key_from_the_vault_too() {
+    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+
+    let output = run_local(&azure).await;
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(azure.coincap_authorizations(), [format!("Bearer {KEY}")]);
+    assert_eq!(azure.vault.authorized().len(), 1);
+    assert!(!stdout.contains(KEY) && !stderr.contains(KEY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_local_runner_stops_at_once_when_the_vault_lacks_the_key() {
+    let azure = Azure::start(&[]).await;
+
+    let output = run_local(&azure).await;
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("\"coincap-api-key\" does not exist in Key Vault"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("pro.coincap.io"),
+        "the fix is in the vault, not a new CoinCap key: {stderr}"
+    );
+    assert!(azure.coincap.seen().is_empty());
 }
