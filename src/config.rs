@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::secrets::{SecretName, VaultNames, VaultSecretName};
 use crate::warehouse::WarehouseConfig;
 
 /// Which command is running: the defaults differ (serve targets Synapse, local a SQLite file).
@@ -56,6 +57,18 @@ pub struct SynapseConfig {
     pub command_timeout: Duration,
 }
 
+/// Where secrets come from: names and addresses only, never values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretsConfig {
+    /// `KEY_VAULT_URL`; without it secrets come from environment variables.
+    pub key_vault_url: Option<Url>,
+    pub vault_names: VaultNames,
+    /// `SECRET_TTL`: how long a fetched secret is used before it is fetched again.
+    pub ttl: Duration,
+    /// `AZURE_CLIENT_ID`: the user-assigned managed identity to use, if not the system-assigned one.
+    pub azure_client_id: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `FUNCTIONS_CUSTOMHANDLER_PORT`, set by the host.
@@ -67,6 +80,7 @@ pub struct Config {
     pub fetch_schedule: String,
     pub event_hub_name: String,
     pub consumer_group: String,
+    pub secrets: SecretsConfig,
 }
 
 /// Every app setting the handler reads (secret values come through [`crate::secrets`]). The README's
@@ -80,6 +94,12 @@ pub const SETTINGS: &[&str] = &[
     "COINCAP_LIMIT",
     "COINCAP_IDS",
     "COINCAP_API_KEY",
+    "KEY_VAULT_URL",
+    "COINCAP_API_KEY_SECRET",
+    "SYNAPSE_CONNECTION_STRING_SECRET",
+    "SYNAPSE_CONNECTION_STRING",
+    "SECRET_TTL",
+    "AZURE_CLIENT_ID",
     "COINCAP_TIMEOUT",
     "COINCAP_MAX_RETRIES",
     "COINCAP_RETRY_BASE",
@@ -175,6 +195,24 @@ impl Config {
             event_hub_name: get("EVENT_HUB_NAME").unwrap_or_else(|| "coincaphub".to_owned()),
             consumer_group: get("EVENT_HUB_CONSUMER_GROUP")
                 .unwrap_or_else(|| "$Default".to_owned()),
+            secrets: SecretsConfig {
+                key_vault_url: match get("KEY_VAULT_URL") {
+                    None => None,
+                    Some(_) => Some(parse(&get, "KEY_VAULT_URL", "", parse_key_vault_url)?),
+                },
+                vault_names: VaultNames {
+                    coincap_api_key: vault_name(&get, SecretName::CoinCapApiKey)?,
+                    synapse_connection_string: vault_name(
+                        &get,
+                        SecretName::SynapseConnectionString,
+                    )?,
+                },
+                ttl: parse(&get, "SECRET_TTL", "15m", |v| match duration(v)? {
+                    ttl if ttl.is_zero() => Err("must be longer than 0".into()),
+                    ttl => Ok(ttl),
+                })?,
+                azure_client_id: get("AZURE_CLIENT_ID").map(|id| id.trim().to_owned()),
+            },
         })
     }
 }
@@ -191,6 +229,30 @@ fn parse<T>(
         value,
         reason,
     })
+}
+
+fn vault_name(
+    get: &impl Fn(&str) -> Option<String>,
+    name: SecretName,
+) -> Result<VaultSecretName, ConfigError> {
+    parse(
+        get,
+        name.vault_name_setting(),
+        name.default_vault_name(),
+        VaultSecretName::parse,
+    )
+}
+
+/// `https://<vault>.vault.azure.net/`. Only https: the SDK sends no token over plain http.
+fn parse_key_vault_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| e.to_string())?;
+    if url.scheme() != "https" || url.host_str().is_none() {
+        return Err("expected https://<vault>.vault.azure.net/".into());
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err("expected the vault's address alone, https://<vault>.vault.azure.net/".into());
+    }
+    Ok(url)
 }
 
 /// `10s`, `500ms`, `2m`: humantime's forms.
@@ -278,11 +340,7 @@ mod tests {
         })
         .unwrap();
         let mut asked = asked.into_inner().unwrap();
-        asked.push(
-            crate::secrets::SecretName::CoinCapApiKey
-                .env_var()
-                .to_owned(),
-        );
+        asked.extend(SecretName::ALL.map(|name| name.env_var().to_owned()));
         for key in asked {
             assert!(
                 SETTINGS.contains(&key.as_str()),
@@ -305,10 +363,9 @@ mod tests {
                 "{setting} missing from local.settings.json.example"
             );
         }
-        assert_eq!(
-            values["COINCAP_API_KEY"], "",
-            "no secret value in the example"
-        );
+        for name in SecretName::ALL {
+            assert_eq!(values[name.env_var()], "", "no secret value in the example");
+        }
         assert_eq!(values["FUNCTIONS_WORKER_RUNTIME"], "custom");
     }
 
@@ -348,6 +405,77 @@ mod tests {
         );
         let error = self::config(Mode::Serve, &[("SYNAPSE_SERVER", "ws")]).unwrap_err();
         assert_eq!(error.setting, "SYNAPSE_DATABASE");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_unless_a_vault_is_set() {
+        let secrets = config(Mode::Serve, &[]).unwrap().secrets;
+        assert_eq!(secrets.key_vault_url, None);
+        assert_eq!(
+            secrets.vault_names.coincap_api_key.as_str(),
+            "coincap-api-key"
+        );
+        assert_eq!(
+            secrets.vault_names.synapse_connection_string.as_str(),
+            "synapse-connection-string"
+        );
+        assert_eq!(secrets.ttl, Duration::from_secs(15 * 60));
+        assert_eq!(secrets.azure_client_id, None);
+    }
+
+    #[test]
+    fn vault_settings_override_the_secret_defaults() {
+        let secrets = config(
+            Mode::Serve,
+            &[
+                ("KEY_VAULT_URL", " https://kv-coincap.vault.azure.net "),
+                ("COINCAP_API_KEY_SECRET", "coincap-key-prod"),
+                ("SYNAPSE_CONNECTION_STRING_SECRET", "synapse-prod"),
+                ("SECRET_TTL", "5m"),
+                ("AZURE_CLIENT_ID", "0b4a1a4e-0000-4000-8000-000000000000"),
+            ],
+        )
+        .unwrap()
+        .secrets;
+        assert_eq!(
+            secrets.key_vault_url.unwrap().as_str(),
+            "https://kv-coincap.vault.azure.net/"
+        );
+        assert_eq!(
+            secrets.vault_names.coincap_api_key.as_str(),
+            "coincap-key-prod"
+        );
+        assert_eq!(
+            secrets.vault_names.synapse_connection_string.as_str(),
+            "synapse-prod"
+        );
+        assert_eq!(secrets.ttl, Duration::from_secs(300));
+        assert_eq!(
+            secrets.azure_client_id.as_deref(),
+            Some("0b4a1a4e-0000-4000-8000-000000000000")
+        );
+    }
+
+    #[test]
+    fn a_vault_url_must_be_the_https_address_of_the_vault() {
+        for bad in [
+            "http://kv-coincap.vault.azure.net/",
+            "kv-coincap",
+            "https://kv-coincap.vault.azure.net/secrets/coincap-api-key",
+        ] {
+            let error = config(Mode::Serve, &[("KEY_VAULT_URL", bad)]).unwrap_err();
+            assert_eq!(error.setting, "KEY_VAULT_URL", "{bad}");
+        }
+        assert!(config(Mode::Serve, &[("KEY_VAULT_URL", "https://127.0.0.1:8443")]).is_ok());
+    }
+
+    #[test]
+    fn a_bad_secret_name_or_ttl_is_rejected_at_start_up() {
+        let error = config(Mode::Serve, &[("COINCAP_API_KEY_SECRET", "coincap_key")]).unwrap_err();
+        assert_eq!(error.setting, "COINCAP_API_KEY_SECRET");
+        let error = config(Mode::Serve, &[("SECRET_TTL", "0s")]).unwrap_err();
+        assert_eq!(error.setting, "SECRET_TTL");
+        assert!(config(Mode::Serve, &[("SECRET_TTL", "soon")]).is_err());
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!   payloads, the response. Both sides: the handler decodes, the local runner encodes.
 //! - [`functions`]: one thin file per function (`TimerFetch`, `EventHubSink`).
 //! - [`warehouse`]: the [`warehouse::Warehouse`] trait and its SQLite implementation.
-//! - [`secrets`]: where secrets come from, and the redacting [`secrets::Secret`] type.
+//! - [`secrets`]: where secrets come from (Key Vault through the managed identity, cached; or the
+//!   environment), and the redacting [`secrets::Secret`] type.
 //! - [`server`]: the axum router and the serve loop with graceful shutdown.
 //! - [`local`]: `handler local`, which plays the Functions host on one machine.
 //! - [`telemetry`]: process-level logging (stdout/stderr, as the host reads them).

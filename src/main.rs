@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use coincap_stream::coincap::CoinCapClient;
 use coincap_stream::config::{Config, Mode};
-use coincap_stream::secrets::{EnvSecrets, SecretSource};
+use coincap_stream::secrets;
 use coincap_stream::server::{self, AppState};
 use coincap_stream::warehouse::synapse::connection::TdsManager;
 use coincap_stream::warehouse::synapse::init;
@@ -93,7 +93,9 @@ fn main() -> ExitCode {
 
 async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env(Mode::Serve)?;
-    let manager = TdsManager::new(config.synapse.clone(), Arc::new(EnvSecrets), None);
+    let secrets = secrets::source(&config.secrets)?;
+    let tokens = warehouse::entra_tokens(&config)?;
+    let manager = TdsManager::new(config.synapse.clone(), secrets, tokens);
     println!("Preparing {}.", manager.describe());
     for step in init::init_warehouse(&manager, args.app_identity.as_deref()).await? {
         println!("{step}");
@@ -103,14 +105,20 @@ async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env(Mode::Serve)?;
-    let secrets: Arc<dyn SecretSource> = Arc::new(EnvSecrets);
-    tracing::warn!(
-        "Secrets are read from {}, not from Key Vault: do not use this in production.",
-        secrets.describe()
-    );
+    let secrets = secrets::source(&config.secrets)?;
+    if config.secrets.key_vault_url.is_none() {
+        tracing::warn!(
+            "Secrets are read from {}, not from Key Vault: set KEY_VAULT_URL in production.",
+            secrets.describe()
+        );
+    }
     let state = AppState {
         coincap: Arc::new(CoinCapClient::new(config.coincap.clone())?),
-        warehouse: warehouse::open(&config, Arc::clone(&secrets), None)?,
+        warehouse: warehouse::open(
+            &config,
+            Arc::clone(&secrets),
+            warehouse::entra_tokens(&config)?,
+        )?,
         secrets,
         config: Arc::new(config),
     };
@@ -121,6 +129,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(
         address = %listener.local_addr()?,
         warehouse = %state.warehouse.describe(),
+        secrets = %state.secrets.describe(),
         "Custom handler listening."
     );
     server::run(listener, state, server::shutdown_signal()).await?;

@@ -28,7 +28,7 @@ use crate::coincap::CoinCapClient;
 use crate::config::Config;
 use crate::functions::TIMER_FETCH;
 use crate::host::timer;
-use crate::secrets::{EnvSecrets, SecretName, SecretSource};
+use crate::secrets::{self, SecretName};
 use crate::server::{self, AppState};
 use crate::warehouse;
 use hub::{HubMessage, Partition, SinkTarget};
@@ -92,16 +92,25 @@ pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError
     let consumer_group =
         app_files::resolve(&files.sink.consumer_group, setting).map_err(LocalError::Setup)?;
 
-    let secrets: Arc<dyn SecretSource> = Arc::new(EnvSecrets);
+    let secrets = secrets::source(&config.secrets).map_err(|e| setup("secrets")(&e))?;
+    // Fail before the first tick, with the fix: a key from CoinCap (environment) or the vault's
+    // own message (which names the vault and the secret).
     if let Err(error) = secrets.get(SecretName::CoinCapApiKey).await {
-        return Err(LocalError::Setup(format!("{error}: {GET_A_KEY}")));
+        return Err(LocalError::Setup(match config.secrets.key_vault_url {
+            None => format!("{error}: {GET_A_KEY}"),
+            Some(_) => error.to_string(),
+        }));
     }
     let state = AppState {
         coincap: Arc::new(
             CoinCapClient::new(config.coincap.clone()).map_err(|e| setup("HTTP client")(&e))?,
         ),
-        warehouse: warehouse::open(&config, Arc::clone(&secrets), None)
-            .map_err(|e| setup("warehouse")(&e))?,
+        warehouse: warehouse::open(
+            &config,
+            Arc::clone(&secrets),
+            warehouse::entra_tokens(&config).map_err(|e| setup("Entra credential")(&e))?,
+        )
+        .map_err(|e| setup("warehouse")(&e))?,
         secrets,
         config: Arc::new(config),
     };

@@ -89,6 +89,23 @@ pub trait Warehouse: Send + Sync {
     fn describe(&self) -> String;
 }
 
+/// The credential for passwordless Synapse login, when `WAREHOUSE=synapse` and `SYNAPSE_SERVER`
+/// ask for it (the managed identity in Azure, `az login` on a laptop).
+pub fn entra_tokens(
+    config: &Config,
+) -> Result<Option<Arc<dyn TokenSource>>, crate::secrets::SecretError> {
+    let passwordless = matches!(
+        config.synapse.login,
+        crate::config::SynapseLogin::Entra { .. }
+    );
+    if config.warehouse != WarehouseConfig::Synapse || !passwordless {
+        return Ok(None);
+    }
+    let tokens =
+        crate::secrets::keyvault::EntraTokens::new(config.secrets.azure_client_id.as_deref())?;
+    Ok(Some(Arc::new(tokens)))
+}
+
 /// Opens the configured warehouse: creates the SQLite tables on first use, or builds the Synapse
 /// pool (which connects on first use).
 pub fn open(

@@ -4,6 +4,7 @@
 mod common;
 
 mod event_hub_sink;
+mod key_vault;
 mod local_runner;
 mod protocol;
 mod serve_binary;

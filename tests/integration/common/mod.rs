@@ -5,7 +5,10 @@
 #![allow(dead_code)]
 
 pub mod coincap;
+pub mod identity;
+pub mod keyvault;
 pub mod proxy;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -268,6 +271,15 @@ pub async fn wait_ready(port: u16) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the handler never answered GET / on port {port}");
+}
+
+/// The query string of a request a stand-in received, decoded.
+pub fn query(uri: &axum::http::Uri) -> HashMap<String, String> {
+    reqwest::Url::parse(&format!("http://stand-in{uri}"))
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
 }
 
 /// Sends a signal to a child process by pid.

@@ -1,0 +1,257 @@
+//! Where secrets come from ([`SecretSource`]) and the [`Secret`] type that never prints its value.
+//!
+//! In Azure secrets come from Key Vault through the managed identity ([`keyvault::KeyVault`]
+//! behind a [`cache::CachedSecrets`]); without `KEY_VAULT_URL` they come from environment
+//! variables ([`EnvSecrets`]), for local runs. [`source`] picks one from the settings.
+
+pub mod cache;
+pub mod keyvault;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::BoxFuture;
+use crate::config::SecretsConfig;
+
+/// A secret value. `Debug` and `Display` print `[REDACTED]`; only [`Secret::expose`] reveals it,
+/// at the one place it is sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// The secrets the handler uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretName {
+    CoinCapApiKey,
+    SynapseConnectionString,
+}
+
+impl SecretName {
+    pub const ALL: [SecretName; 2] = [Self::CoinCapApiKey, Self::SynapseConnectionString];
+
+    /// The environment variable read when secrets come from the environment.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Self::CoinCapApiKey => "COINCAP_API_KEY",
+            Self::SynapseConnectionString => "SYNAPSE_CONNECTION_STRING",
+        }
+    }
+
+    /// The setting that names this secret in Key Vault.
+    pub fn vault_name_setting(self) -> &'static str {
+        match self {
+            Self::CoinCapApiKey => "COINCAP_API_KEY_SECRET",
+            Self::SynapseConnectionString => "SYNAPSE_CONNECTION_STRING_SECRET",
+        }
+    }
+
+    /// The Key Vault secret name used when [`SecretName::vault_name_setting`] is unset.
+    pub fn default_vault_name(self) -> &'static str {
+        match self {
+            Self::CoinCapApiKey => "coincap-api-key",
+            Self::SynapseConnectionString => "synapse-connection-string",
+        }
+    }
+}
+
+/// The name of a secret in Key Vault: 1 to 127 ASCII letters, digits and dashes, as the vault
+/// accepts them. Parsed at start-up so a typo in a setting fails there, not at the first fetch
+/// (the name also goes into the request path, where a `/` or `?` would change its meaning).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VaultSecretName(String);
+
+impl VaultSecretName {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let ok = (1..=127).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err("a Key Vault secret name is 1 to 127 letters, digits and dashes".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for VaultSecretName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The Key Vault name of each secret (`COINCAP_API_KEY_SECRET`, `SYNAPSE_CONNECTION_STRING_SECRET`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultNames {
+    pub coincap_api_key: VaultSecretName,
+    pub synapse_connection_string: VaultSecretName,
+}
+
+impl VaultNames {
+    pub fn get(&self, name: SecretName) -> &VaultSecretName {
+        match name {
+            SecretName::CoinCapApiKey => &self.coincap_api_key,
+            SecretName::SynapseConnectionString => &self.synapse_connection_string,
+        }
+    }
+}
+
+/// Why a secret could not be had. Every variant names where it was looked for and never holds a
+/// value: these messages go to logs and to the host in error bodies.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret {name:?} is not set: set the environment variable {var}")]
+    NotInEnvironment { name: SecretName, var: &'static str },
+    #[error(
+        "secret \"{secret}\" does not exist in Key Vault {vault}: create it (az keyvault secret set --vault-name <vault> --name {secret} --value ...) or set {setting} to its name"
+    )]
+    NotInVault {
+        vault: String,
+        secret: VaultSecretName,
+        setting: &'static str,
+    },
+    #[error("cannot read secret \"{secret}\" from Key Vault {vault}: {reason}")]
+    Vault {
+        vault: String,
+        secret: VaultSecretName,
+        reason: String,
+    },
+    #[error("cannot use Key Vault {vault}: {reason}")]
+    Setup { vault: String, reason: String },
+}
+
+/// A source of secrets. Implementations cache as they see fit; [`SecretSource::invalidate`] tells
+/// them a value was refused (a rotated key), so the next `get` fetches it anew.
+pub trait SecretSource: Send + Sync {
+    fn get(&self, name: SecretName) -> BoxFuture<'_, Result<Secret, SecretError>>;
+
+    fn invalidate(&self, _name: SecretName) {}
+
+    /// Where secrets come from, for start-up logs (`environment`, `Key Vault https://...`).
+    fn describe(&self) -> String;
+}
+
+/// The source the settings ask for: Key Vault (cached, `SECRET_TTL`) when `KEY_VAULT_URL` is set,
+/// else environment variables. Serve and local both build theirs here, so they cannot differ.
+pub fn source(config: &SecretsConfig) -> Result<Arc<dyn SecretSource>, SecretError> {
+    match &config.key_vault_url {
+        Some(url) => {
+            let vault = keyvault::KeyVault::new(
+                url,
+                config.vault_names.clone(),
+                config.azure_client_id.as_deref(),
+            )?;
+            Ok(Arc::new(cache::CachedSecrets::new(vault, config.ttl)))
+        }
+        None => Ok(Arc::new(EnvSecrets)),
+    }
+}
+
+/// Secrets from environment variables, read at every `get` (nothing to cache or invalidate).
+#[derive(Debug, Default, Clone)]
+pub struct EnvSecrets;
+
+impl SecretSource for EnvSecrets {
+    fn get(&self, name: SecretName) -> BoxFuture<'_, Result<Secret, SecretError>> {
+        let var = name.env_var();
+        let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+        Box::pin(async move {
+            value
+                .map(Secret::new)
+                .ok_or(SecretError::NotInEnvironment { name, var })
+        })
+    }
+
+    fn describe(&self) -> String {
+        "environment variables".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_never_prints_its_value() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "[REDACTED]");
+        assert_eq!(format!("{secret}"), "[REDACTED]");
+        assert_eq!(format!("{:?}", Some(secret.clone())), "Some([REDACTED])");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn a_missing_secret_names_the_variable_to_set() {
+        let error = SecretError::NotInEnvironment {
+            name: SecretName::CoinCapApiKey,
+            var: "COINCAP_API_KEY",
+        };
+        assert_eq!(
+            error.to_string(),
+            "secret CoinCapApiKey is not set: set the environment variable COINCAP_API_KEY"
+        );
+    }
+
+    #[test]
+    fn a_secret_missing_from_the_vault_names_the_vault_the_secret_and_the_setting() {
+        let error = SecretError::NotInVault {
+            vault: "https://kv-coincap.vault.azure.net/".into(),
+            secret: VaultSecretName::parse("coincap-api-key").unwrap(),
+            setting: "COINCAP_API_KEY_SECRET",
+        };
+        let text = error.to_string();
+        assert!(
+            text.contains("https://kv-coincap.vault.azure.net/"),
+            "{text}"
+        );
+        assert!(text.contains("\"coincap-api-key\""), "{text}");
+        assert!(text.contains("COINCAP_API_KEY_SECRET"), "{text}");
+    }
+
+    #[test]
+    fn vault_secret_names_are_letters_digits_and_dashes() {
+        assert!(VaultSecretName::parse("coincap-api-key").is_ok());
+        assert!(VaultSecretName::parse("Key2").is_ok());
+        assert!(VaultSecretName::parse(&"a".repeat(127)).is_ok());
+        assert!(VaultSecretName::parse("").is_err());
+        assert!(VaultSecretName::parse(&"a".repeat(128)).is_err());
+        assert!(VaultSecretName::parse("coincap_api_key").is_err());
+        assert!(VaultSecretName::parse("a/../b").is_err());
+        assert!(VaultSecretName::parse("key?x=1").is_err());
+    }
+
+    #[test]
+    fn every_secret_has_its_own_variable_setting_and_vault_name() {
+        let vars: std::collections::HashSet<_> = SecretName::ALL.map(SecretName::env_var).into();
+        let settings: std::collections::HashSet<_> =
+            SecretName::ALL.map(SecretName::vault_name_setting).into();
+        assert_eq!(vars.len(), SecretName::ALL.len());
+        assert_eq!(settings.len(), SecretName::ALL.len());
+        for name in SecretName::ALL {
+            assert!(VaultSecretName::parse(name.default_vault_name()).is_ok());
+        }
+    }
+}

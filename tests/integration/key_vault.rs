@@ -1,0 +1,428 @@
+//! The real `handler` binary reading its CoinCap key from Key Vault with the managed identity,
+//! against local stand-ins that speak the real protocols: an App Service identity endpoint and an
+//! HTTPS vault whose certificate comes from a CA made for the test (trusted via `SSL_CERT_FILE`).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+
+use crate::common::coincap::{CoinCap, page, realistic_assets};
+use crate::common::identity::IdentityEndpoint;
+use crate::common::keyvault::KeyVault;
+use crate::common::tls::TestCa;
+use crate::common::{Answer, app_root, free_port, handler, signal, timer_payload, wait_ready};
+
+const KEY: &str = "vault-key-5d1e9a07c3";
+const ROTATED_KEY: &str = "vault-key-rotated-8f42b6";
+
+/// Azure, on this machine: identity endpoint, vault (trusting `ca`), and CoinCap accepting `KEY`.
+struct Azure {
+    ca: TestCa,
+    identity: IdentityEndpoint,
+    vault: KeyVault,
+    coincap: CoinCap,
+}
+
+impl Azure {
+    async fn start(secrets: &[(&str, &str)]) -> Self {
+        let ca = TestCa::new();
+        let identity = IdentityEndpoint::start().await;
+        let vault = KeyVault::start(&ca, &identity.token, secrets).await;
+        let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
+        coincap.set_keys(&[KEY]);
+        Self {
+            ca,
+            identity,
+            vault,
+            coincap,
+        }
+    }
+
+    /// The settings a Function App gives the handler, plus the test CA.
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("KEY_VAULT_URL", self.vault.url.clone()),
+            ("IDENTITY_ENDPOINT", self.identity.endpoint.clone()),
+            ("IDENTITY_HEADER", self.identity.header.clone()),
+            ("SSL_CERT_FILE", self.ca.ca_file.display().to_string()),
+            ("COINCAP_BASE_URL", self.coincap.url.clone()),
+            ("COINCAP_RETRY_BASE", "10ms".into()),
+        ]
+    }
+
+    fn coincap_authorizations(&self) -> Vec<String> {
+        self.coincap
+            .seen()
+            .into_iter()
+            .map(|seen| seen.authorization.unwrap_or_default())
+            .collect()
+    }
+}
+
+/// `handler serve` with a temporary SQLite warehouse; stdout and stderr are read as they come
+/// (a full pipe would block the child) and kept whole for the leak checks.
+struct Handler {
+    child: tokio::process::Child,
+    port: u16,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    /// Every response body, as text, for the leak checks.
+    bodies: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Handler {
+    async fn start(settings: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut command = handler();
+        command
+            .arg("serve")
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env(
+                "WAREHOUSE",
+                format!("sqlite:{}", dir.path().join("w.db").display()),
+            );
+        for (key, value) in settings {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), Arc::clone(&stdout)),
+            collect(child.stderr.take().unwrap(), Arc::clone(&stderr)),
+        ];
+        wait_ready(port).await;
+        Self {
+            child,
+            port,
+            stdout,
+            stderr,
+            readers,
+            bodies: Vec::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn timer_fetch(&mut self) -> Answer {
+        let response = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/TimerFetch", self.port))
+            .header(
+                "X-Azure-Functions-InvocationId",
+                "00000000-0000-4000-8000-00000000000a",
+            )
+            .body(timer_payload().to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        self.bodies.push(text.clone());
+        let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        Answer { status, body }
+    }
+
+    /// Stops it with SIGTERM, as the host does; returns everything it wrote (stdout + stderr).
+    async fn stop(mut self) -> (String, String) {
+        signal(&self.child, "-TERM");
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status}");
+        for reader in self.readers.drain(..) {
+            reader.await.unwrap();
+        }
+        let stdout = self.stdout.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (stdout, stderr)
+    }
+}
+
+fn collect(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 8192];
+        while let Ok(n @ 1..) = pipe.read(&mut buffer).await {
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    })
+}
+
+fn error_of(answer: &Answer) -> String {
+    answer.body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {}", answer.body))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn timer_fetch_uses_the_vault_s_key_read_with_the_managed_identity_s_token() {
+    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let mut handler = Handler::start(&azure.settings()).await;
+
+    let answer = handler.timer_fetch().await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.events().len(), 4);
+    assert_eq!(azure.coincap_authorizations(), [format!("Bearer {KEY}")]);
+
+    let seen = azure.vault.seen();
+    assert_eq!(
+        seen[0].authorization, None,
+        "the first request carries no token and gets the challenge"
+    );
+    let authorized = azure.vault.authorized();
+    assert_eq!(authorized.len(), 1, "{seen:?}");
+    assert_eq!(authorized[0].secret, "coincap-api-key");
+    assert!(authorized[0].api_version.is_some());
+    let minted = azure.identity.seen();
+    assert!(!minted.is_empty());
+    for request in &minted {
+        assert_eq!(
+            request.identity_header.as_deref(),
+            Some(azure.identity.header.as_str())
+        );
+        assert_eq!(request.query["resource"], "https://vault.azure.net");
+        assert_eq!(request.query["api-version"], "2019-08-01");
+        assert!(!request.query.contains_key("client_id"), "system-assigned");
+    }
+
+    let again = handler.timer_fetch().await;
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        azure.vault.authorized().len(),
+        1,
+        "the key is cached for SECRET_TTL"
+    );
+
+    let (stdout, stderr) = handler.stop().await;
+    assert!(stdout.contains("Key Vault https://localhost:"), "{stdout}");
+    assert!(
+        !stderr.contains("not from Key Vault"),
+        "no warning when secrets come from the vault: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_rotated_in_the_vault_works_at_the_next_invocation_without_a_restart() {
+    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let mut handler = Handler::start(&azure.settings()).await;
+    assert_eq!(handler.timer_fetch().await.status, 200);
+
+    azure.vault.set_secret("coincap-api-key", ROTATED_KEY);
+    azure.coincap.set_keys(&[ROTATED_KEY]);
+    let answer = handler.timer_fetch().await;
+
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.events().len(), 4);
+    assert_eq!(
+        azure.coincap_authorizations(),
+        [
+            format!("Bearer {KEY}"),
+            format!("Bearer {KEY}"),
+            format!("Bearer {ROTATED_KEY}")
+        ],
+        "the cached key, refused; then the rotated one"
+    );
+    assert_eq!(azure.vault.authorized().len(), 2, "one refresh");
+    assert!(
+        answer
+            .logs()
+            .iter()
+            .any(|line| line.contains("retrying with the refreshed one")),
+        "{:?}",
+        answer.logs()
+    );
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn the_vault_name_of_the_key_is_a_setting() {
+    let azure = Azure::start(&[("coincap-key-prod", KEY)]).await;
+    let mut settings = azure.settings();
+    settings.push(("COINCAP_API_KEY_SECRET", "coincap-key-prod".into()));
+    let mut handler = Handler::start(&settings).await;
+    assert_eq!(handler.timer_fetch().await.status, 200);
+    assert_eq!(azure.vault.authorized()[0].secret, "coincap-key-prod");
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_assigned_identity_is_asked_for_by_its_client_id() {
+    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let mut settings = azure.settings();
+    settings.push((
+        "AZURE_CLIENT_ID",
+        "0b4a1a4e-0000-4000-8000-00000000c11d".into(),
+    ));
+    let mut handler = Handler::start(&settings).await;
+    assert_eq!(handler.timer_fetch().await.status, 200);
+    let minted = azure.identity.seen();
+    assert!(!minted.is_empty());
+    for request in minted {
+        assert_eq!(
+            request.query["client_id"],
+            "0b4a1a4e-0000-4000-8000-00000000c11d"
+        );
+    }
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn a_secret_missing_from_the_vault_fails_the_invocation_naming_the_vault_and_the_secret() {
+    let azure = Azure::start(&[]).await;
+    let mut handler = Handler::start(&azure.settings()).await;
+
+    let answer = handler.timer_fetch().await;
+
+    assert_eq!(answer.status, 500);
+    let error = error_of(&answer);
+    assert!(error.contains(&azure.vault.url), "{error}");
+    assert!(error.contains("\"coincap-api-key\""), "{error}");
+    assert!(error.contains("does not exist"), "{error}");
+    assert!(azure.coincap.seen().is_empty(), "no call without a key");
+    let (_, stderr) = handler.stop().await;
+    assert!(stderr.contains("does not exist in Key Vault"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_unreachable_identity_endpoint_fails_the_invocation_naming_the_vault_and_the_secret() {
+    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let unreachable = format!("http://127.0.0.1:{}/msi/token", free_port());
+    let settings: Vec<_> = azure
+        .settings()
+        .into_iter()
+        .map(|(key, value)| match key {
+            "IDENTITY_ENDPOINT" => (key, unreachable.clone()),
+            _ => (key, value),
+        })
+        .collect();
+    let mut handler = Handler::start(&settings).await;
+
+    let answer = handler.timer_fetch().await;
+
+    assert_eq!(answer.status, 500);
+    let error = error_of(&answer);
+    assert!(error.contains(&azure.vault.url), "{error}");
+    assert!(error.contains("\"coincap-api-key\""), "{error}");
+    assert!(
+        error.contains("cannot get a token with the system-assigned managed identity"),
+        "{error}"
+    );
+    assert!(azure.vault.authorized().is_empty());
+    assert!(azure.coincap.seen().is_empty());
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn without_ssl_cert_file_the_handler_does_not_trust_the_test_vault() {
+    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let settings: Vec<_> = azure
+        .settings()
+        .into_iter()
+        .filter(|(key, _)| *key != "SSL_CERT_FILE")
+        .collect();
+    let mut handler = Handler::start(&settings).await;
+
+    let answer = handler.timer_fetch().await;
+
+    assert_eq!(answer.status, 500);
+    let error = error_of(&answer);
+    assert!(error.contains(&azure.vault.url), "{error}");
+    assert!(error.contains("certificate"), "{error}");
+    assert!(azure.vault.seen().is_empty(), "no request got through");
+    assert!(!azure.vault.handshake_failures().is_empty());
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn no_log_line_or_response_body_holds_a_secret_value_even_at_trace_level() {
+    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let mut settings = azure.settings();
+    settings.push(("RUST_LOG", "trace".into()));
+    let mut handler = Handler::start(&settings).await;
+
+    assert_eq!(handler.timer_fetch().await.status, 200);
+    azure.vault.set_secret("coincap-api-key", ROTATED_KEY);
+    azure.coincap.set_keys(&[ROTATED_KEY]);
+    assert_eq!(handler.timer_fetch().await.status, 200);
+    // Refused and not rotated: the failure's error and logs go to the host too.
+    azure.coincap.set_keys(&["another-key"]);
+    assert_eq!(handler.timer_fetch().await.status, 502);
+    let bodies = handler.bodies.clone();
+    let (stdout, stderr) = handler.stop().await;
+
+    assert!(
+        stdout.contains("Custom handler listening"),
+        "the logs were captured"
+    );
+    for secret in [KEY, ROTATED_KEY, azure.identity.token.as_str()] {
+        assert!(!stdout.contains(secret), "stdout holds {secret}");
+        assert!(!stderr.contains(secret), "stderr holds {secret}");
+        for body in &bodies {
+            assert!(!body.contains(secret), "a response holds {secret}: {body}");
+        }
+    }
+}
+
+/// `handler local --ticks 1` with the vault's settings; its output once it has stopped.
+async fn run_local(azure: &Azure) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = handler();
+    command
+        .arg("local")
+        .arg("--app-root")
+        .arg(app_root())
+        .args(["--every", "1s", "--ticks", "1"])
+        .env(
+            "WAREHOUSE",
+            format!("sqlite:{}", dir.path().join("local.db").display()),
+        );
+    for (key, value) in azure.settings() {
+        command.env(key, value);
+    }
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_local_runner_reads_the_key_from_the_vault_too() {
+    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+
+    let output = run_local(&azure).await;
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(azure.coincap_authorizations(), [format!("Bearer {KEY}")]);
+    assert_eq!(azure.vault.authorized().len(), 1);
+    assert!(!stdout.contains(KEY) && !stderr.contains(KEY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_local_runner_stops_at_once_when_the_vault_lacks_the_key() {
+    let azure = Azure::start(&[]).await;
+
+    let output = run_local(&azure).await;
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("\"coincap-api-key\" does not exist in Key Vault"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("pro.coincap.io"),
+        "the fix is in the vault, not a new CoinCap key: {stderr}"
+    );
+    assert!(azure.coincap.seen().is_empty());
+}
