@@ -10,4 +10,5 @@ mod local_runner;
 mod package;
 mod protocol;
 mod serve_binary;
+mod template;
 mod timer_fetch;
