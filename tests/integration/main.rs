@@ -7,6 +7,7 @@ mod elf;
 
 mod event_hub_sink;
 mod local_runner;
+mod monitoring;
 mod package;
 mod protocol;
 mod serve_binary;
