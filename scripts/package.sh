@@ -59,7 +59,7 @@ if [ "$kind" = musl ]; then
     cargo build --locked --release --bin handler --target "$musl" --target-dir "$target_dir"
 else
   target=$gnu
-  loud "The musl target is NOT available here: building a fully static GLIBC binary instead (-C target-feature=+crt-static, $gnu). It has no ELF interpreter and no shared-library dependencies, but it is not a musl build."
+  loud "NOT a musl build (musl target or musl-gcc unavailable, or PACKAGE_TARGET=gnu-static): building a fully static GLIBC binary instead (-C target-feature=+crt-static, $gnu). It has no ELF interpreter and no shared-library dependencies, but it is not a musl build."
   RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --locked --release --bin handler --target "$gnu" --target-dir "$target_dir"
 fi
