@@ -93,8 +93,8 @@ impl Invocation {
         }
     }
 
-    /// A failed invocation: the reason goes to stderr (the host logs it at Error level; the body
-    /// of a non-2xx answer is discarded) and into a JSON body for anyone else calling.
+    /// A failed invocation: the closing line goes to stderr (the host logs it at Error level; the
+    /// Logs and body of a non-2xx answer are discarded) and into a JSON body for anyone else calling.
     pub fn fail(mut self, error: FunctionError) -> Failure {
         let mut line = format!("Invocation failed. function={}", self.function);
         if let FunctionError::CoinCap(coincap) = &error {
@@ -108,7 +108,9 @@ impl Invocation {
             );
         }
         let _ = write!(line, " elapsed_ms={} error=\"{error}\"", self.elapsed_ms());
-        tracing::error!(function = self.function, invocation_id = %self.id, error = %error, "Invocation failed.");
+        // The host discards the Logs of a failed invocation: stderr carries the same line, with the
+        // same keys, so the monitoring queries read failures like any other invocation.
+        tracing::error!(invocation_id = %self.id, "{line}");
         self.logs.push(line);
         Failure {
             status: error.status(),

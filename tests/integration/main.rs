@@ -1,12 +1,17 @@
-//! Integration tests: the real server over HTTP (in-process on port 0, and the real `handler`
-//! binary), a CoinCap stand-in and temporary SQLite warehouses. One test binary, one build.
+//! Integration tests: the real server over HTTP (in-process on port 0, the real `handler` binary
+//! and the packaged one in dist/app), a CoinCap stand-in and temporary SQLite warehouses; the
+//! deployment template and the monitoring queries. One test binary, one build.
 
 mod common;
+mod elf;
 
 mod event_hub_sink;
 mod key_vault;
 mod local_runner;
+mod monitoring;
+mod package;
 mod protocol;
 mod serve_binary;
 mod synapse_live;
+mod template;
 mod timer_fetch;

@@ -230,7 +230,12 @@ pub fn sink_payload(bodies: &[String], first_sequence: i64) -> Value {
 
 /// The real `handler` binary with a clean environment (no inherited settings).
 pub fn handler() -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"));
+    handler_at(std::path::Path::new(env!("CARGO_BIN_EXE_handler")))
+}
+
+/// A `handler` binary at `path` (the packaged one in dist/app, say), with a clean environment.
+pub fn handler_at(path: &std::path::Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(path);
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -290,4 +295,23 @@ pub fn signal(child: &tokio::process::Child, signal: &str) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// The packaged Functions app (`scripts/package.sh` writes it): `dist/app` with `handler`,
+/// host.json and the function folders. `None`, after a notice, when it was not built; under CI
+/// (`CI=true`) a missing package fails the test instead, since .ci/run builds it first.
+pub fn packaged_app() -> Option<PathBuf> {
+    let app = app_root().join("dist").join("app");
+    if app.join("handler").is_file() {
+        return Some(app);
+    }
+    let message = format!(
+        "{} is missing: run scripts/package.sh first",
+        app.join("handler").display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message} (CI=true: .ci/run packages before testing)");
+    }
+    eprintln!("skipped: {message}");
+    None
 }

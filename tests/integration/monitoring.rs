@@ -1,0 +1,225 @@
+//! monitoring/queries.kql, monitoring/workbook.json and the template's alert rules read keys out of
+//! the handler's log lines: each key they read must be one the handler really writes.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::coincap::{CoinCap, Reply, page, realistic_assets};
+use crate::common::{
+    API_KEY, Answer, app_root, free_port, handler, signal, sink_payload, timer_payload, wait_ready,
+};
+
+/// The keys the issue promises in every operator's queries.
+const STABLE_KEYS: [&str; 9] = [
+    "function",
+    "events_in",
+    "rows_written",
+    "duplicates",
+    "rejects",
+    "lag_ms",
+    "elapsed_ms",
+    "coincap_status",
+    "retries",
+];
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(app_root().join(path)).unwrap()
+}
+
+/// Keys a query reads: every `\bkey=` (the pattern the queries use in `extract`).
+fn keys_read(text: &str) -> BTreeSet<String> {
+    text.match_indices("\\b")
+        .filter_map(|(at, _)| {
+            let rest = &text[at + 2..];
+            let end = rest.find(|c: char| !(c.is_ascii_lowercase() || c == '_'))?;
+            (end > 0 && rest[end..].starts_with('=')).then(|| rest[..end].to_owned())
+        })
+        .collect()
+}
+
+fn strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+        Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+        _ => {}
+    }
+}
+
+/// Every string of a JSON file (the workbook's and the alert rules' queries among them).
+fn json_strings(path: &str) -> String {
+    let mut out = Vec::new();
+    strings(&serde_json::from_str(&read(path)).unwrap(), &mut out);
+    out.join("\n")
+}
+
+/// The queries of queries.kql, by title (`// ==== <title>` opens each).
+fn kql_queries() -> Vec<(String, String)> {
+    let text = read("monitoring/queries.kql");
+    text.split("// ==== ")
+        .skip(1)
+        .map(|section| {
+            let (title, body) = section.split_once('\n').unwrap();
+            (title.trim().to_owned(), body.trim().to_owned())
+        })
+        .collect()
+}
+
+fn squeeze(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What the real binary writes where Application Insights picks it up: the `Logs` of successful
+/// invocations and stderr (failed invocations), for a fetch, a fetch that fails after a retry,
+/// and a batch with a poison event.
+async fn handler_output() -> String {
+    let coincap = CoinCap::start(
+        vec![Reply::ok(page(1_747_000_000_000, &realistic_assets()))],
+        Reply::status(503, "unavailable"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = handler()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("COINCAP_BASE_URL", &coincap.url)
+        .env("COINCAP_API_KEY", API_KEY)
+        .env("COINCAP_MAX_RETRIES", "1")
+        .env("COINCAP_RETRY_BASE", "10ms")
+        .env(
+            "WAREHOUSE",
+            format!("sqlite:{}", dir.path().join("w.db").display()),
+        )
+        .spawn()
+        .unwrap();
+    wait_ready(port).await;
+    let http = reqwest::Client::new();
+    let post = |function: &str, body: String| {
+        http.post(format!("http://127.0.0.1:{port}/{function}"))
+            .header(
+                "X-Azure-Functions-InvocationId",
+                "00000000-0000-4000-8000-00000000000b",
+            )
+            .body(body)
+            .send()
+    };
+    let mut logs = Vec::new();
+
+    let fetched = Answer::read(
+        post("TimerFetch", timer_payload().to_string())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(fetched.status, 200);
+    logs.extend(fetched.logs());
+    let mut events = fetched.events();
+    events.push("not json".into());
+
+    let sunk = Answer::read(
+        post("EventHubSink", sink_payload(&events, 7).to_string())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(sunk.status, 200);
+    logs.extend(sunk.logs());
+
+    let failed = Answer::read(
+        post("TimerFetch", timer_payload().to_string())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(failed.status, 502);
+
+    signal(&child, "-TERM");
+    tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        stderr.contains("Invocation failed. function=TimerFetch coincap_status=503 retries=1"),
+        "{stderr}"
+    );
+    logs.push(stderr);
+    logs.join("\n")
+}
+
+fn writes(output: &str, key: &str) -> bool {
+    let pair = format!("{key}=");
+    output
+        .lines()
+        .flat_map(|line| line.split_whitespace())
+        .any(|word| word.starts_with(&pair))
+}
+
+#[test]
+fn the_key_reader_finds_the_keys_in_an_extract_pattern() {
+    let keys = keys_read(
+        r#"| extend x = extract(@"\brows_written=(\d+)", 1, message) // \d+ \bnot a key"#,
+    );
+    assert_eq!(keys, BTreeSet::from(["rows_written".to_owned()]));
+}
+
+#[test]
+fn the_queries_read_every_stable_key() {
+    let keys = keys_read(&read("monitoring/queries.kql"));
+    for key in STABLE_KEYS {
+        assert!(keys.contains(key), "queries.kql reads {key}");
+    }
+}
+
+#[tokio::test]
+async fn every_key_the_queries_workbook_and_alerts_read_is_one_the_handler_writes() {
+    let output = handler_output().await;
+    let sources = [
+        ("monitoring/queries.kql", read("monitoring/queries.kql")),
+        (
+            "monitoring/workbook.json",
+            json_strings("monitoring/workbook.json"),
+        ),
+        (
+            "infra/azuredeploy.json",
+            json_strings("infra/azuredeploy.json"),
+        ),
+    ];
+    for (path, text) in sources {
+        let keys = keys_read(&text);
+        assert!(!keys.is_empty(), "{path} reads keys");
+        let missing: Vec<_> = keys.iter().filter(|k| !writes(&output, k)).collect();
+        assert!(
+            missing.is_empty(),
+            "{path} reads {missing:?}, which the handler never writes:\n{output}"
+        );
+    }
+}
+
+#[test]
+fn the_workbook_charts_the_queries_of_queries_kql() {
+    let workbook: Value = serde_json::from_str(&read("monitoring/workbook.json")).unwrap();
+    assert_eq!(workbook["version"], "Notebook/1.0");
+    let queries: Vec<String> = kql_queries().iter().map(|(_, q)| squeeze(q)).collect();
+    let charted: Vec<&Value> = workbook["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["type"] == 3)
+        .collect();
+    assert!(charted.len() >= 6, "a chart per operator question");
+    for item in charted {
+        let query = item["content"]["query"].as_str().unwrap();
+        assert!(
+            queries.contains(&squeeze(query)),
+            "workbook query is not in queries.kql: {query}"
+        );
+        assert_eq!(
+            item["content"]["resourceType"],
+            "microsoft.insights/components"
+        );
+    }
+}

@@ -1,0 +1,496 @@
+//! infra/azuredeploy.json: the resources, roles and app settings the deployment needs, and the
+//! references between them (a setting that names a resource names the one the template creates).
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::Value;
+
+use crate::common::app_root;
+
+const SITE: &str = "Microsoft.Web/sites";
+const PLAN: &str = "Microsoft.Web/serverfarms";
+const STORAGE: &str = "Microsoft.Storage/storageAccounts";
+const CONTAINER: &str = "Microsoft.Storage/storageAccounts/blobServices/containers";
+const NAMESPACE: &str = "Microsoft.EventHub/namespaces";
+const HUB: &str = "Microsoft.EventHub/namespaces/eventhubs";
+const CONSUMER_GROUP: &str = "Microsoft.EventHub/namespaces/eventhubs/consumergroups";
+const VAULT: &str = "Microsoft.KeyVault/vaults";
+const LOG_ANALYTICS: &str = "Microsoft.OperationalInsights/workspaces";
+const APP_INSIGHTS: &str = "Microsoft.Insights/components";
+const ROLE_ASSIGNMENT: &str = "Microsoft.Authorization/roleAssignments";
+const SYNAPSE: &str = "Microsoft.Synapse/workspaces";
+const SQL_POOL: &str = "Microsoft.Synapse/workspaces/sqlPools";
+const ALERT: &str = "Microsoft.Insights/scheduledQueryRules";
+
+/// Built-in role definition ids (the same in every tenant), from Azure's built-in roles list.
+const EVENT_HUBS_DATA_SENDER: &str = "2b629674-e913-4c01-ae53-ef4638d8f975";
+const EVENT_HUBS_DATA_RECEIVER: &str = "a638d3c7-ab3a-418d-83e6-5f17a39d4fde";
+const KEY_VAULT_SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
+const STORAGE_BLOB_DATA_OWNER: &str = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
+const STORAGE_QUEUE_DATA_CONTRIBUTOR: &str = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
+const STORAGE_TABLE_DATA_CONTRIBUTOR: &str = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3";
+const MONITORING_METRICS_PUBLISHER: &str = "3913510d-42f4-4e42-8a64-420c390055eb";
+
+fn template() -> Value {
+    read("infra/azuredeploy.json")
+}
+
+fn read(path: &str) -> Value {
+    let text = std::fs::read_to_string(app_root().join(path)).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn resources<'a>(t: &'a Value, kind: &str) -> Vec<&'a Value> {
+    t["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"].as_str() == Some(kind))
+        .collect()
+}
+
+/// The single resource of a type, created unconditionally.
+fn one<'a>(t: &'a Value, kind: &str) -> &'a Value {
+    let found: Vec<_> = resources(t, kind)
+        .into_iter()
+        .filter(|r| r.get("condition").is_none())
+        .collect();
+    assert_eq!(found.len(), 1, "one unconditional {kind}");
+    found[0]
+}
+
+fn name(r: &Value) -> &str {
+    r["name"].as_str().unwrap()
+}
+
+fn app_settings(t: &Value) -> HashMap<String, String> {
+    one(t, SITE)["properties"]["siteConfig"]["appSettings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn setting(t: &Value, key: &str) -> String {
+    app_settings(t)
+        .remove(key)
+        .unwrap_or_else(|| panic!("app setting {key} is missing"))
+}
+
+/// Every `variables('x')` or `parameters('x')` an expression in `v` uses.
+fn references(v: &Value, function: &str, out: &mut BTreeSet<String>) {
+    match v {
+        Value::String(s) => {
+            let open = format!("{function}('");
+            let mut rest = s.as_str();
+            while let Some(at) = rest.find(&open) {
+                let tail = &rest[at + open.len()..];
+                let end = tail.find('\'').unwrap();
+                out.insert(tail[..end].to_owned());
+                rest = &tail[end..];
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| references(i, function, out)),
+        Value::Object(map) => map.values().for_each(|i| references(i, function, out)),
+        _ => {}
+    }
+}
+
+/// The last segment of a child resource's name, `[format('{0}/{1}', a, b)]` -> `b`.
+fn last_segment(name: &str) -> String {
+    let inner = name.strip_suffix(")]").unwrap_or(name);
+    inner.rsplit(", ").next().unwrap().to_owned()
+}
+
+/// The role id a `roleDefinitionId` expression names, through the template's `roles` variable.
+fn role_id(t: &Value, assignment: &Value) -> String {
+    let expression = assignment["properties"]["roleDefinitionId"]
+        .as_str()
+        .unwrap();
+    let key = expression
+        .split("variables('roles').")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{expression} names its role through variables('roles')"))
+        .trim_end_matches(")]");
+    t["variables"]["roles"][key].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn it_is_an_arm_template_and_the_parameters_file_sets_only_its_parameters() {
+    let t = template();
+    assert!(
+        t["$schema"]
+            .as_str()
+            .unwrap()
+            .contains("deploymentTemplate.json")
+    );
+    let parameters = read("infra/azuredeploy.parameters.json");
+    assert!(
+        parameters["$schema"]
+            .as_str()
+            .unwrap()
+            .contains("deploymentParameters.json")
+    );
+    for name in parameters["parameters"].as_object().unwrap().keys() {
+        assert!(
+            t["parameters"].get(name).is_some(),
+            "the parameters file sets {name}, which the template does not declare"
+        );
+    }
+}
+
+#[test]
+fn every_variable_and_parameter_an_expression_uses_is_declared() {
+    let t = template();
+    for (function, section) in [("variables", "variables"), ("parameters", "parameters")] {
+        let mut used = BTreeSet::new();
+        references(&t, function, &mut used);
+        for name in used {
+            assert!(
+                t[section].get(&name).is_some(),
+                "{function}('{name}') is used but not declared"
+            );
+        }
+    }
+}
+
+#[test]
+fn it_creates_every_resource_the_pipeline_needs() {
+    let t = template();
+    for kind in [
+        SITE,
+        PLAN,
+        STORAGE,
+        CONTAINER,
+        NAMESPACE,
+        HUB,
+        CONSUMER_GROUP,
+        VAULT,
+        LOG_ANALYTICS,
+        APP_INSIGHTS,
+    ] {
+        one(&t, kind);
+    }
+}
+
+#[test]
+fn the_function_app_runs_the_custom_handler_on_flex_consumption_with_its_own_identity() {
+    let t = template();
+    let plan = one(&t, PLAN);
+    assert_eq!(plan["sku"]["name"], "FC1");
+    assert_eq!(plan["sku"]["tier"], "FlexConsumption");
+    assert_eq!(plan["properties"]["reserved"], true, "Linux");
+
+    let site = one(&t, SITE);
+    assert!(site["kind"].as_str().unwrap().contains("linux"));
+    assert_eq!(site["identity"]["type"], "SystemAssigned");
+    assert!(
+        site["properties"]["serverFarmId"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(
+                "'{PLAN}', {}",
+                name(plan).trim_matches(['[', ']'])
+            ))
+    );
+    let config = &site["properties"]["functionAppConfig"];
+    assert_eq!(config["runtime"]["name"], "custom");
+    assert_eq!(config["runtime"]["version"], "1.0");
+    let storage = &config["deployment"]["storage"];
+    assert_eq!(storage["type"], "blobContainer");
+    assert_eq!(storage["authentication"]["type"], "SystemAssignedIdentity");
+    let target = storage["value"].as_str().unwrap();
+    assert!(target.contains("variables('storageAccountId')"), "{target}");
+    assert!(target.contains("variables('deploymentContainerName')"));
+    assert!(
+        name(one(&t, CONTAINER)).contains("variables('deploymentContainerName')"),
+        "the deployment container is created"
+    );
+}
+
+#[test]
+fn every_setting_the_host_and_the_handler_read_is_wired() {
+    let settings = app_settings(&template());
+    for key in [
+        "AzureWebJobsStorage__accountName",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "EventHubConnection__fullyQualifiedNamespace",
+        "EVENT_HUB_NAME",
+        "EVENT_HUB_CONSUMER_GROUP",
+        "KEY_VAULT_URL",
+        "COINCAP_API_KEY_SECRET",
+        "FETCH_SCHEDULE",
+        "WAREHOUSE",
+        "SYNAPSE_SERVER",
+        "SYNAPSE_DATABASE",
+    ] {
+        assert!(settings.contains_key(key), "app setting {key} is missing");
+    }
+    assert!(
+        !settings.contains_key("FUNCTIONS_WORKER_RUNTIME"),
+        "Flex Consumption takes the runtime from functionAppConfig and refuses this setting"
+    );
+    assert!(
+        settings.keys().all(
+            |k| !k.contains("ConnectionString") || k == "APPLICATIONINSIGHTS_CONNECTION_STRING"
+        ),
+        "no connection string with a key"
+    );
+}
+
+#[test]
+fn every_app_setting_the_function_bindings_name_is_wired() {
+    let settings = app_settings(&template());
+    for function in ["TimerFetch", "EventHubSink"] {
+        let bindings = read(&format!("{function}/function.json"));
+        for binding in bindings["bindings"].as_array().unwrap() {
+            for value in binding.as_object().unwrap().values() {
+                if let Some(name) = value
+                    .as_str()
+                    .and_then(|s| s.strip_prefix('%'))
+                    .and_then(|s| s.strip_suffix('%'))
+                {
+                    assert!(settings.contains_key(name), "{function} reads %{name}%");
+                }
+            }
+            if let Some(connection) = binding["connection"].as_str() {
+                let key = format!("{connection}__fullyQualifiedNamespace");
+                assert!(settings.contains_key(&key), "{function} connects via {key}");
+            }
+        }
+    }
+}
+
+#[test]
+fn host_storage_is_the_storage_account_the_template_creates() {
+    let t = template();
+    assert_eq!(
+        setting(&t, "AzureWebJobsStorage__accountName"),
+        name(one(&t, STORAGE))
+    );
+    assert_eq!(
+        setting(&t, "AzureWebJobsStorage__credential"),
+        "managedidentity"
+    );
+    assert_eq!(
+        one(&t, STORAGE)["properties"]["allowSharedKeyAccess"],
+        false,
+        "identity only"
+    );
+}
+
+#[test]
+fn the_event_hubs_settings_name_the_namespace_hub_and_consumer_group_it_creates() {
+    let t = template();
+    let namespace = name(one(&t, NAMESPACE)).trim_matches(['[', ']']).to_owned();
+    let fqdn = setting(&t, "EventHubConnection__fullyQualifiedNamespace");
+    assert!(
+        fqdn.contains(&namespace),
+        "{fqdn} is built from {namespace}"
+    );
+    assert!(fqdn.contains(".servicebus.windows.net"), "{fqdn}");
+
+    let hub = name(one(&t, HUB));
+    assert!(hub.contains(&namespace), "{hub}");
+    assert_eq!(
+        last_segment(hub),
+        setting(&t, "EVENT_HUB_NAME").trim_matches(['[', ']'])
+    );
+    let group = name(one(&t, CONSUMER_GROUP));
+    assert!(group.contains(&last_segment(hub)), "{group}");
+    assert_eq!(
+        last_segment(group),
+        setting(&t, "EVENT_HUB_CONSUMER_GROUP").trim_matches(['[', ']'])
+    );
+    assert_ne!(
+        t["parameters"]["eventHubConsumerGroup"]["defaultValue"], "$Default",
+        "the sink reads through its own consumer group"
+    );
+
+    assert_eq!(
+        one(&t, HUB)["properties"]["partitionCount"],
+        "[parameters('eventHubPartitionCount')]"
+    );
+    assert_eq!(
+        t["parameters"]["eventHubPartitionCount"]["type"], "int",
+        "the partition count is a parameter"
+    );
+}
+
+#[test]
+fn the_key_vault_settings_name_the_vault_it_creates_in_rbac_mode() {
+    let t = template();
+    let vault = one(&t, VAULT);
+    assert_eq!(vault["properties"]["enableRbacAuthorization"], true);
+    let vault_name = name(vault).trim_matches(['[', ']']).to_owned();
+    let url = setting(&t, "KEY_VAULT_URL");
+    assert!(url.contains(&vault_name), "{url}");
+    assert!(url.contains("environment().suffixes.keyvaultDns"), "{url}");
+    assert_eq!(
+        setting(&t, "COINCAP_API_KEY_SECRET"),
+        "[variables('coincapSecretName')]"
+    );
+    assert_eq!(t["variables"]["coincapSecretName"], "coincap-api-key");
+    let settings = app_settings(&t);
+    for secret in ["COINCAP_API_KEY", "SYNAPSE_CONNECTION_STRING"] {
+        assert!(
+            !settings.contains_key(secret),
+            "{secret}: no secret in app settings, not even a Key Vault reference; the handler reads the vault"
+        );
+    }
+}
+
+#[test]
+fn application_insights_is_the_one_it_creates_on_its_log_analytics_workspace() {
+    let t = template();
+    let connection = setting(&t, "APPLICATIONINSIGHTS_CONNECTION_STRING");
+    assert!(
+        connection.contains("variables('appInsightsId')"),
+        "{connection}"
+    );
+    assert_eq!(
+        t["variables"]["appInsightsId"],
+        format!(
+            "[resourceId('{APP_INSIGHTS}', {})]",
+            name(one(&t, APP_INSIGHTS)).trim_matches(['[', ']'])
+        )
+    );
+    let workspace = one(&t, APP_INSIGHTS)["properties"]["WorkspaceResourceId"]
+        .as_str()
+        .unwrap();
+    assert!(workspace.contains(name(one(&t, LOG_ANALYTICS)).trim_matches(['[', ']'])));
+}
+
+#[test]
+fn the_synapse_settings_name_the_pool_it_creates_or_the_existing_one() {
+    let t = template();
+    assert_eq!(
+        setting(&t, "SYNAPSE_SERVER"),
+        "[variables('synapseServer')]"
+    );
+    assert_eq!(
+        setting(&t, "SYNAPSE_DATABASE"),
+        "[variables('synapseDatabase')]"
+    );
+    let server = t["variables"]["synapseServer"].as_str().unwrap();
+    assert!(server.contains("parameters('deploySynapse')"));
+    assert!(server.contains("variables('synapseWorkspaceName')"));
+    assert!(server.contains(".sql.azuresynapse.net"));
+    assert!(server.contains("parameters('existingSynapseServer')"));
+    let database = t["variables"]["synapseDatabase"].as_str().unwrap();
+    assert!(database.contains("parameters('synapseSqlPoolName')"));
+    assert!(database.contains("parameters('existingSynapseDatabase')"));
+
+    let workspace = resources(&t, SYNAPSE);
+    assert_eq!(workspace.len(), 1);
+    assert_eq!(workspace[0]["condition"], "[parameters('deploySynapse')]");
+    assert!(name(workspace[0]).contains("variables('synapseWorkspaceName')"));
+    let pool = resources(&t, SQL_POOL);
+    assert_eq!(pool.len(), 1);
+    assert_eq!(pool[0]["condition"], "[parameters('deploySynapse')]");
+    assert!(name(pool[0]).contains("parameters('synapseSqlPoolName')"));
+}
+
+#[test]
+fn the_app_identity_gets_the_built_in_roles_it_needs_on_the_resources_it_uses() {
+    let t = template();
+    let expected = [
+        (EVENT_HUBS_DATA_SENDER, NAMESPACE, "eventHubNamespaceName"),
+        (EVENT_HUBS_DATA_RECEIVER, NAMESPACE, "eventHubNamespaceName"),
+        (KEY_VAULT_SECRETS_USER, VAULT, "keyVaultName"),
+        (STORAGE_BLOB_DATA_OWNER, STORAGE, "storageAccountName"),
+        (
+            STORAGE_QUEUE_DATA_CONTRIBUTOR,
+            STORAGE,
+            "storageAccountName",
+        ),
+        (
+            STORAGE_TABLE_DATA_CONTRIBUTOR,
+            STORAGE,
+            "storageAccountName",
+        ),
+        (
+            MONITORING_METRICS_PUBLISHER,
+            APP_INSIGHTS,
+            "appInsightsName",
+        ),
+    ];
+    let for_the_app: Vec<_> = resources(&t, ROLE_ASSIGNMENT)
+        .into_iter()
+        .filter(|a| {
+            a["properties"]["principalId"]
+                .as_str()
+                .unwrap()
+                .contains("reference(variables('siteId')")
+        })
+        .collect();
+    assert_eq!(for_the_app.len(), expected.len(), "no role more, none less");
+    for (role, kind, variable) in expected {
+        let assignment = for_the_app
+            .iter()
+            .find(|a| role_id(&t, a) == role)
+            .unwrap_or_else(|| panic!("no assignment of role {role}"));
+        let scope = assignment["scope"].as_str().unwrap();
+        assert_eq!(
+            scope,
+            format!("[format('{kind}/{{0}}', variables('{variable}'))]"),
+            "role {role} is scoped to the {kind} the template creates"
+        );
+        let principal = assignment["properties"]["principalId"].as_str().unwrap();
+        assert!(principal.ends_with(".identity.principalId]"), "{principal}");
+        assert_eq!(
+            assignment["properties"]["principalType"],
+            "ServicePrincipal"
+        );
+        let depends: Vec<&str> = assignment["dependsOn"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap())
+            .collect();
+        assert!(depends.contains(&"[variables('siteId')]"));
+        assert_eq!(
+            t["variables"]["siteId"],
+            format!(
+                "[resourceId('{SITE}', {})]",
+                name(one(&t, SITE)).trim_matches(['[', ']'])
+            )
+        );
+    }
+}
+
+#[test]
+fn role_assignment_names_are_deterministic_and_distinct() {
+    let t = template();
+    let names: Vec<&str> = resources(&t, ROLE_ASSIGNMENT)
+        .into_iter()
+        .map(name)
+        .collect();
+    let distinct: BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(names.len(), distinct.len());
+    assert!(names.iter().all(|n| n.starts_with("[guid(")));
+}
+
+#[test]
+fn alert_rules_watch_failures_lag_and_missing_rows_in_application_insights() {
+    let t = template();
+    let alerts = resources(&t, ALERT);
+    let names: Vec<&str> = alerts.iter().map(|a| name(a)).collect();
+    for suffix in ["failed-invocations", "end-to-end-lag", "no-rows"] {
+        assert!(names.iter().any(|n| n.contains(suffix)), "{names:?}");
+    }
+    for alert in alerts {
+        assert_eq!(
+            alert["properties"]["scopes"][0],
+            "[variables('appInsightsId')]",
+            "{}",
+            name(alert)
+        );
+    }
+}
