@@ -86,6 +86,22 @@ pub struct TdsConnection {
     pub broken: bool,
 }
 
+impl TdsConnection {
+    /// Runs one SQL batch through `simple_query` and reads every result set. A failure marks the
+    /// connection broken: whatever state the session is in (mid-response, a doomed transaction),
+    /// it is dropped, which closes the socket and makes the server roll back.
+    pub async fn run(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<Vec<tiberius::Row>>, tiberius::error::Error> {
+        let result = async { self.client.simple_query(sql).await?.into_results().await }.await;
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+}
+
 pub struct TdsManager {
     config: SynapseConfig,
     secrets: Arc<dyn SecretSource>,
@@ -225,19 +241,8 @@ impl bb8::ManageConnection for TdsManager {
 
     /// The health check does what a write does: a query through `simple_query`.
     async fn is_valid(&self, connection: &mut TdsConnection) -> Result<(), ConnectError> {
-        let result = async {
-            connection
-                .client
-                .simple_query("SELECT 1")
-                .await?
-                .into_results()
-                .await
-        }
-        .await;
-        if result.is_err() {
-            connection.broken = true;
-        }
-        result.map(|_| ()).map_err(ConnectError::from)
+        connection.run("SELECT 1").await?;
+        Ok(())
     }
 
     fn has_broken(&self, connection: &mut TdsConnection) -> bool {

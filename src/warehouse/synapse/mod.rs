@@ -87,24 +87,10 @@ impl SynapseWarehouse {
         let statement = build_batch(&batch.rows, &batch.rejects, Utc::now(), &SYNAPSE_LIMITS);
         let mut connection = self.connection().await?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let result = async {
-            connection
-                .client
-                .simple_query(statement.sql.as_str())
-                .await?
-                .into_results()
-                .await
-        }
-        .await;
-        let results = match result {
-            Ok(results) => results,
-            Err(error) => {
-                // Whatever state the session is in (mid-response, in a doomed transaction), it is
-                // not reused: dropping it closes the socket and the server rolls back.
-                connection.broken = true;
-                return Err(sql_error("writing a batch", &error));
-            }
-        };
+        let results = connection
+            .run(&statement.sql)
+            .await
+            .map_err(|error| sql_error("writing a batch", &error))?;
         let counts: Vec<u64> = results
             .iter()
             .map(|set| {
@@ -173,20 +159,11 @@ impl Warehouse for SynapseWarehouse {
 
     fn health(&self) -> BoxFuture<'_, Result<(), WarehouseError>> {
         Box::pin(async move {
-            let mut connection = self.pool.get().await.map_err(pool_error)?;
-            let result = async {
-                connection
-                    .client
-                    .simple_query("SELECT 1")
-                    .await?
-                    .into_results()
-                    .await
-            }
-            .await;
-            if let Err(error) = result {
-                connection.broken = true;
-                return Err(sql_error("checking health", &error));
-            }
+            let mut connection = self.connection().await?;
+            connection
+                .run("SELECT 1")
+                .await
+                .map_err(|error| sql_error("checking health", &error))?;
             Ok(())
         })
     }

@@ -153,29 +153,33 @@ fn union(
 
 fn history_statements(sql: &mut String, chunk: &[Rendered], bound: &str) {
     let matches = format!(
-        "SELECT 1 FROM {HISTORY_TABLE} AS t WHERE t.id = s.id AND t.runtime_timestamp = s.runtime_timestamp AND t.runtime_timestamp >= {bound}"
+        "t.id = s.id AND t.runtime_timestamp = s.runtime_timestamp AND t.runtime_timestamp >= {bound}"
     );
-    let keys = union(chunk, |r| &r.key, |r| &r.key_bare);
-    sql.push_str(&format!(
-        "SELECT COUNT_BIG(*) AS existing FROM (\n{keys}\n) AS s\nWHERE EXISTS ({matches});\n"
-    ));
-    let selects = union(chunk, |r| &r.select, |r| &r.select_bare);
-    sql.push_str(&format!(
-        "INSERT INTO {HISTORY_TABLE} ({HISTORY_COLUMNS})\nSELECT s.* FROM (\n{selects}\n) AS s\nWHERE NOT EXISTS ({matches});\n"
-    ));
+    count_and_insert(sql, chunk, HISTORY_TABLE, HISTORY_COLUMNS, &matches);
 }
 
 fn reject_statements(sql: &mut String, chunk: &[Rendered]) {
-    let matches = format!(
-        "SELECT 1 FROM {REJECTS_TABLE} AS t WHERE t.partition_id = s.partition_id AND t.sequence_number = s.sequence_number"
-    );
+    let matches = "t.partition_id = s.partition_id AND t.sequence_number = s.sequence_number";
+    count_and_insert(sql, chunk, REJECTS_TABLE, REJECT_COLUMNS, matches);
+}
+
+/// The pair of statements of one chunk: how many of its keys are already stored, then the insert
+/// of those that are not. `matches` compares a stored row `t` with a chunk row `s`.
+fn count_and_insert(
+    sql: &mut String,
+    chunk: &[Rendered],
+    table: &str,
+    columns: &str,
+    matches: &str,
+) {
+    let probe = format!("SELECT 1 FROM {table} AS t WHERE {matches}");
     let keys = union(chunk, |r| &r.key, |r| &r.key_bare);
     sql.push_str(&format!(
-        "SELECT COUNT_BIG(*) AS existing FROM (\n{keys}\n) AS s\nWHERE EXISTS ({matches});\n"
+        "SELECT COUNT_BIG(*) AS existing FROM (\n{keys}\n) AS s\nWHERE EXISTS ({probe});\n"
     ));
     let selects = union(chunk, |r| &r.select, |r| &r.select_bare);
     sql.push_str(&format!(
-        "INSERT INTO {REJECTS_TABLE} ({REJECT_COLUMNS})\nSELECT s.* FROM (\n{selects}\n) AS s\nWHERE NOT EXISTS ({matches});\n"
+        "INSERT INTO {table} ({columns})\nSELECT s.* FROM (\n{selects}\n) AS s\nWHERE NOT EXISTS ({probe});\n"
     ));
 }
 
