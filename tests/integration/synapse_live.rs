@@ -280,10 +280,25 @@ async fn a_connection_lost_mid_batch_writes_nothing_and_the_retry_writes_it_whol
     let prefix = prefix();
     let bodies = events(&prefix, 1000, 1_747_000_000_000);
 
+    // One cut: the batch is sent again on a fresh connection, within the same write.
     proxy.cut_after(20_000);
-    let error = warehouse.write(batch(&bodies, 0)).await.unwrap_err();
-
+    let report = warehouse.write(batch(&bodies, 0)).await.unwrap();
     assert_eq!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(report.rows_written, 1000);
+    assert_eq!(warehouse.round_trips(), 2);
+    assert_eq!(
+        count(&connection, &prefix).await,
+        1000,
+        "written whole, once"
+    );
+
+    // Every connection cut: the write fails (transient), nothing is half-written, and the
+    // redelivery writes the batch whole.
+    let prefix = self::prefix();
+    let bodies = events(&prefix, 1000, 1_747_000_000_000);
+    proxy.cut_every_after(20_000);
+    let error = warehouse.write(batch(&bodies, 0)).await.unwrap_err();
+    assert!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 2, "both attempts cut");
     assert!(error.to_string().contains("transient"), "{error}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(count(&connection, &prefix).await, 0, "nothing half-written");

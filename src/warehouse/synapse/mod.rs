@@ -10,6 +10,7 @@ pub mod statement;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bb8::{Pool, PooledConnection, RunError};
 use chrono::Utc;
@@ -20,6 +21,11 @@ use crate::config::SynapseConfig;
 use crate::secrets::SecretSource;
 use connection::{ConnectError, TdsManager, TokenSource};
 use statement::{SYNAPSE_LIMITS, build_batch};
+
+/// Idle pooled connections are closed after this (Azure's gateway drops them after 30 minutes).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 60);
+/// No connection lives longer than this: tokens and failovers move on.
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 pub struct SynapseWarehouse {
     pool: Pool<TdsManager>,
@@ -44,7 +50,12 @@ impl SynapseWarehouse {
             .max_size(size)
             .min_idle(None)
             .connection_timeout(wait)
+            // No `SELECT 1` before every batch (that would double the round trips): idle
+            // connections are closed before Azure's gateway drops them (30 minutes idle), and a
+            // batch whose connection turns out to be dead is sent once more on a fresh one.
             .test_on_check_out(false)
+            .idle_timeout(Some(IDLE_TIMEOUT))
+            .max_lifetime(Some(MAX_LIFETIME))
             // Fail the invocation at once (the retry policy redelivers) instead of retrying the
             // connection inside it until the timeout.
             .retry_connection(false)
@@ -75,7 +86,8 @@ impl SynapseWarehouse {
         self.pool.get().await.map_err(pool_error)
     }
 
-    /// SQL batches sent for writes so far (one per non-empty batch).
+    /// SQL batches sent for writes so far: one per non-empty batch (two when a lost connection
+    /// made it send the batch again).
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
     }
@@ -87,10 +99,23 @@ impl SynapseWarehouse {
         let statement = build_batch(&batch.rows, &batch.rejects, Utc::now(), &SYNAPSE_LIMITS);
         let mut connection = self.connection().await?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let results = connection
-            .run(&statement.sql)
-            .await
-            .map_err(|error| sql_error("writing a batch", &error))?;
+        let results = match connection.run(&statement.sql).await {
+            Ok(results) => results,
+            // A pooled connection can die unnoticed (an idle socket cut by the network). The
+            // batch is one transaction and idempotent, so sending it once more on a fresh
+            // connection is safe: either it never ran, or its rows now count as duplicates.
+            Err(error @ tiberius::error::Error::Io { .. }) => {
+                tracing::warn!(%error, "Synapse connection lost during a batch; sending it once more on a new connection.");
+                drop(connection);
+                connection = self.connection().await?;
+                self.round_trips.fetch_add(1, Ordering::Relaxed);
+                connection
+                    .run(&statement.sql)
+                    .await
+                    .map_err(|error| sql_error("writing a batch", &error))?
+            }
+            Err(error) => return Err(sql_error("writing a batch", &error)),
+        };
         let counts: Vec<u64> = results
             .iter()
             .map(|set| {

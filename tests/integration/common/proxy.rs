@@ -14,6 +14,8 @@ pub struct Proxy {
     /// When armed, connections are cut once this many more client bytes have gone through.
     cut_after: Arc<AtomicUsize>,
     armed: Arc<AtomicBool>,
+    /// Stay armed after a cut: every new connection is cut too.
+    every: Arc<AtomicBool>,
     pub cuts: Arc<AtomicUsize>,
 }
 
@@ -24,6 +26,7 @@ impl Proxy {
             port: listener.local_addr().unwrap().port(),
             cut_after: Arc::new(AtomicUsize::new(0)),
             armed: Arc::new(AtomicBool::new(false)),
+            every: Arc::new(AtomicBool::new(false)),
             cuts: Arc::new(AtomicUsize::new(0)),
         };
         let shared = proxy.clone();
@@ -38,10 +41,17 @@ impl Proxy {
         proxy
     }
 
-    /// Cut the connections after `bytes` more bytes from the client.
+    /// Cut the next connection that sends `bytes` more bytes from the client.
     pub fn cut_after(&self, bytes: usize) {
         self.cut_after.store(bytes, Ordering::SeqCst);
+        self.every.store(false, Ordering::SeqCst);
         self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Cut every connection after it sends `bytes` bytes, until disarmed.
+    pub fn cut_every_after(&self, bytes: usize) {
+        self.cut_after(bytes);
+        self.every.store(true, Ordering::SeqCst);
     }
 
     pub fn disarm(&self) {
@@ -54,24 +64,27 @@ impl Proxy {
         let downstream =
             tokio::spawn(async move { tokio::io::copy(&mut server_read, &mut client_write).await });
         let mut buffer = vec![0u8; 16 * 1024];
+        // This connection's budget, taken when it first sees the proxy armed.
+        let mut left: Option<usize> = None;
         while let Ok(n) = client_read.read(&mut buffer).await {
             if n == 0 {
                 break;
             }
-            let mut send = n;
-            if self.armed.load(Ordering::SeqCst) {
-                let left = self.cut_after.load(Ordering::SeqCst);
-                if n >= left {
-                    send = left;
-                }
-                self.cut_after.store(left - send, Ordering::SeqCst);
+            if self.armed.load(Ordering::SeqCst) && left.is_none() {
+                left = Some(self.cut_after.load(Ordering::SeqCst));
+            }
+            let send = left.map_or(n, |budget| n.min(budget));
+            if let Some(budget) = left.as_mut() {
+                *budget -= send;
             }
             if server_write.write_all(&buffer[..send]).await.is_err() {
                 break;
             }
             if send < n {
                 self.cuts.fetch_add(1, Ordering::SeqCst);
-                self.armed.store(false, Ordering::SeqCst);
+                if !self.every.load(Ordering::SeqCst) {
+                    self.armed.store(false, Ordering::SeqCst);
+                }
                 break;
             }
         }
