@@ -298,7 +298,10 @@ async fn a_connection_lost_mid_batch_writes_nothing_and_the_retry_writes_it_whol
     let bodies = events(&prefix, 1000, 1_747_000_000_000);
     proxy.cut_every_after(20_000);
     let error = warehouse.write(batch(&bodies, 0)).await.unwrap_err();
-    assert!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 2, "both attempts cut");
+    assert!(
+        proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "both attempts cut"
+    );
     assert!(error.to_string().contains("transient"), "{error}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(count(&connection, &prefix).await, 0, "nothing half-written");

@@ -494,3 +494,49 @@ fn alert_rules_watch_failures_lag_and_missing_rows_in_application_insights() {
         );
     }
 }
+
+#[test]
+fn alert_rules_wait_for_their_action_group() {
+    let t = template();
+    for rule in resources(&t, ALERT) {
+        let depends = rule["dependsOn"].as_array().unwrap();
+        assert!(
+            depends.iter().any(|d| d == "[variables('actionGroupId')]"),
+            "{}: created in parallel with its action group otherwise",
+            name(rule)
+        );
+    }
+}
+
+#[test]
+fn a_conditional_synapse_workspace_is_only_referenced_behind_its_condition() {
+    // ARM evaluates reference() even for a skipped resource: unguarded, deploySynapse=false fails.
+    let t = template();
+    for r in t["resources"].as_array().unwrap() {
+        let text = r.to_string();
+        if r.get("condition").is_some()
+            && text.contains("reference(resourceId('Microsoft.Synapse/workspaces'")
+        {
+            assert!(
+                text.contains("if(parameters('deploySynapse'), reference("),
+                "{}: reference() to the conditional workspace must sit inside if()",
+                name(r)
+            );
+        }
+    }
+    let admin = resources(&t, "Microsoft.Synapse/workspaces/administrators");
+    assert_eq!(
+        admin[0]["condition"],
+        "[and(parameters('deploySynapse'), not(empty(parameters('synapseAdminObjectId'))))]",
+        "no Entra admin resource with an empty object id"
+    );
+}
+
+#[test]
+fn without_a_pool_the_sink_writes_a_throw_away_file_instead_of_stalling_the_hub() {
+    let warehouse = setting(&template(), "WAREHOUSE");
+    assert_eq!(
+        warehouse,
+        "[if(or(parameters('deploySynapse'), not(empty(parameters('existingSynapseServer')))), parameters('warehouse'), 'sqlite:/tmp/coincap.db')]"
+    );
+}
