@@ -254,11 +254,44 @@ impl CoinCapClient {
     }
 }
 
+/// `{"data": [...], "timestamp": <ms>}` read in one pass.
+#[derive(serde::Deserialize)]
+struct UsualPage {
+    data: Option<Vec<Box<RawValue>>>,
+    timestamp: Option<i64>,
+    #[serde(default)]
+    error: Present,
+}
+
+/// Whether a key is there at all, whatever its value (`"error": null` is an error answer too).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> serde::Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Self(true))
+    }
+}
+
 /// Reads a 200 answer: `{"data":[...], "timestamp": <ms>}`; anything else is an error, never
 /// "zero assets". Only the envelope is parsed here: each asset stays as its JSON text, so
 /// TimerFetch reads it straight into an event (a 2000-asset page is ~1 MB; a `Value` tree of it
 /// costs more than everything else the function does).
 pub fn parse_page(status: u16, body: &[u8]) -> Result<AssetsPage, CoinCapError> {
+    // The usual answer in one pass; anything else (an `error` key, even null; no array; no integer
+    // timestamp; a duplicate key) goes the general way below, which names what is wrong.
+    if let Ok(page) = serde_json::from_slice::<UsualPage>(body)
+        && !page.error.0
+        && let (Some(assets), Some(timestamp)) = (page.data, page.timestamp)
+        && !assets.is_empty()
+    {
+        return Ok(AssetsPage {
+            assets,
+            timestamp,
+            status,
+            retries: 0,
+        });
+    }
     let not_json = || CoinCapError::NotJson {
         status,
         excerpt: excerpt(&String::from_utf8_lossy(body)),
