@@ -1,12 +1,15 @@
 //! The CoinCap v3 client: `GET /assets` with the API key as a bearer token, and the retry rule
 //! (which answers are worth another attempt, and how long to wait).
 
+use std::collections::HashMap;
 use std::error::Error as _;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::config::CoinCapConfig;
 use crate::secrets::Secret;
@@ -17,7 +20,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// One successful `GET /assets`: the assets as CoinCap sent them and the response timestamp.
 #[derive(Debug, Clone)]
 pub struct AssetsPage {
-    pub assets: Vec<Value>,
+    /// Each asset's JSON text, as CoinCap sent it.
+    pub assets: Vec<Box<RawValue>>,
     /// The response's `timestamp` (epoch milliseconds), to stamp on every asset.
     pub timestamp: i64,
     pub status: u16,
@@ -132,17 +136,39 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
 }
 
 pub struct CoinCapClient {
-    http: reqwest::Client,
+    /// Built on first use, or by [`CoinCapClient::warm_up`] once the server listens: building it
+    /// loads the system's root certificates (several milliseconds), which would otherwise delay
+    /// the first answer to the host's readiness probe.
+    http: OnceLock<reqwest::Client>,
     config: CoinCapConfig,
 }
 
 impl CoinCapClient {
     pub fn new(config: CoinCapConfig) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            http: OnceLock::new(),
+            config,
+        })
+    }
+
+    /// Builds the HTTP client now (call it off the async workers, after the server listens), so
+    /// the first fetch does not pay for it either.
+    pub fn warm_up(&self) {
+        if let Err(error) = self.http() {
+            tracing::warn!(%error, "Cannot build the CoinCap HTTP client yet; the first fetch will try again.");
+        }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, reqwest::Error> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("coincap-stream/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.timeout)
+            .connect_timeout(self.config.timeout)
             .build()?;
-        Ok(Self { http, config })
+        // Two first uses at once build two clients; the first one set is kept.
+        Ok(self.http.get_or_init(|| http))
     }
 
     /// `{base}/assets?limit=..[&ids=..]`.
@@ -201,7 +227,8 @@ impl CoinCapClient {
 
     async fn attempt(&self, url: &Url, api_key: &Secret) -> Result<AssetsPage, CoinCapError> {
         let response = self
-            .http
+            .http()
+            .map_err(transport)?
             .get(url.clone())
             .header(AUTHORIZATION, format!("Bearer {}", api_key.expose()))
             .timeout(self.config.timeout)
@@ -227,24 +254,73 @@ impl CoinCapClient {
     }
 }
 
+/// `{"data": [...], "timestamp": <ms>}` read in one pass.
+#[derive(serde::Deserialize)]
+struct UsualPage {
+    data: Option<Vec<Box<RawValue>>>,
+    timestamp: Option<i64>,
+    #[serde(default)]
+    error: Present,
+}
+
+/// Whether a key is there at all, whatever its value (`"error": null` is an error answer too).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> serde::Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Self(true))
+    }
+}
+
 /// Reads a 200 answer: `{"data":[...], "timestamp": <ms>}`; anything else is an error, never
-/// "zero assets".
+/// "zero assets". Only the envelope is parsed here: each asset stays as its JSON text, so
+/// TimerFetch reads it straight into an event (a 2000-asset page is ~1 MB; a `Value` tree of it
+/// costs more than everything else the function does).
 pub fn parse_page(status: u16, body: &[u8]) -> Result<AssetsPage, CoinCapError> {
-    let page: Value = serde_json::from_slice(body).map_err(|_| CoinCapError::NotJson {
+    // The usual answer in one pass; anything else (an `error` key, even null; no array; no integer
+    // timestamp; a duplicate key) goes the general way below, which names what is wrong.
+    if let Ok(page) = serde_json::from_slice::<UsualPage>(body)
+        && !page.error.0
+        && let (Some(assets), Some(timestamp)) = (page.data, page.timestamp)
+        && !assets.is_empty()
+    {
+        return Ok(AssetsPage {
+            assets,
+            timestamp,
+            status,
+            retries: 0,
+        });
+    }
+    let not_json = || CoinCapError::NotJson {
         status,
         excerpt: excerpt(&String::from_utf8_lossy(body)),
-    })?;
+    };
+    let page: HashMap<String, &RawValue> = match serde_json::from_slice(body) {
+        Ok(page) => page,
+        // Valid JSON that is not an object has no asset list.
+        Err(_) => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|_| not_json())?;
+            return Err(CoinCapError::NotAnAssetList("missing".into()));
+        }
+    };
+    // The same compact text a parsed value prints, for messages.
+    let compact = |raw: &RawValue| {
+        serde_json::from_str::<Value>(raw.get())
+            .map_or_else(|_| raw.get().to_owned(), |v| v.to_string())
+    };
     if let Some(error) = page.get("error") {
-        return Err(CoinCapError::Api(excerpt(&error.to_string())));
+        return Err(CoinCapError::Api(excerpt(&compact(error))));
     }
-    let assets = match page.get("data") {
-        Some(Value::Array(assets)) => assets.clone(),
-        Some(other) => return Err(CoinCapError::NotAnAssetList(excerpt(&other.to_string()))),
+    let assets: Vec<Box<RawValue>> = match page.get("data") {
+        Some(data) => serde_json::from_str(data.get())
+            .map_err(|_| CoinCapError::NotAnAssetList(excerpt(&compact(data))))?,
         None => return Err(CoinCapError::NotAnAssetList("missing".into())),
     };
     let timestamp = page
         .get("timestamp")
-        .and_then(Value::as_i64)
+        .and_then(|t| serde_json::from_str::<Value>(t.get()).ok())
+        .and_then(|t| t.as_i64())
         .ok_or(CoinCapError::NoTimestamp)?;
     if assets.is_empty() {
         return Err(CoinCapError::Empty);

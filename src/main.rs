@@ -132,6 +132,10 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         secrets = %state.secrets.describe(),
         "Custom handler listening."
     );
+    // The CoinCap client's TLS set-up (root certificates) happens after the listener is up, so
+    // the host's readiness probe is answered at once.
+    let coincap = Arc::clone(&state.coincap);
+    tokio::task::spawn_blocking(move || coincap.warm_up());
     server::run(listener, state, server::shutdown_signal()).await?;
     tracing::info!("Custom handler stopped.");
     Ok(())

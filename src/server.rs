@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::coincap::CoinCapClient;
 use crate::config::Config;
 use crate::functions::{self, EVENT_HUB_SINK, TIMER_FETCH};
-use crate::host::INVOCATION_ID_HEADER;
+use crate::host::{INVOCATION_ID_HEADER, InvocationResponse};
 use crate::secrets::SecretSource;
 use crate::warehouse::Warehouse;
 
@@ -99,7 +100,7 @@ fn invocation_id(headers: &HeaderMap) -> String {
 
 async fn timer_fetch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match functions::timer_fetch(&state, invocation_id(&headers), &body).await {
-        Ok(response) => Json(response).into_response(),
+        Ok(response) => answer(&response),
         Err(failure) => failure.into_response(),
     }
 }
@@ -110,8 +111,19 @@ async fn event_hub_sink(
     body: Bytes,
 ) -> Response {
     match functions::event_hub_sink(&state, invocation_id(&headers), &body).await {
-        Ok(response) => Json(response).into_response(),
+        Ok(response) => answer(&response),
         Err(failure) => failure.into_response(),
+    }
+}
+
+/// A function's answer as JSON. Serialised into a `Vec` (then handed over without a copy) rather
+/// than through `Json`'s `BytesMut` writer: TimerFetch answers about 1 MB of escaped event text,
+/// written in many small pieces, and a `Vec` takes them several times faster.
+fn answer(response: &InvocationResponse) -> Response {
+    match serde_json::to_vec(response) {
+        Ok(body) => ([(CONTENT_TYPE, "application/json")], body).into_response(),
+        // A map of JSON values always serialises; should it not, the invocation fails (retried).
+        Err(error) => panic_response(Box::new(error.to_string())),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{EVENTS_BINDING, Failure, FunctionError, Invocation, TIMER_BINDING, TIMER_FETCH};
 use crate::coincap::AssetsPage;
@@ -64,8 +65,19 @@ async fn fetch(state: &AppState, invocation: &mut Invocation) -> Result<AssetsPa
 
 /// One asset as an event body. An asset that does not have the v3 shape is published as it came
 /// (with the timestamp added): the sink then keeps it in the rejects table, so nothing is lost.
-fn to_event_body(asset: &Value, timestamp: i64, invocation: &mut Invocation) -> String {
-    match AssetEvent::deserialize(asset) {
+fn to_event_body(asset: &RawValue, timestamp: i64, invocation: &mut Invocation) -> String {
+    // Straight from the text: the usual case, no intermediate `Value`.
+    if let Ok(mut event) = serde_json::from_str::<AssetEvent>(asset.get()) {
+        event.timestamp = timestamp;
+        return event.to_body();
+    }
+    // Anything unusual (a duplicate key, a wrong type) takes the `Value` path, which decides.
+    let value: Value = match serde_json::from_str(asset.get()) {
+        Ok(value) => value,
+        // The page parsed, so each asset is valid JSON; keep the text if not.
+        Err(_) => return asset.get().to_owned(),
+    };
+    match AssetEvent::deserialize(&value) {
         Ok(mut event) => {
             event.timestamp = timestamp;
             event.to_body()
@@ -73,9 +85,9 @@ fn to_event_body(asset: &Value, timestamp: i64, invocation: &mut Invocation) -> 
         Err(error) => {
             invocation.log(format!(
                 "Asset does not have the v3 shape; published as it came for the rejects table. error=\"{error}\" asset={}",
-                super::excerpt(&asset.to_string(), 200)
+                super::excerpt(&value.to_string(), 200)
             ));
-            let mut raw = asset.clone();
+            let mut raw = value;
             if let Value::Object(fields) = &mut raw {
                 fields.insert("timestamp".into(), timestamp.into());
             }

@@ -134,69 +134,100 @@ fn write_chunks(
     chunks
 }
 
+/// Writes the selects of a chunk joined by `UNION ALL` (the first one with column aliases).
 fn union(
+    sql: &mut String,
     chunk: &[Rendered],
     first: impl Fn(&Rendered) -> &str,
     rest: impl Fn(&Rendered) -> &str,
-) -> String {
-    let mut out = String::new();
+) {
     for (i, item) in chunk.iter().enumerate() {
         if i == 0 {
-            out.push_str(first(item));
+            sql.push_str(first(item));
         } else {
-            out.push_str("\nUNION ALL ");
-            out.push_str(rest(item));
+            sql.push_str("\nUNION ALL ");
+            sql.push_str(rest(item));
         }
     }
-    out
+}
+
+/// The count of keys already stored, then the idempotent insert, for one chunk. `probe` is the
+/// `SELECT 1 FROM <table> AS t WHERE ...` that finds a stored row `t` for a chunk row `s`.
+fn count_and_insert(sql: &mut String, chunk: &[Rendered], table: &str, columns: &str, probe: &str) {
+    let bytes: usize = chunk
+        .iter()
+        .map(|r| r.key_bare.len() + r.select_bare.len() + 22)
+        .sum();
+    sql.reserve(bytes + 2 * probe.len() + 256);
+    sql.push_str("SELECT COUNT_BIG(*) AS existing FROM (\n");
+    union(sql, chunk, |r| &r.key, |r| &r.key_bare);
+    sql.push_str("\n) AS s\nWHERE EXISTS (");
+    sql.push_str(probe);
+    sql.push_str(");\nINSERT INTO ");
+    sql.push_str(table);
+    sql.push_str(" (");
+    sql.push_str(columns);
+    sql.push_str(")\nSELECT s.* FROM (\n");
+    union(sql, chunk, |r| &r.select, |r| &r.select_bare);
+    sql.push_str("\n) AS s\nWHERE NOT EXISTS (");
+    sql.push_str(probe);
+    sql.push_str(");\n");
 }
 
 fn history_statements(sql: &mut String, chunk: &[Rendered], bound: &str) {
-    let matches = format!(
-        "t.id = s.id AND t.runtime_timestamp = s.runtime_timestamp AND t.runtime_timestamp >= {bound}"
+    let probe = format!(
+        "SELECT 1 FROM {HISTORY_TABLE} AS t WHERE t.id = s.id AND t.runtime_timestamp = s.runtime_timestamp AND t.runtime_timestamp >= {bound}"
     );
-    count_and_insert(sql, chunk, HISTORY_TABLE, HISTORY_COLUMNS, &matches);
+    count_and_insert(sql, chunk, HISTORY_TABLE, HISTORY_COLUMNS, &probe);
 }
 
 fn reject_statements(sql: &mut String, chunk: &[Rendered]) {
-    let matches = "t.partition_id = s.partition_id AND t.sequence_number = s.sequence_number";
-    count_and_insert(sql, chunk, REJECTS_TABLE, REJECT_COLUMNS, matches);
+    let probe = format!(
+        "SELECT 1 FROM {REJECTS_TABLE} AS t WHERE t.partition_id = s.partition_id AND t.sequence_number = s.sequence_number"
+    );
+    count_and_insert(sql, chunk, REJECTS_TABLE, REJECT_COLUMNS, &probe);
 }
 
-/// The pair of statements of one chunk: how many of its keys are already stored, then the insert
-/// of those that are not. `matches` compares a stored row `t` with a chunk row `s`.
-fn count_and_insert(
-    sql: &mut String,
-    chunk: &[Rendered],
-    table: &str,
-    columns: &str,
-    matches: &str,
-) {
-    let probe = format!("SELECT 1 FROM {table} AS t WHERE {matches}");
-    let keys = union(chunk, |r| &r.key, |r| &r.key_bare);
-    sql.push_str(&format!(
-        "SELECT COUNT_BIG(*) AS existing FROM (\n{keys}\n) AS s\nWHERE EXISTS ({probe});\n"
-    ));
-    let selects = union(chunk, |r| &r.select, |r| &r.select_bare);
-    sql.push_str(&format!(
-        "INSERT INTO {table} ({columns})\nSELECT s.* FROM (\n{selects}\n) AS s\nWHERE NOT EXISTS ({probe});\n"
-    ));
-}
-
-/// Builds a `SELECT` from `(value, alias)` pairs, with and without aliases.
+/// Builds a `SELECT` of `CAST(<literal> AS <type>) [AS <alias>]` columns, with and without
+/// aliases, rendering each literal once into a reused buffer (a batch renders thousands).
 struct SelectBuilder {
     aliased: String,
     bare: String,
     literals: usize,
+    value: String,
 }
 
 impl SelectBuilder {
-    fn new() -> Self {
+    fn with_capacity(bytes: usize) -> Self {
+        let mut aliased = String::with_capacity(bytes);
+        aliased.push_str("SELECT ");
+        let mut bare = String::with_capacity(bytes);
+        bare.push_str("SELECT ");
         Self {
-            aliased: String::from("SELECT "),
-            bare: String::from("SELECT "),
+            aliased,
+            bare,
             literals: 0,
+            value: String::with_capacity(64),
         }
+    }
+
+    /// Adds `CAST(<what render writes> AS <sql_type>)` under `alias`.
+    fn cast(
+        &mut self,
+        alias: &str,
+        sql_type: &str,
+        literals: usize,
+        render: impl FnOnce(&mut String),
+    ) {
+        let mut value = std::mem::take(&mut self.value);
+        value.clear();
+        value.push_str("CAST(");
+        render(&mut value);
+        value.push_str(" AS ");
+        value.push_str(sql_type);
+        value.push(')');
+        self.column(&value, alias, literals);
+        self.value = value;
     }
 
     fn column(&mut self, value: &str, alias: &str, literals: usize) {
@@ -210,47 +241,37 @@ impl SelectBuilder {
         self.bare.push_str(value);
         self.literals += literals;
     }
+
+    /// A string literal (`N'...'`, NUL characters as `NCHAR(0)`), or NULL.
+    fn text(&mut self, value: Option<&str>, sql_type: &str, alias: &str) {
+        let literals = value.map_or(0, |v| 1 + v.matches('\0').count());
+        self.cast(alias, sql_type, literals, |out| match value {
+            Some(value) => literal::nstring(out, value),
+            None => out.push_str("NULL"),
+        });
+    }
+
+    fn varchar(&mut self, value: Option<&Varchar255>, alias: &str) {
+        self.text(value.map(Varchar255::as_str), "nvarchar(255)", alias);
+    }
+
+    fn float(&mut self, value: Option<Finite>, alias: &str) {
+        self.cast(alias, "float", 0, |out| match value {
+            Some(value) => literal::float(out, value.get()),
+            None => out.push_str("NULL"),
+        });
+    }
+
+    fn bigint(&mut self, value: Option<i64>, alias: &str) {
+        self.cast(alias, "bigint", 0, |out| match value {
+            Some(value) => literal::integer(out, value),
+            None => out.push_str("NULL"),
+        });
+    }
 }
 
 fn cast(value: &str, sql_type: &str) -> String {
     format!("CAST({value} AS {sql_type})")
-}
-
-fn text(value: Option<&str>, sql_type: &str) -> (String, usize) {
-    match value {
-        Some(value) => {
-            let mut out = String::new();
-            literal::nstring(&mut out, value);
-            (cast(&out, sql_type), 1 + value.matches('\0').count())
-        }
-        None => (cast("NULL", sql_type), 0),
-    }
-}
-
-fn varchar(value: Option<&Varchar255>) -> (String, usize) {
-    text(value.map(Varchar255::as_str), "nvarchar(255)")
-}
-
-fn float(value: Option<Finite>) -> String {
-    match value {
-        Some(value) => {
-            let mut out = String::new();
-            literal::float(&mut out, value.get());
-            cast(&out, "float")
-        }
-        None => cast("NULL", "float"),
-    }
-}
-
-fn bigint(value: Option<i64>) -> String {
-    match value {
-        Some(value) => {
-            let mut out = String::new();
-            literal::integer(&mut out, value);
-            cast(&out, "bigint")
-        }
-        None => cast("NULL", "bigint"),
-    }
 }
 
 /// `CAST('...' AS datetime2(3))`, or NULL outside datetime2's years.
@@ -266,17 +287,14 @@ fn datetime2(at: DateTime<Utc>) -> String {
 }
 
 fn render_row(row: &AssetRow) -> Rendered {
-    let mut select = SelectBuilder::new();
-    let mut key = SelectBuilder::new();
-    let (id, id_literals) = varchar(Some(&row.id));
-    let mut at = String::new();
+    let mut select = SelectBuilder::with_capacity(768);
+    let mut key = SelectBuilder::with_capacity(160);
+    let mut at = String::with_capacity(48);
     literal::datetime(&mut at, row.runtime_timestamp);
-    select.column(&id, "id", id_literals);
-    select.column(&bigint(row.asset_rank), "asset_rank", 0);
-    let (symbol, n) = varchar(row.symbol.as_ref());
-    select.column(&symbol, "symbol", n);
-    let (name, n) = varchar(row.asset_name.as_ref());
-    select.column(&name, "asset_name", n);
+    select.varchar(Some(&row.id), "id");
+    select.bigint(row.asset_rank, "asset_rank");
+    select.varchar(row.symbol.as_ref(), "symbol");
+    select.varchar(row.asset_name.as_ref(), "asset_name");
     for (value, alias) in [
         (row.supply, "supply"),
         (row.max_supply, "maxSupply"),
@@ -286,12 +304,11 @@ fn render_row(row: &AssetRow) -> Rendered {
         (row.change_percent_24_hr, "changePercent24Hr"),
         (row.vwap_24_hr, "vwap24Hr"),
     ] {
-        select.column(&float(value), alias, 0);
+        select.float(value, alias);
     }
-    let (explorer, n) = varchar(row.explorer.as_ref());
-    select.column(&explorer, "explorer", n);
+    select.varchar(row.explorer.as_ref(), "explorer");
     select.column(&at, "runtime_timestamp", 1);
-    key.column(&id, "id", id_literals);
+    key.varchar(Some(&row.id), "id");
     key.column(&at, "runtime_timestamp", 1);
     Rendered {
         literals: select.literals + key.literals,
@@ -303,22 +320,16 @@ fn render_row(row: &AssetRow) -> Rendered {
 }
 
 fn render_reject(reject: &Reject, received_at: &str) -> Rendered {
-    let mut select = SelectBuilder::new();
-    let mut key = SelectBuilder::new();
+    let mut select = SelectBuilder::with_capacity(256 + 2 * reject.raw_body.len());
+    let mut key = SelectBuilder::with_capacity(128);
     let at = &reject.coordinates;
     select.column(received_at, "received_at", 1);
-    let (code, n) = text(Some(reject.reason.code()), "varchar(32)");
-    select.column(&code, "reason_code", n);
-    let (reason, n) = text(Some(&reject.reason.to_string()), "nvarchar(4000)");
-    select.column(&reason, "reason", n);
-    let (body, n) = text(Some(&reject.raw_body), "nvarchar(max)");
-    select.column(&body, "raw_body", n);
-    let (partition, partition_literals) = text(at.partition_id.as_deref(), "varchar(64)");
-    select.column(&partition, "partition_id", partition_literals);
-    let (offset, n) = text(at.offset.as_deref(), "varchar(64)");
-    select.column(&offset, "event_offset", n);
-    let sequence = bigint(at.sequence_number);
-    select.column(&sequence, "sequence_number", 0);
+    select.text(Some(reject.reason.code()), "varchar(32)", "reason_code");
+    select.text(Some(&reject.reason.to_string()), "nvarchar(4000)", "reason");
+    select.text(Some(&reject.raw_body), "nvarchar(max)", "raw_body");
+    select.text(at.partition_id.as_deref(), "varchar(64)", "partition_id");
+    select.text(at.offset.as_deref(), "varchar(64)", "event_offset");
+    select.bigint(at.sequence_number, "sequence_number");
     let enqueued = at
         .enqueued_time
         .map_or_else(|| cast("NULL", "datetime2(3)"), datetime2);
@@ -327,8 +338,8 @@ fn render_reject(reject: &Reject, received_at: &str) -> Rendered {
         "enqueued_time",
         usize::from(at.enqueued_time.is_some()),
     );
-    key.column(&partition, "partition_id", partition_literals);
-    key.column(&sequence, "sequence_number", 0);
+    key.text(at.partition_id.as_deref(), "varchar(64)", "partition_id");
+    key.bigint(at.sequence_number, "sequence_number");
     Rendered {
         literals: select.literals + key.literals,
         select: select.aliased,

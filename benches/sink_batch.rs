@@ -1,0 +1,79 @@
+//! EventHubSink's pure work on one 1000-event batch, as the Functions host delivers it: parse the
+//! invocation body, undo the double encoding (`ReceivedBatch::from_request`), map events to rows
+//! (`map_events`) and render the Synapse SQL batch (`build_batch`). No I/O.
+//!
+//! `cargo bench --bench sink_batch` (scripts/bench.sh runs it and reads criterion's samples).
+
+mod common;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use chrono::Utc;
+use coincap_stream::domain::map_events;
+use coincap_stream::host::InvocationRequest;
+use coincap_stream::host::event_hubs::ReceivedBatch;
+use coincap_stream::warehouse::synapse::statement::{SYNAPSE_LIMITS, build_batch};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+const EVENTS: usize = 1000;
+
+fn payload() -> Vec<u8> {
+    let assets = common::realistic_assets(EVENTS);
+    let bodies = common::event_bodies(&assets, 1_764_288_000_123);
+    common::sink_request(&bodies, 1_000, Utc::now())
+        .to_string()
+        .into_bytes()
+}
+
+fn decode_map_render(body: &[u8]) -> usize {
+    let request = InvocationRequest::parse(body).expect("a valid envelope");
+    let batch = ReceivedBatch::from_request(&request, "events").expect("a valid batch");
+    let mapped = map_events(batch.events.into_iter().map(|e| (e.body, e.coordinates)));
+    assert_eq!(mapped.rows.len(), EVENTS, "every event is a row");
+    let sql = build_batch(&mapped.rows, &mapped.rejects, Utc::now(), &SYNAPSE_LIMITS);
+    sql.sql.len()
+}
+
+fn sink_batch(c: &mut Criterion) {
+    let body = payload();
+    let mut group = c.benchmark_group("sink_batch");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.sample_size(100);
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("decode_map_render_1000", |b| {
+        b.iter(|| decode_map_render(black_box(&body)))
+    });
+    // The three steps alone, to see where the time goes.
+    group.bench_function("decode_1000", |b| {
+        b.iter(|| {
+            let request = InvocationRequest::parse(black_box(&body)).unwrap();
+            ReceivedBatch::from_request(&request, "events").unwrap()
+        })
+    });
+    let request = InvocationRequest::parse(&body).unwrap();
+    let batch = ReceivedBatch::from_request(&request, "events").unwrap();
+    let events: Vec<_> = batch
+        .events
+        .into_iter()
+        .map(|e| (e.body, e.coordinates))
+        .collect();
+    group.bench_function("map_1000", |b| {
+        b.iter_batched(|| events.clone(), map_events, BatchSize::LargeInput)
+    });
+    let mapped = map_events(events);
+    group.bench_function("render_1000", |b| {
+        b.iter(|| {
+            build_batch(
+                black_box(&mapped.rows),
+                &mapped.rejects,
+                Utc::now(),
+                &SYNAPSE_LIMITS,
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, sink_batch);
+criterion_main!(benches);

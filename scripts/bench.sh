@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Benchmarks, side by side with the seed's Python producer, in one run on this machine: builds the
+# release handler, makes a Python venv with the seed's packages (requests, azure-eventhub), runs the
+# criterion bench of EventHubSink's pure work (benches/sink_batch.rs) and the comparison bench
+# (benches/compare.rs), which prints one table at the end. A few minutes on 2 cores.
+#
+# Settings: CARGO_TARGET_DIR (default: target/), COINCAP_TEST_MSSQL (an ADO.NET connection string
+# to a SQL Server or Synapse pool: measures the Synapse writer too), BENCH_TIMER_ITERATIONS (30).
+# Needs python3 (3.8+) with venv, and access to PyPI the first time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+venv="$target_dir/bench-venv"
+say() { printf '== %s\n' "$*" >&2; }
+
+say "cargo build --release"
+cargo build --release --locked
+handler="$target_dir/release/handler"
+
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import requests, azure.eventhub' 2>/dev/null; then
+  say "python venv with the seed's packages in $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check requests azure-eventhub
+fi
+"$venv/bin/python" -c 'import sys, requests, azure.eventhub; print("python", sys.version.split()[0], "requests", requests.__version__, "azure-eventhub", azure.eventhub.__version__)' >&2
+
+say "criterion: EventHubSink decode + map + render of a 1000-event batch"
+cargo bench --locked --bench sink_batch -- --noplot >&2
+
+say "comparison (handler vs seed producer)"
+HANDLER_BIN="$(cd "$(dirname "$handler")" && pwd)/handler" \
+BENCH_PYTHON="$(cd "$venv/bin" && pwd)/python" \
+CRITERION_DIR="$(cd "$target_dir" && pwd)/criterion" \
+  cargo bench --locked --bench compare
+
+printf '\nMachine: %s x %s, %s RAM; %s (UTC)\n' "$(nproc)" \
+  "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
+  "$(free -h | awk '/^Mem:/ {print $2}')" "$(date -u '+%Y-%m-%d %H:%M')"
