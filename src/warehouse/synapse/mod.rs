@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bb8::{Pool, PooledConnection, RunError};
 use chrono::Utc;
+use tiberius::error::IoErrorKind;
 
 use super::{Batch, Warehouse, WarehouseError, WriteReport};
 use crate::BoxFuture;
@@ -104,7 +105,10 @@ impl SynapseWarehouse {
             // A pooled connection can die unnoticed (an idle socket cut by the network). The
             // batch is one transaction and idempotent, so sending it once more on a fresh
             // connection is safe: either it never ran, or its rows now count as duplicates.
-            Err(error @ tiberius::error::Error::Io { .. }) => {
+            // A timeout is not retried here: the server may still be working on the batch.
+            Err(error @ tiberius::error::Error::Io { kind, .. })
+                if kind != IoErrorKind::TimedOut =>
+            {
                 tracing::warn!(%error, "Synapse connection lost during a batch; sending it once more on a new connection.");
                 drop(connection);
                 connection = self.connection().await?;
