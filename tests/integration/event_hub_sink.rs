@@ -18,17 +18,7 @@ async fn published(assets: &[Value], timestamp: i64) -> Vec<String> {
 }
 
 /// The payload of the protocol reference, byte for byte.
-const REFERENCE: &str = r#"{"Data":{"events":"[\"{\\\"id\\\":\\\"bitcoin\\\"}\",\"not json\"]"},
- "Metadata":{
-   "PartitionContext":{"FullyQualifiedNamespace":"ns.servicebus.windows.net","EventHubName":"coincaphub",
-                       "ConsumerGroup":"$Default","PartitionId":"0","IsCheckpointingAfterInvocation":true},
-   "PartitionKeyArray":"[null,null]",
-   "OffsetArray":"[\"4294967296\",\"4294967400\"]",
-   "SequenceNumberArray":"[100,101]",
-   "EnqueuedTimeUtcArray":"[\"2026-05-01T12:00:00.123\",\"2026-05-01T12:00:00.456\"]",
-   "PropertiesArray":"[{},{}]",
-   "SystemPropertiesArray":"[{\"SequenceNumber\":100,\"Offset\":4294967296,\"EnqueuedTimeUtc\":\"2026-05-01T12:00:00.123\"},{\"SequenceNumber\":101,\"Offset\":4294967400,\"EnqueuedTimeUtc\":\"2026-05-01T12:00:00.456\"}]",
-   "sys":{"MethodName":"EventHubSink","UtcNow":"2026-05-01T12:00:01.0000000Z","RandGuid":"x"}}}"#;
+const REFERENCE: &str = include_str!("../fixtures/event_hubs_reference.json");
 
 #[tokio::test]
 async fn the_reference_batch_keeps_both_poison_events_with_their_coordinates() {

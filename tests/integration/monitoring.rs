@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::common::coincap::{CoinCap, Reply, page, realistic_assets};
 use crate::common::{
-    API_KEY, Answer, app_root, free_port, handler, signal, sink_payload, timer_payload, wait_ready,
+    Answer, app_root, free_port, serve, signal, sink_payload, timer_payload, wait_ready,
 };
 
 /// The keys the issue promises in every operator's queries.
@@ -82,16 +82,9 @@ async fn handler_output() -> String {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = handler()
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
+    let mut child = serve(port, &coincap.url, &dir.path().join("w.db"))
         .env("COINCAP_MAX_RETRIES", "1")
         .env("COINCAP_RETRY_BASE", "10ms")
-        .env(
-            "WAREHOUSE",
-            format!("sqlite:{}", dir.path().join("w.db").display()),
-        )
         .spawn()
         .unwrap();
     wait_ready(port).await;

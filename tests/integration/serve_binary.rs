@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::common::coincap::{CoinCap, page, realistic_assets};
 use crate::common::{
-    API_KEY, Answer, app_root, free_port, handler, signal, timer_payload, wait_ready,
+    API_KEY, Answer, app_root, free_port, handler, serve, signal, timer_payload, wait_ready,
 };
 
 #[tokio::test]
@@ -12,15 +12,8 @@ async fn serves_on_the_host_s_port_and_stops_cleanly_on_sigterm() {
     let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = handler()
+    let mut child = serve(port, &coincap.url, &dir.path().join("w.db"))
         .current_dir(app_root())
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
-        .env(
-            "WAREHOUSE",
-            format!("sqlite:{}", dir.path().join("w.db").display()),
-        )
         .spawn()
         .unwrap();
     wait_ready(port).await;
@@ -65,14 +58,7 @@ async fn a_failed_invocation_writes_its_reason_to_stderr() {
     let coincap = CoinCap::serving(crate::common::coincap::V2_DEPRECATION.into()).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = handler()
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
-        .env(
-            "WAREHOUSE",
-            format!("sqlite:{}", dir.path().join("w.db").display()),
-        )
+    let mut child = serve(port, &coincap.url, &dir.path().join("w.db"))
         .spawn()
         .unwrap();
     wait_ready(port).await;

@@ -247,6 +247,18 @@ pub fn handler_at(path: &std::path::Path) -> tokio::process::Command {
     command
 }
 
+/// `handler serve` on `port` against a CoinCap stand-in, with the test key and a SQLite warehouse
+/// at `db`: callers add what their case needs, then spawn.
+pub fn serve(port: u16, coincap_url: &str, db: &std::path::Path) -> tokio::process::Command {
+    let mut command = handler();
+    command
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("COINCAP_BASE_URL", coincap_url)
+        .env("COINCAP_API_KEY", API_KEY)
+        .env("WAREHOUSE", format!("sqlite:{}", db.display()));
+    command
+}
+
 /// The repository root: the Functions app root.
 pub fn app_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
