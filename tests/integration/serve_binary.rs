@@ -69,11 +69,13 @@ async fn a_failed_invocation_writes_its_reason_to_stderr() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 502);
-    signal(&child, "-TERM");
-    tokio::time::timeout(Duration::from_secs(10), child.wait())
+    // Ctrl-C (SIGINT) stops it as cleanly as SIGTERM.
+    signal(&child, "-INT");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .unwrap()
         .unwrap();
+    assert!(status.success(), "{status}");
     let stderr =
         String::from_utf8_lossy(&child.wait_with_output().await.unwrap().stderr).into_owned();
     assert!(

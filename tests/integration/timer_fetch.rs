@@ -152,6 +152,17 @@ async fn a_retry_after_beyond_the_budget_fails_at_once() {
 }
 
 #[tokio::test]
+async fn a_403_is_a_refused_key_too_and_is_not_retried() {
+    let coincap = CoinCap::start(vec![], Reply::status(403, r#"{"error":"Forbidden"}"#)).await;
+    let app = TestApp::spawn(&coincap.url).await;
+    let answer = app.post("TimerFetch", &timer_payload()).await;
+    assert_eq!(answer.status, 502);
+    assert_eq!(coincap.seen().len(), 1);
+    let error = answer.body["error"].as_str().unwrap();
+    assert!(error.contains("refused the API key (HTTP 403)"), "{error}");
+}
+
+#[tokio::test]
 async fn a_refused_key_fails_without_retrying() {
     let coincap = CoinCap::serving(page(TIMESTAMP, &realistic_assets())).await;
     let app = TestApp::spawn_with(&coincap.url, &[], Some("wrong-key")).await;
