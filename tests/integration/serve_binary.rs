@@ -133,3 +133,54 @@ async fn a_bad_setting_is_named_at_start_up() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("COINCAP_LIMIT"), "{stderr}");
 }
+
+#[tokio::test]
+async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_login() {
+    let port = free_port();
+    let closed = free_port();
+    let password = "pw-4f1d9c-never-logged";
+    let mut child = handler()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("WAREHOUSE", "synapse")
+        .env(
+            "SYNAPSE_CONNECTION_STRING",
+            format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password={password};TrustServerCertificate=true"),
+        )
+        .spawn()
+        .unwrap();
+    wait_ready(port).await;
+    let bodies = vec![r#"{"id":"bitcoin","timestamp":1747000000000}"#.to_owned()];
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/EventHubSink"))
+        .body(crate::common::sink_payload(&bodies, 0).to_string())
+        .send()
+        .await
+        .unwrap();
+    let answer = Answer::read(response).await;
+    assert_eq!(
+        answer.status, 503,
+        "the retry policy redelivers: {}",
+        answer.body
+    );
+    let error = answer.body["error"].as_str().unwrap();
+    assert!(
+        error.contains("transient") && error.contains(&format!("cannot reach 127.0.0.1:{closed}")),
+        "{error}"
+    );
+    signal(&child, "-TERM");
+    tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let logs = format!(
+        "{}{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        answer.body
+    );
+    assert!(
+        !logs.contains(password),
+        "the connection string never reaches a log or an answer"
+    );
+}
