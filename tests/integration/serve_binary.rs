@@ -92,14 +92,7 @@ async fn serve_mode_defaults_to_synapse_and_a_missing_login_fails_the_batch_not_
         .spawn()
         .unwrap();
     wait_ready(port).await;
-    let bodies = vec![r#"{"id":"bitcoin","timestamp":1747000000000}"#.to_owned()];
-    let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/EventHubSink"))
-        .body(crate::common::sink_payload(&bodies, 0).to_string())
-        .send()
-        .await
-        .unwrap();
-    let answer = Answer::read(response).await;
+    let answer = post_one_event(port).await;
     assert_eq!(
         answer.status, 503,
         "the retry policy redelivers: {}",
@@ -149,14 +142,7 @@ async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_lo
         .spawn()
         .unwrap();
     wait_ready(port).await;
-    let bodies = vec![r#"{"id":"bitcoin","timestamp":1747000000000}"#.to_owned()];
-    let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/EventHubSink"))
-        .body(crate::common::sink_payload(&bodies, 0).to_string())
-        .send()
-        .await
-        .unwrap();
-    let answer = Answer::read(response).await;
+    let answer = post_one_event(port).await;
     assert_eq!(
         answer.status, 503,
         "the retry policy redelivers: {}",
@@ -183,4 +169,16 @@ async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_lo
         !logs.contains(password),
         "the connection string never reaches a log or an answer"
     );
+}
+
+/// One valid event to EventHubSink on the binary at `port`, as the host posts a batch.
+async fn post_one_event(port: u16) -> Answer {
+    let bodies = vec![r#"{"id":"bitcoin","timestamp":1747000000000}"#.to_owned()];
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/EventHubSink"))
+        .body(crate::common::sink_payload(&bodies, 0).to_string())
+        .send()
+        .await
+        .unwrap();
+    Answer::read(response).await
 }
