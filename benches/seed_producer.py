@@ -1,4 +1,4 @@
-"""The seed producer's work (shared/seed/streaming-pipeline-tutorial.md), ported faithfully for
+"""The seed producer's work (the tutorial coincap-stream replaces, docs/tutorial.md), ported faithfully for
 the benchmark: `get_asset_data()` and the batch-building loop with its progress print. Only the
 Event Hubs connection and `send_batch` are left out.
 
