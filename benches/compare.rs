@@ -28,12 +28,12 @@ use axum::Router;
 use axum::routing::get;
 use chrono::Utc;
 use coincap_stream::BoxFuture;
-use coincap_stream::config::{SynapseConfig, SynapseLogin};
 use coincap_stream::domain::{AssetRow, EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
 use coincap_stream::warehouse::synapse::connection::TdsManager;
 use coincap_stream::warehouse::synapse::literal;
 use coincap_stream::warehouse::synapse::statement::{SYNAPSE_LIMITS, build_batch};
+use coincap_stream::warehouse::synapse::{SynapseConfig, SynapseLogin};
 use coincap_stream::warehouse::{Batch, SynapseWarehouse, Warehouse};
 use serde_json::Value;
 

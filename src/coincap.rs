@@ -11,8 +11,27 @@ use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::config::CoinCapConfig;
 use crate::secrets::Secret;
+
+pub const DEFAULT_COINCAP_BASE_URL: &str = "https://rest.coincap.io/v3";
+/// CoinCap's reported maximum page size.
+pub const MAX_COINCAP_LIMIT: u32 = 2000;
+
+/// Everything TimerFetch needs to call CoinCap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoinCapConfig {
+    pub base_url: Url,
+    pub limit: u32,
+    pub ids: Option<String>,
+    /// Per-attempt timeout of one HTTP request.
+    pub timeout: Duration,
+    /// Retries after the first attempt, for 402, 408, 429, 5xx, timeouts and connection errors.
+    pub max_retries: u32,
+    /// First backoff delay; it doubles on each retry (a `Retry-After` longer than it wins).
+    pub retry_base: Duration,
+    /// Total time one fetch may take, waits included: well under the function timeout.
+    pub retry_budget: Duration,
+}
 
 /// The longest single backoff wait, whatever the attempt number.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

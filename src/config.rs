@@ -1,13 +1,16 @@
-//! Typed settings read from the environment (the Function App's app settings). Secret values are
-//! never read here: only where they come from (see [`crate::secrets`]).
+//! Typed settings read from the environment (the Function App's app settings), assembled from the
+//! settings type each module owns. Secret values are never read here: only where they come from
+//! (see [`crate::secrets`]).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::secrets::{SecretName, VaultNames, VaultSecretName};
+use crate::coincap::{CoinCapConfig, DEFAULT_COINCAP_BASE_URL, MAX_COINCAP_LIMIT};
+use crate::secrets::{SecretName, SecretsConfig, VaultNames, VaultSecretName};
 use crate::warehouse::WarehouseConfig;
+use crate::warehouse::synapse::{SynapseConfig, SynapseLogin};
 
 /// Which command is running: the defaults differ (serve targets Synapse, local a SQLite file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,51 +25,6 @@ pub struct ConfigError {
     pub setting: &'static str,
     pub value: String,
     pub reason: String,
-}
-
-/// Everything TimerFetch needs to call CoinCap.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CoinCapConfig {
-    pub base_url: Url,
-    pub limit: u32,
-    pub ids: Option<String>,
-    /// Per-attempt timeout of one HTTP request.
-    pub timeout: Duration,
-    /// Retries after the first attempt, for 402, 408, 429, 5xx, timeouts and connection errors.
-    pub max_retries: u32,
-    /// First backoff delay; it doubles on each retry (a `Retry-After` longer than it wins).
-    pub retry_base: Duration,
-    /// Total time one fetch may take, waits included: well under the function timeout.
-    pub retry_budget: Duration,
-}
-
-/// How EventHubSink logs in to the Synapse dedicated SQL pool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SynapseLogin {
-    /// `SYNAPSE_CONNECTION_STRING` (a secret): ADO.NET or JDBC, as the portal shows it.
-    ConnectionString,
-    /// `SYNAPSE_SERVER` + `SYNAPSE_DATABASE`: passwordless, with an Entra token per connection.
-    Entra { server: String, database: String },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SynapseConfig {
-    pub login: SynapseLogin,
-    pub pool_size: u32,
-    /// Longest wait for one server response; a queued query on a busy pool can take a while.
-    pub command_timeout: Duration,
-}
-
-/// Where secrets come from: names and addresses only, never values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SecretsConfig {
-    /// `KEY_VAULT_URL`; without it secrets come from environment variables.
-    pub key_vault_url: Option<Url>,
-    pub vault_names: VaultNames,
-    /// `SECRET_TTL`: how long a fetched secret is used before it is fetched again.
-    pub ttl: Duration,
-    /// `AZURE_CLIENT_ID`: the user-assigned managed identity to use, if not the system-assigned one.
-    pub azure_client_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,7 +63,6 @@ pub const SETTINGS: &[&str] = &[
     "COINCAP_RETRY_BASE",
     "COINCAP_RETRY_BUDGET",
     "WAREHOUSE",
-    "SYNAPSE_CONNECTION_STRING",
     "SYNAPSE_SERVER",
     "SYNAPSE_DATABASE",
     "SYNAPSE_POOL_SIZE",
@@ -113,10 +70,7 @@ pub const SETTINGS: &[&str] = &[
     "RUST_LOG",
 ];
 
-pub const DEFAULT_COINCAP_BASE_URL: &str = "https://rest.coincap.io/v3";
 pub const DEFAULT_FETCH_SCHEDULE: &str = "0 */5 * * * *";
-/// CoinCap's reported maximum page size.
-pub const MAX_COINCAP_LIMIT: u32 = 2000;
 
 impl Config {
     pub fn from_env(mode: Mode) -> Result<Self, ConfigError> {
@@ -138,83 +92,94 @@ impl Config {
             port: parse(&get, "FUNCTIONS_CUSTOMHANDLER_PORT", "3000", |v| {
                 u16::from_str(v).map_err(|e| e.to_string())
             })?,
-            coincap: CoinCapConfig {
-                base_url: parse(
-                    &get,
-                    "COINCAP_BASE_URL",
-                    DEFAULT_COINCAP_BASE_URL,
-                    parse_base_url,
-                )?,
-                limit: parse(&get, "COINCAP_LIMIT", "100", |v| match u32::from_str(v) {
-                    Ok(n) if (1..=MAX_COINCAP_LIMIT).contains(&n) => Ok(n),
-                    _ => Err(format!(
-                        "expected a whole number from 1 to {MAX_COINCAP_LIMIT}"
-                    )),
-                })?,
-                ids: get("COINCAP_IDS")
-                    .map(|ids| ids.split(',').map(str::trim).collect::<Vec<_>>().join(",")),
-                timeout: parse(&get, "COINCAP_TIMEOUT", "10s", duration)?,
-                max_retries: parse(&get, "COINCAP_MAX_RETRIES", "4", |v| {
-                    u32::from_str(v).map_err(|e| e.to_string())
-                })?,
-                retry_base: parse(&get, "COINCAP_RETRY_BASE", "500ms", duration)?,
-                retry_budget: parse(&get, "COINCAP_RETRY_BUDGET", "60s", duration)?,
-            },
+            coincap: coincap(&get)?,
             warehouse: parse(
                 &get,
                 "WAREHOUSE",
                 default_warehouse,
                 WarehouseConfig::from_str,
             )?,
-            synapse: SynapseConfig {
-                login: match (get("SYNAPSE_SERVER"), get("SYNAPSE_DATABASE")) {
-                    (Some(server), Some(database)) => SynapseLogin::Entra { server, database },
-                    (None, None) => SynapseLogin::ConnectionString,
-                    (server, _) => {
-                        return Err(ConfigError {
-                            setting: if server.is_some() {
-                                "SYNAPSE_DATABASE"
-                            } else {
-                                "SYNAPSE_SERVER"
-                            },
-                            value: String::new(),
-                            reason:
-                                "passwordless login needs both SYNAPSE_SERVER and SYNAPSE_DATABASE"
-                                    .into(),
-                        });
-                    }
-                },
-                pool_size: parse(&get, "SYNAPSE_POOL_SIZE", "4", |v| match u32::from_str(v) {
-                    Ok(n) if (1..=64).contains(&n) => Ok(n),
-                    _ => Err("expected a whole number from 1 to 64".into()),
-                })?,
-                command_timeout: parse(&get, "SYNAPSE_COMMAND_TIMEOUT", "120s", duration)?,
-            },
+            synapse: synapse(&get)?,
             fetch_schedule: get("FETCH_SCHEDULE")
                 .unwrap_or_else(|| DEFAULT_FETCH_SCHEDULE.to_owned()),
             event_hub_name: get("EVENT_HUB_NAME").unwrap_or_else(|| "coincaphub".to_owned()),
             consumer_group: get("EVENT_HUB_CONSUMER_GROUP")
                 .unwrap_or_else(|| "$Default".to_owned()),
-            secrets: SecretsConfig {
-                key_vault_url: match get("KEY_VAULT_URL") {
-                    None => None,
-                    Some(_) => Some(parse(&get, "KEY_VAULT_URL", "", parse_key_vault_url)?),
-                },
-                vault_names: VaultNames {
-                    coincap_api_key: vault_name(&get, SecretName::CoinCapApiKey)?,
-                    synapse_connection_string: vault_name(
-                        &get,
-                        SecretName::SynapseConnectionString,
-                    )?,
-                },
-                ttl: parse(&get, "SECRET_TTL", "15m", |v| match duration(v)? {
-                    ttl if ttl.is_zero() => Err("must be longer than 0".into()),
-                    ttl => Ok(ttl),
-                })?,
-                azure_client_id: get("AZURE_CLIENT_ID").map(|id| id.trim().to_owned()),
-            },
+            secrets: secrets(&get)?,
         })
     }
+}
+
+/// The `COINCAP_*` settings.
+fn coincap(get: &impl Fn(&str) -> Option<String>) -> Result<CoinCapConfig, ConfigError> {
+    Ok(CoinCapConfig {
+        base_url: parse(
+            get,
+            "COINCAP_BASE_URL",
+            DEFAULT_COINCAP_BASE_URL,
+            parse_base_url,
+        )?,
+        limit: parse(get, "COINCAP_LIMIT", "100", |v| match u32::from_str(v) {
+            Ok(n) if (1..=MAX_COINCAP_LIMIT).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "expected a whole number from 1 to {MAX_COINCAP_LIMIT}"
+            )),
+        })?,
+        ids: get("COINCAP_IDS")
+            .map(|ids| ids.split(',').map(str::trim).collect::<Vec<_>>().join(",")),
+        timeout: parse(get, "COINCAP_TIMEOUT", "10s", duration)?,
+        max_retries: parse(get, "COINCAP_MAX_RETRIES", "4", |v| {
+            u32::from_str(v).map_err(|e| e.to_string())
+        })?,
+        retry_base: parse(get, "COINCAP_RETRY_BASE", "500ms", duration)?,
+        retry_budget: parse(get, "COINCAP_RETRY_BUDGET", "60s", duration)?,
+    })
+}
+
+/// The `SYNAPSE_*` settings (the connection string itself is a secret, read by the writer).
+fn synapse(get: &impl Fn(&str) -> Option<String>) -> Result<SynapseConfig, ConfigError> {
+    let login = match (get("SYNAPSE_SERVER"), get("SYNAPSE_DATABASE")) {
+        (Some(server), Some(database)) => SynapseLogin::Entra { server, database },
+        (None, None) => SynapseLogin::ConnectionString,
+        (server, _) => {
+            return Err(ConfigError {
+                setting: if server.is_some() {
+                    "SYNAPSE_DATABASE"
+                } else {
+                    "SYNAPSE_SERVER"
+                },
+                value: String::new(),
+                reason: "passwordless login needs both SYNAPSE_SERVER and SYNAPSE_DATABASE".into(),
+            });
+        }
+    };
+    Ok(SynapseConfig {
+        login,
+        pool_size: parse(get, "SYNAPSE_POOL_SIZE", "4", |v| match u32::from_str(v) {
+            Ok(n) if (1..=64).contains(&n) => Ok(n),
+            _ => Err("expected a whole number from 1 to 64".into()),
+        })?,
+        command_timeout: parse(get, "SYNAPSE_COMMAND_TIMEOUT", "120s", duration)?,
+    })
+}
+
+/// Where secrets come from: the vault's address and the secrets' names, never values.
+fn secrets(get: &impl Fn(&str) -> Option<String>) -> Result<SecretsConfig, ConfigError> {
+    Ok(SecretsConfig {
+        key_vault_url: match get("KEY_VAULT_URL") {
+            None => None,
+            Some(_) => Some(parse(get, "KEY_VAULT_URL", "", parse_key_vault_url)?),
+        },
+        vault_names: VaultNames {
+            coincap_api_key: vault_name(get, SecretName::CoinCapApiKey)?,
+            synapse_connection_string: vault_name(get, SecretName::SynapseConnectionString)?,
+        },
+        ttl: parse(get, "SECRET_TTL", "15m", |v| match duration(v)? {
+            ttl if ttl.is_zero() => Err("must be longer than 0".into()),
+            ttl => Ok(ttl),
+        })?,
+        azure_client_id: get("AZURE_CLIENT_ID").map(|id| id.trim().to_owned()),
+    })
 }
 
 fn parse<T>(

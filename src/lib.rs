@@ -16,6 +16,7 @@
 //! - [`local`]: `handler local`, which plays the Functions host on one machine.
 //! - [`telemetry`]: process-level logging (stdout/stderr, as the host reads them).
 
+pub mod app;
 pub mod coincap;
 pub mod config;
 pub mod domain;

@@ -7,13 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use coincap_stream::coincap::CoinCapClient;
+use coincap_stream::app::{self, AppState};
 use coincap_stream::config::{Config, Mode};
-use coincap_stream::secrets;
-use coincap_stream::server::{self, AppState};
-use coincap_stream::warehouse::synapse::connection::TdsManager;
+use coincap_stream::server;
 use coincap_stream::warehouse::synapse::init;
-use coincap_stream::{local, telemetry, warehouse};
+use coincap_stream::{local, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -93,9 +91,7 @@ fn main() -> ExitCode {
 
 async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env(Mode::Serve)?;
-    let secrets = secrets::source(&config.secrets)?;
-    let tokens = warehouse::entra_tokens(&config)?;
-    let manager = TdsManager::new(config.synapse.clone(), secrets, tokens);
+    let manager = app::synapse_manager(&config)?;
     println!("Preparing {}.", manager.describe());
     for step in init::init_warehouse(&manager, args.app_identity.as_deref()).await? {
         println!("{step}");
@@ -105,24 +101,14 @@ async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env(Mode::Serve)?;
-    let secrets = secrets::source(&config.secrets)?;
+    let state = AppState::build(&config)?;
     if config.secrets.key_vault_url.is_none() {
         tracing::warn!(
             "Secrets are read from {}, not from Key Vault: set KEY_VAULT_URL in production.",
-            secrets.describe()
+            state.secrets.describe()
         );
     }
-    let state = AppState {
-        coincap: Arc::new(CoinCapClient::new(config.coincap.clone())?),
-        warehouse: warehouse::open(
-            &config,
-            Arc::clone(&secrets),
-            warehouse::entra_tokens(&config)?,
-        )?,
-        secrets,
-        config: Arc::new(config),
-    };
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, state.config.port));
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;

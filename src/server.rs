@@ -3,7 +3,6 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -16,24 +15,12 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::coincap::CoinCapClient;
-use crate::config::Config;
-use crate::functions::{self, EVENT_HUB_SINK, TIMER_FETCH};
+use crate::app::AppState;
+use crate::functions::{self, EVENT_HUB_SINK, TIMER_FETCH, TimerFetch};
 use crate::host::{INVOCATION_ID_HEADER, InvocationResponse};
-use crate::secrets::SecretSource;
-use crate::warehouse::Warehouse;
 
 /// Event Hubs batches can be large (up to `maxEventBatchSize` events of up to 1 MB each).
 const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
-
-/// What every invocation shares: cheap to clone, each I/O edge behind a trait object.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub coincap: Arc<CoinCapClient>,
-    pub secrets: Arc<dyn SecretSource>,
-    pub warehouse: Arc<dyn Warehouse>,
-}
 
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -99,7 +86,16 @@ fn invocation_id(headers: &HeaderMap) -> String {
 }
 
 async fn timer_fetch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match functions::timer_fetch(&state, invocation_id(&headers), &body).await {
+    match functions::timer_fetch(
+        TimerFetch {
+            coincap: &state.coincap,
+            secrets: state.secrets.as_ref(),
+        },
+        invocation_id(&headers),
+        &body,
+    )
+    .await
+    {
         Ok(response) => answer(&response),
         Err(failure) => failure.into_response(),
     }
@@ -110,7 +106,8 @@ async fn event_hub_sink(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match functions::event_hub_sink(&state, invocation_id(&headers), &body).await {
+    match functions::event_hub_sink(state.warehouse.as_ref(), invocation_id(&headers), &body).await
+    {
         Ok(response) => answer(&response),
         Err(failure) => failure.into_response(),
     }

@@ -4,30 +4,30 @@
 
 use chrono::Utc;
 
+use super::counters::EventHubSinkCounters;
 use super::{EVENT_HUB_SINK, EVENTS_BINDING, Failure, FunctionError, Invocation, excerpt};
 use crate::domain::map_events;
 use crate::host::event_hubs::ReceivedBatch;
 use crate::host::{InvocationRequest, InvocationResponse};
-use crate::server::AppState;
-use crate::warehouse::{Batch, WriteReport};
+use crate::warehouse::{Batch, Warehouse, WriteReport};
 
 pub async fn event_hub_sink(
-    state: &AppState,
+    warehouse: &dyn Warehouse,
     invocation_id: String,
     body: &[u8],
 ) -> Result<InvocationResponse, Failure> {
     let mut invocation = Invocation::new(EVENT_HUB_SINK, invocation_id);
-    match run(state, &mut invocation, body).await {
+    match run(warehouse, &mut invocation, body).await {
         Ok(counters) => Ok(invocation.finish(&counters)),
         Err(error) => Err(invocation.fail(error)),
     }
 }
 
 async fn run(
-    state: &AppState,
+    warehouse: &dyn Warehouse,
     invocation: &mut Invocation,
     body: &[u8],
-) -> Result<Vec<(&'static str, String)>, FunctionError> {
+) -> Result<EventHubSinkCounters, FunctionError> {
     let request = InvocationRequest::parse(body)?;
     let batch = ReceivedBatch::from_request(&request, EVENTS_BINDING)?;
     let retry = request.retry_count();
@@ -40,9 +40,8 @@ async fn run(
     let events_in = batch.events.len();
     let lag_ms = batch
         .oldest_enqueued_time()
-        .map(|oldest| (Utc::now() - oldest).num_milliseconds().max(0).to_string())
-        .unwrap_or_else(|| "none".into());
-    let partition = batch.partition_id.clone().unwrap_or_else(|| "none".into());
+        .map(|oldest| (Utc::now() - oldest).num_milliseconds().max(0) as u64);
+    let partition = batch.partition_id.clone();
 
     let mapped = map_events(batch.events.into_iter().map(|e| (e.body, e.coordinates)));
     for reject in &mapped.rejects {
@@ -61,24 +60,20 @@ async fn run(
     let report = if mapped.rows.is_empty() && mapped.rejects.is_empty() {
         WriteReport::default()
     } else {
-        state
-            .warehouse
+        warehouse
             .write(Batch {
                 rows: mapped.rows,
                 rejects: mapped.rejects,
             })
             .await?
     };
-    Ok(vec![
-        ("events_in", events_in.to_string()),
-        ("rows_written", report.rows_written.to_string()),
-        (
-            "duplicates",
-            (report.duplicates + mapped.duplicates_in_batch as u64).to_string(),
-        ),
-        ("rejects", rejects.to_string()),
-        ("lag_ms", lag_ms),
-        ("partition", partition),
-        ("retry", retry.to_string()),
-    ])
+    Ok(EventHubSinkCounters {
+        events_in: events_in as u64,
+        rows_written: report.rows_written,
+        duplicates: report.duplicates + mapped.duplicates_in_batch as u64,
+        rejects: rejects as u64,
+        lag_ms,
+        partition,
+        retry,
+    })
 }

@@ -1,6 +1,7 @@
 //! The two functions, one thin file each: read the invocation, call the domain, answer. Errors
 //! become a response in one place ([`Failure`]).
 
+pub mod counters;
 mod event_hub_sink;
 mod timer_fetch;
 
@@ -13,12 +14,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 pub use event_hub_sink::event_hub_sink;
-pub use timer_fetch::timer_fetch;
+pub use timer_fetch::{TimerFetch, timer_fetch};
 
 use crate::coincap::CoinCapError;
 use crate::host::{EnvelopeError, InvocationResponse};
 use crate::secrets::SecretError;
 use crate::warehouse::WarehouseError;
+use counters::{Counters, FINISHED};
 
 /// Folder names of the functions (the routes the host posts to) and their binding names.
 pub const TIMER_FETCH: &str = "TimerFetch";
@@ -78,13 +80,12 @@ impl Invocation {
 
     /// The closing line with the invocation's counters under stable keys
     /// (`Invocation finished. function=EventHubSink events_in=3 ... elapsed_ms=12`).
-    pub fn finish(mut self, counters: &[(&str, String)]) -> InvocationResponse {
-        let mut line = format!("Invocation finished. function={}", self.function);
-        for (key, value) in counters {
-            // Writing into a String cannot fail.
-            let _ = write!(line, " {key}={value}");
-        }
-        let _ = write!(line, " elapsed_ms={}", self.elapsed_ms());
+    pub fn finish(mut self, counters: &impl Counters) -> InvocationResponse {
+        let line = format!(
+            "{FINISHED} function={} {counters} elapsed_ms={}",
+            self.function,
+            self.elapsed_ms()
+        );
         tracing::debug!(invocation_id = %self.id, "{line}");
         self.logs.push(line);
         InvocationResponse {

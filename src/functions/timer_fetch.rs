@@ -5,29 +5,36 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::counters::TimerFetchCounters;
 use super::{EVENTS_BINDING, Failure, FunctionError, Invocation, TIMER_BINDING, TIMER_FETCH};
-use crate::coincap::AssetsPage;
+use crate::coincap::{AssetsPage, CoinCapClient};
 use crate::domain::AssetEvent;
 use crate::host::InvocationRequest;
 use crate::host::InvocationResponse;
 use crate::host::timer::TimerInfo;
-use crate::secrets::SecretName;
-use crate::server::AppState;
+use crate::secrets::{SecretName, SecretSource};
+
+/// What TimerFetch needs: the CoinCap client and where its key comes from.
+#[derive(Clone, Copy)]
+pub struct TimerFetch<'a> {
+    pub coincap: &'a CoinCapClient,
+    pub secrets: &'a dyn SecretSource,
+}
 
 pub async fn timer_fetch(
-    state: &AppState,
+    with: TimerFetch<'_>,
     invocation_id: String,
     body: &[u8],
 ) -> Result<InvocationResponse, Failure> {
     let mut invocation = Invocation::new(TIMER_FETCH, invocation_id);
-    match run(state, &mut invocation, body).await {
+    match run(with, &mut invocation, body).await {
         Ok((page, events)) => Ok(response(invocation, &page, events)),
         Err(error) => Err(invocation.fail(error)),
     }
 }
 
 async fn run(
-    state: &AppState,
+    with: TimerFetch<'_>,
     invocation: &mut Invocation,
     body: &[u8],
 ) -> Result<(AssetsPage, Vec<String>), FunctionError> {
@@ -36,7 +43,7 @@ async fn run(
     if timer.is_past_due {
         invocation.log("Timer is past due: fetching now.");
     }
-    let page = fetch(state, invocation).await?;
+    let page = fetch(with, invocation).await?;
     let events = page
         .assets
         .iter()
@@ -47,17 +54,20 @@ async fn run(
 
 /// Fetches with the cached key; a refused key is fetched anew once (a rotated secret) and the
 /// call retried if it changed.
-async fn fetch(state: &AppState, invocation: &mut Invocation) -> Result<AssetsPage, FunctionError> {
-    let key = state.secrets.get(SecretName::CoinCapApiKey).await?;
-    match state.coincap.fetch_assets(&key).await {
+async fn fetch(
+    TimerFetch { coincap, secrets }: TimerFetch<'_>,
+    invocation: &mut Invocation,
+) -> Result<AssetsPage, FunctionError> {
+    let key = secrets.get(SecretName::CoinCapApiKey).await?;
+    match coincap.fetch_assets(&key).await {
         Err(error) if error.is_unauthorized() => {
-            state.secrets.invalidate(SecretName::CoinCapApiKey);
-            let fresh = state.secrets.get(SecretName::CoinCapApiKey).await?;
+            secrets.invalidate(SecretName::CoinCapApiKey);
+            let fresh = secrets.get(SecretName::CoinCapApiKey).await?;
             if fresh == key {
                 return Err(error.into());
             }
             invocation.log("CoinCap refused the cached API key; retrying with the refreshed one.");
-            Ok(state.coincap.fetch_assets(&fresh).await?)
+            Ok(coincap.fetch_assets(&fresh).await?)
         }
         other => Ok(other?),
     }
@@ -99,12 +109,12 @@ fn to_event_body(asset: &RawValue, timestamp: i64, invocation: &mut Invocation) 
 /// The answer: `Outputs.events` as an array of compact JSON strings, one per asset.
 fn response(invocation: Invocation, page: &AssetsPage, events: Vec<String>) -> InvocationResponse {
     let published = events.len();
-    let mut response = invocation.finish(&[
-        ("events_out", published.to_string()),
-        ("coincap_status", page.status.to_string()),
-        ("retries", page.retries.to_string()),
-        ("coincap_timestamp", page.timestamp.to_string()),
-    ]);
+    let mut response = invocation.finish(&TimerFetchCounters {
+        events_out: published as u64,
+        coincap_status: page.status,
+        retries: page.retries,
+        coincap_timestamp: page.timestamp,
+    });
     response.outputs.insert(
         EVENTS_BINDING.into(),
         Value::Array(events.into_iter().map(Value::String).collect()),

@@ -9,9 +9,10 @@ use tokio::sync::mpsc;
 
 use super::app_files::RetryPolicy;
 use super::invoke::HostClient;
-use super::progress::{SinkCounts, Summary, TickLine, counter, counters};
+use super::progress::{SinkCounts, Summary, TickLine, counters};
 use super::stop::Stop;
 use crate::functions::EVENT_HUB_SINK;
+use crate::functions::counters::EventHubSinkCounters;
 use crate::host::event_hubs::{self, HubEvent, PartitionSource, RetryState};
 
 /// One partition's sequence: offsets grow by body length, sequence numbers by one.
@@ -138,11 +139,11 @@ async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkC
         );
         match target.host.invoke(EVENT_HUB_SINK, &body).await {
             Ok(response) => {
-                let counters = counters(&response);
+                let counters: EventHubSinkCounters = counters(&response);
                 return SinkCounts {
-                    written: counter(&counters, "rows_written"),
-                    duplicates: counter(&counters, "duplicates"),
-                    rejected: counter(&counters, "rejects"),
+                    written: counters.rows_written,
+                    duplicates: counters.duplicates,
+                    rejected: counters.rejects,
                     retries: retries.into(),
                     ..Default::default()
                 };

@@ -14,7 +14,6 @@ mod stop;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -24,13 +23,13 @@ pub use app_files::{AppFiles, RetryPolicy, RetryStrategy, parse_timespan};
 pub use progress::Summary;
 pub use schedule::Schedule;
 
-use crate::coincap::CoinCapClient;
+use crate::app::AppState;
 use crate::config::Config;
 use crate::functions::TIMER_FETCH;
+use crate::functions::counters::TimerFetchCounters;
 use crate::host::timer;
 use crate::secrets::{self, SecretName};
-use crate::server::{self, AppState};
-use crate::warehouse;
+use crate::server;
 use hub::{HubMessage, Partition, SinkTarget};
 use invoke::{HostClient, output_events};
 use stop::Stop;
@@ -68,101 +67,146 @@ fn setup(context: &str) -> impl Fn(&dyn std::fmt::Display) -> LocalError + '_ {
 
 pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError> {
     let started = Instant::now();
-    let files = AppFiles::read(&options.app_root)?;
-    let setting = |name: &str| match name {
-        "FETCH_SCHEDULE" => Some(config.fetch_schedule.clone()),
-        "EVENT_HUB_NAME" => Some(config.event_hub_name.clone()),
-        "EVENT_HUB_CONSUMER_GROUP" => Some(config.consumer_group.clone()),
-        other => std::env::var(other).ok(),
-    };
-    let schedule = match options.every {
-        Some(interval) if interval.is_zero() => {
-            return Err(LocalError::Setup("--every must be longer than 0".into()));
-        }
-        Some(interval) => Schedule::Every(interval),
-        None => {
-            let pattern =
-                app_files::resolve(&files.timer.schedule, setting).map_err(LocalError::Setup)?;
-            Schedule::ncrontab(&pattern)
-                .map_err(|e| LocalError::Setup(format!("FETCH_SCHEDULE: {e}")))?
-        }
-    };
-    let event_hub =
-        app_files::resolve(&files.sink.event_hub_name, setting).map_err(LocalError::Setup)?;
-    let consumer_group =
-        app_files::resolve(&files.sink.consumer_group, setting).map_err(LocalError::Setup)?;
-
-    let secrets = secrets::source(&config.secrets).map_err(|e| setup("secrets")(&e))?;
-    // Fail before the first tick, with the fix: a key from CoinCap (environment) or the vault's
-    // own message (which names the vault and the secret).
-    if let Err(error) = secrets.get(SecretName::CoinCapApiKey).await {
-        return Err(LocalError::Setup(match config.secrets.key_vault_url {
-            None => format!("{error}: {GET_A_KEY}"),
-            Some(_) => error.to_string(),
-        }));
-    }
-    let state = AppState {
-        coincap: Arc::new(
-            CoinCapClient::new(config.coincap.clone()).map_err(|e| setup("HTTP client")(&e))?,
-        ),
-        warehouse: warehouse::open(
-            &config,
-            Arc::clone(&secrets),
-            warehouse::entra_tokens(&config).map_err(|e| setup("Entra credential")(&e))?,
-        )
-        .map_err(|e| setup("warehouse")(&e))?,
-        secrets,
-        config: Arc::new(config),
-    };
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .map_err(|e| setup("binding a local port")(&e))?;
-    let base_url = format!(
-        "http://{}",
-        listener.local_addr().map_err(|e| setup("local port")(&e))?
-    );
+    let plan = Plan::read(&config, &options)?;
+    let state = handles(&config).await?;
     let warehouse_name = state.warehouse.describe();
-    let (stop_server, server_stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(server::run(listener, state, async {
-        let _ = server_stopped.await;
-    }));
-
-    println!("coincap-stream local: handler on {base_url}, warehouse {warehouse_name}");
+    let handler = InProcessHandler::start(state).await?;
     println!(
-        "TimerFetch {}; EventHubSink in batches of up to {} from hub {event_hub:?}; Ctrl-C stops after writing what was fetched.",
-        schedule.describe(),
-        files.max_event_batch_size
+        "coincap-stream local: handler on {}, warehouse {warehouse_name}",
+        handler.base_url
+    );
+    println!(
+        "TimerFetch {}; EventHubSink in batches of up to {} from hub {:?}; Ctrl-C stops after writing what was fetched.",
+        plan.schedule.describe(),
+        plan.files.max_event_batch_size,
+        plan.event_hub
     );
 
-    let host =
-        HostClient::new(base_url, INVOCATION_TIMEOUT).map_err(|e| setup("HTTP client")(&e))?;
+    let host = HostClient::new(handler.base_url.clone(), INVOCATION_TIMEOUT)
+        .map_err(|e| setup("HTTP client")(&e))?;
     let stop = Stop::listen();
     let (hub, messages) = mpsc::unbounded_channel();
     let sink = tokio::spawn(hub::sink_worker(
         SinkTarget {
             host: host.clone(),
-            binding: files.sink.binding.clone(),
+            binding: plan.files.sink.binding.clone(),
             namespace: "local".into(),
-            event_hub,
-            consumer_group,
-            retry: files.sink.retry,
+            event_hub: plan.event_hub,
+            consumer_group: plan.consumer_group,
+            retry: plan.files.sink.retry,
         },
         messages,
         stop.clone(),
     ));
-    run_timer(&host, &files, &schedule, options.ticks, &hub, &stop).await;
+    run_timer(
+        &host,
+        &plan.files,
+        &plan.schedule,
+        options.ticks,
+        &hub,
+        &stop,
+    )
+    .await;
     drop(hub);
     let mut summary = sink.await.map_err(|e| setup("sink worker")(&e))?;
-    let _ = stop_server.send(());
-    if let Ok(Err(error)) = server.await {
-        tracing::warn!(%error, "The handler's server stopped with an error.");
-    }
+    handler.stop().await;
     summary.elapsed = started.elapsed();
     println!("{summary}");
     println!("Rows are in {warehouse_name}.");
     match summary.sink.unwritten + summary.sink.dropped {
         0 => Ok(summary),
         lost => Err(LocalError::Unwritten(lost)),
+    }
+}
+
+/// What the app files and settings ask the runner to play: the schedule and the hub.
+struct Plan {
+    files: AppFiles,
+    schedule: Schedule,
+    event_hub: String,
+    consumer_group: String,
+}
+
+impl Plan {
+    fn read(config: &Config, options: &Options) -> Result<Self, LocalError> {
+        let files = AppFiles::read(&options.app_root)?;
+        let setting = |name: &str| match name {
+            "FETCH_SCHEDULE" => Some(config.fetch_schedule.clone()),
+            "EVENT_HUB_NAME" => Some(config.event_hub_name.clone()),
+            "EVENT_HUB_CONSUMER_GROUP" => Some(config.consumer_group.clone()),
+            other => std::env::var(other).ok(),
+        };
+        let schedule = match options.every {
+            Some(interval) if interval.is_zero() => {
+                return Err(LocalError::Setup("--every must be longer than 0".into()));
+            }
+            Some(interval) => Schedule::Every(interval),
+            None => {
+                let pattern = app_files::resolve(&files.timer.schedule, setting)
+                    .map_err(LocalError::Setup)?;
+                Schedule::ncrontab(&pattern)
+                    .map_err(|e| LocalError::Setup(format!("FETCH_SCHEDULE: {e}")))?
+            }
+        };
+        let event_hub =
+            app_files::resolve(&files.sink.event_hub_name, setting).map_err(LocalError::Setup)?;
+        let consumer_group =
+            app_files::resolve(&files.sink.consumer_group, setting).map_err(LocalError::Setup)?;
+        Ok(Self {
+            files,
+            schedule,
+            event_hub,
+            consumer_group,
+        })
+    }
+}
+
+/// The handler's handles, built by the composition root; fails before the first tick, with the
+/// fix, when there is no CoinCap key (from CoinCap for the environment, or the vault's own
+/// message, which names the vault and the secret).
+async fn handles(config: &Config) -> Result<AppState, LocalError> {
+    let secrets = secrets::source(&config.secrets).map_err(|e| setup("secrets")(&e))?;
+    if let Err(error) = secrets.get(SecretName::CoinCapApiKey).await {
+        return Err(LocalError::Setup(match config.secrets.key_vault_url {
+            None => format!("{error}: {GET_A_KEY}"),
+            Some(_) => error.to_string(),
+        }));
+    }
+    AppState::build_with(config, secrets).map_err(|e| LocalError::Setup(e.to_string()))
+}
+
+/// The handler's HTTP server, in this process, on a port of its own.
+struct InProcessHandler {
+    base_url: String,
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl InProcessHandler {
+    async fn start(state: AppState) -> Result<Self, LocalError> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| setup("binding a local port")(&e))?;
+        let base_url = format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| setup("local port")(&e))?
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(server::run(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            base_url,
+            stop,
+            server,
+        })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Ok(Err(error)) = self.server.await {
+            tracing::warn!(%error, "The handler's server stopped with an error.");
+        }
     }
 }
 
@@ -201,7 +245,7 @@ async fn run_timer(
             Ok(response) => {
                 let events = output_events(&response, &files.timer.output);
                 let published = events.len() as u64;
-                let fetched = progress::counter(&progress::counters(&response), "events_out");
+                let fetched = progress::counters::<TimerFetchCounters>(&response).events_out;
                 let fetch = started.elapsed();
                 let events = partition.append(events);
                 for batch in events.chunks(files.max_event_batch_size) {

@@ -1,26 +1,15 @@
 //! What the local runner shows: one line per tick and a summary at the end.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-/// Counters read back from an invocation's closing log line (`Invocation finished. key=value ...`),
-/// the same line Application Insights receives.
-pub fn counters(response: &serde_json::Value) -> HashMap<String, String> {
-    response["Logs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|line| line.as_str())
-        .filter(|line| line.starts_with("Invocation finished."))
-        .flat_map(|line| line.split_whitespace())
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(key, value)| (key.to_owned(), value.to_owned()))
-        .collect()
-}
+use crate::functions::counters::Counters;
 
-pub fn counter(counters: &HashMap<String, String>, key: &str) -> u64 {
-    counters.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+/// A function's counters read back from the closing log line of its answer (the same line
+/// Application Insights receives); zeros when the answer has none.
+pub fn counters<C: Counters + Default>(response: &serde_json::Value) -> C {
+    let logs = response["Logs"].as_array().into_iter().flatten();
+    C::from_logs(logs.filter_map(serde_json::Value::as_str)).unwrap_or_default()
 }
 
 /// What the sink did with one tick's events.
@@ -128,21 +117,23 @@ impl fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::functions::counters::EventHubSinkCounters;
     use serde_json::json;
 
     #[test]
     fn counters_are_read_from_the_closing_log_line() {
         let response = json!({"Logs": [
-            "Rejected event. reason_code=not_json partition=0",
-            "Invocation finished. function=EventHubSink events_in=3 rows_written=2 duplicates=1 rejects=0 lag_ms=5 elapsed_ms=1"
+            "Rejected event. reason_code=not_json partition=0 rows_written=9",
+            "Invocation finished. function=EventHubSink events_in=3 rows_written=2 duplicates=1 rejects=0 lag_ms=5 partition=0 retry=0 elapsed_ms=1"
         ]});
-        let counters = counters(&response);
-        assert_eq!(counter(&counters, "rows_written"), 2);
-        assert_eq!(counter(&counters, "duplicates"), 1);
-        assert_eq!(counters["function"], "EventHubSink");
-        assert!(
-            !counters.contains_key("reason_code"),
-            "only the closing line counts"
-        );
+        let counters: EventHubSinkCounters = counters(&response);
+        assert_eq!(counters.rows_written, 2, "only the closing line counts");
+        assert_eq!(counters.duplicates, 1);
+    }
+
+    #[test]
+    fn an_answer_without_a_closing_line_counts_nothing() {
+        let counters: EventHubSinkCounters = counters(&json!({"Logs": []}));
+        assert_eq!(counters, EventHubSinkCounters::default());
     }
 }

@@ -95,7 +95,7 @@ impl EntraTokens {
     }
 }
 
-impl crate::warehouse::synapse::connection::TokenSource for EntraTokens {
+impl super::TokenSource for EntraTokens {
     fn token(&self, scope: &'static str) -> BoxFuture<'_, Result<Secret, String>> {
         Box::pin(async move {
             self.credential

@@ -9,9 +9,11 @@ pub mod keyvault;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Url;
 
 use crate::BoxFuture;
-use crate::config::SecretsConfig;
 
 /// A secret value. `Debug` and `Display` print `[REDACTED]`; only [`Secret::expose`] reveals it,
 /// at the one place it is sent.
@@ -38,6 +40,18 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[REDACTED]")
     }
+}
+
+/// Where secrets come from: names and addresses only, never values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretsConfig {
+    /// `KEY_VAULT_URL`; without it secrets come from environment variables.
+    pub key_vault_url: Option<Url>,
+    pub vault_names: VaultNames,
+    /// `SECRET_TTL`: how long a fetched secret is used before it is fetched again.
+    pub ttl: Duration,
+    /// `AZURE_CLIENT_ID`: the user-assigned managed identity to use, if not the system-assigned one.
+    pub azure_client_id: Option<String>,
 }
 
 /// The secrets the handler uses.
@@ -154,6 +168,12 @@ pub trait SecretSource: Send + Sync {
     fn describe(&self) -> String;
 }
 
+/// Access tokens for passwordless login to Synapse (the managed identity in Azure, the
+/// developer's `az login` on a laptop): the same Entra credential Key Vault is read with.
+pub trait TokenSource: Send + Sync {
+    fn token(&self, scope: &'static str) -> BoxFuture<'_, Result<Secret, String>>;
+}
+
 /// The source the settings ask for: Key Vault (cached, `SECRET_TTL`) when `KEY_VAULT_URL` is set,
 /// else environment variables. Serve and local both build theirs here, so they cannot differ.
 pub fn source(config: &SecretsConfig) -> Result<Arc<dyn SecretSource>, SecretError> {
@@ -168,6 +188,14 @@ pub fn source(config: &SecretsConfig) -> Result<Arc<dyn SecretSource>, SecretErr
         }
         None => Ok(Arc::new(EnvSecrets)),
     }
+}
+
+/// The Entra credential for tokens: the managed identity (user-assigned with `AZURE_CLIENT_ID`)
+/// when the platform provides one, else the developer tools credential.
+pub fn entra_tokens(config: &SecretsConfig) -> Result<Arc<dyn TokenSource>, SecretError> {
+    Ok(Arc::new(keyvault::EntraTokens::new(
+        config.azure_client_id.as_deref(),
+    )?))
 }
 
 /// Secrets from environment variables, read at every `get` (nothing to cache or invalidate).

@@ -6,16 +6,12 @@ pub mod synapse;
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 
 pub use sqlite::SqliteWarehouse;
 pub use synapse::SynapseWarehouse;
 
 use crate::BoxFuture;
-use crate::config::Config;
 use crate::domain::{AssetRow, Reject};
-use crate::secrets::SecretSource;
-use synapse::connection::TokenSource;
 
 /// The `WAREHOUSE` setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,40 +83,6 @@ pub trait Warehouse: Send + Sync {
 
     /// For start-up logs: `sqlite:coincap.db`, `synapse (server/db)`.
     fn describe(&self) -> String;
-}
-
-/// The credential for passwordless Synapse login, when `WAREHOUSE=synapse` and `SYNAPSE_SERVER`
-/// ask for it (the managed identity in Azure, `az login` on a laptop).
-pub fn entra_tokens(
-    config: &Config,
-) -> Result<Option<Arc<dyn TokenSource>>, crate::secrets::SecretError> {
-    let passwordless = matches!(
-        config.synapse.login,
-        crate::config::SynapseLogin::Entra { .. }
-    );
-    if config.warehouse != WarehouseConfig::Synapse || !passwordless {
-        return Ok(None);
-    }
-    let tokens =
-        crate::secrets::keyvault::EntraTokens::new(config.secrets.azure_client_id.as_deref())?;
-    Ok(Some(Arc::new(tokens)))
-}
-
-/// Opens the configured warehouse: creates the SQLite tables on first use, or builds the Synapse
-/// pool (which connects on first use).
-pub fn open(
-    config: &Config,
-    secrets: Arc<dyn SecretSource>,
-    tokens: Option<Arc<dyn TokenSource>>,
-) -> Result<Arc<dyn Warehouse>, WarehouseError> {
-    match &config.warehouse {
-        WarehouseConfig::Sqlite(path) => Ok(Arc::new(SqliteWarehouse::open(path)?)),
-        WarehouseConfig::Synapse => Ok(Arc::new(SynapseWarehouse::new(
-            config.synapse.clone(),
-            secrets,
-            tokens,
-        ))),
-    }
 }
 
 #[cfg(test)]

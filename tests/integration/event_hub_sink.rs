@@ -50,11 +50,11 @@ async fn the_reference_batch_keeps_both_poison_events_with_their_coordinates() {
     assert_eq!(rejects[1].3.as_deref(), Some("4294967400"));
     assert_eq!(rejects[1].4, Some(101));
     assert_eq!(rejects[1].5.as_deref(), Some("2026-05-01T12:00:00.456"));
-    let counters = answer.counters();
-    assert_eq!(counters["events_in"], "2");
-    assert_eq!(counters["rejects"], "2");
-    assert_eq!(counters["rows_written"], "0");
-    assert!(counters["lag_ms"].parse::<u64>().unwrap() > 0);
+    let counters = answer.sink_counters();
+    assert_eq!(counters.events_in, 2);
+    assert_eq!(counters.rejects, 2);
+    assert_eq!(counters.rows_written, 0);
+    assert!(counters.lag_ms.unwrap() > 0);
     assert!(answer.logs().iter().any(|l| l.starts_with(
         "Rejected event. reason_code=not_json partition=0 offset=4294967400 sequence_number=101"
     )));
@@ -68,7 +68,7 @@ async fn timer_fetch_events_become_rows_with_exact_values() {
     let answer = app.post("EventHubSink", &sink_payload(&events, 0)).await;
 
     assert_eq!(answer.status, 200, "{}", answer.body);
-    assert_eq!(answer.counters()["rows_written"], "4");
+    assert_eq!(answer.sink_counters().rows_written, 4);
     type Row = (
         String,
         Option<i64>,
@@ -107,10 +107,10 @@ async fn a_redelivered_batch_adds_no_rows() {
     let first = app.post("EventHubSink", &payload).await;
     let again = app.post("EventHubSink", &payload).await;
 
-    assert_eq!(first.counters()["rows_written"], "50");
+    assert_eq!(first.sink_counters().rows_written, 50);
     assert_eq!(again.status, 200);
-    assert_eq!(again.counters()["rows_written"], "0");
-    assert_eq!(again.counters()["duplicates"], "50");
+    assert_eq!(again.sink_counters().rows_written, 0);
+    assert_eq!(again.sink_counters().duplicates, 50);
     assert_eq!(app.count("asset_statistics_history_v3"), 50);
 }
 
@@ -120,8 +120,8 @@ async fn duplicates_inside_a_batch_are_written_once() {
     let app = app().await;
     let doubled: Vec<String> = events.iter().chain(events.iter()).cloned().collect();
     let answer = app.post("EventHubSink", &sink_payload(&doubled, 0)).await;
-    assert_eq!(answer.counters()["rows_written"], "4");
-    assert_eq!(answer.counters()["duplicates"], "4");
+    assert_eq!(answer.sink_counters().rows_written, 4);
+    assert_eq!(answer.sink_counters().duplicates, 4);
     assert_eq!(app.count("asset_statistics_history_v3"), 4);
 }
 
@@ -145,8 +145,8 @@ async fn poison_events_go_to_the_rejects_table_and_the_rest_is_written() {
     let answer = app.post("EventHubSink", &sink_payload(&events, 10)).await;
 
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.counters()["rows_written"], "4");
-    assert_eq!(answer.counters()["rejects"], "6");
+    assert_eq!(answer.sink_counters().rows_written, 4);
+    assert_eq!(answer.sink_counters().rejects, 6);
     let codes: Vec<String> = app
         .db()
         .prepare("SELECT reason_code FROM asset_statistics_rejects ORDER BY sequence_number")
@@ -221,6 +221,6 @@ async fn an_empty_batch_succeeds_and_writes_nothing() {
     let app = app().await;
     let answer = app.post("EventHubSink", &sink_payload(&[], 0)).await;
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.counters()["events_in"], "0");
-    assert_eq!(answer.counters()["lag_ms"], "none");
+    assert_eq!(answer.sink_counters().events_in, 0);
+    assert_eq!(answer.sink_counters().lag_ms, None);
 }

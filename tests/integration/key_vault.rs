@@ -2,16 +2,14 @@
 //! against local stand-ins that speak the real protocols: an App Service identity endpoint and an
 //! HTTPS vault whose certificate comes from a CA made for the test (trusted via `SSL_CERT_FILE`).
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use tokio::io::AsyncReadExt;
 
 use crate::common::coincap::{CoinCap, page, realistic_assets};
 use crate::common::identity::IdentityEndpoint;
 use crate::common::keyvault::KeyVault;
+use crate::common::process::Running;
 use crate::common::tls::TestCa;
-use crate::common::{Answer, app_root, free_port, handler, signal, timer_payload, wait_ready};
+use crate::common::{Answer, app_root, closed_port, handler, timer_payload};
 
 const KEY: &str = "vault-key-5d1e9a07c3";
 const ROTATED_KEY: &str = "vault-key-rotated-8f42b6";
@@ -60,100 +58,46 @@ impl Azure {
     }
 }
 
-/// `handler serve` with a temporary SQLite warehouse; stdout and stderr are read as they come
-/// (a full pipe would block the child) and kept whole for the leak checks.
+/// `handler serve` with a temporary SQLite warehouse and the given settings.
 struct Handler {
-    child: tokio::process::Child,
-    port: u16,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<tokio::task::JoinHandle<()>>,
-    /// Every response body, as text, for the leak checks.
-    bodies: Vec<String>,
+    running: Running,
     _dir: tempfile::TempDir,
 }
 
 impl Handler {
     async fn start(settings: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let mut command = handler();
-        command
-            .arg("serve")
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .env(
-                "WAREHOUSE",
-                format!("sqlite:{}", dir.path().join("w.db").display()),
-            );
+        command.arg("serve").env(
+            "WAREHOUSE",
+            format!("sqlite:{}", dir.path().join("w.db").display()),
+        );
         for (key, value) in settings {
             command.env(key, value);
         }
-        let mut child = command.spawn().unwrap();
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), Arc::clone(&stdout)),
-            collect(child.stderr.take().unwrap(), Arc::clone(&stderr)),
-        ];
-        wait_ready(port).await;
         Self {
-            child,
-            port,
-            stdout,
-            stderr,
-            readers,
-            bodies: Vec::new(),
+            running: Running::start(command).await,
             _dir: dir,
         }
     }
 
     async fn timer_fetch(&mut self) -> Answer {
-        let response = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}/TimerFetch", self.port))
-            .header(
-                "X-Azure-Functions-InvocationId",
-                "00000000-0000-4000-8000-00000000000a",
-            )
-            .body(timer_payload().to_string())
-            .send()
+        self.running
+            .post("TimerFetch", timer_payload().to_string())
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        self.bodies.push(text.clone());
-        let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-        Answer { status, body }
     }
 
-    /// Stops it with SIGTERM, as the host does; returns everything it wrote (stdout + stderr).
-    async fn stop(mut self) -> (String, String) {
-        signal(&self.child, "-TERM");
-        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(status.success(), "{status}");
-        for reader in self.readers.drain(..) {
-            reader.await.unwrap();
-        }
-        let stdout = self.stdout.lock().unwrap().clone();
-        let stderr = self.stderr.lock().unwrap().clone();
-        (stdout, stderr)
+    /// Every answer's body so far, as text, for the leak checks.
+    fn bodies(&self) -> Vec<String> {
+        self.running.bodies.clone()
     }
-}
 
-fn collect(
-    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-    into: Arc<Mutex<String>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut buffer = [0u8; 8192];
-        while let Ok(n @ 1..) = pipe.read(&mut buffer).await {
-            into.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buffer[..n]));
-        }
-    })
+    /// Stops it with SIGTERM, as the host does; returns everything it wrote (stdout, stderr).
+    async fn stop(self) -> (String, String) {
+        let stopped = self.running.stop("-TERM").await;
+        assert!(stopped.status.success(), "{}", stopped.status);
+        (stopped.stdout, stopped.stderr)
+    }
 }
 
 fn error_of(answer: &Answer) -> String {
@@ -295,7 +239,8 @@ async fn a_secret_missing_from_the_vault_fails_the_invocation_naming_the_vault_a
 #[tokio::test]
 async fn an_unreachable_identity_endpoint_fails_the_invocation_naming_the_vault_and_the_secret() {
     let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
-    let unreachable = format!("http://127.0.0.1:{}/msi/token", free_port());
+    let (_closed, port) = closed_port();
+    let unreachable = format!("http://127.0.0.1:{port}/msi/token");
     let settings: Vec<_> = azure
         .settings()
         .into_iter()
@@ -356,7 +301,7 @@ async fn no_log_line_or_response_body_holds_a_secret_value_even_at_trace_level()
     // Refused and not rotated: the failure's error and logs go to the host too.
     azure.coincap.set_keys(&["another-key"]);
     assert_eq!(handler.timer_fetch().await.status, 502);
-    let bodies = handler.bodies.clone();
+    let bodies = handler.bodies();
     let (stdout, stderr) = handler.stop().await;
 
     assert!(

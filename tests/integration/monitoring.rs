@@ -2,14 +2,12 @@
 //! the handler's log lines: each key they read must be one the handler really writes.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::common::coincap::{CoinCap, Reply, page, realistic_assets};
-use crate::common::{
-    Answer, app_root, free_port, serve, signal, sink_payload, timer_payload, wait_ready,
-};
+use crate::common::process::Running;
+use crate::common::{app_root, serve, sink_payload, timer_payload};
 
 /// The keys the issue promises in every operator's queries.
 const STABLE_KEYS: [&str; 9] = [
@@ -81,60 +79,33 @@ async fn handler_output() -> String {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = serve(port, &coincap.url, &dir.path().join("w.db"))
+    let mut command = serve(&coincap.url, &dir.path().join("w.db"));
+    command
         .env("COINCAP_MAX_RETRIES", "1")
-        .env("COINCAP_RETRY_BASE", "10ms")
-        .spawn()
-        .unwrap();
-    wait_ready(port).await;
-    let http = reqwest::Client::new();
-    let post = |function: &str, body: String| {
-        http.post(format!("http://127.0.0.1:{port}/{function}"))
-            .header(
-                "X-Azure-Functions-InvocationId",
-                "00000000-0000-4000-8000-00000000000b",
-            )
-            .body(body)
-            .send()
-    };
+        .env("COINCAP_RETRY_BASE", "10ms");
+    let mut handler = Running::start(command).await;
     let mut logs = Vec::new();
 
-    let fetched = Answer::read(
-        post("TimerFetch", timer_payload().to_string())
-            .await
-            .unwrap(),
-    )
-    .await;
+    let fetched = handler
+        .post("TimerFetch", timer_payload().to_string())
+        .await;
     assert_eq!(fetched.status, 200);
     logs.extend(fetched.logs());
     let mut events = fetched.events();
     events.push("not json".into());
 
-    let sunk = Answer::read(
-        post("EventHubSink", sink_payload(&events, 7).to_string())
-            .await
-            .unwrap(),
-    )
-    .await;
+    let sunk = handler
+        .post("EventHubSink", sink_payload(&events, 7).to_string())
+        .await;
     assert_eq!(sunk.status, 200);
     logs.extend(sunk.logs());
 
-    let failed = Answer::read(
-        post("TimerFetch", timer_payload().to_string())
-            .await
-            .unwrap(),
-    )
-    .await;
+    let failed = handler
+        .post("TimerFetch", timer_payload().to_string())
+        .await;
     assert_eq!(failed.status, 502);
 
-    signal(&child, "-TERM");
-    tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    let output = child.wait_with_output().await.unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stderr = handler.stop("-TERM").await.stderr;
     assert!(
         stderr.contains("Invocation failed. function=TimerFetch coincap_status=503 retries=1"),
         "{stderr}"

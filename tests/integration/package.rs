@@ -1,18 +1,16 @@
 //! The package `scripts/package.sh` builds (dist/app, dist/coincap-stream.zip) is what will run
 //! in Azure: a static x86_64 Linux binary laid out as host.json says, started the way the
-//! Functions host starts it. Without a package these tests print a notice (and fail under CI).
+//! Functions host starts it. They need the package, so a plain `cargo test` lists them as ignored;
+//! .ci/run builds it and runs them with `cargo test -- --ignored package`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::{
-    API_KEY, Answer, app_root, free_port, handler_at, packaged_app, signal, sink_payload,
-    timer_payload, wait_ready,
-};
+use crate::common::process::Running;
+use crate::common::{API_KEY, app_root, handler_at, packaged_app, sink_payload, timer_payload};
 use crate::elf;
 
 fn read_json(path: &Path) -> Value {
@@ -30,8 +28,9 @@ fn the_elf_reader_sees_the_interpreter_and_libraries_of_a_dynamic_binary() {
 }
 
 #[test]
+#[ignore = "needs dist/app: run scripts/package.sh, then cargo test -- --ignored package"]
 fn the_packaged_handler_is_a_static_x86_64_binary_without_glibc() {
-    let Some(app) = packaged_app() else { return };
+    let app = packaged_app();
     let linking = elf::linking(&app.join("handler"));
     assert!(
         linking.is_static_x86_64(),
@@ -40,8 +39,9 @@ fn the_packaged_handler_is_a_static_x86_64_binary_without_glibc() {
 }
 
 #[test]
+#[ignore = "needs dist/app: run scripts/package.sh, then cargo test -- --ignored package"]
 fn the_package_is_laid_out_as_host_json_says() {
-    let Some(app) = packaged_app() else { return };
+    let app = packaged_app();
     let host = read_json(&app.join("host.json"));
     assert_eq!(
         host,
@@ -81,68 +81,41 @@ fn the_package_is_laid_out_as_host_json_says() {
 }
 
 #[tokio::test]
+#[ignore = "needs dist/app: run scripts/package.sh, then cargo test -- --ignored package"]
 async fn the_packaged_app_runs_both_functions_as_the_functions_host_starts_it() {
-    let Some(app) = packaged_app() else { return };
+    let app = packaged_app();
     let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("warehouse.db");
-    let port = free_port();
     // As the host does: working directory = app root, the port in FUNCTIONS_CUSTOMHANDLER_PORT,
     // the arguments from host.json, every app setting in the environment.
-    let mut child = handler_at(&app.join("handler"))
+    let mut command = handler_at(&app.join("handler"));
+    command
         .current_dir(&app)
         .arg("serve")
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("COINCAP_BASE_URL", &coincap.url)
         .env("COINCAP_API_KEY", API_KEY)
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
-        .spawn()
-        .unwrap();
-    wait_ready(port).await;
-    let http = reqwest::Client::new();
-    let post = |function: &'static str, body: String| {
-        http.post(format!("http://127.0.0.1:{port}/{function}"))
-            .header("Content-Type", "application/json")
-            .header(
-                "X-Azure-Functions-InvocationId",
-                "00000000-0000-4000-8000-00000000000a",
-            )
-            .header("User-Agent", "Azure-Functions-Host/4.x")
-            .body(body)
-            .send()
-    };
+        .env("WAREHOUSE", format!("sqlite:{}", db.display()));
+    let mut handler = Running::start(command).await;
 
-    let fetched = Answer::read(
-        post("TimerFetch", timer_payload().to_string())
-            .await
-            .unwrap(),
-    )
-    .await;
+    let fetched = handler
+        .post("TimerFetch", timer_payload().to_string())
+        .await;
     assert_eq!(fetched.status, 200, "{:?}", fetched.body);
     let mut events = fetched.events();
     assert_eq!(events.len(), realistic_assets().len());
 
     events.push("not json".into());
-    let sunk = Answer::read(
-        post("EventHubSink", sink_payload(&events, 100).to_string())
-            .await
-            .unwrap(),
-    )
-    .await;
+    let sunk = handler
+        .post("EventHubSink", sink_payload(&events, 100).to_string())
+        .await;
     assert_eq!(sunk.status, 200, "{:?}", sunk.body);
-    let counters = sunk.counters();
-    assert_eq!(
-        counters["rows_written"],
-        realistic_assets().len().to_string()
-    );
-    assert_eq!(counters["rejects"], "1");
+    let counters = sunk.sink_counters();
+    assert_eq!(counters.rows_written, realistic_assets().len() as u64);
+    assert_eq!(counters.rejects, 1);
 
-    signal(&child, "-TERM");
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status}");
+    let stopped = handler.stop("-TERM").await;
+    assert!(stopped.status.success(), "{}", stopped.status);
     let rows: i64 = rusqlite::Connection::open(&db)
         .unwrap()
         .query_row(

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coincap_stream::config::{SynapseConfig, SynapseLogin};
 use coincap_stream::domain::{EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretName, SecretSource};
 use coincap_stream::warehouse::synapse::connection::TdsManager;
+use coincap_stream::warehouse::synapse::{SynapseConfig, SynapseLogin};
 use coincap_stream::warehouse::{Batch, SynapseWarehouse, Warehouse};
 use serde_json::json;
 

@@ -9,20 +9,13 @@ use tiberius::{AuthMethod, Client, Config};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
-use crate::BoxFuture;
-use crate::config::{SynapseConfig, SynapseLogin};
-use crate::secrets::{Secret, SecretError, SecretName, SecretSource};
+use super::settings::{SynapseConfig, SynapseLogin};
+use crate::secrets::{Secret, SecretError, SecretName, SecretSource, TokenSource};
 
 /// The scope of Azure SQL and Synapse SQL tokens.
 pub const DATABASE_SCOPE: &str = "https://database.windows.net/.default";
 
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Access tokens for passwordless login (the managed identity in Azure, the developer's
-/// `az login` on a laptop).
-pub trait TokenSource: Send + Sync {
-    fn token(&self, scope: &'static str) -> BoxFuture<'_, Result<Secret, String>>;
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

@@ -6,7 +6,10 @@ pub mod connection;
 pub mod errors;
 pub mod init;
 pub mod literal;
+mod settings;
 pub mod statement;
+
+pub use settings::{SynapseConfig, SynapseLogin};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,9 +21,8 @@ use tiberius::error::IoErrorKind;
 
 use super::{Batch, Warehouse, WarehouseError, WriteReport};
 use crate::BoxFuture;
-use crate::config::SynapseConfig;
-use crate::secrets::SecretSource;
-use connection::{ConnectError, TdsManager, TokenSource};
+use crate::secrets::{SecretSource, TokenSource};
+use connection::{ConnectError, TdsManager};
 use statement::{SYNAPSE_LIMITS, build_batch};
 
 /// Idle pooled connections are closed after this (Azure's gateway drops them after 30 minutes).

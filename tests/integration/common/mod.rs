@@ -7,6 +7,7 @@
 pub mod coincap;
 pub mod identity;
 pub mod keyvault;
+pub mod process;
 pub mod proxy;
 pub mod tls;
 
@@ -18,11 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coincap_stream::BoxFuture;
-use coincap_stream::coincap::CoinCapClient;
+use coincap_stream::app::AppState;
 use coincap_stream::config::{Config, Mode};
+use coincap_stream::functions::counters::{Counters, EventHubSinkCounters, TimerFetchCounters};
 use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
-use coincap_stream::server::{self, AppState};
-use coincap_stream::warehouse;
+use coincap_stream::server;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -82,12 +83,7 @@ impl TestApp {
             .map(|key| HashMap::from([(SecretName::CoinCapApiKey, Secret::new(key))]))
             .unwrap_or_default();
         let secrets: Arc<dyn SecretSource> = Arc::new(FixedSecrets(secrets));
-        let state = AppState {
-            coincap: Arc::new(CoinCapClient::new(config.coincap.clone()).unwrap()),
-            warehouse: warehouse::open(&config, Arc::clone(&secrets), None).unwrap(),
-            secrets,
-            config: Arc::new(config),
-        };
+        let state = AppState::build_with(&config, secrets).unwrap();
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .unwrap();
@@ -175,17 +171,20 @@ impl Answer {
             .unwrap_or_default()
     }
 
-    /// `key=value` pairs of the closing `Invocation finished.` line.
-    pub fn counters(&self) -> HashMap<String, String> {
+    /// TimerFetch's counters, from the closing `Invocation finished.` line.
+    pub fn timer_counters(&self) -> TimerFetchCounters {
+        self.counters()
+    }
+
+    /// EventHubSink's counters, from the closing `Invocation finished.` line.
+    pub fn sink_counters(&self) -> EventHubSinkCounters {
+        self.counters()
+    }
+
+    fn counters<C: Counters>(&self) -> C {
         let logs = self.logs();
-        let line = logs
-            .iter()
-            .find(|l| l.starts_with("Invocation finished."))
-            .unwrap_or_else(|| panic!("no closing line in {logs:?}"));
-        line.split_whitespace()
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
+        C::from_logs(logs.iter().map(String::as_str))
+            .unwrap_or_else(|| panic!("no readable closing line in {logs:?}"))
     }
 
     pub fn events(&self) -> Vec<String> {
@@ -247,12 +246,12 @@ pub fn handler_at(path: &std::path::Path) -> tokio::process::Command {
     command
 }
 
-/// `handler serve` on `port` against a CoinCap stand-in, with the test key and a SQLite warehouse
-/// at `db`: callers add what their case needs, then spawn.
-pub fn serve(port: u16, coincap_url: &str, db: &std::path::Path) -> tokio::process::Command {
+/// `handler serve` against a CoinCap stand-in, with the test key and a SQLite warehouse at `db`:
+/// callers add what their case needs, then start it with [`process::Running::start`].
+pub fn serve(coincap_url: &str, db: &std::path::Path) -> tokio::process::Command {
     let mut command = handler();
     command
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .arg("serve")
         .env("COINCAP_BASE_URL", coincap_url)
         .env("COINCAP_API_KEY", API_KEY)
         .env("WAREHOUSE", format!("sqlite:{}", db.display()));
@@ -264,13 +263,13 @@ pub fn app_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A port nobody listens on right now (for the real binary, which takes its port from the host).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port that refuses connections for as long as the guard lives: bound, never listening, so
+/// no other process can take it meanwhile.
+pub fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }
 
 /// Waits like the host: polls `GET /` every 25 ms until anything answers.
@@ -310,20 +309,14 @@ pub fn signal(child: &tokio::process::Child, signal: &str) {
 }
 
 /// The packaged Functions app (`scripts/package.sh` writes it): `dist/app` with `handler`,
-/// host.json and the function folders. `None`, after a notice, when it was not built; under CI
-/// (`CI=true`) a missing package fails the test instead, since .ci/run builds it first.
-pub fn packaged_app() -> Option<PathBuf> {
+/// host.json and the function folders. A test that needs it is `#[ignore]`d; run with
+/// `--ignored`, it fails here when the package was not built.
+pub fn packaged_app() -> PathBuf {
     let app = app_root().join("dist").join("app");
-    if app.join("handler").is_file() {
-        return Some(app);
-    }
-    let message = format!(
+    assert!(
+        app.join("handler").is_file(),
         "{} is missing: run scripts/package.sh first",
         app.join("handler").display()
     );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{message} (CI=true: .ci/run packages before testing)");
-    }
-    eprintln!("skipped: {message}");
-    None
+    app
 }

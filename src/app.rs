@@ -1,0 +1,86 @@
+//! The one composition root: [`Config`] in, the handles every entry point shares out (`serve`,
+//! `local`, `init-warehouse` and the tests all build theirs here, so they cannot differ).
+
+use std::sync::Arc;
+
+use crate::coincap::CoinCapClient;
+use crate::config::Config;
+use crate::secrets::{self, SecretError, SecretSource, TokenSource};
+use crate::warehouse::synapse::SynapseLogin;
+use crate::warehouse::synapse::connection::TdsManager;
+use crate::warehouse::{SqliteWarehouse, SynapseWarehouse, Warehouse, WarehouseConfig};
+
+/// What every invocation shares: cheap to clone, each I/O edge behind a handle.
+#[derive(Clone)]
+pub struct AppState {
+    pub coincap: Arc<CoinCapClient>,
+    pub secrets: Arc<dyn SecretSource>,
+    pub warehouse: Arc<dyn Warehouse>,
+}
+
+/// Why the handles could not be built; each names the part that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("secrets: {0}")]
+    Secrets(SecretError),
+    #[error("Entra credential: {0}")]
+    Credential(SecretError),
+    #[error("HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("warehouse: {0}")]
+    Warehouse(#[from] crate::warehouse::WarehouseError),
+}
+
+impl AppState {
+    /// The handles the settings ask for, secrets from where the settings say (Key Vault or the
+    /// environment).
+    pub fn build(config: &Config) -> Result<Self, BuildError> {
+        let secrets = secrets::source(&config.secrets).map_err(BuildError::Secrets)?;
+        Self::build_with(config, secrets)
+    }
+
+    /// The same with a given secret source (the tests hand theirs in).
+    pub fn build_with(config: &Config, secrets: Arc<dyn SecretSource>) -> Result<Self, BuildError> {
+        Ok(Self {
+            coincap: Arc::new(CoinCapClient::new(config.coincap.clone())?),
+            warehouse: warehouse(config, Arc::clone(&secrets))?,
+            secrets,
+        })
+    }
+}
+
+/// Opens the configured warehouse: creates the SQLite tables on first use, or builds the Synapse
+/// pool (which connects on first use).
+fn warehouse(
+    config: &Config,
+    secrets: Arc<dyn SecretSource>,
+) -> Result<Arc<dyn Warehouse>, BuildError> {
+    Ok(match &config.warehouse {
+        WarehouseConfig::Sqlite(path) => Arc::new(SqliteWarehouse::open(path)?),
+        WarehouseConfig::Synapse => Arc::new(SynapseWarehouse::new(
+            config.synapse.clone(),
+            secrets,
+            entra_tokens(config)?,
+        )),
+    })
+}
+
+/// Connections to the pool the settings name, for `init-warehouse`.
+pub fn synapse_manager(config: &Config) -> Result<TdsManager, BuildError> {
+    let secrets = secrets::source(&config.secrets).map_err(BuildError::Secrets)?;
+    Ok(TdsManager::new(
+        config.synapse.clone(),
+        secrets,
+        entra_tokens(config)?,
+    ))
+}
+
+/// The Entra credential, only when the Synapse login is passwordless (`SYNAPSE_SERVER`).
+fn entra_tokens(config: &Config) -> Result<Option<Arc<dyn TokenSource>>, BuildError> {
+    match config.synapse.login {
+        SynapseLogin::Entra { .. } => secrets::entra_tokens(&config.secrets)
+            .map(Some)
+            .map_err(BuildError::Credential),
+        SynapseLogin::ConnectionString => Ok(None),
+    }
+}

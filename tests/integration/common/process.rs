@@ -1,0 +1,143 @@
+//! A running `handler serve` child: it binds a port of its own choosing (port 0, so no other
+//! process can take it between a test choosing it and the handler binding it), the test reads the
+//! port from its start-up line, and its output is collected as it comes (a full pipe would block
+//! it). One way to stop a child: a signal, then a bounded wait.
+
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+use super::Answer;
+
+/// How long a child gets to stop after a signal.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends `signal` (`-TERM`, `-INT`) to `child` and waits for it to exit, at most 10 seconds.
+pub async fn stop_child(child: &mut Child, signal: &str) -> ExitStatus {
+    super::signal(child, signal);
+    tokio::time::timeout(STOP_TIMEOUT, child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("the child did not stop within {STOP_TIMEOUT:?} of {signal}"))
+        .unwrap()
+}
+
+pub struct Running {
+    child: Child,
+    pub port: u16,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    /// Every answer's body, as text, for leak checks.
+    pub bodies: Vec<String>,
+}
+
+/// What a stopped handler left: its exit status and everything it wrote.
+pub struct Stopped {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Running {
+    /// Spawns `command` (a `handler` with its settings) on port 0 and waits until it listens.
+    pub async fn start(mut command: Command) -> Self {
+        command.env("FUNCTIONS_CUSTOMHANDLER_PORT", "0");
+        let mut child = command.spawn().unwrap();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), Arc::clone(&stdout)),
+            collect(child.stderr.take().unwrap(), Arc::clone(&stderr)),
+        ];
+        let mut port = None;
+        for _ in 0..1200 {
+            port = listening_port(&stdout.lock().unwrap());
+            if port.is_some() {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the handler exited ({status}) before listening: {}",
+                    stderr.lock().unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let port = port.unwrap_or_else(|| {
+            panic!(
+                "the handler never said where it listens: {}",
+                stdout.lock().unwrap()
+            )
+        });
+        super::wait_ready(port).await;
+        Self {
+            child,
+            port,
+            stdout,
+            stderr,
+            readers,
+            bodies: Vec::new(),
+        }
+    }
+
+    /// Posts `body` to a function the way the host does.
+    pub async fn post(&mut self, function: &str, body: String) -> Answer {
+        let response = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/{function}", self.port))
+            .header("Content-Type", "application/json")
+            .header(
+                "X-Azure-Functions-InvocationId",
+                "00000000-0000-4000-8000-00000000000a",
+            )
+            .header("User-Agent", "Azure-Functions-Host/4.x")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let answer = Answer::read(response).await;
+        self.bodies.push(answer.body.to_string());
+        answer
+    }
+
+    /// Stops it with `signal`, as the host (`-TERM`) or a developer (`-INT`) does.
+    pub async fn stop(mut self, signal: &str) -> Stopped {
+        let status = stop_child(&mut self.child, signal).await;
+        for reader in self.readers.drain(..) {
+            reader.await.unwrap();
+        }
+        let stdout = self.stdout.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        Stopped {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// The port of `Custom handler listening. address=127.0.0.1:PORT ...`.
+fn listening_port(stdout: &str) -> Option<u16> {
+    let line = stdout
+        .lines()
+        .find(|line| line.contains("Custom handler listening"))?;
+    let (_, after) = line.split_once("address=127.0.0.1:")?;
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+fn collect(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 8192];
+        while let Ok(n @ 1..) = pipe.read(&mut buffer).await {
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    })
+}
