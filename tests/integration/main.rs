@@ -5,6 +5,7 @@
 mod common;
 mod elf;
 
+mod architecture;
 mod event_hub_sink;
 mod key_vault;
 mod local_runner;
