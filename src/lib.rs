@@ -1,17 +1,21 @@
 //! coincap-stream: an Azure Functions custom handler that streams CoinCap v3 asset statistics
 //! through Event Hubs into a warehouse table.
 //!
-//! Map of the crate, in the order data flows:
-//! - [`config`]: typed settings read from the environment (app settings); secret names, never values.
-//! - [`coincap`]: the CoinCap v3 client and its retry rule.
+//! Map of the crate; each module uses only modules above it (a test keeps the graph acyclic):
+//! - [`secrets`]: where secrets come from (Key Vault through the managed identity, cached; or the
+//!   environment), the redacting [`secrets::Secret`] type and Entra tokens.
+//! - [`coincap`]: the CoinCap v3 client, its settings and its retry rule.
 //! - [`domain`]: [`domain::AssetEvent`] (what travels on the hub), [`domain::AssetRow`] (a valid
 //!   table row) and [`domain::Reject`] (a poison event and why).
 //! - [`host`]: the custom-handler protocol: envelopes, double decoding, timer and Event Hubs
 //!   payloads, the response. Both sides: the handler decodes, the local runner encodes.
-//! - [`functions`]: one thin file per function (`TimerFetch`, `EventHubSink`).
-//! - [`warehouse`]: the [`warehouse::Warehouse`] trait and its SQLite implementation.
-//! - [`secrets`]: where secrets come from (Key Vault through the managed identity, cached; or the
-//!   environment), and the redacting [`secrets::Secret`] type.
+//! - [`warehouse`]: the [`warehouse::Warehouse`] trait; an embedded SQLite file
+//!   ([`warehouse::SqliteWarehouse`]) and a Synapse dedicated SQL pool ([`warehouse::synapse`]:
+//!   connections, statement building, literals, `init-warehouse`).
+//! - [`functions`]: one thin file per function (`TimerFetch`, `EventHubSink`) and their typed
+//!   closing-line counters.
+//! - [`config`]: the app settings, assembled from the settings type each module owns.
+//! - [`app`]: the one composition root: settings in, the shared handles out.
 //! - [`server`]: the axum router and the serve loop with graceful shutdown.
 //! - [`local`]: `handler local`, which plays the Functions host on one machine.
 //! - [`telemetry`]: process-level logging (stdout/stderr, as the host reads them).
