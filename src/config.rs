@@ -297,6 +297,12 @@ mod tests {
     }
 
     #[test]
+    fn every_setting_is_listed_once() {
+        let unique: std::collections::HashSet<_> = SETTINGS.iter().collect();
+        assert_eq!(unique.len(), SETTINGS.len(), "{SETTINGS:?}");
+    }
+
+    #[test]
     fn every_setting_read_is_a_documented_one() {
         let asked = std::sync::Mutex::new(Vec::new());
         Config::from_lookup(Mode::Serve, |key| {
