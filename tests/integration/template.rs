@@ -540,3 +540,62 @@ fn without_a_pool_the_sink_writes_a_throw_away_file_instead_of_stalling_the_hub(
         "[if(or(parameters('deploySynapse'), not(empty(parameters('existingSynapseServer')))), parameters('warehouse'), 'sqlite:/tmp/coincap.db')]"
     );
 }
+
+/// `hh:mm:ss` (the host's TimeSpan form in host.json) in seconds.
+fn timespan_seconds(text: &str) -> u64 {
+    let parts: Vec<u64> = text.split(':').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(parts.len(), 3, "{text} is hh:mm:ss");
+    parts[0] * 3600 + parts[1] * 60 + parts[2]
+}
+
+#[test]
+fn host_json_has_no_http_forwarding_without_an_http_trigger() {
+    let host = read("host.json");
+    assert!(
+        host["customHandler"]
+            .get("enableForwardingHttpRequest")
+            .is_none(),
+        "only meaningful for an HTTP trigger; this app has none"
+    );
+}
+
+#[test]
+fn event_hubs_batches_fill_one_warehouse_statement_and_the_wait_is_not_ignored() {
+    let hubs = &read("host.json")["extensions"]["eventHubs"];
+    let max = hubs["maxEventBatchSize"].as_u64().unwrap();
+    let min = hubs["minEventBatchSize"].as_u64().unwrap();
+    let rows_per_statement =
+        coincap_stream::warehouse::synapse::statement::SYNAPSE_LIMITS.max_rows as u64;
+    assert_eq!(
+        max, rows_per_statement,
+        "one invocation = one INSERT of the Synapse writer (fewer, larger statements on a dedicated pool)"
+    );
+    assert!(
+        min > 1 && min < max,
+        "maxWaitTime is ignored while minEventBatchSize is 1, and min must stay below max"
+    );
+    let wait = timespan_seconds(hubs["maxWaitTime"].as_str().unwrap());
+    assert!(wait > 0 && wait <= 600, "the extension allows up to 10 minutes");
+    assert!(
+        wait * 1000 * 2 < template()["parameters"]["lagAlertThresholdMs"]["defaultValue"]
+            .as_u64()
+            .unwrap(),
+        "waiting (up to twice maxWaitTime after scaling) must not by itself trip the lag alert"
+    );
+    assert!(
+        hubs["prefetchCount"].as_u64().unwrap() >= max,
+        "a full batch needs at least maxEventBatchSize events in the local cache"
+    );
+}
+
+#[test]
+fn the_hub_keeps_events_longer_than_a_one_day_sink_outage() {
+    let t = template();
+    assert_eq!(
+        one(&t, HUB)["properties"]["messageRetentionInDays"],
+        "[parameters('eventHubRetentionDays')]"
+    );
+    let days = &t["parameters"]["eventHubRetentionDays"];
+    assert!(days["defaultValue"].as_u64().unwrap() >= 2, "{days}");
+    assert_eq!(days["maxValue"], 7, "Standard keeps events at most 7 days");
+}
