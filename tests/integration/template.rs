@@ -599,3 +599,138 @@ fn the_hub_keeps_events_longer_than_a_one_day_sink_outage() {
     assert!(days["defaultValue"].as_u64().unwrap() >= 2, "{days}");
     assert_eq!(days["maxValue"], 7, "Standard keeps events at most 7 days");
 }
+
+/// The text of an alert rule's query: the variable it names, expression and all (the KQL sits in
+/// its string literals).
+fn alert_query(t: &Value, rule: &Value) -> String {
+    let query = rule["properties"]["criteria"]["allOf"][0]["query"]
+        .as_str()
+        .unwrap();
+    let variable = query
+        .strip_prefix("[variables('")
+        .and_then(|q| q.strip_suffix("')]"))
+        .unwrap_or_else(|| panic!("{query}: a query lives in a variable"));
+    let mut text = t["variables"][variable].as_str().unwrap().to_owned();
+    // One level of variables inside (the sink's closing lines).
+    let mut inner = BTreeSet::new();
+    references(&Value::String(text.clone()), "variables", &mut inner);
+    for name in inner {
+        text.push('\n');
+        text.push_str(t["variables"][&name].as_str().unwrap());
+    }
+    text
+}
+
+/// Property names of `Microsoft.Insights/scheduledQueryRules` in the GA API version 2023-12-01
+/// (azure-rest-api-specs: monitor/resource-manager/Microsoft.Insights/stable/2023-12-01/
+/// scheduledQueryRule_API.json), read-only ones left out.
+const RULE_PROPERTIES_2023_12_01: [&str; 17] = [
+    "description",
+    "displayName",
+    "severity",
+    "enabled",
+    "scopes",
+    "evaluationFrequency",
+    "windowSize",
+    "overrideQueryTimeRange",
+    "targetResourceTypes",
+    "criteria",
+    "muteActionsDuration",
+    "actions",
+    "checkWorkspaceAlertsStorageConfigured",
+    "skipQueryValidation",
+    "autoMitigate",
+    "ruleResolveConfiguration",
+    "kind",
+];
+const CONDITION_PROPERTIES_2023_12_01: [&str; 9] = [
+    "query",
+    "timeAggregation",
+    "metricMeasureColumn",
+    "resourceIdColumn",
+    "dimensions",
+    "operator",
+    "threshold",
+    "failingPeriods",
+    "metricName",
+];
+
+#[test]
+fn alert_rules_use_the_ga_api_version_and_only_its_properties() {
+    let t = template();
+    for rule in resources(&t, ALERT) {
+        assert_eq!(rule["apiVersion"], "2023-12-01", "{}: GA, not a preview", name(rule));
+        assert_eq!(rule["kind"], "LogAlert");
+        for key in rule["properties"].as_object().unwrap().keys() {
+            assert!(
+                RULE_PROPERTIES_2023_12_01.contains(&key.as_str()),
+                "{}: {key} is not a property of the 2023-12-01 schema",
+                name(rule)
+            );
+        }
+        for condition in rule["properties"]["criteria"]["allOf"].as_array().unwrap() {
+            for key in condition.as_object().unwrap().keys() {
+                assert!(
+                    CONDITION_PROPERTIES_2023_12_01.contains(&key.as_str()),
+                    "{}: condition property {key}",
+                    name(rule)
+                );
+            }
+            let aggregation = condition["timeAggregation"].as_str().unwrap();
+            assert!(
+                ["Count", "Average", "Minimum", "Maximum", "Total"].contains(&aggregation),
+                "{aggregation}"
+            );
+            assert_eq!(
+                aggregation == "Count",
+                condition.get("metricMeasureColumn").is_none(),
+                "{}: Count counts rows; any other aggregation needs a measure column",
+                name(rule)
+            );
+        }
+    }
+}
+
+#[test]
+fn alert_queries_start_from_a_table_without_union_or_search() {
+    // Log search alert rules refuse `union` and `search` except in cross-resource queries
+    // (Microsoft Learn, "Optimize log search alert queries").
+    let t = template();
+    for rule in resources(&t, ALERT) {
+        let query = alert_query(&t, rule);
+        let words: Vec<&str> = query
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        for operator in ["union", "search"] {
+            assert!(
+                !words.contains(&operator),
+                "{}: {operator} in\n{query}",
+                name(rule)
+            );
+        }
+        for line in query.lines().filter(|l| l.trim_start().starts_with("| summarize")) {
+            assert!(
+                line.contains(" by "),
+                "{}: an alert query that aggregates keeps a time bin or dimension: {line}",
+                name(rule)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_no_rows_alert_counts_sink_lines_that_wrote_rows_and_fires_on_none() {
+    let t = template();
+    let rule = resources(&t, ALERT)
+        .into_iter()
+        .find(|r| name(r).contains("no-rows"))
+        .unwrap();
+    let condition = &rule["properties"]["criteria"]["allOf"][0];
+    assert_eq!(condition["timeAggregation"], "Count");
+    assert!(condition.get("metricMeasureColumn").is_none());
+    assert_eq!(condition["operator"], "LessThan");
+    assert_eq!(condition["threshold"], 1, "no line at all in the window fires");
+    let query = alert_query(&t, rule);
+    assert!(query.contains("function=EventHubSink"), "{query}");
+    assert!(query.contains("| where rows_written > 0"), "{query}");
+}
