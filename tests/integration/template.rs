@@ -1,11 +1,14 @@
 //! infra/azuredeploy.json: the resources, roles and app settings the deployment needs, and the
 //! references between them (a setting that names a resource names the one the template creates).
 
+mod arm;
+
 use std::collections::{BTreeSet, HashMap};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::app_root;
+use arm::Deployment;
 
 const SITE: &str = "Microsoft.Web/sites";
 const PLAN: &str = "Microsoft.Web/serverfarms";
@@ -291,10 +294,13 @@ fn the_event_hubs_settings_name_the_namespace_hub_and_consumer_group_it_creates(
     let namespace = name(one(&t, NAMESPACE)).trim_matches(['[', ']']).to_owned();
     let fqdn = setting(&t, "EventHubConnection__fullyQualifiedNamespace");
     assert!(
-        fqdn.contains(&namespace),
-        "{fqdn} is built from {namespace}"
+        fqdn.contains("reference(variables('eventHubNamespaceId')"),
+        "{fqdn} is the host of the endpoint the namespace it creates reports"
     );
-    assert!(fqdn.contains(".servicebus.windows.net"), "{fqdn}");
+    assert_eq!(
+        t["variables"]["eventHubNamespaceId"],
+        format!("[resourceId('{NAMESPACE}', {namespace})]")
+    );
 
     let hub = name(one(&t, HUB));
     assert!(hub.contains(&namespace), "{hub}");
@@ -371,17 +377,13 @@ fn application_insights_is_the_one_it_creates_on_its_log_analytics_workspace() {
 fn the_synapse_settings_name_the_pool_it_creates_or_the_existing_one() {
     let t = template();
     assert_eq!(
-        setting(&t, "SYNAPSE_SERVER"),
-        "[variables('synapseServer')]"
-    );
-    assert_eq!(
         setting(&t, "SYNAPSE_DATABASE"),
         "[variables('synapseDatabase')]"
     );
-    let server = t["variables"]["synapseServer"].as_str().unwrap();
-    assert!(server.contains("parameters('deploySynapse')"));
+    let server = setting(&t, "SYNAPSE_SERVER");
+    assert!(server.starts_with("[if(parameters('deploySynapse'), reference("));
     assert!(server.contains("variables('synapseWorkspaceName')"));
-    assert!(server.contains(".sql.azuresynapse.net"));
+    assert!(server.contains(".connectivityEndpoints.sql"));
     assert!(server.contains("parameters('existingSynapseServer')"));
     let database = t["variables"]["synapseDatabase"].as_str().unwrap();
     assert!(database.contains("parameters('synapseSqlPoolName')"));
@@ -389,11 +391,11 @@ fn the_synapse_settings_name_the_pool_it_creates_or_the_existing_one() {
 
     let workspace = resources(&t, SYNAPSE);
     assert_eq!(workspace.len(), 1);
-    assert_eq!(workspace[0]["condition"], "[parameters('deploySynapse')]");
+    assert_eq!(workspace[0]["condition"], "[variables('createSynapse')]");
     assert!(name(workspace[0]).contains("variables('synapseWorkspaceName')"));
     let pool = resources(&t, SQL_POOL);
     assert_eq!(pool.len(), 1);
-    assert_eq!(pool[0]["condition"], "[parameters('deploySynapse')]");
+    assert_eq!(pool[0]["condition"], "[variables('createSynapse')]");
     assert!(name(pool[0]).contains("parameters('synapseSqlPoolName')"));
 }
 
@@ -526,9 +528,8 @@ fn a_conditional_synapse_workspace_is_only_referenced_behind_its_condition() {
     }
     let admin = resources(&t, "Microsoft.Synapse/workspaces/administrators");
     assert_eq!(
-        admin[0]["condition"],
-        "[and(parameters('deploySynapse'), not(empty(parameters('synapseAdminObjectId'))))]",
-        "no Entra admin resource with an empty object id"
+        admin[0]["condition"], "[variables('createSynapse')]",
+        "the Entra admin comes with the pool (createSynapse refuses an empty object id)"
     );
 }
 
@@ -733,4 +734,212 @@ fn the_no_rows_alert_counts_sink_lines_that_wrote_rows_and_fires_on_none() {
     let query = alert_query(&t, rule);
     assert!(query.contains("function=EventHubSink"), "{query}");
     assert!(query.contains("| where rows_written > 0"), "{query}");
+}
+
+const ADMIN: &str = "00000000-0000-0000-0000-00000000a11c";
+
+/// Every resource's condition, evaluated for one set of parameters.
+fn conditions(t: &Value, parameters: Value) -> Result<Vec<(String, String, bool)>, String> {
+    let deployment = Deployment::new(t, parameters);
+    t["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.get("condition").map(|c| (r, c)))
+        .map(|(r, c)| {
+            let created = deployment.value(c)?.as_bool().unwrap();
+            Ok((
+                r["type"].as_str().unwrap().to_owned(),
+                name(r).to_owned(),
+                created,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn the_template_refuses_a_pool_without_an_entra_administrator() {
+    let t = template();
+    let refused = conditions(&t, json!({"deploySynapse": true})).unwrap_err();
+    assert!(
+        refused.contains("deploySynapse=true needs synapseAdminObjectId"),
+        "ARM shows this: {refused}"
+    );
+    let refused = conditions(
+        &t,
+        json!({"deploySynapse": true, "synapseAdminObjectId": ""}),
+    )
+    .unwrap_err();
+    assert!(refused.contains("synapseAdminObjectId"), "{refused}");
+
+    let with_admin = conditions(
+        &t,
+        json!({"deploySynapse": true, "synapseAdminObjectId": ADMIN}),
+    )
+    .unwrap();
+    for kind in [SYNAPSE, SQL_POOL, "Microsoft.Synapse/workspaces/administrators"] {
+        assert!(
+            with_admin.iter().any(|(k, _, created)| k == kind && *created),
+            "{kind} is created with an admin: {with_admin:?}"
+        );
+    }
+    let without_pool = conditions(&t, json!({"deploySynapse": false})).unwrap();
+    assert!(
+        without_pool
+            .iter()
+            .all(|(k, _, created)| !k.starts_with("Microsoft.Synapse/") || !created),
+        "{without_pool:?}"
+    );
+    // No Synapse resource escapes the check.
+    for r in t["resources"].as_array().unwrap() {
+        if r["type"].as_str().unwrap().starts_with("Microsoft.Synapse/") {
+            assert!(
+                r["condition"]
+                    .as_str()
+                    .unwrap()
+                    .contains("variables('createSynapse')"),
+                "{}",
+                name(r)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_parameters_file_deploys_as_it_is() {
+    let t = template();
+    let values: serde_json::Map<String, Value> = read("infra/azuredeploy.parameters.json")
+        ["parameters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["value"].clone()))
+        .collect();
+    if values.get("deploySynapse") == Some(&Value::Bool(true)) {
+        assert!(
+            values
+                .get("synapseAdminObjectId")
+                .and_then(Value::as_str)
+                .is_some_and(|id| !id.is_empty()),
+            "a pool needs its Entra administrator"
+        );
+    }
+    conditions(&t, Value::Object(values)).unwrap();
+}
+
+/// App settings and outputs evaluated in a cloud, with the endpoints its resources report.
+fn deployed_in(t: &Value, environment: Value, parameters: Value) -> HashMap<String, String> {
+    let mut deployment = Deployment::new(t, parameters);
+    let cloud = environment["name"].as_str().unwrap().to_owned();
+    deployment.environment = environment;
+    let (bus, synapse) = match cloud.as_str() {
+        "AzureCloud" => ("servicebus.windows.net", "sql.azuresynapse.net"),
+        _ => ("servicebus.chinacloudapi.cn", "sql.azuresynapse.azure.cn"),
+    };
+    deployment.references.insert(
+        format!("{NAMESPACE}/evhns-coincap-tok3n"),
+        json!({"serviceBusEndpoint": format!("https://evhns-coincap-tok3n.{bus}:443/")}),
+    );
+    deployment.references.insert(
+        format!("{SYNAPSE}/synw-coincap-tok3n"),
+        json!({"connectivityEndpoints": {
+            "dev": format!("https://synw-coincap-tok3n.dev.{}", &synapse[4..]),
+            "sql": format!("synw-coincap-tok3n.{synapse}"),
+            "sqlOnDemand": format!("synw-coincap-tok3n-ondemand.{synapse}")
+        }}),
+    );
+    let mut out = HashMap::new();
+    for (key, value) in app_settings(t) {
+        if ["APPLICATIONINSIGHTS_CONNECTION_STRING"].contains(&key.as_str()) {
+            continue;
+        }
+        let v = deployment.value(&Value::String(value)).unwrap();
+        out.insert(key, v.as_str().unwrap().to_owned());
+    }
+    for (key, output) in t["outputs"].as_object().unwrap() {
+        if key == "principalId" {
+            continue;
+        }
+        let v = deployment.value(&output["value"]).unwrap();
+        out.insert(format!("output {key}"), v.as_str().unwrap().to_owned());
+    }
+    out
+}
+
+#[test]
+fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_deploy_it() {
+    let t = template();
+    let pool = json!({"deploySynapse": true, "synapseAdminObjectId": ADMIN});
+    let public = deployed_in(&t, arm::public_cloud(), pool.clone());
+    assert_eq!(
+        public["EventHubConnection__fullyQualifiedNamespace"],
+        "evhns-coincap-tok3n.servicebus.windows.net"
+    );
+    assert_eq!(public["SYNAPSE_SERVER"], "synw-coincap-tok3n.sql.azuresynapse.net");
+    assert_eq!(public["KEY_VAULT_URL"], "https://kv-coincap-tok3n.vault.azure.net/");
+
+    let china = deployed_in(&t, arm::china_cloud(), pool);
+    assert_eq!(
+        china["EventHubConnection__fullyQualifiedNamespace"],
+        "evhns-coincap-tok3n.servicebus.chinacloudapi.cn"
+    );
+    assert_eq!(
+        china["output eventHubNamespace"],
+        china["EventHubConnection__fullyQualifiedNamespace"]
+    );
+    assert_eq!(china["SYNAPSE_SERVER"], "synw-coincap-tok3n.sql.azuresynapse.azure.cn");
+    assert_eq!(china["output synapseServer"], china["SYNAPSE_SERVER"]);
+    assert_eq!(china["KEY_VAULT_URL"], "https://kv-coincap-tok3n.vault.azure.cn/");
+    for (key, value) in &china {
+        for public_suffix in ["windows.net", "azure.net", "azuresynapse.net", "azure.com"] {
+            assert!(!value.ends_with(public_suffix) && !value.contains(&format!("{public_suffix}/")),
+                "{key} = {value} names the public cloud");
+        }
+    }
+
+    let existing = deployed_in(
+        &t,
+        arm::china_cloud(),
+        json!({"existingSynapseServer": "mine.sql.azuresynapse.azure.cn", "existingSynapseDatabase": "dw"}),
+    );
+    assert_eq!(existing["SYNAPSE_SERVER"], "mine.sql.azuresynapse.azure.cn");
+    assert_eq!(existing["SYNAPSE_DATABASE"], "dw");
+}
+
+/// Every string of the template that ARM acts on: descriptions, comments and the schema URL aside.
+fn acted_on_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|i| acted_on_strings(i, out)),
+        Value::Object(map) => {
+            for (key, value) in map {
+                if !["metadata", "comments", "description", "$schema"].contains(&key.as_str()) {
+                    acted_on_strings(value, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn no_public_cloud_host_name_is_written_into_the_template() {
+    let t = template();
+    let mut strings = Vec::new();
+    acted_on_strings(&t, &mut strings);
+    for s in strings {
+        for suffix in [
+            "windows.net",
+            "azure.net",
+            "azuresynapse.net",
+            "azure.com",
+            "chinacloudapi.cn",
+            "usgovcloudapi.net",
+        ] {
+            assert!(
+                !s.contains(suffix),
+                "{s}: use environment().suffixes or the endpoint the resource reports"
+            );
+        }
+    }
 }
