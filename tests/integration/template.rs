@@ -2,6 +2,7 @@
 //! references between them (a setting that names a resource names the one the template creates).
 
 mod arm;
+mod json_keys;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -33,6 +34,21 @@ const STORAGE_BLOB_DATA_OWNER: &str = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
 const STORAGE_QUEUE_DATA_CONTRIBUTOR: &str = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
 const STORAGE_TABLE_DATA_CONTRIBUTOR: &str = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3";
 const MONITORING_METRICS_PUBLISHER: &str = "3913510d-42f4-4e42-8a64-420c390055eb";
+
+/// The files a clone of the repository holds (`git ls-files`), relative to its root.
+fn git_files() -> Vec<String> {
+    let output = std::process::Command::new("git")
+        .arg("ls-files")
+        .current_dir(app_root())
+        .output()
+        .expect("git runs (the tests of the app files read what a clone holds)");
+    assert!(output.status.success(), "git ls-files: {output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
 
 fn template() -> Value {
     read("infra/azuredeploy.json")
