@@ -2,6 +2,7 @@
 //! references between them (a setting that names a resource names the one the template creates).
 
 mod arm;
+mod funcignore;
 mod json_keys;
 
 use std::collections::{BTreeSet, HashMap};
