@@ -960,3 +960,18 @@ fn no_public_cloud_host_name_is_written_into_the_template() {
         }
     }
 }
+
+#[test]
+fn every_documented_core_tools_publish_names_the_custom_runtime() {
+    // dist/app (and a fresh clone) has no local.settings.json: without --custom Core Tools stops
+    // with "Worker runtime is not set".
+    let mut found = 0;
+    for page in git_files().into_iter().filter(|f| f.ends_with(".md")) {
+        let text = std::fs::read_to_string(app_root().join(&page)).unwrap();
+        for line in text.lines().filter(|l| l.contains("functionapp publish")) {
+            found += 1;
+            assert!(line.contains("--custom"), "{page}: {line}");
+        }
+    }
+    assert!(found > 0, "the deploy steps show the publish command");
+}
