@@ -975,3 +975,40 @@ fn every_documented_core_tools_publish_names_the_custom_runtime() {
     }
     assert!(found > 0, "the deploy steps show the publish command");
 }
+
+fn deploy_steps() -> String {
+    std::fs::read_to_string(app_root().join("docs/deploy.md")).unwrap()
+}
+
+#[test]
+fn the_deploy_steps_prepare_what_init_warehouse_checks() {
+    // ARM has no pool property for READ_COMMITTED_SNAPSHOT: the steps say how to set it (from
+    // master) and that init-warehouse creates the writer lock table.
+    let steps = deploy_steps();
+    assert!(steps.contains("SET READ_COMMITTED_SNAPSHOT ON"), "{steps}");
+    assert!(steps.contains("`master`"));
+    assert!(steps.contains("assets.asset_statistics_writer_lock"));
+}
+
+#[test]
+fn the_deploy_steps_state_the_catch_up_after_a_one_day_outage_at_both_schedules() {
+    let steps = deploy_steps();
+    let max = read("host.json")["extensions"]["eventHubs"]["maxEventBatchSize"]
+        .as_u64()
+        .unwrap();
+    let ticks_a_day = 24 * 60 / 5;
+    for assets in [100u64, 2000] {
+        let backlog = assets * ticks_a_day;
+        let shown = backlog
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(steps.contains(&shown), "deploy.md shows the backlog {shown}");
+        assert!(steps.contains(&format!("{assets} assets")), "{assets} assets");
+    }
+    assert!(steps.contains(&format!("`maxEventBatchSize` | {max} |")));
+}
