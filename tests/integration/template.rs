@@ -593,11 +593,15 @@ fn event_hubs_batches_fill_one_warehouse_statement_and_the_wait_is_not_ignored()
         "maxWaitTime is ignored while minEventBatchSize is 1, and min must stay below max"
     );
     let wait = timespan_seconds(hubs["maxWaitTime"].as_str().unwrap());
-    assert!(wait > 0 && wait <= 600, "the extension allows up to 10 minutes");
     assert!(
-        wait * 1000 * 2 < template()["parameters"]["lagAlertThresholdMs"]["defaultValue"]
-            .as_u64()
-            .unwrap(),
+        wait > 0 && wait <= 600,
+        "the extension allows up to 10 minutes"
+    );
+    assert!(
+        wait * 1000 * 2
+            < template()["parameters"]["lagAlertThresholdMs"]["defaultValue"]
+                .as_u64()
+                .unwrap(),
         "waiting (up to twice maxWaitTime after scaling) must not by itself trip the lag alert"
     );
     assert!(
@@ -677,7 +681,12 @@ const CONDITION_PROPERTIES_2023_12_01: [&str; 9] = [
 fn alert_rules_use_the_ga_api_version_and_only_its_properties() {
     let t = template();
     for rule in resources(&t, ALERT) {
-        assert_eq!(rule["apiVersion"], "2023-12-01", "{}: GA, not a preview", name(rule));
+        assert_eq!(
+            rule["apiVersion"],
+            "2023-12-01",
+            "{}: GA, not a preview",
+            name(rule)
+        );
         assert_eq!(rule["kind"], "LogAlert");
         for key in rule["properties"].as_object().unwrap().keys() {
             assert!(
@@ -726,7 +735,10 @@ fn alert_queries_start_from_a_table_without_union_or_search() {
                 name(rule)
             );
         }
-        for line in query.lines().filter(|l| l.trim_start().starts_with("| summarize")) {
+        for line in query
+            .lines()
+            .filter(|l| l.trim_start().starts_with("| summarize"))
+        {
             assert!(
                 line.contains(" by "),
                 "{}: an alert query that aggregates keeps a time bin or dimension: {line}",
@@ -747,7 +759,10 @@ fn the_no_rows_alert_counts_sink_lines_that_wrote_rows_and_fires_on_none() {
     assert_eq!(condition["timeAggregation"], "Count");
     assert!(condition.get("metricMeasureColumn").is_none());
     assert_eq!(condition["operator"], "LessThan");
-    assert_eq!(condition["threshold"], 1, "no line at all in the window fires");
+    assert_eq!(
+        condition["threshold"], 1,
+        "no line at all in the window fires"
+    );
     let query = alert_query(&t, rule);
     assert!(query.contains("function=EventHubSink"), "{query}");
     assert!(query.contains("| where rows_written > 0"), "{query}");
@@ -794,9 +809,15 @@ fn the_template_refuses_a_pool_without_an_entra_administrator() {
         json!({"deploySynapse": true, "synapseAdminObjectId": ADMIN}),
     )
     .unwrap();
-    for kind in [SYNAPSE, SQL_POOL, "Microsoft.Synapse/workspaces/administrators"] {
+    for kind in [
+        SYNAPSE,
+        SQL_POOL,
+        "Microsoft.Synapse/workspaces/administrators",
+    ] {
         assert!(
-            with_admin.iter().any(|(k, _, created)| k == kind && *created),
+            with_admin
+                .iter()
+                .any(|(k, _, created)| k == kind && *created),
             "{kind} is created with an admin: {with_admin:?}"
         );
     }
@@ -809,7 +830,11 @@ fn the_template_refuses_a_pool_without_an_entra_administrator() {
     );
     // No Synapse resource escapes the check.
     for r in t["resources"].as_array().unwrap() {
-        if r["type"].as_str().unwrap().starts_with("Microsoft.Synapse/") {
+        if r["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("Microsoft.Synapse/")
+        {
             assert!(
                 r["condition"]
                     .as_str()
@@ -825,13 +850,13 @@ fn the_template_refuses_a_pool_without_an_entra_administrator() {
 #[test]
 fn the_parameters_file_deploys_as_it_is() {
     let t = template();
-    let values: serde_json::Map<String, Value> = read("infra/azuredeploy.parameters.json")
-        ["parameters"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v["value"].clone()))
-        .collect();
+    let values: serde_json::Map<String, Value> =
+        read("infra/azuredeploy.parameters.json")["parameters"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v["value"].clone()))
+            .collect();
     if values.get("deploySynapse") == Some(&Value::Bool(true)) {
         assert!(
             values
@@ -892,8 +917,14 @@ fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_dep
         public["EventHubConnection__fullyQualifiedNamespace"],
         "evhns-coincap-tok3n.servicebus.windows.net"
     );
-    assert_eq!(public["SYNAPSE_SERVER"], "synw-coincap-tok3n.sql.azuresynapse.net");
-    assert_eq!(public["KEY_VAULT_URL"], "https://kv-coincap-tok3n.vault.azure.net/");
+    assert_eq!(
+        public["SYNAPSE_SERVER"],
+        "synw-coincap-tok3n.sql.azuresynapse.net"
+    );
+    assert_eq!(
+        public["KEY_VAULT_URL"],
+        "https://kv-coincap-tok3n.vault.azure.net/"
+    );
 
     let china = deployed_in(&t, arm::china_cloud(), pool);
     assert_eq!(
@@ -904,13 +935,21 @@ fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_dep
         china["output eventHubNamespace"],
         china["EventHubConnection__fullyQualifiedNamespace"]
     );
-    assert_eq!(china["SYNAPSE_SERVER"], "synw-coincap-tok3n.sql.azuresynapse.azure.cn");
+    assert_eq!(
+        china["SYNAPSE_SERVER"],
+        "synw-coincap-tok3n.sql.azuresynapse.azure.cn"
+    );
     assert_eq!(china["output synapseServer"], china["SYNAPSE_SERVER"]);
-    assert_eq!(china["KEY_VAULT_URL"], "https://kv-coincap-tok3n.vault.azure.cn/");
+    assert_eq!(
+        china["KEY_VAULT_URL"],
+        "https://kv-coincap-tok3n.vault.azure.cn/"
+    );
     for (key, value) in &china {
         for public_suffix in ["windows.net", "azure.net", "azuresynapse.net", "azure.com"] {
-            assert!(!value.ends_with(public_suffix) && !value.contains(&format!("{public_suffix}/")),
-                "{key} = {value} names the public cloud");
+            assert!(
+                !value.ends_with(public_suffix) && !value.contains(&format!("{public_suffix}/")),
+                "{key} = {value} names the public cloud"
+            );
         }
     }
 
@@ -1007,8 +1046,14 @@ fn the_deploy_steps_state_the_catch_up_after_a_one_day_outage_at_both_schedules(
             .map(|c| std::str::from_utf8(c).unwrap())
             .collect::<Vec<_>>()
             .join(",");
-        assert!(steps.contains(&shown), "deploy.md shows the backlog {shown}");
-        assert!(steps.contains(&format!("{assets} assets")), "{assets} assets");
+        assert!(
+            steps.contains(&shown),
+            "deploy.md shows the backlog {shown}"
+        );
+        assert!(
+            steps.contains(&format!("{assets} assets")),
+            "{assets} assets"
+        );
     }
     assert!(steps.contains(&format!("`maxEventBatchSize` | {max} |")));
 }

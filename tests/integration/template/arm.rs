@@ -107,7 +107,11 @@ impl<'a> Deployment<'a> {
         // `if` is lazy: only the branch taken is evaluated.
         if function == "if" {
             let condition = self.eval(&args[0])?;
-            let branch = if truthy(&condition)? { &args[1] } else { &args[2] };
+            let branch = if truthy(&condition)? {
+                &args[1]
+            } else {
+                &args[2]
+            };
             return self.eval(branch);
         }
         let values = args
@@ -145,10 +149,20 @@ impl<'a> Deployment<'a> {
             "false" => Ok(Value::Bool(false)),
             "not" => Ok(Value::Bool(!truthy(&values[0])?)),
             "and" => Ok(Value::Bool(
-                values.iter().map(truthy).collect::<Result<Vec<_>, _>>()?.iter().all(|b| *b),
+                values
+                    .iter()
+                    .map(truthy)
+                    .collect::<Result<Vec<_>, _>>()?
+                    .iter()
+                    .all(|b| *b),
             )),
             "or" => Ok(Value::Bool(
-                values.iter().map(truthy).collect::<Result<Vec<_>, _>>()?.iter().any(|b| *b),
+                values
+                    .iter()
+                    .map(truthy)
+                    .collect::<Result<Vec<_>, _>>()?
+                    .iter()
+                    .any(|b| *b),
             )),
             "equals" => Ok(Value::Bool(values[0] == values[1])),
             "empty" => Ok(Value::Bool(match &values[0] {
@@ -161,7 +175,10 @@ impl<'a> Deployment<'a> {
             "concat" => {
                 if values.iter().all(Value::is_array) {
                     Ok(Value::Array(
-                        values.iter().flat_map(|v| v.as_array().unwrap().clone()).collect(),
+                        values
+                            .iter()
+                            .flat_map(|v| v.as_array().unwrap().clone())
+                            .collect(),
                     ))
                 } else {
                     Ok(Value::String(
@@ -338,7 +355,9 @@ impl Parser<'_> {
                     self.at += 1;
                 }
                 let digits = std::str::from_utf8(&self.text[start..self.at]).unwrap();
-                Ok(Expr::Int(digits.parse().map_err(|e| format!("{digits}: {e}"))?))
+                Ok(Expr::Int(
+                    digits.parse().map_err(|e| format!("{digits}: {e}"))?,
+                ))
             }
             _ => {
                 let name = self.identifier()?;
@@ -394,10 +413,20 @@ fn the_evaluator_follows_arm_semantics_for_what_the_template_uses() {
     let d = Deployment::new(&template, json!({}));
     let v = |text: &str| d.value(&json!(text));
     assert_eq!(v("[parameters('name')]").unwrap(), "a-b");
-    assert_eq!(v("[variables('host')]").unwrap(), "ns.servicebus.windows.net");
-    assert_eq!(v("[if(parameters('flag'), json('{}').missing, 'lazy')]").unwrap(), "lazy");
-    let refused = v("[if(not(parameters('flag')), json('{\"why\": 1}').missing, 'x')]").unwrap_err();
-    assert!(refused.contains("available properties are 'why'"), "{refused}");
+    assert_eq!(
+        v("[variables('host')]").unwrap(),
+        "ns.servicebus.windows.net"
+    );
+    assert_eq!(
+        v("[if(parameters('flag'), json('{}').missing, 'lazy')]").unwrap(),
+        "lazy"
+    );
+    let refused =
+        v("[if(not(parameters('flag')), json('{\"why\": 1}').missing, 'x')]").unwrap_err();
+    assert!(
+        refused.contains("available properties are 'why'"),
+        "{refused}"
+    );
     assert_eq!(v("[concat('it''s', string(2))]").unwrap(), "it's2");
     assert!(v("[unknownFunction()]").is_err());
 }

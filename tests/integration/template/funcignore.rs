@@ -83,13 +83,25 @@ fn the_matcher_behaves_like_core_tools_gitignore_parser() {
     let p = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert!(denied(&p(&["src"]), "src/main.rs"));
     assert!(denied(&p(&["src"]), "src"));
-    assert!(!denied(&p(&["src"]), "srcs/x"), "a word boundary must follow");
+    assert!(
+        !denied(&p(&["src"]), "srcs/x"),
+        "a word boundary must follow"
+    );
     assert!(denied(&p(&["host"]), "host.json"), "`.` is a word boundary");
     assert!(denied(&p(&["*.db"]), "coincap.db-wal"));
-    assert!(!denied(&p(&["*.db"]), "data/coincap.db"), "`*` stays in one folder");
+    assert!(
+        !denied(&p(&["*.db"]), "data/coincap.db"),
+        "`*` stays in one folder"
+    );
     assert!(denied(&p(&[".git*"]), ".gitignore"));
-    assert!(!denied(&p(&[".git*"]), ".git/HEAD"), "`*` needs one character");
-    assert!(!denied(&p(&["docs"]), "TimerFetch/docs"), "anchored at the start");
+    assert!(
+        !denied(&p(&[".git*"]), ".git/HEAD"),
+        "`*` needs one character"
+    );
+    assert!(
+        !denied(&p(&["docs"]), "TimerFetch/docs"),
+        "anchored at the start"
+    );
 }
 
 #[test]
@@ -106,7 +118,10 @@ fn funcignore_uses_only_what_the_matcher_emulates() {
 fn publishing_from_the_repository_root_uploads_only_what_the_host_needs() {
     let patterns = patterns();
     let mut files = git_files();
-    assert!(files.iter().any(|f| f == "Cargo.toml"), "git ls-files works");
+    assert!(
+        files.iter().any(|f| f == "Cargo.toml"),
+        "git ls-files works"
+    );
     files.extend(BUILD_OUTPUTS.iter().map(|f| f.to_string()));
     let mut published: Vec<&str> = files
         .iter()
@@ -126,11 +141,13 @@ fn the_host_needs_what_the_funcignore_test_keeps() {
     let host: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(app_root().join("host.json")).unwrap())
             .unwrap();
-    assert!(NEEDED.contains(
-        &host["customHandler"]["description"]["defaultExecutablePath"]
-            .as_str()
-            .unwrap()
-    ));
+    assert!(
+        NEEDED.contains(
+            &host["customHandler"]["description"]["defaultExecutablePath"]
+                .as_str()
+                .unwrap()
+        )
+    );
     for entry in std::fs::read_dir(app_root()).unwrap() {
         let path = entry.unwrap().path();
         if path.join("function.json").is_file() {
