@@ -34,7 +34,7 @@ fn local_in(root: &Path, coincap: &CoinCap, db: &Path) -> tokio::process::Comman
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_ticks_fetch_publish_and_write_everything_in_batches() {
-    // 250 assets per page: three EventHubSink batches per tick at maxEventBatchSize 100.
+    // 250 assets per page: one EventHubSink batch per tick at maxEventBatchSize 1000.
     let coincap = CoinCap::start(
         vec![Reply::ok(page(1_747_000_000_000, &many_assets(250)))],
         Reply::ok(page(1_747_000_060_000, &many_assets(250))),
@@ -59,7 +59,7 @@ async fn two_ticks_fetch_publish_and_write_everything_in_batches() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("batches of up to 100"), "{stdout}");
+    assert!(stdout.contains("batches of up to 1000"), "{stdout}");
     let ticks: Vec<&str> = stdout.lines().filter(|l| l.starts_with("tick")).collect();
     assert_eq!(ticks.len(), 2, "{stdout}");
     for line in &ticks {

@@ -1,11 +1,16 @@
 //! infra/azuredeploy.json: the resources, roles and app settings the deployment needs, and the
 //! references between them (a setting that names a resource names the one the template creates).
 
+mod arm;
+mod funcignore;
+mod json_keys;
+
 use std::collections::{BTreeSet, HashMap};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::app_root;
+use arm::Deployment;
 
 const SITE: &str = "Microsoft.Web/sites";
 const PLAN: &str = "Microsoft.Web/serverfarms";
@@ -30,6 +35,21 @@ const STORAGE_BLOB_DATA_OWNER: &str = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
 const STORAGE_QUEUE_DATA_CONTRIBUTOR: &str = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
 const STORAGE_TABLE_DATA_CONTRIBUTOR: &str = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3";
 const MONITORING_METRICS_PUBLISHER: &str = "3913510d-42f4-4e42-8a64-420c390055eb";
+
+/// The files a clone of the repository holds (`git ls-files`), relative to its root.
+fn git_files() -> Vec<String> {
+    let output = std::process::Command::new("git")
+        .arg("ls-files")
+        .current_dir(app_root())
+        .output()
+        .expect("git runs (the tests of the app files read what a clone holds)");
+    assert!(output.status.success(), "git ls-files: {output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
 
 fn template() -> Value {
     read("infra/azuredeploy.json")
@@ -291,10 +311,13 @@ fn the_event_hubs_settings_name_the_namespace_hub_and_consumer_group_it_creates(
     let namespace = name(one(&t, NAMESPACE)).trim_matches(['[', ']']).to_owned();
     let fqdn = setting(&t, "EventHubConnection__fullyQualifiedNamespace");
     assert!(
-        fqdn.contains(&namespace),
-        "{fqdn} is built from {namespace}"
+        fqdn.contains("reference(variables('eventHubNamespaceId')"),
+        "{fqdn} is the host of the endpoint the namespace it creates reports"
     );
-    assert!(fqdn.contains(".servicebus.windows.net"), "{fqdn}");
+    assert_eq!(
+        t["variables"]["eventHubNamespaceId"],
+        format!("[resourceId('{NAMESPACE}', {namespace})]")
+    );
 
     let hub = name(one(&t, HUB));
     assert!(hub.contains(&namespace), "{hub}");
@@ -371,17 +394,13 @@ fn application_insights_is_the_one_it_creates_on_its_log_analytics_workspace() {
 fn the_synapse_settings_name_the_pool_it_creates_or_the_existing_one() {
     let t = template();
     assert_eq!(
-        setting(&t, "SYNAPSE_SERVER"),
-        "[variables('synapseServer')]"
-    );
-    assert_eq!(
         setting(&t, "SYNAPSE_DATABASE"),
         "[variables('synapseDatabase')]"
     );
-    let server = t["variables"]["synapseServer"].as_str().unwrap();
-    assert!(server.contains("parameters('deploySynapse')"));
+    let server = setting(&t, "SYNAPSE_SERVER");
+    assert!(server.starts_with("[if(parameters('deploySynapse'), reference("));
     assert!(server.contains("variables('synapseWorkspaceName')"));
-    assert!(server.contains(".sql.azuresynapse.net"));
+    assert!(server.contains(".connectivityEndpoints.sql"));
     assert!(server.contains("parameters('existingSynapseServer')"));
     let database = t["variables"]["synapseDatabase"].as_str().unwrap();
     assert!(database.contains("parameters('synapseSqlPoolName')"));
@@ -389,11 +408,11 @@ fn the_synapse_settings_name_the_pool_it_creates_or_the_existing_one() {
 
     let workspace = resources(&t, SYNAPSE);
     assert_eq!(workspace.len(), 1);
-    assert_eq!(workspace[0]["condition"], "[parameters('deploySynapse')]");
+    assert_eq!(workspace[0]["condition"], "[variables('createSynapse')]");
     assert!(name(workspace[0]).contains("variables('synapseWorkspaceName')"));
     let pool = resources(&t, SQL_POOL);
     assert_eq!(pool.len(), 1);
-    assert_eq!(pool[0]["condition"], "[parameters('deploySynapse')]");
+    assert_eq!(pool[0]["condition"], "[variables('createSynapse')]");
     assert!(name(pool[0]).contains("parameters('synapseSqlPoolName')"));
 }
 
@@ -526,9 +545,8 @@ fn a_conditional_synapse_workspace_is_only_referenced_behind_its_condition() {
     }
     let admin = resources(&t, "Microsoft.Synapse/workspaces/administrators");
     assert_eq!(
-        admin[0]["condition"],
-        "[and(parameters('deploySynapse'), not(empty(parameters('synapseAdminObjectId'))))]",
-        "no Entra admin resource with an empty object id"
+        admin[0]["condition"], "[variables('createSynapse')]",
+        "the Entra admin comes with the pool (createSynapse refuses an empty object id)"
     );
 }
 
@@ -539,4 +557,503 @@ fn without_a_pool_the_sink_writes_a_throw_away_file_instead_of_stalling_the_hub(
         warehouse,
         "[if(or(parameters('deploySynapse'), not(empty(parameters('existingSynapseServer')))), parameters('warehouse'), 'sqlite:/tmp/coincap.db')]"
     );
+}
+
+/// `hh:mm:ss` (the host's TimeSpan form in host.json) in seconds.
+fn timespan_seconds(text: &str) -> u64 {
+    let parts: Vec<u64> = text.split(':').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(parts.len(), 3, "{text} is hh:mm:ss");
+    parts[0] * 3600 + parts[1] * 60 + parts[2]
+}
+
+#[test]
+fn host_json_has_no_http_forwarding_without_an_http_trigger() {
+    let host = read("host.json");
+    assert!(
+        host["customHandler"]
+            .get("enableForwardingHttpRequest")
+            .is_none(),
+        "only meaningful for an HTTP trigger; this app has none"
+    );
+}
+
+#[test]
+fn event_hubs_batches_fill_one_warehouse_statement_and_the_wait_is_not_ignored() {
+    let hubs = &read("host.json")["extensions"]["eventHubs"];
+    let max = hubs["maxEventBatchSize"].as_u64().unwrap();
+    let min = hubs["minEventBatchSize"].as_u64().unwrap();
+    let rows_per_statement =
+        coincap_stream::warehouse::synapse::statement::SYNAPSE_LIMITS.max_rows as u64;
+    assert_eq!(
+        max, rows_per_statement,
+        "one invocation = one INSERT of the Synapse writer (fewer, larger statements on a dedicated pool)"
+    );
+    assert!(
+        min > 1 && min < max,
+        "maxWaitTime is ignored while minEventBatchSize is 1, and min must stay below max"
+    );
+    let wait = timespan_seconds(hubs["maxWaitTime"].as_str().unwrap());
+    assert!(
+        wait > 0 && wait <= 600,
+        "the extension allows up to 10 minutes"
+    );
+    assert!(
+        wait * 1000 * 2
+            < template()["parameters"]["lagAlertThresholdMs"]["defaultValue"]
+                .as_u64()
+                .unwrap(),
+        "waiting (up to twice maxWaitTime after scaling) must not by itself trip the lag alert"
+    );
+    assert!(
+        hubs["prefetchCount"].as_u64().unwrap() >= max,
+        "a full batch needs at least maxEventBatchSize events in the local cache"
+    );
+}
+
+#[test]
+fn the_hub_keeps_events_longer_than_a_one_day_sink_outage() {
+    let t = template();
+    assert_eq!(
+        one(&t, HUB)["properties"]["messageRetentionInDays"],
+        "[parameters('eventHubRetentionDays')]"
+    );
+    let days = &t["parameters"]["eventHubRetentionDays"];
+    assert!(days["defaultValue"].as_u64().unwrap() >= 2, "{days}");
+    assert_eq!(days["maxValue"], 7, "Standard keeps events at most 7 days");
+}
+
+/// The text of an alert rule's query: the variable it names, expression and all (the KQL sits in
+/// its string literals).
+fn alert_query(t: &Value, rule: &Value) -> String {
+    let query = rule["properties"]["criteria"]["allOf"][0]["query"]
+        .as_str()
+        .unwrap();
+    let variable = query
+        .strip_prefix("[variables('")
+        .and_then(|q| q.strip_suffix("')]"))
+        .unwrap_or_else(|| panic!("{query}: a query lives in a variable"));
+    let mut text = t["variables"][variable].as_str().unwrap().to_owned();
+    // One level of variables inside (the sink's closing lines).
+    let mut inner = BTreeSet::new();
+    references(&Value::String(text.clone()), "variables", &mut inner);
+    for name in inner {
+        text.push('\n');
+        text.push_str(t["variables"][&name].as_str().unwrap());
+    }
+    text
+}
+
+/// Property names of `Microsoft.Insights/scheduledQueryRules` in the GA API version 2023-12-01
+/// (azure-rest-api-specs: monitor/resource-manager/Microsoft.Insights/stable/2023-12-01/
+/// scheduledQueryRule_API.json), read-only ones left out.
+const RULE_PROPERTIES_2023_12_01: [&str; 17] = [
+    "description",
+    "displayName",
+    "severity",
+    "enabled",
+    "scopes",
+    "evaluationFrequency",
+    "windowSize",
+    "overrideQueryTimeRange",
+    "targetResourceTypes",
+    "criteria",
+    "muteActionsDuration",
+    "actions",
+    "checkWorkspaceAlertsStorageConfigured",
+    "skipQueryValidation",
+    "autoMitigate",
+    "ruleResolveConfiguration",
+    "kind",
+];
+const CONDITION_PROPERTIES_2023_12_01: [&str; 9] = [
+    "query",
+    "timeAggregation",
+    "metricMeasureColumn",
+    "resourceIdColumn",
+    "dimensions",
+    "operator",
+    "threshold",
+    "failingPeriods",
+    "metricName",
+];
+
+#[test]
+fn alert_rules_use_the_ga_api_version_and_only_its_properties() {
+    let t = template();
+    for rule in resources(&t, ALERT) {
+        assert_eq!(
+            rule["apiVersion"],
+            "2023-12-01",
+            "{}: GA, not a preview",
+            name(rule)
+        );
+        assert_eq!(rule["kind"], "LogAlert");
+        for key in rule["properties"].as_object().unwrap().keys() {
+            assert!(
+                RULE_PROPERTIES_2023_12_01.contains(&key.as_str()),
+                "{}: {key} is not a property of the 2023-12-01 schema",
+                name(rule)
+            );
+        }
+        for condition in rule["properties"]["criteria"]["allOf"].as_array().unwrap() {
+            for key in condition.as_object().unwrap().keys() {
+                assert!(
+                    CONDITION_PROPERTIES_2023_12_01.contains(&key.as_str()),
+                    "{}: condition property {key}",
+                    name(rule)
+                );
+            }
+            let aggregation = condition["timeAggregation"].as_str().unwrap();
+            assert!(
+                ["Count", "Average", "Minimum", "Maximum", "Total"].contains(&aggregation),
+                "{aggregation}"
+            );
+            assert_eq!(
+                aggregation == "Count",
+                condition.get("metricMeasureColumn").is_none(),
+                "{}: Count counts rows; any other aggregation needs a measure column",
+                name(rule)
+            );
+        }
+    }
+}
+
+#[test]
+fn alert_queries_start_from_a_table_without_union_or_search() {
+    // Log search alert rules refuse `union` and `search` except in cross-resource queries
+    // (Microsoft Learn, "Optimize log search alert queries").
+    let t = template();
+    for rule in resources(&t, ALERT) {
+        let query = alert_query(&t, rule);
+        let words: Vec<&str> = query
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        for operator in ["union", "search"] {
+            assert!(
+                !words.contains(&operator),
+                "{}: {operator} in\n{query}",
+                name(rule)
+            );
+        }
+        for line in query
+            .lines()
+            .filter(|l| l.trim_start().starts_with("| summarize"))
+        {
+            assert!(
+                line.contains(" by "),
+                "{}: an alert query that aggregates keeps a time bin or dimension: {line}",
+                name(rule)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_no_rows_alert_counts_sink_lines_that_wrote_rows_and_fires_on_none() {
+    let t = template();
+    let rule = resources(&t, ALERT)
+        .into_iter()
+        .find(|r| name(r).contains("no-rows"))
+        .unwrap();
+    let condition = &rule["properties"]["criteria"]["allOf"][0];
+    assert_eq!(condition["timeAggregation"], "Count");
+    assert!(condition.get("metricMeasureColumn").is_none());
+    assert_eq!(condition["operator"], "LessThan");
+    assert_eq!(
+        condition["threshold"], 1,
+        "no line at all in the window fires"
+    );
+    let query = alert_query(&t, rule);
+    assert!(query.contains("function=EventHubSink"), "{query}");
+    assert!(query.contains("| where rows_written > 0"), "{query}");
+}
+
+const ADMIN: &str = "00000000-0000-0000-0000-00000000a11c";
+
+/// Every resource's condition, evaluated for one set of parameters.
+fn conditions(t: &Value, parameters: Value) -> Result<Vec<(String, String, bool)>, String> {
+    let deployment = Deployment::new(t, parameters);
+    t["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.get("condition").map(|c| (r, c)))
+        .map(|(r, c)| {
+            let created = deployment.value(c)?.as_bool().unwrap();
+            Ok((
+                r["type"].as_str().unwrap().to_owned(),
+                name(r).to_owned(),
+                created,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn the_template_refuses_a_pool_without_an_entra_administrator() {
+    let t = template();
+    let refused = conditions(&t, json!({"deploySynapse": true})).unwrap_err();
+    assert!(
+        refused.contains("deploySynapse=true needs synapseAdminObjectId"),
+        "ARM shows this: {refused}"
+    );
+    let refused = conditions(
+        &t,
+        json!({"deploySynapse": true, "synapseAdminObjectId": ""}),
+    )
+    .unwrap_err();
+    assert!(refused.contains("synapseAdminObjectId"), "{refused}");
+
+    let with_admin = conditions(
+        &t,
+        json!({"deploySynapse": true, "synapseAdminObjectId": ADMIN}),
+    )
+    .unwrap();
+    for kind in [
+        SYNAPSE,
+        SQL_POOL,
+        "Microsoft.Synapse/workspaces/administrators",
+    ] {
+        assert!(
+            with_admin
+                .iter()
+                .any(|(k, _, created)| k == kind && *created),
+            "{kind} is created with an admin: {with_admin:?}"
+        );
+    }
+    let without_pool = conditions(&t, json!({"deploySynapse": false})).unwrap();
+    assert!(
+        without_pool
+            .iter()
+            .all(|(k, _, created)| !k.starts_with("Microsoft.Synapse/") || !created),
+        "{without_pool:?}"
+    );
+    // No Synapse resource escapes the check.
+    for r in t["resources"].as_array().unwrap() {
+        if r["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("Microsoft.Synapse/")
+        {
+            assert!(
+                r["condition"]
+                    .as_str()
+                    .unwrap()
+                    .contains("variables('createSynapse')"),
+                "{}",
+                name(r)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_parameters_file_deploys_as_it_is() {
+    let t = template();
+    let values: serde_json::Map<String, Value> =
+        read("infra/azuredeploy.parameters.json")["parameters"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v["value"].clone()))
+            .collect();
+    if values.get("deploySynapse") == Some(&Value::Bool(true)) {
+        assert!(
+            values
+                .get("synapseAdminObjectId")
+                .and_then(Value::as_str)
+                .is_some_and(|id| !id.is_empty()),
+            "a pool needs its Entra administrator"
+        );
+    }
+    conditions(&t, Value::Object(values)).unwrap();
+}
+
+/// App settings and outputs evaluated in a cloud, with the endpoints its resources report.
+fn deployed_in(t: &Value, environment: Value, parameters: Value) -> HashMap<String, String> {
+    let mut deployment = Deployment::new(t, parameters);
+    let cloud = environment["name"].as_str().unwrap().to_owned();
+    deployment.environment = environment;
+    let (bus, synapse) = match cloud.as_str() {
+        "AzureCloud" => ("servicebus.windows.net", "sql.azuresynapse.net"),
+        _ => ("servicebus.chinacloudapi.cn", "sql.azuresynapse.azure.cn"),
+    };
+    deployment.references.insert(
+        format!("{NAMESPACE}/evhns-coincap-tok3n"),
+        json!({"serviceBusEndpoint": format!("https://evhns-coincap-tok3n.{bus}:443/")}),
+    );
+    deployment.references.insert(
+        format!("{SYNAPSE}/synw-coincap-tok3n"),
+        json!({"connectivityEndpoints": {
+            "dev": format!("https://synw-coincap-tok3n.dev.{}", &synapse[4..]),
+            "sql": format!("synw-coincap-tok3n.{synapse}"),
+            "sqlOnDemand": format!("synw-coincap-tok3n-ondemand.{synapse}")
+        }}),
+    );
+    let mut out = HashMap::new();
+    for (key, value) in app_settings(t) {
+        if ["APPLICATIONINSIGHTS_CONNECTION_STRING"].contains(&key.as_str()) {
+            continue;
+        }
+        let v = deployment.value(&Value::String(value)).unwrap();
+        out.insert(key, v.as_str().unwrap().to_owned());
+    }
+    for (key, output) in t["outputs"].as_object().unwrap() {
+        if key == "principalId" {
+            continue;
+        }
+        let v = deployment.value(&output["value"]).unwrap();
+        out.insert(format!("output {key}"), v.as_str().unwrap().to_owned());
+    }
+    out
+}
+
+#[test]
+fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_deploy_it() {
+    let t = template();
+    let pool = json!({"deploySynapse": true, "synapseAdminObjectId": ADMIN});
+    let public = deployed_in(&t, arm::public_cloud(), pool.clone());
+    assert_eq!(
+        public["EventHubConnection__fullyQualifiedNamespace"],
+        "evhns-coincap-tok3n.servicebus.windows.net"
+    );
+    assert_eq!(
+        public["SYNAPSE_SERVER"],
+        "synw-coincap-tok3n.sql.azuresynapse.net"
+    );
+    assert_eq!(
+        public["KEY_VAULT_URL"],
+        "https://kv-coincap-tok3n.vault.azure.net/"
+    );
+
+    let china = deployed_in(&t, arm::china_cloud(), pool);
+    assert_eq!(
+        china["EventHubConnection__fullyQualifiedNamespace"],
+        "evhns-coincap-tok3n.servicebus.chinacloudapi.cn"
+    );
+    assert_eq!(
+        china["output eventHubNamespace"],
+        china["EventHubConnection__fullyQualifiedNamespace"]
+    );
+    assert_eq!(
+        china["SYNAPSE_SERVER"],
+        "synw-coincap-tok3n.sql.azuresynapse.azure.cn"
+    );
+    assert_eq!(china["output synapseServer"], china["SYNAPSE_SERVER"]);
+    assert_eq!(
+        china["KEY_VAULT_URL"],
+        "https://kv-coincap-tok3n.vault.azure.cn/"
+    );
+    for (key, value) in &china {
+        for public_suffix in ["windows.net", "azure.net", "azuresynapse.net", "azure.com"] {
+            assert!(
+                !value.ends_with(public_suffix) && !value.contains(&format!("{public_suffix}/")),
+                "{key} = {value} names the public cloud"
+            );
+        }
+    }
+
+    let existing = deployed_in(
+        &t,
+        arm::china_cloud(),
+        json!({"existingSynapseServer": "mine.sql.azuresynapse.azure.cn", "existingSynapseDatabase": "dw"}),
+    );
+    assert_eq!(existing["SYNAPSE_SERVER"], "mine.sql.azuresynapse.azure.cn");
+    assert_eq!(existing["SYNAPSE_DATABASE"], "dw");
+}
+
+/// Every string of the template that ARM acts on: descriptions, comments and the schema URL aside.
+fn acted_on_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|i| acted_on_strings(i, out)),
+        Value::Object(map) => {
+            for (key, value) in map {
+                if !["metadata", "comments", "description", "$schema"].contains(&key.as_str()) {
+                    acted_on_strings(value, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn no_public_cloud_host_name_is_written_into_the_template() {
+    let t = template();
+    let mut strings = Vec::new();
+    acted_on_strings(&t, &mut strings);
+    for s in strings {
+        for suffix in [
+            "windows.net",
+            "azure.net",
+            "azuresynapse.net",
+            "azure.com",
+            "chinacloudapi.cn",
+            "usgovcloudapi.net",
+        ] {
+            assert!(
+                !s.contains(suffix),
+                "{s}: use environment().suffixes or the endpoint the resource reports"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_documented_core_tools_publish_names_the_custom_runtime() {
+    // dist/app (and a fresh clone) has no local.settings.json: without --custom Core Tools stops
+    // with "Worker runtime is not set".
+    let mut found = 0;
+    for page in git_files().into_iter().filter(|f| f.ends_with(".md")) {
+        let text = std::fs::read_to_string(app_root().join(&page)).unwrap();
+        for line in text.lines().filter(|l| l.contains("functionapp publish")) {
+            found += 1;
+            assert!(line.contains("--custom"), "{page}: {line}");
+        }
+    }
+    assert!(found > 0, "the deploy steps show the publish command");
+}
+
+fn deploy_steps() -> String {
+    std::fs::read_to_string(app_root().join("docs/deploy.md")).unwrap()
+}
+
+#[test]
+fn the_deploy_steps_prepare_what_init_warehouse_checks() {
+    // ARM has no pool property for READ_COMMITTED_SNAPSHOT: the steps say how to set it (from
+    // master) and that init-warehouse creates the writer lock table.
+    let steps = deploy_steps();
+    assert!(steps.contains("SET READ_COMMITTED_SNAPSHOT ON"), "{steps}");
+    assert!(steps.contains("`master`"));
+    assert!(steps.contains("assets.asset_statistics_writer_lock"));
+}
+
+#[test]
+fn the_deploy_steps_state_the_catch_up_after_a_one_day_outage_at_both_schedules() {
+    let steps = deploy_steps();
+    let max = read("host.json")["extensions"]["eventHubs"]["maxEventBatchSize"]
+        .as_u64()
+        .unwrap();
+    let ticks_a_day = 24 * 60 / 5;
+    for assets in [100u64, 2000] {
+        let backlog = assets * ticks_a_day;
+        let shown = backlog
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(
+            steps.contains(&shown),
+            "deploy.md shows the backlog {shown}"
+        );
+        assert!(
+            steps.contains(&format!("{assets} assets")),
+            "{assets} assets"
+        );
+    }
+    assert!(steps.contains(&format!("`maxEventBatchSize` | {max} |")));
 }
