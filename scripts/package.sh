@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Package the Functions app: a static, stripped x86_64 Linux `handler` next to host.json,
 # TimerFetch/ and EventHubSink/, in dist/app/, zipped as dist/coincap-stream.zip for
-# `func azure functionapp publish` (run from dist/app) or zip deploy.
+# `func azure functionapp publish <app> --custom` (run from dist/app) or zip deploy.
 #
 # Builds for x86_64-unknown-linux-musl (installs the Rust target and musl-gcc for the bundled C
 # code: SQLite, aws-lc). If the musl target cannot be installed (rustup's server unreachable), it

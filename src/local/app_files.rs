@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn the_repository_s_own_app_files_are_read() {
         let files = AppFiles::read(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
-        assert_eq!(files.max_event_batch_size, 100);
+        assert_eq!(files.max_event_batch_size, 1000);
         assert_eq!(files.timer.binding, "timer");
         assert_eq!(files.timer.schedule, "%FETCH_SCHEDULE%");
         assert_eq!(files.timer.output, "events");

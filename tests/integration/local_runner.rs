@@ -34,10 +34,10 @@ fn local_in(root: &Path, coincap: &CoinCap, db: &Path) -> tokio::process::Comman
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_ticks_fetch_publish_and_write_everything_in_batches() {
-    // 250 assets per page: one EventHubSink batch per tick at maxEventBatchSize 1000.
+    // 1250 assets per page: two EventHubSink batches per tick (1000 + 250) at maxEventBatchSize 1000.
     let coincap = CoinCap::start(
-        vec![Reply::ok(page(1_747_000_000_000, &many_assets(250)))],
-        Reply::ok(page(1_747_000_060_000, &many_assets(250))),
+        vec![Reply::ok(page(1_747_000_000_000, &many_assets(1250)))],
+        Reply::ok(page(1_747_000_060_000, &many_assets(1250))),
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -64,15 +64,15 @@ async fn two_ticks_fetch_publish_and_write_everything_in_batches() {
     assert_eq!(ticks.len(), 2, "{stdout}");
     for line in &ticks {
         assert!(
-            line.contains("fetched   250 | published   250 | written   250"),
+            line.contains("fetched  1250 | published  1250 | written  1250"),
             "{line}"
         );
     }
     assert!(
-        stdout.contains("Summary: 2 ticks (0 failed), fetched 500, published 500, written 500"),
+        stdout.contains("Summary: 2 ticks (0 failed), fetched 2500, published 2500, written 2500"),
         "{stdout}"
     );
-    assert_eq!(count(&db, "asset_statistics_history_v3"), 500);
+    assert_eq!(count(&db, "asset_statistics_history_v3"), 2500);
     assert_eq!(coincap.seen().len(), 2);
 }
 
