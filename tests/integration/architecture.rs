@@ -21,6 +21,10 @@ const LONG_FILES: &[(&str, &str)] = &[
         "one end-to-end test per Key Vault failure mode, against HTTPS and identity stand-ins",
     ),
     (
+        "tests/integration/template/arm.rs",
+        "an evaluator of the ARM expression language the template uses, so tests run its conditions",
+    ),
+    (
         "benches/compare.rs",
         "the comparison bench: handler and the tutorial's producer measured side by side in one run",
     ),
