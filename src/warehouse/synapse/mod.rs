@@ -122,13 +122,21 @@ impl SynapseWarehouse {
             )
         })?;
         let facts = TableFacts::read(&results).inspect_err(|_| connection.broken = true)?;
-        if facts.heap {
+        // Concurrent first writes may both read; one stores the answer and warns.
+        let mut first = false;
+        let id_type = self
+            .id_type
+            .get_or_init(|| {
+                first = true;
+                facts.id_type
+            })
+            .clone();
+        if first && facts.heap {
             tracing::warn!(
                 table = statement::HISTORY_TABLE,
                 "The history table is a heap (the seed's design): every batch's duplicate probe scans the whole history, so writes slow down as it grows. See docs/synapse.md to migrate it (CTAS, then RENAME OBJECT)."
             );
         }
-        let id_type = self.id_type.get_or_init(|| facts.id_type).clone();
         Ok(id_type)
     }
 

@@ -427,6 +427,14 @@ mod tests {
     }
 
     #[test]
+    fn the_catalog_read_names_the_tables_the_writer_uses() {
+        let statements = statements(TABLE_FACTS_SQL);
+        assert_eq!(statements.len(), 3, "three result sets");
+        assert!(TABLE_FACTS_SQL.contains(&format!("OBJECT_ID(N'{HISTORY_TABLE}')")));
+        assert!(TABLE_FACTS_SQL.contains(&format!("FROM {WRITER_LOCK_TABLE};")));
+    }
+
+    #[test]
     fn an_empty_batch_sends_nothing() {
         assert!(build_batches(&[], &[], now(), &IdType::default(), &SYNAPSE_LIMITS).is_empty());
     }
