@@ -1,5 +1,6 @@
-//! Where rows land: the [`Warehouse`] trait, the `WAREHOUSE` setting, and the implementations
-//! (an embedded SQLite file, a Synapse dedicated SQL pool).
+//! Where rows land: the [`Warehouse`] trait, the `WAREHOUSE` setting, the history table's one
+//! column list ([`columns`]), and the implementations (an embedded SQLite file, a Synapse
+//! dedicated SQL pool).
 
 pub mod columns;
 mod sqlite;

@@ -306,6 +306,38 @@ mod tests {
     }
 
     #[test]
+    fn the_history_table_has_the_listed_columns_and_enforces_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = SqliteWarehouse::open(&dir.path().join("w.db")).unwrap();
+        let connection = warehouse.connection.lock().unwrap();
+        let mut info = connection
+            .prepare("SELECT name, type, \"notnull\" FROM pragma_table_info('asset_statistics_history_v3')")
+            .unwrap();
+        let columns: Vec<(String, String, bool)> = info
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut expected = vec![(
+            "id_asset_statistics_history".to_owned(),
+            "INTEGER".to_owned(),
+            false,
+        )];
+        expected.extend(
+            HISTORY_COLUMNS
+                .iter()
+                .map(|c| (c.name.to_owned(), c.kind.sqlite().to_owned(), c.key)),
+        );
+        assert_eq!(columns, expected);
+        assert_eq!(columns[1].0, "id");
+        assert!(schema().contains("UNIQUE (id, runtime_timestamp)"));
+        assert_eq!(
+            *INSERT_ROW,
+            "INSERT INTO asset_statistics_history_v3 (id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id, runtime_timestamp) DO NOTHING"
+        );
+    }
+
+    #[test]
     fn an_unwritable_path_is_a_clear_error() {
         let error = SqliteWarehouse::open(Path::new("/nonexistent-dir/x.db"))
             .err()
