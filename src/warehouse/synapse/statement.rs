@@ -79,8 +79,9 @@ pub const SYNAPSE_LIMITS: Limits = Limits {
     // A quarter of the pool's limit: room for a smaller negotiated packet size, and a batch that
     // big is already minutes of work for the pool.
     max_batch_bytes: 64 * 1024 * 1024,
-    // Any body a standard or premium Event Hubs namespace delivers (1 MB) fits whole; as hex
-    // (a body with NUL) it is 4 MiB of text, so even then a batch holds many.
+    // Any body a standard or premium Event Hubs namespace delivers (1 MB) is stored whole. At
+    // the cap, a body with NUL (hex, four characters per code unit) is 4 MiB of statement text
+    // and 8 MiB on the wire: inside one statement, and a transaction still holds several.
     max_body_units: 1024 * 1024,
 };
 
