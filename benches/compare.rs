@@ -32,7 +32,7 @@ use coincap_stream::domain::{AssetRow, EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
 use coincap_stream::warehouse::synapse::connection::TdsManager;
 use coincap_stream::warehouse::synapse::literal;
-use coincap_stream::warehouse::synapse::statement::{SYNAPSE_LIMITS, build_batch};
+use coincap_stream::warehouse::synapse::statement::{IdType, SYNAPSE_LIMITS, build_batches};
 use coincap_stream::warehouse::synapse::{SynapseConfig, SynapseLogin};
 use coincap_stream::warehouse::{Batch, SynapseWarehouse, Warehouse};
 use serde_json::Value;
@@ -459,8 +459,15 @@ impl Bench {
         let now = Utc::now();
         let bodies = common::fresh_bodies(SINK_BATCH_EVENTS, 0, now.timestamp_millis());
         let batch = to_batch(&bodies);
-        let sql = build_batch(&batch.rows, &batch.rejects, now, &SYNAPSE_LIMITS);
-        let statements = sql.sql.matches(";\n").count();
+        let transactions = build_batches(
+            &batch.rows,
+            &batch.rejects,
+            now,
+            &IdType::default(),
+            &SYNAPSE_LIMITS,
+        );
+        assert_eq!(transactions.len(), 1, "a 1000-row batch is one transaction");
+        let statements = transactions[0].sql.matches(";\n").count();
         let connection = std::env::var("COINCAP_TEST_MSSQL")
             .ok()
             .filter(|v| !v.trim().is_empty());

@@ -1,6 +1,6 @@
 //! EventHubSink's pure work on one 1000-event batch, as the Functions host delivers it: parse the
 //! invocation body, undo the double encoding (`ReceivedBatch::from_request`), map events to rows
-//! (`map_events`) and render the Synapse SQL batch (`build_batch`). No I/O.
+//! (`map_events`) and render the Synapse SQL batch (`build_batches`). No I/O.
 //!
 //! `cargo bench --bench sink_batch` (scripts/bench.sh runs it and reads criterion's samples).
 
@@ -13,7 +13,7 @@ use chrono::Utc;
 use coincap_stream::domain::map_events;
 use coincap_stream::host::InvocationRequest;
 use coincap_stream::host::event_hubs::ReceivedBatch;
-use coincap_stream::warehouse::synapse::statement::{SYNAPSE_LIMITS, build_batch};
+use coincap_stream::warehouse::synapse::statement::{IdType, SYNAPSE_LIMITS, build_batches};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const EVENTS: usize = 1000;
@@ -31,8 +31,14 @@ fn decode_map_render(body: &[u8]) -> usize {
     let batch = ReceivedBatch::from_request(&request, "events").expect("a valid batch");
     let mapped = map_events(batch.events.into_iter().map(|e| (e.body, e.coordinates)));
     assert_eq!(mapped.rows.len(), EVENTS, "every event is a row");
-    let sql = build_batch(&mapped.rows, &mapped.rejects, Utc::now(), &SYNAPSE_LIMITS);
-    sql.sql.len()
+    let batches = build_batches(
+        &mapped.rows,
+        &mapped.rejects,
+        Utc::now(),
+        &IdType::default(),
+        &SYNAPSE_LIMITS,
+    );
+    batches.iter().map(|b| b.sql.len()).sum()
 }
 
 fn sink_batch(c: &mut Criterion) {
@@ -64,10 +70,11 @@ fn sink_batch(c: &mut Criterion) {
     let mapped = map_events(events);
     group.bench_function("render_1000", |b| {
         b.iter(|| {
-            build_batch(
+            build_batches(
                 black_box(&mapped.rows),
                 &mapped.rejects,
                 Utc::now(),
+                &IdType::default(),
                 &SYNAPSE_LIMITS,
             )
         })

@@ -1,6 +1,8 @@
-//! Where rows land: the [`Warehouse`] trait, the `WAREHOUSE` setting, and the implementations
-//! (an embedded SQLite file, a Synapse dedicated SQL pool).
+//! Where rows land: the [`Warehouse`] trait, the `WAREHOUSE` setting, the history table's one
+//! column list ([`columns`]), and the implementations (an embedded SQLite file, a Synapse
+//! dedicated SQL pool).
 
+pub mod columns;
 mod sqlite;
 pub mod synapse;
 
@@ -49,14 +51,21 @@ pub struct WriteReport {
     pub rows_written: u64,
     /// Rows already in the table (a redelivered batch), so not inserted again.
     pub duplicates: u64,
-    /// Rejects stored (a redelivered reject is stored once).
-    pub rejects_written: u64,
+}
+
+impl std::ops::AddAssign for WriteReport {
+    fn add_assign(&mut self, other: Self) {
+        self.rows_written += other.rows_written;
+        self.duplicates += other.duplicates;
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
+    /// Any failure of the store that carries no SQL error number: SQLite's errors, a lost
+    /// blocking task, an answer of the wrong shape, a table the writer cannot use.
     #[error("the warehouse failed while {context}: {message}")]
-    Io {
+    Store {
         context: &'static str,
         message: String,
     },
@@ -65,6 +74,7 @@ pub enum WarehouseError {
         if *transient { "transient" } else { "permanent" },
         number.map(|n| format!(", SQL error {n}")).unwrap_or_default()
     )]
+    /// A failure of the Synapse pool (or of connecting to it), classified by the retry rule.
     Sql {
         context: &'static str,
         number: Option<u32>,
@@ -73,13 +83,13 @@ pub enum WarehouseError {
     },
 }
 
-/// A sink for batches. `write` commits rows and rejects together or not at all, and is idempotent
-/// on `(id, runtime_timestamp)`: writing the same batch twice adds nothing the second time.
+/// A sink for batches. `write` is idempotent on `(id, runtime_timestamp)` (and rejects on their
+/// Event Hubs coordinates): writing the same batch twice adds nothing the second time. SQLite
+/// commits a batch in one transaction; Synapse in one per size-capped part (see
+/// [`synapse::statement`]), so a failed write may have committed earlier parts, which the
+/// redelivery then counts as duplicates.
 pub trait Warehouse: Send + Sync {
     fn write(&self, batch: Batch) -> BoxFuture<'_, Result<WriteReport, WarehouseError>>;
-
-    /// Does what a write does (a query on the same connection), without writing.
-    fn health(&self) -> BoxFuture<'_, Result<(), WarehouseError>>;
 
     /// For start-up logs: `sqlite:coincap.db`, `synapse (server/db)`.
     fn describe(&self) -> String;

@@ -1,33 +1,17 @@
 //! The embedded warehouse: one SQLite file holding the seed's table and the rejects table.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, ToSql, params, params_from_iter};
 
+use super::columns::{self, HISTORY_COLUMNS, Value};
 use super::{Batch, Warehouse, WarehouseError, WriteReport};
 use crate::BoxFuture;
-use crate::domain::{Finite, Varchar255};
 
-/// The seed's table (same columns) with the natural key enforced, and the rejects table.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS asset_statistics_history_v3 (
-    id_asset_statistics_history INTEGER PRIMARY KEY AUTOINCREMENT,
-    id                TEXT NOT NULL,
-    asset_rank        INTEGER,
-    symbol            TEXT,
-    asset_name        TEXT,
-    supply            REAL,
-    maxSupply         REAL,
-    marketCapUsd      REAL,
-    volumeUsd24Hr     REAL,
-    priceUsd          REAL,
-    changePercent24Hr REAL,
-    vwap24Hr          REAL,
-    explorer          TEXT,
-    runtime_timestamp TEXT NOT NULL,
-    UNIQUE (id, runtime_timestamp)
-);
+/// The rejects table.
+const REJECTS_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS asset_statistics_rejects (
     id_reject       INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at     TEXT NOT NULL,
@@ -42,9 +26,53 @@ CREATE TABLE IF NOT EXISTS asset_statistics_rejects (
 );
 ";
 
-const INSERT_ROW: &str = "INSERT INTO asset_statistics_history_v3 (id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id, runtime_timestamp) DO NOTHING";
-
 const INSERT_REJECT: &str = "INSERT INTO asset_statistics_rejects (received_at, reason_code, reason, raw_body, partition_id, event_offset, sequence_number, enqueued_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (partition_id, sequence_number) DO NOTHING";
+
+/// The seed's table (the same columns, from [`HISTORY_COLUMNS`]) with the natural key enforced,
+/// then the rejects table.
+pub fn schema() -> String {
+    let columns: String = HISTORY_COLUMNS
+        .iter()
+        .map(|c| {
+            let not_null = if c.key { " NOT NULL" } else { "" };
+            format!("    {} {}{not_null},\n", c.name, c.kind.sqlite())
+        })
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS asset_statistics_history_v3 (\n    id_asset_statistics_history INTEGER PRIMARY KEY AUTOINCREMENT,\n{columns}    UNIQUE ({})\n);\n{REJECTS_SCHEMA}",
+        columns::key_names().join(", ")
+    )
+}
+
+/// `INSERT ... VALUES (?1, ..., ?13) ON CONFLICT (id, runtime_timestamp) DO NOTHING`.
+fn insert_row_sql() -> String {
+    let placeholders: Vec<String> = (1..=HISTORY_COLUMNS.len())
+        .map(|i| format!("?{i}"))
+        .collect();
+    format!(
+        "INSERT INTO asset_statistics_history_v3 ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING",
+        columns::names(", "),
+        placeholders.join(", "),
+        columns::key_names().join(", ")
+    )
+}
+
+static INSERT_ROW: LazyLock<String> = LazyLock::new(insert_row_sql);
+
+/// A column value as SQLite stores it: times as `2026-05-01T12:00:00.123` text.
+impl ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Value::Text(Some(text)) => ToSqlOutput::from(text),
+            Value::BigInt(Some(value)) => ToSqlOutput::from(value),
+            Value::Float(Some(value)) => ToSqlOutput::from(value),
+            Value::Time(at) => ToSqlOutput::from(at.to_string()),
+            Value::Text(None) | Value::BigInt(None) | Value::Float(None) => {
+                ToSqlOutput::from(rusqlite::types::Null)
+            }
+        })
+    }
+}
 
 pub struct SqliteWarehouse {
     connection: Arc<Mutex<Connection>>,
@@ -55,7 +83,7 @@ impl SqliteWarehouse {
     /// Opens (or creates) the file and its tables.
     pub fn open(path: &Path) -> Result<Self, WarehouseError> {
         let io = |context| {
-            move |e: rusqlite::Error| WarehouseError::Io {
+            move |e: rusqlite::Error| WarehouseError::Store {
                 context,
                 message: format!("{e} ({})", path.display()),
             }
@@ -67,7 +95,7 @@ impl SqliteWarehouse {
             .and_then(|()| connection.busy_timeout(std::time::Duration::from_secs(5)))
             .map_err(io("configuring SQLite"))?;
         connection
-            .execute_batch(SCHEMA)
+            .execute_batch(&schema())
             .map_err(io("creating the tables"))?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
@@ -91,46 +119,26 @@ impl SqliteWarehouse {
             work(&mut connection)
         })
         .await
-        .map_err(|e| WarehouseError::Io {
+        .map_err(|e| WarehouseError::Store {
             context,
             message: e.to_string(),
         })?;
-        result.map_err(|e| WarehouseError::Io {
+        result.map_err(|e| WarehouseError::Store {
             context,
             message: e.to_string(),
         })
     }
 }
 
-fn text(value: &Option<Varchar255>) -> Option<&str> {
-    value.as_ref().map(Varchar255::as_str)
-}
-
-fn float(value: Option<Finite>) -> Option<f64> {
-    value.map(Finite::get)
-}
-
 fn write_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<WriteReport> {
     let transaction = connection.transaction()?;
     let mut report = WriteReport::default();
     {
-        let mut insert = transaction.prepare_cached(INSERT_ROW)?;
+        let mut insert = transaction.prepare_cached(&INSERT_ROW)?;
         for row in &batch.rows {
-            let inserted = insert.execute(params![
-                row.id.as_str(),
-                row.asset_rank,
-                text(&row.symbol),
-                text(&row.asset_name),
-                float(row.supply),
-                float(row.max_supply),
-                float(row.market_cap_usd),
-                float(row.volume_usd_24_hr),
-                float(row.price_usd),
-                float(row.change_percent_24_hr),
-                float(row.vwap_24_hr),
-                text(&row.explorer),
-                row.runtime_timestamp.to_string(),
-            ])?;
+            let inserted = insert.execute(params_from_iter(
+                HISTORY_COLUMNS.iter().map(|column| (column.value)(row)),
+            ))?;
             if inserted == 1 {
                 report.rows_written += 1;
             } else {
@@ -143,7 +151,7 @@ fn write_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<W
         let mut insert = transaction.prepare_cached(INSERT_REJECT)?;
         for reject in &batch.rejects {
             let at = &reject.coordinates;
-            report.rejects_written += insert.execute(params![
+            insert.execute(params![
                 received_at,
                 reject.reason.code(),
                 reject.reason.to_string(),
@@ -153,7 +161,7 @@ fn write_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<W
                 at.sequence_number,
                 at.enqueued_time
                     .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()),
-            ])? as u64;
+            ])?;
         }
     }
     transaction.commit()?;
@@ -164,15 +172,6 @@ impl Warehouse for SqliteWarehouse {
     fn write(&self, batch: Batch) -> BoxFuture<'_, Result<WriteReport, WarehouseError>> {
         Box::pin(self.with_connection("writing a batch", move |connection| {
             write_batch(connection, &batch)
-        }))
-    }
-
-    fn health(&self) -> BoxFuture<'_, Result<(), WarehouseError>> {
-        Box::pin(self.with_connection("checking health", |connection| {
-            connection
-                .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
-                .optional()
-                .map(|_| ())
         }))
     }
 
@@ -231,7 +230,6 @@ mod tests {
             WriteReport {
                 rows_written: 2,
                 duplicates: 0,
-                rejects_written: 1
             }
         );
         let again = warehouse.write(batch(&bodies)).await.unwrap();
@@ -240,7 +238,6 @@ mod tests {
             WriteReport {
                 rows_written: 0,
                 duplicates: 2,
-                rejects_written: 0
             }
         );
         assert_eq!(count(&warehouse, "asset_statistics_history_v3"), 2);
@@ -296,7 +293,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn opening_twice_keeps_the_data_and_health_queries() {
+    async fn opening_twice_keeps_the_data() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         SqliteWarehouse::open(&path)
@@ -306,7 +303,38 @@ mod tests {
             .unwrap();
         let reopened = SqliteWarehouse::open(&path).unwrap();
         assert_eq!(count(&reopened, "asset_statistics_history_v3"), 1);
-        reopened.health().await.unwrap();
+    }
+
+    #[test]
+    fn the_history_table_has_the_listed_columns_and_enforces_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = SqliteWarehouse::open(&dir.path().join("w.db")).unwrap();
+        let connection = warehouse.connection.lock().unwrap();
+        let mut info = connection
+            .prepare("SELECT name, type, \"notnull\" FROM pragma_table_info('asset_statistics_history_v3')")
+            .unwrap();
+        let columns: Vec<(String, String, bool)> = info
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut expected = vec![(
+            "id_asset_statistics_history".to_owned(),
+            "INTEGER".to_owned(),
+            false,
+        )];
+        expected.extend(
+            HISTORY_COLUMNS
+                .iter()
+                .map(|c| (c.name.to_owned(), c.kind.sqlite().to_owned(), c.key)),
+        );
+        assert_eq!(columns, expected);
+        assert_eq!(columns[1].0, "id");
+        assert!(schema().contains("UNIQUE (id, runtime_timestamp)"));
+        assert_eq!(
+            *INSERT_ROW,
+            "INSERT INTO asset_statistics_history_v3 (id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id, runtime_timestamp) DO NOTHING"
+        );
     }
 
     #[test]

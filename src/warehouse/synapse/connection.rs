@@ -37,7 +37,7 @@ impl ConnectError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Tcp { .. } => true,
-            Self::Sql(error) => super::errors::is_transient(error),
+            Self::Sql(error) => super::retry::is_transient(error),
             _ => false,
         }
     }
@@ -159,7 +159,7 @@ impl TdsManager {
         let (config, secret) = self.tiberius_config().await?;
         match connect(config).await {
             Err(ConnectError::Sql(error))
-                if super::errors::is_login_failure(&error) && secret.is_some() =>
+                if super::retry::is_login_failure(&error) && secret.is_some() =>
             {
                 self.secrets.invalidate(SecretName::SynapseConnectionString);
                 let (config, fresh) = self.tiberius_config().await?;

@@ -6,30 +6,52 @@ use std::fmt::Write as _;
 
 use crate::domain::WarehouseTime;
 
-/// `N'...'` with every `'` doubled. A NUL character cannot stand inside a literal, so a string
-/// holding one is rendered as a concatenation with `NCHAR(0)` (only reject bodies can hold NUL:
-/// row columns reject it earlier).
+/// Any text as ONE constant that Synapse stores exactly, whatever its length and content:
+/// - `N'...'` with every `'` doubled when it holds no NUL: one string literal, one character per
+///   UTF-16 code unit on the wire (a constant longer than 4000 characters is `nvarchar(max)` by
+///   itself, so nothing truncates it);
+/// - `CAST(0x<UTF-16LE bytes> AS nvarchar(max))` when it holds a NUL, which cannot stand inside a
+///   string literal. A binary constant is not a string literal and nests nothing, so neither the
+///   20,000-literal limit nor expression depth grows with the NULs (a `+ NCHAR(0) +` chain did,
+///   and silently truncated past 4000 characters when no piece was `max`).
+///
+/// Row columns cannot hold NUL (they reject it earlier); only reject bodies take the binary form,
+/// which costs four characters per code unit instead of one, so it is kept for that case.
 pub fn nstring(out: &mut String, value: &str) {
-    let mut parts = value.split('\0');
-    // `split` always yields at least one part.
-    let first = parts.next().unwrap_or_default();
-    quoted(out, first);
-    for part in parts {
-        out.push_str(" + NCHAR(0) + ");
-        quoted(out, part);
+    if value.contains('\0') {
+        utf16_constant(out, value);
+    } else {
+        quoted(out, value);
     }
 }
 
 fn quoted(out: &mut String, value: &str) {
     out.reserve(value.len() + 3);
     out.push_str("N'");
-    for c in value.chars() {
-        if c == '\'' {
-            out.push('\'');
-        }
-        out.push(c);
+    let mut rest = value;
+    // Copy runs between quotes whole: most text has none.
+    while let Some(at) = rest.find('\'') {
+        out.push_str(&rest[..=at]);
+        out.push('\'');
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
     out.push('\'');
+}
+
+/// `CAST(0x... AS nvarchar(max))`: the text's UTF-16LE code units in hex (how `nvarchar` stores
+/// it, so the conversion is exact).
+fn utf16_constant(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.reserve(4 * value.len() + 32);
+    out.push_str("CAST(0x");
+    for unit in value.encode_utf16() {
+        for byte in unit.to_le_bytes() {
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0F)]));
+        }
+    }
+    out.push_str(" AS nvarchar(max))");
 }
 
 /// A finite float in its shortest form that reads back to the same bits (`1.5E0`, `-2.5E-7`).
@@ -114,8 +136,16 @@ mod tests {
     }
 
     #[test]
-    fn nul_becomes_a_concatenation() {
-        assert_eq!(render(|o| nstring(o, "a\0b")), "N'a' + NCHAR(0) + N'b'");
+    fn text_with_a_nul_becomes_one_utf16_binary_constant() {
+        assert_eq!(
+            render(|o| nstring(o, "a\0\'b")),
+            "CAST(0x6100000027006200 AS nvarchar(max))"
+        );
+        // A character outside the BMP is a surrogate pair, low byte first.
+        assert_eq!(
+            render(|o| nstring(o, "\0😀")),
+            "CAST(0x00003DD800DE AS nvarchar(max))"
+        );
     }
 
     #[test]
@@ -147,6 +177,60 @@ mod tests {
         assert_eq!(identifier("a]b"), "[a]]b]");
     }
 
+    /// What the pool stores for a rendered text constant: a national string literal as it reads,
+    /// or `CAST(0x.. AS nvarchar(max))` decoded as UTF-16LE. Anything else fails the test.
+    fn stored_text(expr: &Expr) -> String {
+        match expr {
+            Expr::Cast {
+                expr, data_type, ..
+            } => {
+                assert_eq!(data_type.to_string().to_ascii_lowercase(), "nvarchar(max)");
+                let Expr::Value(v) = expr.as_ref() else {
+                    panic!("not a constant: {expr:?}")
+                };
+                let Value::HexStringLiteral(hex) = &v.value else {
+                    panic!("not a binary constant: {v:?}")
+                };
+                assert_eq!(hex.len() % 4, 0, "whole UTF-16 code units");
+                let units: Vec<u16> = (0..hex.len())
+                    .step_by(4)
+                    .map(|i| {
+                        let byte = |j: usize| u8::from_str_radix(&hex[j..j + 2], 16).unwrap();
+                        u16::from_le_bytes([byte(i), byte(i + 2)])
+                    })
+                    .collect();
+                String::from_utf16(&units).expect("valid UTF-16")
+            }
+            literal => as_national_string(literal),
+        }
+    }
+
+    /// Text up to `max` characters, with NULs, quotes and characters outside the BMP likely.
+    fn any_text(max: usize) -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                2 => Just('\0'),
+                2 => Just('\''),
+                1 => Just('😀'),
+                1 => Just(']'),
+                10 => any::<char>(),
+            ],
+            0..max,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    #[test]
+    fn long_text_with_and_without_nul_is_one_constant_of_the_same_value() {
+        for length in [4000, 4001, 8000, 8001, 100_000] {
+            for text in ["a".repeat(length), format!("{}\0", "é'".repeat(length / 2))] {
+                let rendered = render(|o| nstring(o, &text));
+                assert_eq!(stored_text(&parse_expr(&rendered)), text);
+                assert!(!rendered.contains('+'), "no concatenation");
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn any_string_without_nul_renders_as_exactly_one_literal_of_the_same_value(value in "[^\0]{0,64}") {
@@ -155,20 +239,22 @@ mod tests {
         }
 
         #[test]
-        fn any_string_with_nul_renders_as_pieces_of_the_same_value(value in "[a-z'\0]{0,16}") {
+        fn any_text_renders_as_one_expression_the_pool_stores_exactly(value in any_text(64)) {
             let rendered = render(|o| nstring(o, &value));
-            // Reassemble: every N'..' piece, joined by the NUL it stands for.
-            let mut pieces = Vec::new();
-            fn walk(expr: &Expr, pieces: &mut Vec<String>) {
-                match expr {
-                    Expr::BinaryOp { left, right, .. } => { walk(left, pieces); walk(right, pieces); }
-                    Expr::Function(_) => {}
-                    literal => pieces.push(as_national_string(literal)),
-                }
-            }
-            walk(&parse_expr(&rendered), &mut pieces);
-            prop_assert_eq!(pieces.join("\0"), value);
+            prop_assert_eq!(stored_text(&parse_expr(&rendered)), value);
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn any_text_longer_than_4000_and_8000_characters_is_stored_exactly(value in any_text(12_000)) {
+            let rendered = render(|o| nstring(o, &value));
+            prop_assert_eq!(stored_text(&parse_expr(&rendered)), value);
+        }
+    }
+
+    proptest! {
 
         #[test]
         fn any_finite_float_round_trips_exactly(value in proptest::num::f64::ANY.prop_filter("finite", |v| v.is_finite())) {

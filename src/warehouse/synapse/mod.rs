@@ -1,18 +1,20 @@
 //! The Synapse dedicated SQL pool writer: one SQL batch per invocation through `simple_query`
-//! (statement building and literal rendering are pure code in [`statement`] and [`literal`]),
-//! over a bb8 pool of tiberius connections ([`connection`]), with a named retry rule ([`errors`]).
+//! (several when it is bigger than the batch cap; statement building and literal rendering are
+//! pure code in [`statement`] and [`literal`]), over a bb8 pool of tiberius connections
+//! ([`connection`]), with a named retry rule ([`retry`]).
 
 pub mod connection;
-pub mod errors;
 pub mod init;
 pub mod literal;
+pub mod retry;
+pub mod select;
 mod settings;
 pub mod statement;
 
 pub use settings::{SynapseConfig, SynapseLogin};
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bb8::{Pool, PooledConnection, RunError};
@@ -23,7 +25,7 @@ use super::{Batch, Warehouse, WarehouseError, WriteReport};
 use crate::BoxFuture;
 use crate::secrets::{SecretSource, TokenSource};
 use connection::{ConnectError, TdsManager};
-use statement::{SYNAPSE_LIMITS, build_batch};
+use statement::{BatchSql, IdType, SYNAPSE_LIMITS, TABLE_FACTS_SQL, build_batches};
 
 /// Idle pooled connections are closed after this (Azure's gateway drops them after 30 minutes).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 60);
@@ -35,6 +37,8 @@ pub struct SynapseWarehouse {
     pool_size: u32,
     description: String,
     round_trips: AtomicU64,
+    /// The history table's `id` type, read from the catalog on the first write.
+    id_type: OnceLock<IdType>,
 }
 
 impl SynapseWarehouse {
@@ -68,6 +72,7 @@ impl SynapseWarehouse {
             pool_size: size,
             description,
             round_trips: AtomicU64::new(0),
+            id_type: OnceLock::new(),
         }
     }
 
@@ -89,34 +94,104 @@ impl SynapseWarehouse {
         self.pool.get().await.map_err(pool_error)
     }
 
-    /// SQL batches sent for writes so far: one per non-empty batch (two when a lost connection
-    /// made it send the batch again).
+    /// SQL batches sent for writes so far: one per transaction (one per invocation unless the
+    /// batch was bigger than the cap), two when a lost connection made it send one again.
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Connects and reads what the writer needs from the catalog (once per process), so the
+    /// first write pays nothing extra; a write does this itself when needed.
+    pub async fn prepare(&self) -> Result<(), WarehouseError> {
+        let mut connection = self.connection().await?;
+        self.id_type(&mut connection).await?;
+        Ok(())
+    }
+
+    /// The history table's `id` type: cached, or read from the catalog with the facts the writer
+    /// checks once (the lock table has its row; the table's design).
+    async fn id_type(
+        &self,
+        connection: &mut PooledConnection<'_, TdsManager>,
+    ) -> Result<IdType, WarehouseError> {
+        if let Some(id_type) = self.id_type.get() {
+            return Ok(id_type.clone());
+        }
+        let results = connection.run(TABLE_FACTS_SQL).await.map_err(|error| {
+            sql_error(
+                "reading the tables' design (run `handler init-warehouse`)",
+                &error,
+            )
+        })?;
+        let facts = TableFacts::read(&results).inspect_err(|_| connection.broken = true)?;
+        // Concurrent first writes may both read; one stores the answer and warns.
+        let mut first = false;
+        let id_type = self
+            .id_type
+            .get_or_init(|| {
+                first = true;
+                facts.id_type
+            })
+            .clone();
+        if first && facts.heap {
+            tracing::warn!(
+                table = statement::HISTORY_TABLE,
+                "The history table is a heap (the seed's design): every batch's duplicate probe scans the whole history, so writes slow down as it grows. See docs/synapse.md to migrate it (CTAS, then RENAME OBJECT)."
+            );
+        }
+        Ok(id_type)
     }
 
     async fn write_batch(&self, batch: Batch) -> Result<WriteReport, WarehouseError> {
         if batch.rows.is_empty() && batch.rejects.is_empty() {
             return Ok(WriteReport::default());
         }
-        let statement = build_batch(&batch.rows, &batch.rejects, Utc::now(), &SYNAPSE_LIMITS);
         let mut connection = self.connection().await?;
+        let id_type = self.id_type(&mut connection).await?;
+        let transactions = build_batches(
+            &batch.rows,
+            &batch.rejects,
+            Utc::now(),
+            &id_type,
+            &SYNAPSE_LIMITS,
+        );
+        if transactions.len() > 1 {
+            tracing::info!(
+                transactions = transactions.len(),
+                rows = batch.rows.len(),
+                rejects = batch.rejects.len(),
+                "Batch larger than the SQL batch cap; writing it in several transactions."
+            );
+        }
+        let mut report = WriteReport::default();
+        for transaction in &transactions {
+            report += self.send(&mut connection, transaction).await?;
+        }
+        Ok(report)
+    }
+
+    /// Sends one transaction and reads its counts.
+    async fn send<'a>(
+        &'a self,
+        connection: &mut PooledConnection<'a, TdsManager>,
+        transaction: &BatchSql,
+    ) -> Result<WriteReport, WarehouseError> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let results = match connection.run(&statement.sql).await {
+        let results = match connection.run(&transaction.sql).await {
             Ok(results) => results,
             // A pooled connection can die unnoticed (an idle socket cut by the network). The
-            // batch is one transaction and idempotent, so sending it once more on a fresh
-            // connection is safe: either it never ran, or its rows now count as duplicates.
+            // transaction is idempotent and, behind the writer lock, waits for a dead session's
+            // transaction to end, so sending it once more on a fresh connection is safe: either
+            // it never ran, or its rows now count as duplicates.
             // A timeout is not retried here: the server may still be working on the batch.
             Err(error @ tiberius::error::Error::Io { kind, .. })
                 if kind != IoErrorKind::TimedOut =>
             {
                 tracing::warn!(%error, "Synapse connection lost during a batch; sending it once more on a new connection.");
-                drop(connection);
-                connection = self.connection().await?;
+                *connection = self.connection().await?;
                 self.round_trips.fetch_add(1, Ordering::Relaxed);
                 connection
-                    .run(&statement.sql)
+                    .run(&transaction.sql)
                     .await
                     .map_err(|error| sql_error("writing a batch", &error))?
             }
@@ -131,26 +206,71 @@ impl SynapseWarehouse {
                     .max(0) as u64
             })
             .collect();
-        if counts.len() != statement.row_chunks + statement.reject_chunks {
+        if counts.len() != transaction.row_chunks {
             connection.broken = true;
-            return Err(WarehouseError::Io {
+            return Err(WarehouseError::Store {
                 context: "reading the batch's answer",
                 message: format!(
                     "expected {} count results, got {}",
-                    statement.row_chunks + statement.reject_chunks,
+                    transaction.row_chunks,
                     counts.len()
                 ),
             });
         }
-        let (row_counts, reject_counts) = counts.split_at(statement.row_chunks);
-        let duplicates: u64 = row_counts.iter().sum();
-        let existing_rejects: u64 = reject_counts.iter().sum();
+        let rows = transaction.rows as u64;
+        let duplicates: u64 = counts.iter().sum::<u64>().min(rows);
         Ok(WriteReport {
-            rows_written: batch.rows.len() as u64 - duplicates.min(batch.rows.len() as u64),
+            rows_written: rows - duplicates,
             duplicates,
-            rejects_written: batch.rejects.len() as u64
-                - existing_rejects.min(batch.rejects.len() as u64),
         })
+    }
+}
+
+/// What [`TABLE_FACTS_SQL`] answers.
+struct TableFacts {
+    id_type: IdType,
+    heap: bool,
+}
+
+impl TableFacts {
+    fn read(results: &[Vec<tiberius::Row>]) -> Result<Self, WarehouseError> {
+        let fail = |message: String| WarehouseError::Store {
+            context: "reading the tables' design",
+            message,
+        };
+        let [columns, heaps, lock_rows] = results else {
+            return Err(fail(format!(
+                "expected 3 result sets, got {}",
+                results.len()
+            )));
+        };
+        let Some(id) = columns.first() else {
+            return Err(fail(format!(
+                "{} has no id column: run `handler init-warehouse`",
+                statement::HISTORY_TABLE
+            )));
+        };
+        let type_name = id.get::<&str, _>(0).unwrap_or_default();
+        let max_length = id.get::<i32, _>(1).unwrap_or_default();
+        let id_type = IdType::from_catalog(type_name, max_length).ok_or_else(|| {
+            fail(format!(
+                "{}.id is {type_name} (max_length {max_length}); the writer needs a char, varchar, nchar or nvarchar key",
+                statement::HISTORY_TABLE
+            ))
+        })?;
+        let scalar = |set: &Vec<tiberius::Row>| set.first().and_then(|row| row.get::<i64, _>(0));
+        let heap = heaps
+            .first()
+            .and_then(|row| row.get::<i32, _>(0))
+            .unwrap_or(0)
+            > 0;
+        if scalar(lock_rows).unwrap_or(0) == 0 {
+            return Err(fail(format!(
+                "{} holds no row, so writers would not serialize: run `handler init-warehouse`",
+                statement::WRITER_LOCK_TABLE
+            )));
+        }
+        Ok(Self { id_type, heap })
     }
 }
 
@@ -159,7 +279,7 @@ fn pool_error(error: RunError<ConnectError>) -> WarehouseError {
         RunError::User(error) => WarehouseError::Sql {
             context: "connecting",
             number: match &error {
-                ConnectError::Sql(e) => errors::sql_error_number(e),
+                ConnectError::Sql(e) => retry::sql_error_number(e),
                 _ => None,
             },
             transient: error.is_transient(),
@@ -177,8 +297,8 @@ fn pool_error(error: RunError<ConnectError>) -> WarehouseError {
 fn sql_error(context: &'static str, error: &tiberius::error::Error) -> WarehouseError {
     WarehouseError::Sql {
         context,
-        number: errors::sql_error_number(error),
-        transient: errors::is_transient(error),
+        number: retry::sql_error_number(error),
+        transient: retry::is_transient(error),
         message: error.to_string(),
     }
 }
@@ -186,17 +306,6 @@ fn sql_error(context: &'static str, error: &tiberius::error::Error) -> Warehouse
 impl Warehouse for SynapseWarehouse {
     fn write(&self, batch: Batch) -> BoxFuture<'_, Result<WriteReport, WarehouseError>> {
         Box::pin(self.write_batch(batch))
-    }
-
-    fn health(&self) -> BoxFuture<'_, Result<(), WarehouseError>> {
-        Box::pin(async move {
-            let mut connection = self.connection().await?;
-            connection
-                .run("SELECT 1")
-                .await
-                .map_err(|error| sql_error("checking health", &error))?;
-            Ok(())
-        })
     }
 
     fn describe(&self) -> String {

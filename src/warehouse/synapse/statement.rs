@@ -1,137 +1,266 @@
-//! Builds the one SQL batch an invocation sends: `SET XACT_ABORT ON; BEGIN TRAN;` then, per chunk,
-//! a count of the keys already stored and an idempotent `INSERT ... SELECT ... UNION ALL ...
-//! WHERE NOT EXISTS`, for rows then rejects, then `COMMIT TRAN`. Pure: rows in, text out.
+//! Builds the SQL an invocation sends: one or more transactions (one SQL batch, one round trip
+//! each), every one of them
 //!
-//! Synapse has no multi-row `VALUES`, no usable `MERGE` on this table, no `@@ROWCOUNT`, and rejects
-//! tiberius' parameterised queries, hence literals and `UNION ALL`; the counts come back as one
-//! small result set per chunk.
+//! ```sql
+//! SET XACT_ABORT ON;
+//! BEGIN TRAN;
+//! UPDATE assets.asset_statistics_writer_lock SET last_write_at = CAST('...' AS datetime2(3));
+//! -- per chunk of rows: the count of keys already stored, then the idempotent insert
+//! SELECT COUNT_BIG(*) AS existing FROM (SELECT <key> UNION ALL ...) AS s WHERE EXISTS (<probe>);
+//! INSERT INTO assets.asset_statistics_history_v3 (<columns>)
+//! SELECT s.* FROM (SELECT <row> UNION ALL ...) AS s WHERE NOT EXISTS (<probe>);
+//! -- per chunk of rejects: the idempotent insert, keyed NULL-safely on the Event Hubs coordinates
+//! INSERT INTO assets.asset_statistics_rejects (...) SELECT s.* FROM (...) AS s WHERE NOT EXISTS (...);
+//! COMMIT TRAN;
+//! ```
+//!
+//! Pure: rows in, text out. Synapse has no multi-row `VALUES`, no usable `MERGE` on this table, no
+//! `@@ROWCOUNT`, and rejects tiberius' parameterised queries, hence literals and `UNION ALL`; the
+//! counts come back as one small result set per row chunk.
+//!
+//! **Exactly once under READ UNCOMMITTED.** A dedicated pool reads uncommitted rows by default, so
+//! a `NOT EXISTS` probe alone would count another session's uncommitted (maybe doomed) rows as
+//! stored, and two writers with overlapping keys would both insert. Every transaction therefore
+//! first updates the one-row [`WRITER_LOCK_TABLE`]: an `UPDATE` takes the table's ExclusiveUpdate
+//! lock on Synapse (an `INSERT` only SharedUpdate, which does not exclude other writers; on SQL
+//! Server the row's X lock), held to `COMMIT`. While a probe runs, no other writer's transaction
+//! is open, and a resend after a lost connection waits until the dead session's transaction has
+//! ended (committed: its rows count as duplicates; rolled back: they are inserted again).
+//! The cost: writers serialize. Batches of all partitions and instances commit one after
+//! another, so throughput is one transaction at a time (on a SQL Server-compatible engine about
+//! 2 s per 1000-row batch, so about 500 rows/s at worst); the Event Hubs batch size, not the
+//! partition count, is the lever.
 
-use chrono::{DateTime, Datelike, Utc};
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
 
 use super::literal;
-use crate::domain::{AssetRow, Finite, Reject, Varchar255, WarehouseTime};
+pub use super::select::{IdType, stored_body};
+use super::select::{Rendered, datetime2, render_reject, render_row};
+use crate::domain::{AssetRow, Reject, WarehouseTime};
+use crate::warehouse::columns;
 
 pub const HISTORY_TABLE: &str = "assets.asset_statistics_history_v3";
 pub const REJECTS_TABLE: &str = "assets.asset_statistics_rejects";
+/// The one-row table every write transaction updates first, so writers serialize (created, with
+/// its row, by `handler init-warehouse`).
+pub const WRITER_LOCK_TABLE: &str = "assets.asset_statistics_writer_lock";
 
-const HISTORY_COLUMNS: &str = "id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp";
 const REJECT_COLUMNS: &str = "received_at, reason_code, reason, raw_body, partition_id, event_offset, sequence_number, enqueued_time";
 
-/// How big one `INSERT` may get.
+/// What the writer reads once from the catalog, in one round trip, before its first write: the
+/// `id` column's type (one row, or none when the table is missing), whether the history table is
+/// a heap (the seed's design), and how many rows the lock table holds (it fails when missing).
+pub const TABLE_FACTS_SQL: &str = "SELECT TYPE_NAME(c.user_type_id) AS type_name, CAST(c.max_length AS int) AS max_length FROM sys.columns AS c WHERE c.object_id = OBJECT_ID(N'assets.asset_statistics_history_v3') AND c.name = N'id';
+SELECT CAST(COUNT(*) AS int) AS heaps FROM sys.indexes AS i WHERE i.object_id = OBJECT_ID(N'assets.asset_statistics_history_v3') AND i.type = 0;
+SELECT COUNT_BIG(*) AS lock_rows FROM assets.asset_statistics_writer_lock;";
+
+/// How big a statement and a transaction may get.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// `SELECT`s joined by `UNION ALL` in one statement (deep unions cost compile time and stack).
     pub max_rows: usize,
     /// Synapse allows 20,000 string literals per statement.
     pub max_string_literals: usize,
-    /// Bytes of one statement (a whole batch may be up to 256 MiB).
+    /// Bytes (UTF-8) of one statement.
     pub max_statement_bytes: usize,
+    /// Bytes of one SQL batch (one transaction) on the wire, where it travels as UTF-16. Synapse
+    /// allows 65,536 times the packet size (256 MiB with the default 4096-byte packets).
+    pub max_batch_bytes: usize,
+    /// UTF-16 code units of a reject body kept whole; a longer body is stored truncated.
+    pub max_body_units: usize,
 }
 
 pub const SYNAPSE_LIMITS: Limits = Limits {
     max_rows: 1000,
     max_string_literals: 20_000,
     max_statement_bytes: 16 * 1024 * 1024,
+    // A quarter of the pool's limit: room for a smaller negotiated packet size, and a batch that
+    // big is already minutes of work for the pool.
+    max_batch_bytes: 64 * 1024 * 1024,
+    // Any body a standard or premium Event Hubs namespace delivers (1 MB) is stored whole. At
+    // the cap, a body with NUL (hex, four characters per code unit) is 4 MiB of statement text
+    // and 8 MiB on the wire: inside one statement, and a transaction still holds several.
+    max_body_units: 1024 * 1024,
 };
 
-/// The batch text and how to read its answer: one count result set per chunk, row chunks first.
+/// One transaction: its text and how to read its answer (one count result set per row chunk).
 #[derive(Debug, Clone)]
 pub struct BatchSql {
     pub sql: String,
     pub row_chunks: usize,
-    pub reject_chunks: usize,
+    /// Rows this transaction inserts unless already stored.
+    pub rows: usize,
+    /// Rejects this transaction inserts unless already stored.
+    pub rejects: usize,
 }
 
-/// One rendered `SELECT` of a union, with what it costs against the limits.
-struct Rendered {
-    /// The full `SELECT` of the row (first of a chunk: with column aliases).
-    select: String,
-    /// The same without aliases, for the rest of a chunk.
-    select_bare: String,
-    /// `SELECT <key columns>` for the count of keys already stored.
-    key: String,
-    key_bare: String,
-    literals: usize,
-}
+const UNION_ALL: &str = "\nUNION ALL ";
 
-pub fn build_batch(
+/// An upper bound of what an item adds to its chunk's statements.
+fn item_bytes(item: &Rendered) -> usize {
+    item.select.len() + item.key.len() + 2 * UNION_ALL.len()
+}
+const COMMIT: &str = "COMMIT TRAN;\n";
+/// An upper bound of a chunk's text besides its selects: statement frames, column list, probes.
+const CHUNK_OVERHEAD: usize = 2048;
+
+/// The transactions for one invocation's rows and rejects: as few as the limits allow (one for
+/// any ordinary batch), each a whole, idempotent transaction starting with the writer lock, each
+/// at most `limits.max_batch_bytes` on the wire. No rows and no rejects: no transaction.
+pub fn build_batches(
     rows: &[AssetRow],
     rejects: &[Reject],
     received_at: DateTime<Utc>,
+    id_type: &IdType,
     limits: &Limits,
-) -> BatchSql {
-    let mut sql = String::from("SET XACT_ABORT ON;\nBEGIN TRAN;\n");
-    let row_chunks = write_chunks(
-        &mut sql,
-        rows.iter().map(render_row),
-        limits,
-        |sql, chunk, earliest| {
+) -> Vec<BatchSql> {
+    if rows.is_empty() && rejects.is_empty() {
+        return Vec::new();
+    }
+    let received_at = datetime2(received_at);
+    let mut transactions = Transactions::new(&received_at, limits);
+    add_chunks(
+        &mut transactions,
+        rows.iter().map(|row| render_row(row, id_type)),
+        |tx, chunk, earliest| {
             let bound = earliest.map(|at| {
                 let mut out = String::new();
                 literal::datetime(&mut out, at);
                 out
             });
-            history_statements(sql, chunk, bound.as_deref().unwrap_or("NULL"));
+            history_statements(&mut tx.sql, chunk, bound.as_deref().unwrap_or("NULL"));
+            tx.row_chunks += 1;
+            tx.rows += chunk.len();
         },
-        rows.iter().map(|r| Some(r.runtime_timestamp)),
     );
-    let received_at = datetime2(received_at);
-    let reject_chunks = write_chunks(
-        &mut sql,
+    add_chunks(
+        &mut transactions,
         rejects
             .iter()
-            .map(|reject| render_reject(reject, &received_at)),
-        limits,
-        |sql, chunk, _| reject_statements(sql, chunk),
-        rejects.iter().map(|_| None),
+            .map(|reject| render_reject(reject, &received_at, limits.max_body_units)),
+        |tx, chunk, _| {
+            reject_statements(&mut tx.sql, chunk);
+            tx.rejects += chunk.len();
+        },
     );
-    sql.push_str("COMMIT TRAN;\n");
-    BatchSql {
-        sql,
-        row_chunks,
-        reject_chunks,
+    transactions.finish()
+}
+
+/// The transactions built so far and the open one.
+struct Transactions<'a> {
+    header: String,
+    limits: &'a Limits,
+    done: Vec<BatchSql>,
+    open: BatchSql,
+    chunks: usize,
+}
+
+impl<'a> Transactions<'a> {
+    fn new(received_at: &str, limits: &'a Limits) -> Self {
+        let header = format!(
+            "SET XACT_ABORT ON;\nBEGIN TRAN;\nUPDATE {WRITER_LOCK_TABLE} SET last_write_at = {received_at};\n"
+        );
+        let open = Self::start(&header);
+        Self {
+            header,
+            limits,
+            done: Vec::new(),
+            open,
+            chunks: 0,
+        }
+    }
+
+    fn start(header: &str) -> BatchSql {
+        BatchSql {
+            sql: header.to_owned(),
+            row_chunks: 0,
+            rows: 0,
+            rejects: 0,
+        }
+    }
+
+    /// Whether the open transaction can take `bytes` more (UTF-8) and still close within the
+    /// batch limit. A character takes at most two UTF-16 bytes per UTF-8 byte, so twice the
+    /// UTF-8 length bounds the size on the wire without counting.
+    fn fits(&self, bytes: usize) -> bool {
+        2 * (self.open.sql.len() + bytes + COMMIT.len()) <= self.limits.max_batch_bytes
+    }
+
+    /// Closes the open transaction when it holds a chunk and cannot take `bytes` more.
+    fn make_room(&mut self, bytes: usize) {
+        if self.chunks > 0 && !self.fits(bytes) {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        let mut closed = std::mem::replace(&mut self.open, Self::start(&self.header));
+        closed.sql.push_str(COMMIT);
+        self.done.push(closed);
+        self.chunks = 0;
+    }
+
+    fn finish(mut self) -> Vec<BatchSql> {
+        if self.chunks > 0 {
+            self.close();
+        }
+        self.done
     }
 }
 
-/// Splits rendered selects into chunks inside the limits and writes each chunk's statements.
-/// Returns the number of chunks.
-fn write_chunks(
-    sql: &mut String,
+/// Splits rendered selects into chunks inside the statement limits, and chunks into
+/// transactions inside the batch limit, and writes each chunk's statements. A chunk holds at
+/// least one item and a transaction at least one chunk, whatever the limits.
+fn add_chunks(
+    transactions: &mut Transactions<'_>,
     rendered: impl Iterator<Item = Rendered>,
-    limits: &Limits,
-    mut write: impl FnMut(&mut String, &[Rendered], Option<WarehouseTime>),
-    times: impl Iterator<Item = Option<WarehouseTime>>,
-) -> usize {
-    let mut chunks = 0;
+    mut write: impl FnMut(&mut BatchSql, &[Rendered], Option<WarehouseTime>),
+) {
+    let limits = transactions.limits;
     let mut chunk: Vec<Rendered> = Vec::new();
     let (mut literals, mut bytes) = (0, 0);
     let mut earliest: Option<WarehouseTime> = None;
-    for (item, at) in rendered.zip(times) {
-        // Each select appears twice (count and insert); the bound literal once per statement.
-        let item_literals = item.literals;
-        let item_bytes = item.select.len() + item.key.len();
-        let full = chunk.len() == limits.max_rows
-            || literals + item_literals + 1 > limits.max_string_literals
-            || bytes + item_bytes > limits.max_statement_bytes;
-        if !chunk.is_empty() && full {
-            write(sql, &chunk, earliest);
-            chunks += 1;
-            chunk.clear();
-            (literals, bytes, earliest) = (0, 0, None);
+    let mut flush = |transactions: &mut Transactions<'_>,
+                     chunk: &mut Vec<Rendered>,
+                     earliest: Option<WarehouseTime>,
+                     bytes: usize| {
+        transactions.make_room(CHUNK_OVERHEAD + bytes);
+        let before = transactions.open.sql.len();
+        write(&mut transactions.open, chunk, earliest);
+        debug_assert!(transactions.open.sql.len() - before <= CHUNK_OVERHEAD + bytes);
+        transactions.chunks += 1;
+        chunk.clear();
+    };
+    for item in rendered {
+        let item_bytes = item_bytes(&item);
+        if !chunk.is_empty() {
+            // Each select appears twice (count and insert); the bound literal once per statement.
+            let full = chunk.len() == limits.max_rows
+                || literals + item.literals + 1 > limits.max_string_literals
+                || bytes + item_bytes > limits.max_statement_bytes
+                || !transactions.fits(CHUNK_OVERHEAD + bytes + item_bytes);
+            if full {
+                flush(transactions, &mut chunk, earliest, bytes);
+                (literals, bytes, earliest) = (0, 0, None);
+            }
         }
-        literals += item_literals;
+        if chunk.is_empty() {
+            // A new chunk starts: in a new transaction when the open one cannot take it.
+            transactions.make_room(CHUNK_OVERHEAD + item_bytes);
+        }
+        literals += item.literals;
         bytes += item_bytes;
-        earliest = match (earliest, at) {
+        earliest = match (earliest, item.at) {
             (Some(e), Some(a)) => Some(e.min(a)),
             (e, a) => e.or(a),
         };
         chunk.push(item);
     }
     if !chunk.is_empty() {
-        write(sql, &chunk, earliest);
-        chunks += 1;
+        flush(transactions, &mut chunk, earliest, bytes);
     }
-    chunks
 }
 
 /// Writes the selects of a chunk joined by `UNION ALL` (the first one with column aliases).
@@ -145,25 +274,16 @@ fn union(
         if i == 0 {
             sql.push_str(first(item));
         } else {
-            sql.push_str("\nUNION ALL ");
+            sql.push_str(UNION_ALL);
             sql.push_str(rest(item));
         }
     }
 }
 
-/// The count of keys already stored, then the idempotent insert, for one chunk. `probe` is the
-/// `SELECT 1 FROM <table> AS t WHERE ...` that finds a stored row `t` for a chunk row `s`.
-fn count_and_insert(sql: &mut String, chunk: &[Rendered], table: &str, columns: &str, probe: &str) {
-    let bytes: usize = chunk
-        .iter()
-        .map(|r| r.key_bare.len() + r.select_bare.len() + 22)
-        .sum();
-    sql.reserve(bytes + 2 * probe.len() + 256);
-    sql.push_str("SELECT COUNT_BIG(*) AS existing FROM (\n");
-    union(sql, chunk, |r| &r.key, |r| &r.key_bare);
-    sql.push_str("\n) AS s\nWHERE EXISTS (");
-    sql.push_str(probe);
-    sql.push_str(");\nINSERT INTO ");
+/// The idempotent insert of one chunk. `probe` is the `SELECT 1 FROM <table> AS t WHERE ...`
+/// that finds a stored row `t` for a chunk row `s`.
+fn insert(sql: &mut String, chunk: &[Rendered], table: &str, columns: &str, probe: &str) {
+    sql.push_str("INSERT INTO ");
     sql.push_str(table);
     sql.push_str(" (");
     sql.push_str(columns);
@@ -174,185 +294,41 @@ fn count_and_insert(sql: &mut String, chunk: &[Rendered], table: &str, columns: 
     sql.push_str(");\n");
 }
 
+/// The count of keys already stored, then the idempotent insert, for one chunk of rows.
 fn history_statements(sql: &mut String, chunk: &[Rendered], bound: &str) {
     let probe = format!(
         "SELECT 1 FROM {HISTORY_TABLE} AS t WHERE t.id = s.id AND t.runtime_timestamp = s.runtime_timestamp AND t.runtime_timestamp >= {bound}"
     );
-    count_and_insert(sql, chunk, HISTORY_TABLE, HISTORY_COLUMNS, &probe);
+    let bytes: usize = chunk
+        .iter()
+        .map(|r| r.key_bare.len() + r.select_bare.len() + 2 * UNION_ALL.len())
+        .sum();
+    sql.reserve(bytes + 2 * probe.len() + 512);
+    sql.push_str("SELECT COUNT_BIG(*) AS existing FROM (\n");
+    union(sql, chunk, |r| &r.key, |r| &r.key_bare);
+    sql.push_str("\n) AS s\nWHERE EXISTS (");
+    sql.push_str(&probe);
+    sql.push_str(");\n");
+    insert(sql, chunk, HISTORY_TABLE, &HISTORY_COLUMN_LIST, &probe);
 }
 
+/// `id, asset_rank, ..., runtime_timestamp`, from [`HISTORY_COLUMNS`].
+static HISTORY_COLUMN_LIST: LazyLock<String> = LazyLock::new(|| columns::names(", "));
+
+/// The idempotent insert of one chunk of rejects. Their key, `(partition_id, sequence_number)`,
+/// matches NULL-safely (either may be NULL; no sentinel value that a real one could equal).
 fn reject_statements(sql: &mut String, chunk: &[Rendered]) {
     let probe = format!(
-        "SELECT 1 FROM {REJECTS_TABLE} AS t WHERE t.partition_id = s.partition_id AND t.sequence_number = s.sequence_number"
+        "SELECT 1 FROM {REJECTS_TABLE} AS t WHERE (t.partition_id = s.partition_id OR (t.partition_id IS NULL AND s.partition_id IS NULL)) AND (t.sequence_number = s.sequence_number OR (t.sequence_number IS NULL AND s.sequence_number IS NULL))"
     );
-    count_and_insert(sql, chunk, REJECTS_TABLE, REJECT_COLUMNS, &probe);
-}
-
-/// Builds a `SELECT` of `CAST(<literal> AS <type>) [AS <alias>]` columns, with and without
-/// aliases, rendering each literal once into a reused buffer (a batch renders thousands).
-struct SelectBuilder {
-    aliased: String,
-    bare: String,
-    literals: usize,
-    value: String,
-}
-
-impl SelectBuilder {
-    fn with_capacity(bytes: usize) -> Self {
-        let mut aliased = String::with_capacity(bytes);
-        aliased.push_str("SELECT ");
-        let mut bare = String::with_capacity(bytes);
-        bare.push_str("SELECT ");
-        Self {
-            aliased,
-            bare,
-            literals: 0,
-            value: String::with_capacity(64),
-        }
-    }
-
-    /// Adds `CAST(<what render writes> AS <sql_type>)` under `alias`.
-    fn cast(
-        &mut self,
-        alias: &str,
-        sql_type: &str,
-        literals: usize,
-        render: impl FnOnce(&mut String),
-    ) {
-        let mut value = std::mem::take(&mut self.value);
-        value.clear();
-        value.push_str("CAST(");
-        render(&mut value);
-        value.push_str(" AS ");
-        value.push_str(sql_type);
-        value.push(')');
-        self.column(&value, alias, literals);
-        self.value = value;
-    }
-
-    fn column(&mut self, value: &str, alias: &str, literals: usize) {
-        if self.aliased.len() > "SELECT ".len() {
-            self.aliased.push_str(", ");
-            self.bare.push_str(", ");
-        }
-        self.aliased.push_str(value);
-        self.aliased.push_str(" AS ");
-        self.aliased.push_str(alias);
-        self.bare.push_str(value);
-        self.literals += literals;
-    }
-
-    /// A string literal (`N'...'`, NUL characters as `NCHAR(0)`), or NULL.
-    fn text(&mut self, value: Option<&str>, sql_type: &str, alias: &str) {
-        let literals = value.map_or(0, |v| 1 + v.matches('\0').count());
-        self.cast(alias, sql_type, literals, |out| match value {
-            Some(value) => literal::nstring(out, value),
-            None => out.push_str("NULL"),
-        });
-    }
-
-    fn varchar(&mut self, value: Option<&Varchar255>, alias: &str) {
-        self.text(value.map(Varchar255::as_str), "nvarchar(255)", alias);
-    }
-
-    fn float(&mut self, value: Option<Finite>, alias: &str) {
-        self.cast(alias, "float", 0, |out| match value {
-            Some(value) => literal::float(out, value.get()),
-            None => out.push_str("NULL"),
-        });
-    }
-
-    fn bigint(&mut self, value: Option<i64>, alias: &str) {
-        self.cast(alias, "bigint", 0, |out| match value {
-            Some(value) => literal::integer(out, value),
-            None => out.push_str("NULL"),
-        });
-    }
-}
-
-fn cast(value: &str, sql_type: &str) -> String {
-    format!("CAST({value} AS {sql_type})")
-}
-
-/// `CAST('...' AS datetime2(3))`, or NULL outside datetime2's years.
-fn datetime2(at: DateTime<Utc>) -> String {
-    if (1..=9999).contains(&at.year()) {
-        cast(
-            &format!("'{}'", at.format("%Y-%m-%dT%H:%M:%S%.3f")),
-            "datetime2(3)",
-        )
-    } else {
-        cast("NULL", "datetime2(3)")
-    }
-}
-
-fn render_row(row: &AssetRow) -> Rendered {
-    let mut select = SelectBuilder::with_capacity(768);
-    let mut key = SelectBuilder::with_capacity(160);
-    let mut at = String::with_capacity(48);
-    literal::datetime(&mut at, row.runtime_timestamp);
-    select.varchar(Some(&row.id), "id");
-    select.bigint(row.asset_rank, "asset_rank");
-    select.varchar(row.symbol.as_ref(), "symbol");
-    select.varchar(row.asset_name.as_ref(), "asset_name");
-    for (value, alias) in [
-        (row.supply, "supply"),
-        (row.max_supply, "maxSupply"),
-        (row.market_cap_usd, "marketCapUsd"),
-        (row.volume_usd_24_hr, "volumeUsd24Hr"),
-        (row.price_usd, "priceUsd"),
-        (row.change_percent_24_hr, "changePercent24Hr"),
-        (row.vwap_24_hr, "vwap24Hr"),
-    ] {
-        select.float(value, alias);
-    }
-    select.varchar(row.explorer.as_ref(), "explorer");
-    select.column(&at, "runtime_timestamp", 1);
-    key.varchar(Some(&row.id), "id");
-    key.column(&at, "runtime_timestamp", 1);
-    Rendered {
-        literals: select.literals + key.literals,
-        select: select.aliased,
-        select_bare: select.bare,
-        key: key.aliased,
-        key_bare: key.bare,
-    }
-}
-
-fn render_reject(reject: &Reject, received_at: &str) -> Rendered {
-    let mut select = SelectBuilder::with_capacity(256 + 2 * reject.raw_body.len());
-    let mut key = SelectBuilder::with_capacity(128);
-    let at = &reject.coordinates;
-    select.column(received_at, "received_at", 1);
-    select.text(Some(reject.reason.code()), "varchar(32)", "reason_code");
-    select.text(Some(&reject.reason.to_string()), "nvarchar(4000)", "reason");
-    select.text(Some(&reject.raw_body), "nvarchar(max)", "raw_body");
-    select.text(at.partition_id.as_deref(), "varchar(64)", "partition_id");
-    select.text(at.offset.as_deref(), "varchar(64)", "event_offset");
-    select.bigint(at.sequence_number, "sequence_number");
-    let enqueued = at
-        .enqueued_time
-        .map_or_else(|| cast("NULL", "datetime2(3)"), datetime2);
-    select.column(
-        &enqueued,
-        "enqueued_time",
-        usize::from(at.enqueued_time.is_some()),
-    );
-    key.text(at.partition_id.as_deref(), "varchar(64)", "partition_id");
-    key.bigint(at.sequence_number, "sequence_number");
-    Rendered {
-        literals: select.literals + key.literals,
-        select: select.aliased,
-        select_bare: select.bare,
-        key: key.aliased,
-        key_bare: key.bare,
-    }
+    insert(sql, chunk, REJECTS_TABLE, REJECT_COLUMNS, &probe);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{EventCoordinates, map_events};
+    use sha2::{Digest, Sha256};
     use sqlparser::ast::Statement;
     use sqlparser::dialect::MsSqlDialect;
     use sqlparser::parser::Parser;
@@ -389,6 +365,13 @@ mod tests {
             .to_utc()
     }
 
+    /// The one transaction of a batch that fits in one.
+    fn build_one(rows: &[AssetRow], rejects: &[Reject], limits: &Limits) -> BatchSql {
+        let mut batches = build_batches(rows, rejects, now(), &IdType::default(), limits);
+        assert_eq!(batches.len(), 1, "one transaction");
+        batches.remove(0)
+    }
+
     fn statements(sql: &str) -> Vec<Statement> {
         Parser::parse_sql(&MsSqlDialect {}, sql).unwrap_or_else(|e| panic!("{e}\n{sql}"))
     }
@@ -400,6 +383,10 @@ mod tests {
             .map(|s| match s {
                 Statement::Set(_) => "set",
                 Statement::StartTransaction { .. } => "begin",
+                Statement::Update(update) => {
+                    assert_eq!(update.table.to_string(), WRITER_LOCK_TABLE);
+                    "lock"
+                }
                 Statement::Commit { .. } => "commit",
                 Statement::Query(_) => "count",
                 Statement::Insert(_) => "insert",
@@ -408,34 +395,71 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_batch_is_one_transaction_of_counts_and_inserts_and_nothing_else() {
-        let batch = build_batch(
-            &rows(3, "a"),
-            &[reject("not json", 7)],
-            now(),
-            &SYNAPSE_LIMITS,
+    /// A whole transaction: the lock first, then counts and inserts, then the commit.
+    fn assert_whole_transaction(sql: &str) {
+        let shape = shape(sql);
+        assert_eq!(shape[..3], ["set", "begin", "lock"], "{sql}");
+        assert_eq!(shape.last(), Some(&"commit"));
+        assert!(
+            shape[3..shape.len() - 1]
+                .iter()
+                .all(|s| *s == "count" || *s == "insert")
         );
-        assert_eq!(
-            shape(&batch.sql),
-            [
-                "set", "begin", "count", "insert", "count", "insert", "commit"
-            ]
-        );
-        assert_eq!((batch.row_chunks, batch.reject_chunks), (1, 1));
+        assert!(shape.contains(&"insert"), "writes something");
     }
 
     #[test]
-    fn an_empty_batch_is_an_empty_transaction() {
-        let batch = build_batch(&[], &[], now(), &SYNAPSE_LIMITS);
-        assert_eq!(shape(&batch.sql), ["set", "begin", "commit"]);
-        assert_eq!((batch.row_chunks, batch.reject_chunks), (0, 0));
+    fn a_batch_is_one_transaction_that_takes_the_writer_lock_before_any_probe() {
+        let batch = build_one(&rows(3, "a"), &[reject("not json", 7)], &SYNAPSE_LIMITS);
+        assert_eq!(
+            shape(&batch.sql),
+            [
+                "set", "begin", "lock", "count", "insert", "insert", "commit"
+            ]
+        );
+        assert!(
+            batch.sql.starts_with(
+                "SET XACT_ABORT ON;\nBEGIN TRAN;\nUPDATE assets.asset_statistics_writer_lock SET last_write_at = CAST('2026-05-01T12:00:00.500' AS datetime2(3));\nSELECT COUNT_BIG(*)"
+            ),
+            "{}",
+            batch.sql
+        );
+        assert_eq!((batch.row_chunks, batch.rows, batch.rejects), (1, 3, 1));
+    }
+
+    #[test]
+    fn the_catalog_read_names_the_tables_the_writer_uses() {
+        let statements = statements(TABLE_FACTS_SQL);
+        assert_eq!(statements.len(), 3, "three result sets");
+        assert!(TABLE_FACTS_SQL.contains(&format!("OBJECT_ID(N'{HISTORY_TABLE}')")));
+        assert!(TABLE_FACTS_SQL.contains(&format!("FROM {WRITER_LOCK_TABLE};")));
+    }
+
+    #[test]
+    fn an_empty_batch_sends_nothing() {
+        assert!(build_batches(&[], &[], now(), &IdType::default(), &SYNAPSE_LIMITS).is_empty());
+    }
+
+    #[test]
+    fn rejects_alone_take_the_lock_too() {
+        let batch = build_one(&[], &[reject("x", 1)], &SYNAPSE_LIMITS);
+        assert_eq!(
+            shape(&batch.sql),
+            ["set", "begin", "lock", "insert", "commit"]
+        );
+        assert_eq!(batch.row_chunks, 0);
     }
 
     #[test]
     fn every_column_is_cast_to_its_type_and_null_stays_null() {
-        let batch = build_batch(&rows(1, "x"), &[], now(), &SYNAPSE_LIMITS);
+        let batch = build_one(&rows(1, "x"), &[], &SYNAPSE_LIMITS);
         let sql = &batch.sql;
+        assert!(
+            sql.contains(
+                "INSERT INTO assets.asset_statistics_history_v3 (id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp)"
+            ),
+            "{sql}"
+        );
         assert!(sql.contains("CAST(N'x0' AS nvarchar(255)) AS id"), "{sql}");
         assert!(sql.contains("CAST(0 AS bigint) AS asset_rank"), "{sql}");
         assert!(
@@ -455,8 +479,36 @@ mod tests {
     }
 
     #[test]
+    fn key_literals_take_the_id_column_s_type_from_the_catalog() {
+        let seed = IdType::from_catalog("varchar", 255).unwrap();
+        assert_eq!(seed.as_str(), "varchar(255)");
+        let ours = IdType::from_catalog("nvarchar", 510).unwrap();
+        assert_eq!(ours, IdType::default());
+        for (id_type, other) in [(&seed, "nvarchar(255)"), (&ours, "varchar(255)")] {
+            let batches =
+                build_batches(&rows(2, "münchen-币"), &[], now(), id_type, &SYNAPSE_LIMITS);
+            let sql = &batches[0].sql;
+            let id = format!("CAST(N'münchen-币0' AS {}) AS id", id_type.as_str());
+            // Aliased once in the count's keys and once in the insert's rows.
+            assert_eq!(sql.matches(&id).count(), 2, "{sql}");
+            assert_eq!(
+                sql.matches(&format!("CAST(N'münchen-币1' AS {})", id_type.as_str()))
+                    .count(),
+                2,
+                "{sql}"
+            );
+            assert!(!sql.contains(&format!("AS {other}) AS id")), "{sql}");
+            // The other text columns keep the row's own type.
+            assert!(
+                sql.contains("CAST(N'S' AS nvarchar(255)) AS symbol"),
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
     fn the_probe_is_bounded_by_the_earliest_timestamp_of_the_chunk() {
-        let batch = build_batch(&rows(3, "a"), &[], now(), &SYNAPSE_LIMITS);
+        let batch = build_one(&rows(3, "a"), &[], &SYNAPSE_LIMITS);
         assert_eq!(
             batch
                 .sql
@@ -473,7 +525,7 @@ mod tests {
             max_rows: 2,
             ..SYNAPSE_LIMITS
         };
-        let batch = build_batch(&rows(5, "a"), &[], now(), &limits);
+        let batch = build_one(&rows(5, "a"), &[], &limits);
         assert_eq!(batch.row_chunks, 3);
         assert_eq!(
             shape(&batch.sql).iter().filter(|s| **s == "insert").count(),
@@ -496,7 +548,7 @@ mod tests {
             max_string_literals: 20,
             ..SYNAPSE_LIMITS
         };
-        let batch = build_batch(&rows(7, "a"), &[], now(), &limits);
+        let batch = build_one(&rows(7, "a"), &[], &limits);
         assert_eq!(
             batch.row_chunks, 3,
             "3 rows (18 literals + the bound) per statement"
@@ -517,28 +569,129 @@ mod tests {
             max_statement_bytes: 1,
             ..SYNAPSE_LIMITS
         };
-        let batch = build_batch(&rows(3, "a"), &[], now(), &limits);
+        let batch = build_one(&rows(3, "a"), &[], &limits);
         assert_eq!(batch.row_chunks, 3);
     }
 
     #[test]
     fn a_thousand_rows_fit_one_statement_and_one_more_starts_another() {
         assert_eq!(
-            build_batch(&rows(1000, "a"), &[], now(), &SYNAPSE_LIMITS).row_chunks,
+            build_one(&rows(1000, "a"), &[], &SYNAPSE_LIMITS).row_chunks,
             1
         );
         assert_eq!(
-            build_batch(&rows(1001, "a"), &[], now(), &SYNAPSE_LIMITS).row_chunks,
+            build_one(&rows(1001, "a"), &[], &SYNAPSE_LIMITS).row_chunks,
             2
         );
     }
 
+    /// UTF-16 bytes on the wire.
+    fn wire_bytes(sql: &str) -> usize {
+        2 * sql.encode_utf16().count()
+    }
+
     #[test]
-    fn rejects_keep_body_reason_and_coordinates() {
-        let batch = build_batch(&[], &[reject("it's \0 bad", 101)], now(), &SYNAPSE_LIMITS);
+    fn a_batch_over_the_size_cap_splits_into_whole_transactions_under_the_cap() {
+        let rows = rows(40, "a");
+        let rejects: Vec<Reject> = (0..6)
+            .map(|i| reject(&format!("{}\0 body {i}", "x".repeat(3000)), i))
+            .collect();
+        let whole = build_one(&rows, &rejects, &SYNAPSE_LIMITS);
+        let limits = Limits {
+            max_batch_bytes: wire_bytes(&whole.sql) / 4,
+            ..SYNAPSE_LIMITS
+        };
+        let parts = build_batches(&rows, &rejects, now(), &IdType::default(), &limits);
+        assert!(parts.len() >= 4, "{} parts", parts.len());
+        for part in &parts {
+            assert!(wire_bytes(&part.sql) <= limits.max_batch_bytes);
+            assert_whole_transaction(&part.sql);
+            let counts = shape(&part.sql).iter().filter(|s| **s == "count").count();
+            assert_eq!(counts, part.row_chunks, "one count per row chunk");
+        }
+        // Every row and reject lands in exactly one part, in order.
+        assert_eq!(parts.iter().map(|p| p.rows).sum::<usize>(), 40);
+        assert_eq!(parts.iter().map(|p| p.rejects).sum::<usize>(), 6);
+        let all: String = parts.iter().map(|p| p.sql.as_str()).collect();
+        for i in 0..40 {
+            assert_eq!(
+                all.matches(&format!("N'a{i}'")).count(),
+                2,
+                "a{i}: key and row"
+            );
+        }
+        for i in 0..6 {
+            let aliased = format!("CAST({i} AS bigint) AS sequence_number");
+            let bare = format!("CAST({i} AS bigint), CAST('");
+            assert_eq!(
+                all.matches(&aliased).count() + all.matches(&bare).count(),
+                1,
+                "reject {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_row_bigger_than_the_cap_still_goes_alone_in_its_own_transaction() {
+        let limits = Limits {
+            max_batch_bytes: 1,
+            ..SYNAPSE_LIMITS
+        };
+        let parts = build_batches(
+            &rows(3, "a"),
+            &[reject("x", 1)],
+            now(),
+            &IdType::default(),
+            &limits,
+        );
+        assert_eq!(parts.len(), 4);
+        for part in &parts {
+            assert_whole_transaction(&part.sql);
+        }
+    }
+
+    #[test]
+    fn a_body_over_the_cap_is_stored_truncated_with_its_length_and_sha256() {
+        let body = format!("{}é😀{}", "a".repeat(9), "b".repeat(100));
+        let limits = Limits {
+            max_body_units: 11,
+            ..SYNAPSE_LIMITS
+        };
+        let batch = build_one(&[], &[reject(&body, 9)], &limits);
+        // 9 + 'é' (1 unit) fit; the emoji (2 units) would pass 11: cut before it.
+        let kept = format!("{}é", "a".repeat(9));
+        assert!(
+            batch
+                .sql
+                .contains(&format!("CAST(N'{kept}' AS nvarchar(max)) AS raw_body")),
+            "{}",
+            batch.sql
+        );
+        let total = body.encode_utf16().count();
+        assert_eq!(total, 112);
+        let digest: String = Sha256::digest(body.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let note = format!(
+            "[raw_body truncated: its first 10 of {total} UTF-16 code units are stored; SHA-256 of the whole body (UTF-8): {digest}]"
+        );
+        assert!(batch.sql.contains(&note), "{}", batch.sql);
+        assert!(
+            batch
+                .sql
+                .contains("CAST(N'not_json' AS varchar(32)) AS reason_code"),
+            "the code stays"
+        );
+        assert!(batch.sql.contains("AS nvarchar(4000)) AS reason"));
+    }
+
+    #[test]
+    fn rejects_keep_body_reason_and_coordinates_and_match_null_safely() {
+        let batch = build_one(&[], &[reject("it's \0 bad", 101)], &SYNAPSE_LIMITS);
         let sql = &batch.sql;
         assert!(
-            sql.contains("CAST(N'it''s ' + NCHAR(0) + N' bad' AS nvarchar(max)) AS raw_body"),
+            sql.contains("CAST(CAST(0x6900740027007300200000002000620061006400 AS nvarchar(max)) AS nvarchar(max)) AS raw_body"),
             "{sql}"
         );
         assert!(
@@ -561,26 +714,41 @@ mod tests {
             sql.contains("CAST('2026-05-01T12:00:00.500' AS datetime2(3)) AS received_at"),
             "{sql}"
         );
+        assert!(sql.contains(
+            "WHERE NOT EXISTS (SELECT 1 FROM assets.asset_statistics_rejects AS t WHERE (t.partition_id = s.partition_id OR (t.partition_id IS NULL AND s.partition_id IS NULL)) AND (t.sequence_number = s.sequence_number OR (t.sequence_number IS NULL AND s.sequence_number IS NULL)))"
+        ), "{sql}");
+        assert!(!sql.contains("ISNULL"), "no sentinel");
+    }
+
+    #[test]
+    fn a_reject_without_coordinates_has_null_keys() {
+        let mut without = reject("x", 1);
+        without.coordinates = EventCoordinates::default();
+        let batch = build_one(&[], &[without], &SYNAPSE_LIMITS);
         assert!(
-            sql.contains(
-                "t.partition_id = s.partition_id AND t.sequence_number = s.sequence_number"
-            )
+            batch
+                .sql
+                .contains("CAST(NULL AS varchar(64)) AS partition_id")
+        );
+        assert!(
+            batch
+                .sql
+                .contains("CAST(NULL AS bigint) AS sequence_number")
         );
     }
 
     #[test]
     fn hostile_text_stays_inside_its_literal() {
         let hostile = rows(1, "x'); DROP TABLE assets.asset_statistics_history_v3; --");
-        let batch = build_batch(
+        let batch = build_one(
             &hostile,
             &[reject("'; DELETE FROM x; --", 1)],
-            now(),
             &SYNAPSE_LIMITS,
         );
         assert_eq!(
             shape(&batch.sql),
             [
-                "set", "begin", "count", "insert", "count", "insert", "commit"
+                "set", "begin", "lock", "count", "insert", "insert", "commit"
             ]
         );
     }
@@ -599,14 +767,42 @@ mod tests {
             let mapped = map_events(events);
             let rejects: Vec<Reject> = bodies.iter().enumerate().map(|(i, b)| reject(&format!("x{b}"), i as i64)).collect();
             let limits = Limits { max_rows, ..SYNAPSE_LIMITS };
-            let batch = build_batch(&mapped.rows, &rejects, now(), &limits);
-            let mut expected = vec!["set", "begin"];
-            for _ in 0..batch.row_chunks + batch.reject_chunks {
+            let batches = build_batches(&mapped.rows, &rejects, now(), &IdType::default(), &limits);
+            if mapped.rows.is_empty() && rejects.is_empty() {
+                proptest::prop_assert!(batches.is_empty());
+                return Ok(());
+            }
+            proptest::prop_assert_eq!(batches.len(), 1);
+            let batch = &batches[0];
+            let mut expected = vec!["set", "begin", "lock"];
+            for _ in 0..batch.row_chunks {
                 expected.extend(["count", "insert"]);
             }
+            expected.extend(std::iter::repeat_n("insert", rejects.len().div_ceil(max_rows)));
             expected.push("commit");
             proptest::prop_assert_eq!(shape(&batch.sql), expected);
             proptest::prop_assert_eq!(batch.row_chunks, mapped.rows.len().div_ceil(max_rows));
+        }
+
+        #[test]
+        fn any_split_keeps_every_part_a_whole_transaction_under_the_cap(
+            rows_n in 0usize..30,
+            bodies in proptest::collection::vec("[a\0']{0,400}", 0..5),
+            cap in 2_000usize..40_000,
+        ) {
+            let rows = rows(rows_n, "p");
+            let rejects: Vec<Reject> = bodies.iter().enumerate().map(|(i, b)| reject(&format!("x{b}"), i as i64)).collect();
+            let limits = Limits { max_batch_bytes: cap, max_rows: 7, ..SYNAPSE_LIMITS };
+            let parts = build_batches(&rows, &rejects, now(), &IdType::default(), &limits);
+            proptest::prop_assert_eq!(parts.iter().map(|p| p.rows).sum::<usize>(), rows_n);
+            proptest::prop_assert_eq!(parts.iter().map(|p| p.rejects).sum::<usize>(), rejects.len());
+            for part in &parts {
+                assert_whole_transaction(&part.sql);
+                // Over the cap only when a single row or reject is bigger than it.
+                if part.rows + part.rejects > 1 {
+                    proptest::prop_assert!(wire_bytes(&part.sql) <= cap);
+                }
+            }
         }
     }
 }

@@ -1,0 +1,371 @@
+//! One row or reject as a `SELECT` of cast literals (with and without column aliases, and the
+//! row's key), what it costs against the statement limits, and the reject body as stored
+//! (truncated past the cap, with its length and SHA-256). Pure; [`super::statement`] joins these
+//! into statements and transactions.
+
+use chrono::{DateTime, Datelike, Utc};
+use sha2::{Digest, Sha256};
+
+use super::literal;
+use crate::domain::{AssetRow, Reject, WarehouseTime};
+use crate::warehouse::columns::{HISTORY_COLUMNS, Kind, Value};
+
+/// The SQL type of the history table's `id` column. The key literals (and the inserted id) are
+/// cast to it, so the probe compares in the column's own type: against the seed's `varchar(255)`
+/// an id outside the code page is stored as `?`, and only a `varchar` literal (converted the same
+/// way) finds it again; an `nvarchar` literal would win by type precedence and never match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdType(String);
+
+impl IdType {
+    /// From `TYPE_NAME(user_type_id)` and `sys.columns.max_length` (bytes; -1 for `max`). `None`
+    /// for a type a text key cannot be compared in.
+    pub fn from_catalog(type_name: &str, max_length: i32) -> Option<Self> {
+        let name = type_name.to_ascii_lowercase();
+        let units = match name.as_str() {
+            "nvarchar" | "nchar" => max_length / 2,
+            "varchar" | "char" => max_length,
+            _ => return None,
+        };
+        Some(match max_length {
+            -1 => Self(format!("{name}(max)")),
+            1.. => Self(format!("{name}({units})")),
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for IdType {
+    /// Our DDL's `nvarchar(255)`.
+    fn default() -> Self {
+        Self(Kind::Text.synapse().to_owned())
+    }
+}
+
+/// One rendered `SELECT` of a union, with what it costs against the limits.
+pub(super) struct Rendered {
+    /// The full `SELECT` of the row (first of a chunk: with column aliases).
+    pub(super) select: String,
+    /// The same without aliases, for the rest of a chunk.
+    pub(super) select_bare: String,
+    /// `SELECT <key columns>` for the count of keys already stored (rows only).
+    pub(super) key: String,
+    pub(super) key_bare: String,
+    pub(super) literals: usize,
+    /// The row's `runtime_timestamp` (the probe's lower bound is the chunk's earliest).
+    pub(super) at: Option<WarehouseTime>,
+}
+
+/// Builds a `SELECT` of `CAST(<literal> AS <type>) [AS <alias>]` columns, with and without
+/// aliases, rendering each literal once into a reused buffer (a batch renders thousands).
+struct SelectBuilder {
+    aliased: String,
+    bare: String,
+    literals: usize,
+    value: String,
+}
+
+impl SelectBuilder {
+    fn with_capacity(bytes: usize) -> Self {
+        let mut aliased = String::with_capacity(bytes);
+        aliased.push_str("SELECT ");
+        let mut bare = String::with_capacity(bytes);
+        bare.push_str("SELECT ");
+        Self {
+            aliased,
+            bare,
+            literals: 0,
+            value: String::with_capacity(64),
+        }
+    }
+
+    /// Adds one column's value under `alias`, cast to `sql_type`, here and (for a key column)
+    /// in `key` too, rendering it once.
+    fn value(
+        &mut self,
+        key: Option<&mut SelectBuilder>,
+        value: Value<'_>,
+        sql_type: &str,
+        alias: &str,
+    ) {
+        let mut out = std::mem::take(&mut self.value);
+        out.clear();
+        let literals = match value {
+            // `CAST('...' AS datetime)` already.
+            Value::Time(at) => {
+                literal::datetime(&mut out, at);
+                1
+            }
+            value => {
+                out.push_str("CAST(");
+                let literals = match value {
+                    Value::Text(Some(text)) => {
+                        literal::nstring(&mut out, text);
+                        1
+                    }
+                    Value::BigInt(Some(n)) => {
+                        literal::integer(&mut out, n);
+                        0
+                    }
+                    Value::Float(Some(x)) => {
+                        literal::float(&mut out, x);
+                        0
+                    }
+                    _ => {
+                        out.push_str("NULL");
+                        0
+                    }
+                };
+                out.push_str(" AS ");
+                out.push_str(sql_type);
+                out.push(')');
+                literals
+            }
+        };
+        self.column(&out, alias, literals);
+        if let Some(key) = key {
+            key.column(&out, alias, literals);
+        }
+        self.value = out;
+    }
+
+    fn column(&mut self, value: &str, alias: &str, literals: usize) {
+        if self.aliased.len() > "SELECT ".len() {
+            self.aliased.push_str(", ");
+            self.bare.push_str(", ");
+        }
+        self.aliased.push_str(value);
+        self.aliased.push_str(" AS ");
+        self.aliased.push_str(alias);
+        self.bare.push_str(value);
+        self.literals += literals;
+    }
+
+    fn text(&mut self, value: Option<&str>, sql_type: &str, alias: &str) {
+        self.value(None, Value::Text(value), sql_type, alias);
+    }
+}
+
+fn cast(value: &str, sql_type: &str) -> String {
+    format!("CAST({value} AS {sql_type})")
+}
+
+/// `CAST('...' AS datetime2(3))`, or NULL outside datetime2's years.
+pub(super) fn datetime2(at: DateTime<Utc>) -> String {
+    if (1..=9999).contains(&at.year()) {
+        cast(
+            &format!("'{}'", at.format("%Y-%m-%dT%H:%M:%S%.3f")),
+            "datetime2(3)",
+        )
+    } else {
+        cast("NULL", "datetime2(3)")
+    }
+}
+
+/// One history row as a `SELECT` of its columns in [`HISTORY_COLUMNS`]' order (the text key
+/// column cast to the table's `id` type), and its key.
+pub(super) fn render_row(row: &AssetRow, id_type: &IdType) -> Rendered {
+    let mut select = SelectBuilder::with_capacity(768);
+    let mut key = SelectBuilder::with_capacity(160);
+    for column in &HISTORY_COLUMNS {
+        let sql_type = match column.kind {
+            Kind::Text if column.key => id_type.as_str(),
+            kind => kind.synapse(),
+        };
+        let also = column.key.then_some(&mut key);
+        select.value(also, (column.value)(row), sql_type, column.name);
+    }
+    Rendered {
+        literals: select.literals + key.literals,
+        select: select.aliased,
+        select_bare: select.bare,
+        key: key.aliased,
+        key_bare: key.bare,
+        at: Some(row.runtime_timestamp),
+    }
+}
+
+/// A reject body as stored: whole, or its first `max_units` UTF-16 code units (never splitting
+/// a character) and the note the reason then carries: the full length and the SHA-256 of the
+/// whole body (of its UTF-8 bytes, as the event carried it), so the original can be matched.
+pub fn stored_body(body: &str, max_units: usize) -> (&str, Option<String>) {
+    // A UTF-8 byte never stands for more than one UTF-16 code unit.
+    if body.len() <= max_units {
+        return (body, None);
+    }
+    let total = body.encode_utf16().count();
+    if total <= max_units {
+        return (body, None);
+    }
+    let (kept, units) = prefix_units(body, max_units);
+    let digest = Sha256::digest(body.as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    let note = format!(
+        " [raw_body truncated: its first {units} of {total} UTF-16 code units are stored; SHA-256 of the whole body (UTF-8): {hex}]"
+    );
+    (kept, Some(note))
+}
+
+/// The longest prefix of `text` of at most `max_units` UTF-16 code units, and its length in them.
+fn prefix_units(text: &str, max_units: usize) -> (&str, usize) {
+    let mut units = 0;
+    for (at, c) in text.char_indices() {
+        if units + c.len_utf16() > max_units {
+            return (&text[..at], units);
+        }
+        units += c.len_utf16();
+    }
+    (text, units)
+}
+
+/// The `reason` column is `nvarchar(4000)`.
+const REASON_UNITS: usize = 4000;
+
+pub(super) fn render_reject(reject: &Reject, received_at: &str, max_body_units: usize) -> Rendered {
+    let (body, note) = stored_body(&reject.raw_body, max_body_units);
+    let mut reason = reject.reason.to_string();
+    if let Some(note) = note {
+        // The note must survive the column's length: the reason's own text gives way.
+        let room = REASON_UNITS.saturating_sub(note.encode_utf16().count());
+        let keep = prefix_units(&reason, room).0.len();
+        reason.truncate(keep);
+        reason.push_str(&note);
+    }
+    let mut select = SelectBuilder::with_capacity(256 + 4 * body.len());
+    let at = &reject.coordinates;
+    select.column(received_at, "received_at", 1);
+    select.text(Some(reject.reason.code()), "varchar(32)", "reason_code");
+    select.text(Some(&reason), "nvarchar(4000)", "reason");
+    select.text(Some(body), "nvarchar(max)", "raw_body");
+    select.text(at.partition_id.as_deref(), "varchar(64)", "partition_id");
+    select.text(at.offset.as_deref(), "varchar(64)", "event_offset");
+    select.value(
+        None,
+        Value::BigInt(at.sequence_number),
+        "bigint",
+        "sequence_number",
+    );
+    let enqueued = at
+        .enqueued_time
+        .map_or_else(|| cast("NULL", "datetime2(3)"), datetime2);
+    select.column(
+        &enqueued,
+        "enqueued_time",
+        usize::from(at.enqueued_time.is_some()),
+    );
+    Rendered {
+        literals: select.literals,
+        select: select.aliased,
+        select_bare: select.bare,
+        key: String::new(),
+        key_bare: String::new(),
+        at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EventCoordinates, RejectReason};
+
+    fn reject(reason: RejectReason, body: &str) -> Reject {
+        Reject {
+            raw_body: body.to_owned(),
+            reason,
+            coordinates: EventCoordinates::default(),
+        }
+    }
+
+    #[test]
+    fn catalog_types_read_as_sql_types_and_others_are_refused() {
+        assert_eq!(
+            IdType::from_catalog("NVARCHAR", -1).unwrap().as_str(),
+            "nvarchar(max)"
+        );
+        assert_eq!(
+            IdType::from_catalog("char", 32).unwrap().as_str(),
+            "char(32)"
+        );
+        assert_eq!(
+            IdType::from_catalog("nchar", 20).unwrap().as_str(),
+            "nchar(10)"
+        );
+        assert_eq!(IdType::from_catalog("int", 4), None);
+        assert_eq!(IdType::from_catalog("varchar", 0), None);
+    }
+
+    #[test]
+    fn the_sha256_is_the_standard_digest() {
+        let (_, note) = stored_body("abc", 1);
+        assert!(
+            note.unwrap()
+                .ends_with("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad]"),
+            "SHA-256 of \"abc\" (FIPS 180-2)"
+        );
+    }
+
+    #[test]
+    fn a_body_within_the_cap_is_stored_whole() {
+        let body = "é".repeat(10);
+        assert_eq!(stored_body(&body, 10), (body.as_str(), None));
+        assert_eq!(stored_body("", 0), ("", None));
+    }
+
+    #[test]
+    fn a_huge_reason_gives_way_to_the_truncation_note() {
+        let reason = RejectReason::NotJson("y".repeat(5000));
+        let rendered = render_reject(
+            &reject(reason, &"z".repeat(200)),
+            "CAST(NULL AS datetime2(3))",
+            100,
+        );
+        let text = rendered
+            .select
+            .split("CAST(N'")
+            .find(|s| s.contains("AS nvarchar(4000)) AS reason"))
+            .unwrap()
+            .split("' AS nvarchar(4000)")
+            .next()
+            .unwrap();
+        assert_eq!(text.encode_utf16().count(), 4000, "cut to the column");
+        assert!(text.starts_with("not_json: yyy"), "the code leads");
+        assert!(
+            text.ends_with(']') && text.contains("raw_body truncated: its first 100 of 200"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_row_renders_every_listed_column_once_and_its_key() {
+        let body = r#"{"id":"btc","rank":"1","priceUsd":"2","timestamp":1680191532104}"#;
+        let row = AssetRow::from_event_body(body).unwrap();
+        let rendered = render_row(&row, &IdType::default());
+        // No value here holds ", ": split the select into its columns and read their aliases.
+        let aliases: Vec<&str> = rendered
+            .select
+            .strip_prefix("SELECT ")
+            .unwrap()
+            .split(", ")
+            .map(|column| column.rsplit(" AS ").next().unwrap())
+            .collect();
+        let listed: Vec<&str> = HISTORY_COLUMNS.iter().map(|c| c.name).collect();
+        assert_eq!(aliases, listed);
+        assert_eq!(
+            rendered.key,
+            "SELECT CAST(N'btc' AS nvarchar(255)) AS id, CAST('2023-03-30T15:52:12.104' AS datetime) AS runtime_timestamp"
+        );
+        assert_eq!(
+            rendered.key_bare,
+            "SELECT CAST(N'btc' AS nvarchar(255)), CAST('2023-03-30T15:52:12.104' AS datetime)"
+        );
+        assert_eq!(
+            rendered.literals,
+            2 + 2,
+            "id and timestamp, in the row and in its key"
+        );
+    }
+}
