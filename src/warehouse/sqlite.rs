@@ -9,7 +9,10 @@ use super::{Batch, Warehouse, WarehouseError, WriteReport};
 use crate::BoxFuture;
 use crate::domain::{Finite, Varchar255};
 
-/// The seed's table (same columns) with the natural key enforced, and the rejects table.
+/// The seed's table (same columns) with the natural key enforced, and the rejects table. The key's
+/// index leads with the timestamp, as the Synapse table's clustered index does: a batch's new rows
+/// then land at the end of the index, so a write touches a few pages whatever the history holds
+/// (led by `id`, each of a tick's assets lands in a different page: 20x slower at 1 million rows).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS asset_statistics_history_v3 (
     id_asset_statistics_history INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -26,7 +29,7 @@ CREATE TABLE IF NOT EXISTS asset_statistics_history_v3 (
     vwap24Hr          REAL,
     explorer          TEXT,
     runtime_timestamp TEXT NOT NULL,
-    UNIQUE (id, runtime_timestamp)
+    UNIQUE (runtime_timestamp, id)
 );
 CREATE TABLE IF NOT EXISTS asset_statistics_rejects (
     id_reject       INTEGER PRIMARY KEY AUTOINCREMENT,
