@@ -162,7 +162,7 @@ impl SecretSource for Fixed {
 /// 1 million rows before the timed batches, 1000 assets per 5-minute tick, in one statement.
 const FILL: &str = "INSERT INTO assets.asset_statistics_history_v3 (id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp)
 SELECT CONCAT(N'asset-', RIGHT(CONCAT('000', n % 1000), 4)), n % 1000 + 1, N'F', N'Filled', 1.0E0, NULL, 1.0E0, 1.0E0, 1.0E0, 0.0E0, NULL, NULL,
-       DATEADD(minute, -5 * (n / 1000 + 1), CAST('2026-01-01T00:00:00' AS datetime))
+       DATEADD(minute, CAST(-5 * (n / 1000 + 1) AS int), CAST('2026-01-01T00:00:00' AS datetime))
 FROM (SELECT TOP (1000000) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
       FROM sys.all_columns AS a CROSS JOIN sys.all_columns AS b CROSS JOIN sys.all_columns AS c) AS g";
 
