@@ -2,10 +2,14 @@
 # Benchmarks, side by side with the seed's Python producer, in one run on this machine: builds the
 # release handler, makes a Python venv with the seed's packages (requests, azure-eventhub), runs the
 # criterion bench of EventHubSink's pure work (benches/sink_batch.rs) and the comparison bench
-# (benches/compare.rs), which prints one table at the end. A few minutes on 2 cores.
+# (benches/compare.rs), which prints one table at the end, and the warehouse bench
+# (benches/warehouse_write.rs: one 1000-row batch into an empty history and into 1 million rows,
+# and their ratio). A few minutes on 2 cores.
 #
 # Settings: CARGO_TARGET_DIR (default: target/), COINCAP_TEST_MSSQL (an ADO.NET connection string
-# to a SQL Server or Synapse pool: measures the Synapse writer too), BENCH_TIMER_ITERATIONS (30).
+# to a SQL Server or Synapse pool: measures the Synapse writer too; the warehouse bench EMPTIES
+# assets.asset_statistics_history_v3 there, so point it at a test database),
+# BENCH_TIMER_ITERATIONS (30), BENCH_WAREHOUSE_SAMPLES (15).
 # Needs python3 (3.8+) with venv, and access to PyPI the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +31,9 @@ fi
 
 say "criterion: EventHubSink decode + map + render of a 1000-event batch"
 cargo bench --locked --bench sink_batch -- --noplot >&2
+
+say "warehouse: one 1000-row batch into an empty history and into 1 million rows"
+cargo bench --locked --bench warehouse_write
 
 say "comparison (handler vs seed producer)"
 HANDLER_BIN="$(cd "$(dirname "$handler")" && pwd)/handler" \

@@ -1,4 +1,15 @@
 -- Poison events: the raw body, why it could not become a row, and where it sat in Event Hubs.
+-- Bodies over the writer's cap are stored truncated; the reason then gives the full length and the
+-- body's SHA-256. Columns unchanged, so an existing rejects table keeps working.
+--
+-- Design: ROUND_ROBIN with CLUSTERED INDEX (partition_id, sequence_number). Rejects are few and join
+-- nothing, so no hash key ("Distributed tables design guidance": round-robin "if there is no obvious
+-- joining key", https://learn.microsoft.com/azure/synapse-analytics/sql-data-warehouse/sql-data-warehouse-tables-distribute).
+-- The writer probes (partition_id, sequence_number) before each insert; the clustered index keeps
+-- that probe a seek even in a year when a source change turns every event into a reject. Not a
+-- clustered columnstore: it does not take nvarchar(max) ("Indexing tables in dedicated SQL pool",
+-- https://learn.microsoft.com/azure/synapse-analytics/sql-data-warehouse/sql-data-warehouse-tables-index).
+-- On SQL Server `init-warehouse` drops the WITH clause and creates the same clustered index.
 CREATE TABLE assets.asset_statistics_rejects
 (
     [id_reject] bigint IDENTITY(1,1),
@@ -14,5 +25,5 @@ CREATE TABLE assets.asset_statistics_rejects
 WITH
 (
     DISTRIBUTION = ROUND_ROBIN,
-    HEAP
+    CLUSTERED INDEX ([partition_id], [sequence_number])
 );

@@ -1,28 +1,66 @@
-//! `handler init-warehouse`: applies sql/ idempotently. Creates the `assets` schema and both
-//! tables when missing (existing tables are left alone) and, given the app's identity, its user
-//! and grants. On an engine other than a Synapse dedicated pool (SQL Server for development) the
-//! tables' `WITH (DISTRIBUTION ..., HEAP)` clause is dropped.
+//! `handler init-warehouse`: applies sql/ idempotently, then reports what the writer relies on.
+//! Creates the `assets` schema, the history and rejects tables and the writer lock table (with its
+//! one row) when missing (existing tables are left alone, a seed heap with one clear warning) and,
+//! given the app's identity, its user and grants. On an engine other than a Synapse dedicated pool
+//! (SQL Server for development) the tables' `WITH (...)` clause is dropped and their clustered
+//! index is created with `CREATE CLUSTERED INDEX`. The report and its advice are pure code in
+//! [`catalog`], which also gives the writer its start-up warning ([`design_warning`]).
+
+pub mod catalog;
+
+pub use catalog::{
+    ENGINE_EDITION_SYNAPSE, WRITER_LOCK_TABLE, design_warning, history_design_warning,
+};
 
 use super::connection::{ConnectError, TdsClient, TdsManager};
 use super::literal;
+use super::statement::{HISTORY_TABLE, REJECTS_TABLE};
+use catalog::{Facts, query};
 
 pub const HISTORY_DDL: &str = include_str!("../../../sql/asset_statistics_history_v3.sql");
 pub const REJECTS_DDL: &str = include_str!("../../../sql/asset_statistics_rejects.sql");
+pub const WRITER_LOCK_DDL: &str = include_str!("../../../sql/asset_statistics_writer_lock.sql");
 pub const GRANTS: &str = include_str!("../../../sql/grant_app_identity.sql");
 
-/// `SERVERPROPERTY('EngineEdition')` of a Synapse dedicated SQL pool.
-pub const ENGINE_EDITION_SYNAPSE: i32 = 6;
+/// Every table init-warehouse creates, in order.
+const TABLES: [(&str, &str); 3] = [
+    (HISTORY_TABLE, HISTORY_DDL),
+    (REJECTS_TABLE, REJECTS_DDL),
+    (WRITER_LOCK_TABLE, WRITER_LOCK_DDL),
+];
 
-/// The DDL for an engine: as written for Synapse, without its `WITH (...)` clause elsewhere.
+/// The DDL for an engine: as written for Synapse; elsewhere without its `WITH (...)` clause,
+/// followed by a `CREATE CLUSTERED INDEX` on the clause's `CLUSTERED INDEX (...)` columns.
 pub fn ddl_for_engine(ddl: &str, synapse: bool) -> String {
     let ddl = strip_comments(ddl);
     if synapse {
         return ddl;
     }
-    match ddl.rfind("\nWITH") {
-        Some(with) => format!("{};", ddl[..with].trim_end()),
-        None => ddl,
+    let Some(with) = ddl.rfind("\nWITH") else {
+        return ddl;
+    };
+    let mut out = format!("{};", ddl[..with].trim_end());
+    if let (Some(table), Some(keys)) = (created_table(&ddl), clustered_keys(&ddl[with..])) {
+        let name = table.rsplit('.').next().unwrap_or(table);
+        out.push_str(&format!(
+            "\nCREATE CLUSTERED INDEX [cix_{name}] ON {table} ({keys});"
+        ));
     }
+    out
+}
+
+/// `assets.t` from `CREATE TABLE assets.t`.
+fn created_table(ddl: &str) -> Option<&str> {
+    ddl.strip_prefix("CREATE TABLE ")?.split_whitespace().next()
+}
+
+/// `[a], [b]` from a `WITH (... CLUSTERED INDEX ([a], [b]) ...)` clause (not a columnstore).
+fn clustered_keys(with: &str) -> Option<&str> {
+    let at = with.find("CLUSTERED INDEX")?;
+    let rest = &with[at + "CLUSTERED INDEX".len()..];
+    let open = rest.find('(')?;
+    let close = rest.find(')')?;
+    Some(rest[open + 1..close].trim())
 }
 
 fn strip_comments(sql: &str) -> String {
@@ -42,152 +80,151 @@ pub fn grants_for(app_identity: &str) -> Vec<String> {
         .collect()
 }
 
+async fn run(client: &mut TdsClient, sql: &str) -> Result<(), ConnectError> {
+    client.simple_query(sql).await?.into_results().await?;
+    Ok(())
+}
+
 async fn scalar_i32(client: &mut TdsClient, sql: &str) -> Result<Option<i32>, ConnectError> {
     let row = client.simple_query(sql).await?.into_row().await?;
     Ok(row.and_then(|row| row.get::<i32, _>(0)))
 }
 
-async fn exists(client: &mut TdsClient, sql: &str) -> Result<bool, ConnectError> {
-    Ok(scalar_i32(client, sql).await?.is_some())
+async fn scalar_text(client: &mut TdsClient, sql: &str) -> Result<Option<String>, ConnectError> {
+    let row = client.simple_query(sql).await?.into_row().await?;
+    Ok(row.and_then(|row| row.get::<&str, _>(0).map(str::to_owned)))
 }
 
-/// Applies the schema; returns what it did, one line per step, for the terminal.
+/// The engine edition (6: a Synapse dedicated pool) and the line that says so.
+async fn detect_engine(client: &mut TdsClient) -> Result<(Option<i32>, String), ConnectError> {
+    let edition = scalar_i32(client, catalog::ENGINE_EDITION_QUERY).await?;
+    let line = format!(
+        "Engine edition {}: {}.",
+        edition.map_or("unknown".into(), |e| e.to_string()),
+        if edition == Some(ENGINE_EDITION_SYNAPSE) {
+            "Synapse dedicated SQL pool"
+        } else {
+            "not Synapse: tables without DISTRIBUTION, clustered indexes created separately"
+        }
+    );
+    Ok((edition, line))
+}
+
+async fn ensure_schema(client: &mut TdsClient) -> Result<String, ConnectError> {
+    if scalar_i32(client, "SELECT SCHEMA_ID(N'assets')")
+        .await?
+        .is_some()
+    {
+        return Ok("Schema assets exists.".into());
+    }
+    // CREATE SCHEMA must be alone in its batch.
+    run(client, "CREATE SCHEMA assets").await?;
+    Ok("Created schema assets.".into())
+}
+
+async fn ensure_table(
+    client: &mut TdsClient,
+    table: &str,
+    ddl: &str,
+    synapse: bool,
+) -> Result<String, ConnectError> {
+    if scalar_i32(client, &query::exists(table)).await?.is_some() {
+        return Ok(format!("Table {table} exists: left as it is."));
+    }
+    run(client, &ddl_for_engine(ddl, synapse)).await?;
+    Ok(format!("Created table {table}."))
+}
+
+/// The writer lock holds exactly one row: inserted when the table is empty.
+async fn ensure_lock_row(client: &mut TdsClient) -> Result<Option<String>, ConnectError> {
+    let count = format!("SELECT CAST(COUNT_BIG(*) AS int) FROM {WRITER_LOCK_TABLE}");
+    if scalar_i32(client, &count).await? != Some(0) {
+        return Ok(None);
+    }
+    run(
+        client,
+        &format!("INSERT INTO {WRITER_LOCK_TABLE} (lock_id, last_write_at) VALUES (1, NULL);"),
+    )
+    .await?;
+    Ok(Some(format!(
+        "Inserted the one row of {WRITER_LOCK_TABLE}."
+    )))
+}
+
+async fn grant(client: &mut TdsClient, name: &str) -> Result<Vec<String>, ConnectError> {
+    let mut done = Vec::new();
+    let mut principal = String::new();
+    literal::nstring(&mut principal, name);
+    let grants = grants_for(name);
+    let exists = format!("SELECT DATABASE_PRINCIPAL_ID({principal})");
+    if scalar_i32(client, &exists).await?.is_some() {
+        done.push(format!("User {name} exists."));
+    } else {
+        run(client, &grants[0]).await?;
+        done.push(format!("Created user {name} from the external provider."));
+    }
+    for grant in &grants[1..] {
+        run(client, grant).await?;
+    }
+    done.push(format!(
+        "Granted INSERT, SELECT on schema assets and UPDATE on {WRITER_LOCK_TABLE} to {name}."
+    ));
+    Ok(done)
+}
+
+async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Facts, ConnectError> {
+    let synapse = edition == Some(ENGINE_EDITION_SYNAPSE);
+    let id_type = client
+        .simple_query(query::column_type(HISTORY_TABLE, "id"))
+        .await?
+        .into_row()
+        .await?
+        .and_then(|row| {
+            let name = row.get::<&str, _>(0)?;
+            Some(catalog::type_name(name, row.get::<i32, _>(1)?))
+        });
+    let lock_rows = if scalar_i32(client, &query::exists(WRITER_LOCK_TABLE))
+        .await?
+        .is_some()
+    {
+        let count = format!("SELECT CAST(COUNT_BIG(*) AS int) FROM {WRITER_LOCK_TABLE}");
+        scalar_i32(client, &count).await?.map(i64::from)
+    } else {
+        None
+    };
+    Ok(Facts {
+        engine_edition: edition,
+        database: scalar_text(client, query::DATABASE).await?,
+        read_committed_snapshot: scalar_i32(client, query::READ_COMMITTED_SNAPSHOT)
+            .await?
+            .map(|on| on == 1),
+        history: catalog::read_design(client, HISTORY_TABLE, synapse).await?,
+        history_id_type: id_type,
+        rejects: catalog::read_design(client, REJECTS_TABLE, synapse).await?,
+        lock_rows,
+    })
+}
+
+/// Applies the schema and reports what the writer relies on; one line per step, for the terminal.
 pub async fn init_warehouse(
     manager: &TdsManager,
     app_identity: Option<&str>,
 ) -> Result<Vec<String>, ConnectError> {
     let mut client = manager.connect_client().await?;
-    let mut done = Vec::new();
-    let edition = scalar_i32(
-        &mut client,
-        "SELECT CAST(SERVERPROPERTY('EngineEdition') AS int)",
-    )
-    .await?;
+    let (edition, engine) = detect_engine(&mut client).await?;
     let synapse = edition == Some(ENGINE_EDITION_SYNAPSE);
-    done.push(format!(
-        "Engine edition {}: {}.",
-        edition.map_or("unknown".into(), |e| e.to_string()),
-        if synapse {
-            "Synapse dedicated SQL pool"
-        } else {
-            "not Synapse, tables without DISTRIBUTION/HEAP"
-        }
-    ));
-    if exists(&mut client, "SELECT SCHEMA_ID(N'assets')").await? {
-        done.push("Schema assets exists.".into());
-    } else {
-        // CREATE SCHEMA must be alone in its batch.
-        client
-            .simple_query("CREATE SCHEMA assets")
-            .await?
-            .into_results()
-            .await?;
-        done.push("Created schema assets.".into());
+    let mut done = vec![engine, ensure_schema(&mut client).await?];
+    for (table, ddl) in TABLES {
+        done.push(ensure_table(&mut client, table, ddl, synapse).await?);
     }
-    for (table, ddl) in [
-        (super::statement::HISTORY_TABLE, HISTORY_DDL),
-        (super::statement::REJECTS_TABLE, REJECTS_DDL),
-    ] {
-        let probe = format!("SELECT CAST(OBJECT_ID(N'{table}', N'U') AS int)");
-        if exists(&mut client, &probe).await? {
-            done.push(format!("Table {table} exists: left as it is."));
-        } else {
-            client
-                .simple_query(ddl_for_engine(ddl, synapse))
-                .await?
-                .into_results()
-                .await?;
-            done.push(format!("Created table {table}."));
-        }
-    }
+    done.extend(ensure_lock_row(&mut client).await?);
     if let Some(name) = app_identity {
-        let mut principal = String::new();
-        literal::nstring(&mut principal, name);
-        let grants = grants_for(name);
-        if exists(
-            &mut client,
-            &format!("SELECT DATABASE_PRINCIPAL_ID({principal})"),
-        )
-        .await?
-        {
-            done.push(format!("User {name} exists."));
-        } else {
-            client
-                .simple_query(grants[0].as_str())
-                .await?
-                .into_results()
-                .await?;
-            done.push(format!("Created user {name} from the external provider."));
-        }
-        for grant in &grants[1..] {
-            client
-                .simple_query(grant.as_str())
-                .await?
-                .into_results()
-                .await?;
-        }
-        done.push(format!(
-            "Granted INSERT, SELECT on schema assets to {name}."
-        ));
+        done.extend(grant(&mut client, name).await?);
     }
+    let facts = read_facts(&mut client, edition).await?;
+    done.extend(catalog::report(&facts));
     Ok(done)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn synapse_keeps_distribution_and_heap() {
-        let ddl = ddl_for_engine(HISTORY_DDL, true);
-        assert!(
-            ddl.starts_with("CREATE TABLE assets.asset_statistics_history_v3"),
-            "{ddl}"
-        );
-        assert!(ddl.contains("DISTRIBUTION = ROUND_ROBIN") && ddl.contains("HEAP"));
-        assert!(!ddl.contains("--"));
-    }
-
-    #[test]
-    fn sql_server_gets_the_same_table_without_the_with_clause() {
-        for source in [HISTORY_DDL, REJECTS_DDL] {
-            let ddl = ddl_for_engine(source, false);
-            assert!(!ddl.contains("WITH") && !ddl.contains("HEAP"), "{ddl}");
-            assert!(ddl.ends_with(");"), "{ddl}");
-            assert!(ddl.contains("IDENTITY(1,1)"));
-        }
-    }
-
-    #[test]
-    fn the_seed_s_columns_are_all_there() {
-        for column in [
-            "id_asset_statistics_history",
-            "[id]",
-            "asset_rank",
-            "symbol",
-            "asset_name",
-            "supply",
-            "maxSupply",
-            "marketCapUsd",
-            "volumeUsd24Hr",
-            "priceUsd",
-            "changePercent24Hr",
-            "vwap24Hr",
-            "explorer",
-            "runtime_timestamp",
-        ] {
-            assert!(HISTORY_DDL.contains(column), "{column}");
-        }
-    }
-
-    #[test]
-    fn grants_quote_the_identity_name() {
-        assert_eq!(
-            grants_for("coincap-func]x"),
-            [
-                "CREATE USER [coincap-func]]x] FROM EXTERNAL PROVIDER;",
-                "GRANT INSERT, SELECT ON SCHEMA::assets TO [coincap-func]]x];"
-            ]
-        );
-    }
-}
+mod tests;

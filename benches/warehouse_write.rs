@@ -1,0 +1,237 @@
+//! What one 1000-row batch costs the warehouse as history grows: into an empty table, and into one
+//! that already holds 1 million rows. The two must stay within 1.5x of each other (the duplicate
+//! check is bounded by the batch's time window, not by the history). A benchmark, not a test: it
+//! prints the figures and their ratio and fails nothing.
+//!
+//! - SQLite: always (a temporary file; history written through the same `Warehouse::write`).
+//! - SQL Server or a Synapse pool: when `COINCAP_TEST_MSSQL` holds an ADO.NET connection string.
+//!   It runs `init-warehouse`'s steps, then EMPTIES `assets.asset_statistics_history_v3` in that
+//!   (test) database, fills it with 1 million older rows in one set-based statement, and writes
+//!   through `SynapseWarehouse` exactly as EventHubSink does.
+//!
+//! `cargo bench --bench warehouse_write` (scripts/bench.sh runs it). `BENCH_WAREHOUSE_SAMPLES`
+//! (default 15) batches are timed for each figure; the median is printed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coincap_stream::BoxFuture;
+use coincap_stream::domain::{EventCoordinates, map_events};
+use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
+use coincap_stream::warehouse::synapse::connection::TdsManager;
+use coincap_stream::warehouse::synapse::init;
+use coincap_stream::warehouse::synapse::{SynapseConfig, SynapseLogin};
+use coincap_stream::warehouse::{Batch, SqliteWarehouse, SynapseWarehouse, Warehouse};
+use serde_json::json;
+
+const BATCH: usize = 1000;
+const HISTORY: usize = 1_000_000;
+const TARGET_RATIO: f64 = 1.5;
+/// 2026-01-01T00:00:00Z: timed batches start here; the filled history lies before it.
+const START_MS: i64 = 1_767_225_600_000;
+/// CoinCap ticks are minutes apart; each batch is one tick of 1000 assets.
+const TICK_MS: i64 = 5 * 60 * 1000;
+
+/// One tick: 1000 assets at one timestamp, as TimerFetch publishes them.
+fn batch(tick: i64) -> Batch {
+    let at = START_MS + tick * TICK_MS;
+    let mapped = map_events((0..BATCH).map(|i| {
+        let body = json!({
+            "id": format!("asset-{i:04}"),
+            "rank": (i + 1).to_string(),
+            "symbol": format!("A{i}"),
+            "name": format!("Asset {i}"),
+            "supply": "19500000.0000000000000000",
+            "maxSupply": "21000000.0000000000000000",
+            "marketCapUsd": "1873456789012.3456789012345678",
+            "volumeUsd24Hr": "12345678.1234567890123456",
+            "priceUsd": format!("{}.1234567890123456", i + 1),
+            "changePercent24Hr": "-1.2345678901234567",
+            "vwap24Hr": "96000.1234567890",
+            "explorer": "https://blockchain.info/",
+            "timestamp": at,
+        })
+        .to_string();
+        let coordinates = EventCoordinates {
+            partition_id: Some("0".into()),
+            offset: Some(i.to_string()),
+            sequence_number: Some(tick * BATCH as i64 + i as i64),
+            enqueued_time: None,
+        };
+        (body, coordinates)
+    }));
+    assert_eq!(mapped.rows.len(), BATCH, "every event is a row");
+    Batch {
+        rows: mapped.rows,
+        rejects: mapped.rejects,
+    }
+}
+
+fn samples() -> usize {
+    std::env::var("BENCH_WAREHOUSE_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(15)
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+async fn timed_write(warehouse: &dyn Warehouse, batch: Batch) -> Duration {
+    let started = Instant::now();
+    let report = warehouse.write(batch).await.expect("the batch is written");
+    let elapsed = started.elapsed();
+    assert_eq!(report.rows_written, BATCH as u64, "new keys, all written");
+    elapsed
+}
+
+struct Figures {
+    empty: Duration,
+    full: Duration,
+}
+
+impl Figures {
+    fn print(&self, name: &str) {
+        let ratio = self.full.as_secs_f64() / self.empty.as_secs_f64();
+        println!(
+            "{name:<11} empty: {:>9.1} ms   {HISTORY} rows: {:>9.1} ms   ratio {ratio:.2}x ({} the {TARGET_RATIO}x target)",
+            self.empty.as_secs_f64() * 1e3,
+            self.full.as_secs_f64() * 1e3,
+            if ratio <= TARGET_RATIO {
+                "within"
+            } else {
+                "MISSES"
+            },
+        );
+    }
+}
+
+async fn sqlite() -> Figures {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // Into an empty table: a fresh file per sample.
+    let mut empty = Vec::new();
+    for sample in 0..samples() {
+        let warehouse = SqliteWarehouse::open(&dir.path().join(format!("empty-{sample}.db")))
+            .expect("SQLite opens");
+        empty.push(timed_write(&warehouse, batch(0)).await);
+    }
+    let warehouse = SqliteWarehouse::open(&dir.path().join("full.db")).expect("SQLite opens");
+    let filling = Instant::now();
+    let ticks = (HISTORY / BATCH) as i64;
+    for tick in 0..ticks {
+        warehouse.write(batch(tick - ticks)).await.expect("history");
+    }
+    eprintln!(
+        "sqlite: wrote {HISTORY} rows of history in {:.1} s",
+        filling.elapsed().as_secs_f64()
+    );
+    let mut full = Vec::new();
+    for sample in 0..samples() {
+        full.push(timed_write(&warehouse, batch(sample as i64)).await);
+    }
+    Figures {
+        empty: median(empty),
+        full: median(full),
+    }
+}
+
+struct Fixed(String);
+
+impl SecretSource for Fixed {
+    fn get(&self, name: SecretName) -> BoxFuture<'_, Result<Secret, SecretError>> {
+        let value = Secret::new(self.0.as_str());
+        Box::pin(async move {
+            match name {
+                SecretName::SynapseConnectionString => Ok(value),
+                name => Err(SecretError::NotInEnvironment {
+                    name,
+                    var: name.env_var(),
+                }),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        "COINCAP_TEST_MSSQL".into()
+    }
+}
+
+/// 1 million rows before the timed batches, 1000 assets per 5-minute tick, in one statement.
+const FILL: &str = "INSERT INTO assets.asset_statistics_history_v3 (id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp)
+SELECT CONCAT(N'asset-', RIGHT(CONCAT('000', n % 1000), 4)), n % 1000 + 1, N'F', N'Filled', 1.0E0, NULL, 1.0E0, 1.0E0, 1.0E0, 0.0E0, NULL, NULL,
+       DATEADD(minute, CAST(-5 * (n / 1000 + 1) AS int), CAST('2026-01-01T00:00:00' AS datetime))
+FROM (SELECT TOP (1000000) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
+      FROM sys.all_columns AS a CROSS JOIN sys.all_columns AS b CROSS JOIN sys.all_columns AS c) AS g";
+
+async fn sql_server(connection: String) -> Figures {
+    let secrets: Arc<dyn SecretSource> = Arc::new(Fixed(connection));
+    let config = SynapseConfig {
+        login: SynapseLogin::ConnectionString,
+        pool_size: 2,
+        command_timeout: Duration::from_secs(600),
+    };
+    let manager = TdsManager::new(config.clone(), Arc::clone(&secrets), None);
+    for line in init::init_warehouse(&manager, None)
+        .await
+        .expect("init-warehouse")
+    {
+        eprintln!("{line}");
+    }
+    let mut client = manager.connect_client().await.expect("a connection");
+    let mut run = async |sql: &str| {
+        client
+            .simple_query(sql)
+            .await
+            .expect(sql)
+            .into_results()
+            .await
+            .expect(sql);
+    };
+    let warehouse = SynapseWarehouse::new(config, secrets, None);
+    let mut empty = Vec::new();
+    for _ in 0..samples() {
+        run("TRUNCATE TABLE assets.asset_statistics_history_v3").await;
+        empty.push(timed_write(&warehouse, batch(0)).await);
+    }
+    run("TRUNCATE TABLE assets.asset_statistics_history_v3").await;
+    let filling = Instant::now();
+    run(FILL).await;
+    eprintln!(
+        "sql server: filled {HISTORY} rows of history in {:.1} s",
+        filling.elapsed().as_secs_f64()
+    );
+    let mut full = Vec::new();
+    for sample in 0..samples() {
+        full.push(timed_write(&warehouse, batch(sample as i64)).await);
+    }
+    Figures {
+        empty: median(empty),
+        full: median(full),
+    }
+}
+
+fn main() {
+    // `cargo test --benches` runs bench binaries with `--bench` absent: do nothing there.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    runtime.block_on(async {
+        println!(
+            "warehouse_write: one {BATCH}-row batch, median of {} samples",
+            samples()
+        );
+        sqlite().await.print("sqlite");
+        match std::env::var("COINCAP_TEST_MSSQL") {
+            Ok(connection) if !connection.trim().is_empty() => {
+                sql_server(connection).await.print("sql server")
+            }
+            _ => println!(
+                "sql server  not measured: set COINCAP_TEST_MSSQL to an ADO.NET connection string of a test database"
+            ),
+        }
+    });
+}
