@@ -8,9 +8,7 @@
 
 pub mod catalog;
 
-pub use catalog::{
-    ENGINE_EDITION_SYNAPSE, WRITER_LOCK_TABLE, design_warning, history_design_warning,
-};
+pub use catalog::{ENGINE_EDITION_SYNAPSE, WRITER_LOCK_TABLE, design_warning};
 
 use super::connection::{ConnectError, TdsClient, TdsManager};
 use super::literal;

@@ -14,7 +14,7 @@ pub mod statement;
 pub use settings::{SynapseConfig, SynapseLogin};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use bb8::{Pool, PooledConnection, RunError};
@@ -25,7 +25,8 @@ use super::{Batch, Warehouse, WarehouseError, WriteReport};
 use crate::BoxFuture;
 use crate::secrets::{SecretSource, TokenSource};
 use connection::{ConnectError, TdsManager};
-use statement::{BatchSql, IdType, SYNAPSE_LIMITS, TABLE_FACTS_SQL, build_batches};
+use init::catalog::{self, TableDesign};
+use statement::{BatchSql, IdType, SYNAPSE_LIMITS, build_batches};
 
 /// Idle pooled connections are closed after this (Azure's gateway drops them after 30 minutes).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 60);
@@ -117,7 +118,7 @@ impl SynapseWarehouse {
         if let Some(id_type) = self.id_type.get() {
             return Ok(id_type.clone());
         }
-        let results = connection.run(TABLE_FACTS_SQL).await.map_err(|error| {
+        let results = connection.run(&WRITER_FACTS_SQL).await.map_err(|error| {
             sql_error(
                 "reading the tables' design (run `handler init-warehouse`)",
                 &error,
@@ -133,11 +134,8 @@ impl SynapseWarehouse {
                 facts.id_type
             })
             .clone();
-        if first && facts.heap {
-            tracing::warn!(
-                table = statement::HISTORY_TABLE,
-                "The history table is a heap (the seed's design): every batch's duplicate probe scans the whole history, so writes slow down as it grows. See docs/synapse.md to migrate it (CTAS, then RENAME OBJECT)."
-            );
+        if first && let Some(warning) = facts.design_warning {
+            tracing::warn!("{warning}");
         }
         Ok(id_type)
     }
@@ -226,10 +224,14 @@ impl SynapseWarehouse {
     }
 }
 
-/// What [`TABLE_FACTS_SQL`] answers.
+/// What the writer reads from the catalog before its first write ([`catalog::writer_facts_sql`]).
+static WRITER_FACTS_SQL: LazyLock<String> = LazyLock::new(catalog::writer_facts_sql);
+
+/// What [`WRITER_FACTS_SQL`] answers.
 struct TableFacts {
     id_type: IdType,
-    heap: bool,
+    /// Why the history table's design makes every write scan the whole history, if it does.
+    design_warning: Option<String>,
 }
 
 impl TableFacts {
@@ -238,7 +240,7 @@ impl TableFacts {
             context: "reading the tables' design",
             message,
         };
-        let [columns, heaps, lock_rows] = results else {
+        let [columns, indexes, lock_rows] = results else {
             return Err(fail(format!(
                 "expected 3 result sets, got {}",
                 results.len()
@@ -259,18 +261,20 @@ impl TableFacts {
             ))
         })?;
         let scalar = |set: &Vec<tiberius::Row>| set.first().and_then(|row| row.get::<i64, _>(0));
-        let heap = heaps
-            .first()
-            .and_then(|row| row.get::<i32, _>(0))
-            .unwrap_or(0)
-            > 0;
+        let design_warning = catalog::design_warning(&TableDesign {
+            indexes: catalog::indexes_from_rows(indexes),
+            ..TableDesign::default()
+        });
         if scalar(lock_rows).unwrap_or(0) == 0 {
             return Err(fail(format!(
                 "{} holds no row, so writers would not serialize: run `handler init-warehouse`",
                 statement::WRITER_LOCK_TABLE
             )));
         }
-        Ok(Self { id_type, heap })
+        Ok(Self {
+            id_type,
+            design_warning,
+        })
     }
 }
 

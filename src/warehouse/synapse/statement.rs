@@ -21,9 +21,11 @@
 //! **Exactly once under READ UNCOMMITTED.** A dedicated pool reads uncommitted rows by default, so
 //! a `NOT EXISTS` probe alone would count another session's uncommitted (maybe doomed) rows as
 //! stored, and two writers with overlapping keys would both insert. Every transaction therefore
-//! first updates the one-row [`WRITER_LOCK_TABLE`]: an `UPDATE` takes the table's ExclusiveUpdate
-//! lock on Synapse (an `INSERT` only SharedUpdate, which does not exclude other writers; on SQL
-//! Server the row's X lock), held to `COMMIT`. While a probe runs, no other writer's transaction
+//! first updates the one row of [`WRITER_LOCK_TABLE`]. The control node's table lock does not
+//! serialize (PDW's "Locking behavior" page: `INSERT` and `UPDATE` both take SharedUpdate, which
+//! do not conflict), but the row lives in one distribution, whose SQL Server engine X-locks it
+//! (data changes lock even under READ UNCOMMITTED) until the distributed transaction commits; a
+//! second writer's `UPDATE` waits there, exactly as on SQL Server. While a probe runs, no other writer's transaction
 //! is open, and a resend after a lost connection waits until the dead session's transaction has
 //! ended (committed: its rows count as duplicates; rolled back: they are inserted again).
 //! The cost: writers serialize. Batches of all partitions and instances commit one after
@@ -48,13 +50,6 @@ pub const REJECTS_TABLE: &str = "assets.asset_statistics_rejects";
 pub const WRITER_LOCK_TABLE: &str = "assets.asset_statistics_writer_lock";
 
 const REJECT_COLUMNS: &str = "received_at, reason_code, reason, raw_body, partition_id, event_offset, sequence_number, enqueued_time";
-
-/// What the writer reads once from the catalog, in one round trip, before its first write: the
-/// `id` column's type (one row, or none when the table is missing), whether the history table is
-/// a heap (the seed's design), and how many rows the lock table holds (it fails when missing).
-pub const TABLE_FACTS_SQL: &str = "SELECT TYPE_NAME(c.user_type_id) AS type_name, CAST(c.max_length AS int) AS max_length FROM sys.columns AS c WHERE c.object_id = OBJECT_ID(N'assets.asset_statistics_history_v3') AND c.name = N'id';
-SELECT CAST(COUNT(*) AS int) AS heaps FROM sys.indexes AS i WHERE i.object_id = OBJECT_ID(N'assets.asset_statistics_history_v3') AND i.type = 0;
-SELECT COUNT_BIG(*) AS lock_rows FROM assets.asset_statistics_writer_lock;";
 
 /// How big a statement and a transaction may get.
 #[derive(Debug, Clone, Copy)]
@@ -425,14 +420,6 @@ mod tests {
             batch.sql
         );
         assert_eq!((batch.row_chunks, batch.rows, batch.rejects), (1, 3, 1));
-    }
-
-    #[test]
-    fn the_catalog_read_names_the_tables_the_writer_uses() {
-        let statements = statements(TABLE_FACTS_SQL);
-        assert_eq!(statements.len(), 3, "three result sets");
-        assert!(TABLE_FACTS_SQL.contains(&format!("OBJECT_ID(N'{HISTORY_TABLE}')")));
-        assert!(TABLE_FACTS_SQL.contains(&format!("FROM {WRITER_LOCK_TABLE};")));
     }
 
     #[test]

@@ -4,13 +4,11 @@
 //! warning for a history table that is still the seed's scan-everything heap.
 
 use super::super::connection::TdsClient;
+pub use super::super::statement::WRITER_LOCK_TABLE;
 use super::super::statement::{HISTORY_TABLE, REJECTS_TABLE};
 
 /// `SERVERPROPERTY('EngineEdition')` of a Synapse dedicated SQL pool.
 pub const ENGINE_EDITION_SYNAPSE: i32 = 6;
-/// The table whose one row every writer updates first in its transaction (same name as the
-/// writer's `statement::WRITER_LOCK_TABLE`).
-pub const WRITER_LOCK_TABLE: &str = "assets.asset_statistics_writer_lock";
 pub const ENGINE_EDITION_QUERY: &str = "SELECT CAST(SERVERPROPERTY('EngineEdition') AS int)";
 
 /// How a table is stored: its distribution (Synapse only) and its indexes.
@@ -338,20 +336,10 @@ pub async fn read_design(
     {
         return Ok(None);
     }
-    let mut design = TableDesign::default();
-    let mut last_id = None;
-    for row in rows(client, &query::indexes(table)).await? {
-        let id = row.get::<i32, _>(0);
-        let key = row.get::<&str, _>(2).map(str::to_owned);
-        match design.indexes.last_mut() {
-            Some(last) if last_id == Some(id) => last.keys.extend(key),
-            _ => design.indexes.push(Index {
-                kind: row.get::<&str, _>(1).unwrap_or("").to_owned(),
-                keys: key.into_iter().collect(),
-            }),
-        }
-        last_id = Some(id);
-    }
+    let mut design = TableDesign {
+        indexes: indexes_from_rows(&rows(client, &query::indexes(table)).await?),
+        ..TableDesign::default()
+    };
     if synapse && let Some(row) = rows(client, &query::distribution(table)).await?.first() {
         design.distribution = row.get::<&str, _>(0).map(str::to_owned);
         design.distribution_column = row.get::<&str, _>(1).map(str::to_owned);
@@ -359,14 +347,33 @@ pub async fn read_design(
     Ok(Some(design))
 }
 
-/// The writer's start-up check: the history table's design, and the warning to log once when it
-/// still scans everything. Two small catalog queries (three on Synapse) on the writer's connection.
-pub async fn history_design_warning(client: &mut TdsClient) -> tiberius::Result<Option<String>> {
-    let edition = rows(client, ENGINE_EDITION_QUERY).await?;
-    let synapse =
-        edition.first().and_then(|row| row.get::<i32, _>(0)) == Some(ENGINE_EDITION_SYNAPSE);
-    Ok(read_design(client, HISTORY_TABLE, synapse)
-        .await?
-        .as_ref()
-        .and_then(design_warning))
+/// A table's indexes from the rows of [`query::indexes`] (one row per key column), each with its
+/// keys in order.
+pub fn indexes_from_rows(rows: &[tiberius::Row]) -> Vec<Index> {
+    let mut indexes: Vec<Index> = Vec::new();
+    let mut last_id = None;
+    for row in rows {
+        let id = row.get::<i32, _>(0);
+        let key = row.get::<&str, _>(2).map(str::to_owned);
+        match indexes.last_mut() {
+            Some(last) if last_id == Some(id) => last.keys.extend(key),
+            _ => indexes.push(Index {
+                kind: row.get::<&str, _>(1).unwrap_or("").to_owned(),
+                keys: key.into_iter().collect(),
+            }),
+        }
+        last_id = Some(id);
+    }
+    indexes
+}
+
+/// What the writer reads once from the catalog, in one round trip, before its first write: the
+/// history table's `id` type (no row when the table is missing), its indexes (for
+/// [`design_warning`]) and the writer lock table's row count (an error when it is missing).
+pub fn writer_facts_sql() -> String {
+    format!(
+        "{};\n{};\nSELECT COUNT_BIG(*) AS lock_rows FROM {WRITER_LOCK_TABLE};",
+        query::column_type(HISTORY_TABLE, "id"),
+        query::indexes(HISTORY_TABLE)
+    )
 }

@@ -311,3 +311,18 @@ fn column_types_read_as_ddl() {
     assert_eq!(type_name("nvarchar", -1), "nvarchar(max)");
     assert_eq!(type_name("bigint", 8), "bigint");
 }
+
+#[test]
+fn the_writer_reads_the_id_type_the_indexes_and_the_lock_in_one_batch() {
+    use sqlparser::dialect::MsSqlDialect;
+    use sqlparser::parser::Parser;
+    let sql = catalog::writer_facts_sql();
+    let statements = Parser::parse_sql(&MsSqlDialect {}, &sql).unwrap();
+    assert_eq!(statements.len(), 3, "three result sets: {sql}");
+    assert!(sql.contains(&format!("OBJECT_ID(N'{HISTORY_TABLE}') AND name = N'id'")));
+    assert!(sql.contains("FROM sys.indexes"), "{sql}");
+    assert!(
+        sql.ends_with(&format!("FROM {WRITER_LOCK_TABLE};")),
+        "{sql}"
+    );
+}
