@@ -89,10 +89,12 @@ pub fn event_bodies(assets: &[Value], timestamp: i64) -> Vec<String> {
     assets
         .iter()
         .map(|asset| {
-            let mut event: AssetEvent =
-                serde_json::from_value(asset.clone()).expect("a v3 asset is an AssetEvent");
-            event.timestamp = timestamp;
-            event.to_body()
+            let text = asset.to_string();
+            AssetEvent::parse(&text)
+                .expect("a v3 asset is an AssetEvent")
+                .stamped(timestamp)
+                .expect("a v3 asset")
+                .to_body()
         })
         .collect()
 }
