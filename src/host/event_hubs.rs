@@ -33,11 +33,15 @@ impl ReceivedBatch {
     /// each body unescaped into its own `String`, the metadata items borrowed where they can be.
     pub fn from_request(request: &InvocationRequest, binding: &str) -> Result<Self, EnvelopeError> {
         let bodies = request
-            .data_json(binding)
-            .ok_or_else(|| EnvelopeError::MissingBinding(binding.to_owned()))?;
-        let bodies = read_bodies(&bodies).ok_or_else(|| EnvelopeError::BadBinding {
-            binding: binding.to_owned(),
-            expected: "a JSON array of event bodies",
+            .data_as_sent(binding)
+            .and_then(double_encoded_bodies)
+            .or_else(|| read_bodies(&request.data_json(binding)?));
+        let bodies = bodies.ok_or_else(|| match request.data_json(binding) {
+            None => EnvelopeError::MissingBinding(binding.to_owned()),
+            Some(_) => EnvelopeError::BadBinding {
+                binding: binding.to_owned(),
+                expected: "a JSON array of event bodies",
+            },
         })?;
         let count = bodies.len();
         let mut misaligned = Vec::new();
@@ -102,6 +106,64 @@ impl ReceivedBatch {
 fn read_bodies(json: &str) -> Option<Vec<String>> {
     let bodies: Vec<Body> = serde_json::from_str(json).ok()?;
     Some(bodies.into_iter().map(|Body(body)| body).collect())
+}
+
+/// The usual bodies, read in one pass: `sent` is a JSON string holding a JSON array of strings,
+/// as the host sends event text (inside, a quote is `\\\"` and a backslash `\\\\\\`). Each
+/// body is unescaped twice on the way into its own `String`, runs of plain text copied whole.
+/// `None` for anything else (another escape, an item that is not a string, whitespace), which
+/// [`read_bodies`] then reads the general way.
+fn double_encoded_bodies(sent: &str) -> Option<Vec<String>> {
+    let text = sent.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
+    let mut at = 0;
+    // The next byte of the array's text (one level of escapes undone).
+    let next = |at: &mut usize| -> Option<u8> {
+        let byte = *text.get(*at)?;
+        *at += 1;
+        if byte != b'\\' {
+            return Some(byte);
+        }
+        let escaped = *text.get(*at)?;
+        *at += 1;
+        matches!(escaped, b'"' | b'\\').then_some(escaped)
+    };
+    let mut bodies = Vec::new();
+    if next(&mut at)? != b'[' {
+        return None;
+    }
+    let mut item = next(&mut at)?;
+    if item == b']' {
+        return (at == text.len()).then_some(bodies);
+    }
+    loop {
+        if item != b'"' {
+            return None;
+        }
+        let mut body = Vec::with_capacity(512);
+        loop {
+            // Plain text: the same bytes at both levels.
+            let run = text[at..]
+                .iter()
+                .position(|&b| b == b'\\' || b < 0x20)
+                .unwrap_or(text.len() - at);
+            body.extend_from_slice(&text[at..at + run]);
+            at += run;
+            match next(&mut at)? {
+                b'"' => break,
+                b'\\' => match next(&mut at)? {
+                    escaped @ (b'"' | b'\\') => body.push(escaped),
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+        bodies.push(String::from_utf8(body).ok()?);
+        match next(&mut at)? {
+            b',' => item = next(&mut at)?,
+            b']' if at == text.len() => return Some(bodies),
+            _ => return None,
+        }
+    }
 }
 
 /// An event body: a string's text, or the compact JSON text of any other value.
@@ -448,7 +510,68 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_usual_bodies_are_read_in_one_pass_and_anything_else_the_general_way() {
+        let sent = |bodies: &[&str]| {
+            serde_json::to_string(&serde_json::to_string(bodies).unwrap()).unwrap()
+        };
+        let usual = sent(&[r#"{"id":"a \"b\" \\ c","n":null}"#, "not json", "", "币"]);
+        assert_eq!(
+            double_encoded_bodies(&usual).unwrap(),
+            vec![r#"{"id":"a \"b\" \\ c","n":null}"#, "not json", "", "币"]
+        );
+        assert_eq!(
+            double_encoded_bodies(&sent(&[])).unwrap(),
+            Vec::<String>::new()
+        );
+        for unusual in [
+            sent(&["line\nbreak"]),
+            r#""[\"a\", \"b\"]""#.to_owned(),
+            r#""[1]""#.to_owned(),
+            r#""[\"a\"] ""#.to_owned(),
+            r#""[\"a\"""#.to_owned(),
+            "[\"a\"]".to_owned(),
+        ] {
+            assert_eq!(double_encoded_bodies(&unusual), None, "{unusual}");
+        }
+    }
+
+    #[test]
+    fn the_host_s_enqueued_times_are_read_without_a_format_string() {
+        assert_eq!(
+            host_time("2026-05-01T12:00:00.123").unwrap().to_rfc3339(),
+            "2026-05-01T12:00:00.123+00:00"
+        );
+        assert_eq!(host_time("2026-05-01T12:00:00Z"), None);
+        assert_eq!(
+            parse_utc("2026-05-01T12:00:00Z").unwrap().to_rfc3339(),
+            "2026-05-01T12:00:00+00:00"
+        );
+        assert_eq!(host_time("2026-02-30T12:00:00"), None);
+    }
+
     proptest::proptest! {
+        #[test]
+        fn reading_bodies_in_one_pass_gives_what_the_general_way_gives(
+            bodies in proptest::collection::vec("\\PC{0,30}|[\"\\\\\\n/a]{0,10}", 0..8)
+        ) {
+            let sent = serde_json::to_string(&serde_json::to_string(&bodies).unwrap()).unwrap();
+            let general: String = serde_json::from_str(&sent).unwrap();
+            if let Some(one_pass) = double_encoded_bodies(&sent) {
+                proptest::prop_assert_eq!(Some(one_pass), read_bodies(&general));
+            }
+        }
+
+        #[test]
+        fn an_enqueued_time_read_without_a_format_string_is_the_one_chrono_reads(
+            text in "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,10})?Z?"
+        ) {
+            if let Some(fast) = host_time(&text) {
+                let chrono = NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f").map(|at| at.and_utc()).ok();
+                proptest::prop_assert_eq!(Some(fast), chrono);
+            }
+        }
+
         #[test]
         fn any_envelope_decodes_or_errors_without_panicking(body in ".{0,400}") {
             if let Ok(request) = InvocationRequest::parse(body.as_bytes()) {
