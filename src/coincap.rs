@@ -293,7 +293,7 @@ impl CoinCapClient {
             .map_err(transport)?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
-        let body = response.bytes().await.map_err(transport)?;
+        let body = read_body(response).await.map_err(transport)?;
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Err(CoinCapError::Unauthorized {
                 status: status.as_u16(),
@@ -307,13 +307,25 @@ impl CoinCapClient {
             });
         }
         // The page's bytes become its text without a copy (checked to be UTF-8: JSON is).
-        String::from_utf8(Vec::from(body))
+        String::from_utf8(body)
             .map(|text| AssetsPage::new(status.as_u16(), text))
             .map_err(|error| CoinCapError::NotJson {
                 status: status.as_u16(),
                 excerpt: excerpt(&String::from_utf8_lossy(error.as_bytes())),
             })
     }
+}
+
+/// The whole body, into one buffer sized from `Content-Length` when there is one: growing a
+/// buffer chunk by chunk copies the ~1 MB page several times, into fresh pages each time.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    const MAX_PRESIZE: u64 = 64 * 1024 * 1024;
+    let expected = response.content_length().unwrap_or(0).min(MAX_PRESIZE);
+    let mut body = Vec::with_capacity(expected as usize);
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// `{"data": [...], "timestamp": <ms>}` read in one pass.

@@ -274,9 +274,10 @@ pub struct OutputEvents {
 }
 
 impl OutputEvents {
-    /// An empty array, with room for `bytes` of escaped bodies.
+    /// An empty array, with room for `bytes` of escaped bodies (and for the answer written
+    /// around them, see `InvocationResponse::into_json`).
     pub fn with_capacity(bytes: usize) -> Self {
-        let mut text = String::with_capacity(bytes + 2);
+        let mut text = String::with_capacity(bytes + 16 * 1024);
         text.push('[');
         Self { text, count: 0 }
     }

@@ -363,7 +363,7 @@ impl JsonText {
 }
 
 /// `{"Outputs": {...}, "Logs": [...], "ReturnValue": null}`: what a successful invocation answers.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct InvocationResponse {
     /// Each output binding's value as JSON text (TimerFetch writes its events array directly).
     pub outputs: BTreeMap<String, JsonText>,
@@ -372,25 +372,45 @@ pub struct InvocationResponse {
 }
 
 impl InvocationResponse {
-    /// The answer's body, the outputs copied in as they were written.
-    pub fn to_json(&self) -> Vec<u8> {
-        let outputs: usize = self.outputs.values().map(|text| text.0.len() + 64).sum();
-        let mut body = Vec::with_capacity(outputs + 256 * (self.logs.len() + 1));
-        body.extend_from_slice(b"{\"Outputs\":{");
+    /// The answer's body. The largest output (TimerFetch's megabyte of events) becomes the
+    /// buffer the rest is written around, so it is neither copied into a new one nor re-read.
+    pub fn into_json(mut self) -> Vec<u8> {
+        let largest = self
+            .outputs
+            .iter()
+            .max_by_key(|(_, text)| text.0.len())
+            .map(|(name, _)| name.clone());
+        let buffer = largest
+            .as_ref()
+            .and_then(|name| self.outputs.get_mut(name))
+            .map(|text| std::mem::take(&mut text.0))
+            .unwrap_or_default();
+        let mut before = Vec::with_capacity(256);
+        let mut after = Vec::with_capacity(256 * (self.logs.len() + 1));
+        before.extend_from_slice(b"{\"Outputs\":{");
+        let mut out = &mut before;
         for (i, (name, value)) in self.outputs.iter().enumerate() {
             if i > 0 {
-                body.push(b',');
+                out.push(b',');
             }
             // Writing into a Vec cannot fail, and a string always serialises.
-            let _ = serde_json::to_writer(&mut body, name);
-            body.push(b':');
-            body.extend_from_slice(value.0.as_bytes());
+            let _ = serde_json::to_writer(&mut *out, name);
+            out.push(b':');
+            if Some(name) == largest.as_ref() {
+                out = &mut after;
+            } else {
+                out.extend_from_slice(value.0.as_bytes());
+            }
         }
-        body.extend_from_slice(b"},\"Logs\":");
-        let _ = serde_json::to_writer(&mut body, &self.logs);
-        body.extend_from_slice(b",\"ReturnValue\":");
-        let _ = serde_json::to_writer(&mut body, &self.return_value);
-        body.push(b'}');
+        out.extend_from_slice(b"},\"Logs\":");
+        let _ = serde_json::to_writer(&mut *out, &self.logs);
+        out.extend_from_slice(b",\"ReturnValue\":");
+        let _ = serde_json::to_writer(&mut *out, &self.return_value);
+        out.push(b'}');
+        let mut body = buffer.into_bytes();
+        body.reserve(before.len() + after.len());
+        body.splice(0..0, before);
+        body.extend_from_slice(&after);
         body
     }
 }
@@ -531,7 +551,7 @@ mod tests {
     #[test]
     fn the_response_uses_the_host_s_pascal_case_keys() {
         let answer = |response: &InvocationResponse| -> Value {
-            serde_json::from_slice(&response.to_json()).unwrap()
+            serde_json::from_slice(&response.clone().into_json()).unwrap()
         };
         let mut response = InvocationResponse::default();
         assert_eq!(
