@@ -10,9 +10,12 @@
 //! - EventHubSink: criterion's samples of decode + map + render (benches/sink_batch.rs), rows per
 //!   second into SQLite in 1000-event batches, VmHWM after one 10,000-event batch.
 //! - Synapse: round trips per batch and rows per second, against `COINCAP_TEST_MSSQL` if set.
+//! - With valgrind installed: instructions (callgrind) per TimerFetch page in the whole handler
+//!   process, and per 1000 events of the sink's decode + map + render; stable on a busy machine.
 //!
 //! Settings (scripts/bench.sh sets them): HANDLER_BIN, BENCH_PYTHON (a venv with requests and
-//! azure-eventhub), CRITERION_DIR, BENCH_TIMER_ITERATIONS, COINCAP_TEST_MSSQL.
+//! azure-eventhub), CRITERION_DIR, BENCH_TIMER_ITERATIONS, COINCAP_TEST_MSSQL; BENCH_ONLY=callgrind
+//! for the instruction counts alone, BENCH_CALLGRIND_DIR to keep callgrind's files.
 
 mod common;
 
@@ -56,7 +59,25 @@ const SYNAPSE_SETTINGS: &[(&str, &str)] = &[
 /// The seed's imports (its script's first lines): what its producer pays before any work.
 const SEED_IMPORTS: &str = "import requests\nimport json\nimport asyncio\nfrom azure.eventhub import EventData\nfrom azure.eventhub.aio import EventHubProducerClient\nimport datetime";
 
+/// Instructions counted per TimerFetch page (invocations after one warm-up).
+const CALLGRIND_PAGES: u64 = 5;
+/// Repetitions of the sink's pure work counted under callgrind.
+const CALLGRIND_SINK_RUNS: u64 = 5;
+
 fn main() {
+    // `compare --sink-work <n>`: the sink's pure work n times, for a callgrind count.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--sink-work")
+        .map(|i| &args[i + 1])
+    {
+        let body = common::sink_payload(SINK_BATCH_EVENTS);
+        for _ in 0..n.parse::<u64>().expect("a count") {
+            std::hint::black_box(common::decode_map_render(std::hint::black_box(&body)));
+        }
+        return;
+    }
     let handler = PathBuf::from(
         std::env::var("HANDLER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_handler").into()),
     );
@@ -83,6 +104,15 @@ fn main() {
     eprintln!("handler: {}", bench.handler.display());
 
     let mut table = Table::default();
+    // `BENCH_ONLY=callgrind`: the instruction counts alone (a minute), e.g. before and after a change.
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "callgrind") {
+        let page = common::page(&common::realistic_assets(PAGE_ASSETS), 1_764_288_000_123);
+        let stand_in = bench.runtime.block_on(serve_page(page));
+        bench.timer_callgrind(&stand_in, &mut table);
+        bench.sink_callgrind(&mut table);
+        table.print();
+        return;
+    }
 
     // 1. Cold start.
     eprintln!("== cold start ({COLD_STARTS} runs)");
@@ -186,6 +216,7 @@ fn main() {
     } else {
         table.missing("Seed: work on the same page (ms)", "BENCH_PYTHON unset");
     }
+    bench.timer_callgrind(&stand_in, &mut table);
 
     // 3. EventHubSink.
     eprintln!("== EventHubSink");
@@ -201,6 +232,7 @@ fn main() {
             "run cargo bench --bench sink_batch first",
         ),
     }
+    bench.sink_callgrind(&mut table);
     for (step, label) in [
         ("decode_1000", "  of which decode (ms)"),
         ("map_1000", "  of which map (ms)"),
@@ -265,10 +297,23 @@ impl Bench {
     /// Starts the release handler as the host would: a clean environment, the port in
     /// FUNCTIONS_CUSTOMHANDLER_PORT, a fresh SQLite warehouse.
     fn spawn(&self, name: &str, settings: &[(&str, &str)]) -> Handler {
+        self.spawn_under(name, settings, None)
+    }
+
+    /// [`Bench::spawn`], under callgrind (counting into `callgrind`) if given.
+    fn spawn_under(
+        &self,
+        name: &str,
+        settings: &[(&str, &str)],
+        callgrind: Option<&Path>,
+    ) -> Handler {
         let port = free_port();
         let db = self.work.join(format!("{name}.db"));
         let _ = std::fs::remove_file(&db);
-        let mut command = Command::new(&self.handler);
+        let mut command = match callgrind {
+            Some(out) => common::callgrind::command(&self.handler, out),
+            None => Command::new(&self.handler),
+        };
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -354,6 +399,101 @@ impl Bench {
             stat_cpu_mean: ticks as f64 * 1000.0 / clock_ticks() / iterations as f64,
             rss: vm_hwm_mib(pid),
         }
+    }
+
+    /// Where callgrind writes: `BENCH_CALLGRIND_DIR` (kept, for callgrind_annotate) or the
+    /// bench's temporary directory.
+    fn callgrind_out(&self, name: &str) -> PathBuf {
+        let dir = std::env::var_os("BENCH_CALLGRIND_DIR")
+            .map_or_else(|| self.work.clone(), PathBuf::from);
+        dir.join(format!("{name}.callgrind"))
+    }
+
+    /// TimerFetch's instructions per page, if valgrind is installed.
+    fn timer_callgrind(&self, stand_in: &str, table: &mut Table) {
+        if !common::callgrind::available() {
+            table.missing(
+                "TimerFetch: instructions per page (callgrind)",
+                "valgrind not installed",
+            );
+            return;
+        }
+        eprintln!("== TimerFetch under callgrind");
+        let per_page = common::callgrind::per_repetition(CALLGRIND_PAGES, |pages| {
+            self.timer_instructions(stand_in, pages)
+        });
+        table.line(
+            "TimerFetch: instructions per page (callgrind, handler)",
+            &format!("{:.1} M", per_page as f64 / 1e6),
+            &format!("whole process, n={CALLGRIND_PAGES}"),
+            "",
+            "",
+        );
+    }
+
+    /// The sink's decode + map + render: instructions per 1000 events, if valgrind is installed.
+    fn sink_callgrind(&self, table: &mut Table) {
+        if !common::callgrind::available() {
+            table.missing(
+                "Sink: instructions per 1000 events (callgrind)",
+                "valgrind not installed",
+            );
+            return;
+        }
+        eprintln!("== the sink's pure work under callgrind");
+        let out = self.callgrind_out("sink");
+        let per_batch = common::callgrind::per_repetition(CALLGRIND_SINK_RUNS, |runs| {
+            let status = common::callgrind::command(&common::callgrind::this_executable(), &out)
+                .args(["--sink-work", &runs.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("valgrind runs");
+            assert!(
+                status.success(),
+                "the sink's work under callgrind: {status}"
+            );
+            common::callgrind::total(&out)
+        });
+        table.line(
+            "Sink: instructions per 1000 events (callgrind)",
+            &format!("{:.1} M", per_batch as f64 / 1e6),
+            &format!("decode+map+render, n={CALLGRIND_SINK_RUNS}"),
+            "",
+            "",
+        );
+    }
+
+    /// Instructions of the whole handler process (started under callgrind, with one warm-up
+    /// invocation) for `pages` TimerFetch invocations on the stand-in's page.
+    fn timer_instructions(&self, coincap: &str, pages: u64) -> u64 {
+        let limit = PAGE_ASSETS.to_string();
+        let out = self.callgrind_out(&format!("timer-{pages}"));
+        let handler = self.spawn_under(
+            "timer-callgrind",
+            &[("COINCAP_BASE_URL", coincap), ("COINCAP_LIMIT", &limit)],
+            Some(&out),
+        );
+        wait_ready(handler.port, Instant::now());
+        let http = reqwest::Client::new();
+        let url = handler.url("TimerFetch");
+        for _ in 0..=pages {
+            let body = coincap_stream::host::timer::request_body(
+                "TimerFetch",
+                "timer",
+                Utc::now(),
+                Some(Utc::now()),
+                Utc::now(),
+                false,
+            )
+            .to_string()
+            .into_bytes();
+            let (status, answer) = self.runtime.block_on(post_raw(&http, &url, body));
+            assert!(status.is_success() && answer.len() > PAGE_ASSETS * 100);
+        }
+        let mut handler = handler;
+        common::callgrind::terminate(&mut handler.child);
+        common::callgrind::total(&out)
     }
 
     /// benches/seed_producer.py on the same page; (wall ms, CPU ms) per iteration.

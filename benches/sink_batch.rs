@@ -18,37 +18,14 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 
 const EVENTS: usize = 1000;
 
-fn payload() -> Vec<u8> {
-    let assets = common::realistic_assets(EVENTS);
-    let bodies = common::event_bodies(&assets, 1_764_288_000_123);
-    common::sink_request(&bodies, 1_000, Utc::now())
-        .to_string()
-        .into_bytes()
-}
-
-fn decode_map_render(body: &[u8]) -> usize {
-    let request = InvocationRequest::parse(body).expect("a valid envelope");
-    let batch = ReceivedBatch::from_request(&request, "events").expect("a valid batch");
-    let mapped = map_events(batch.events.into_iter().map(|e| (e.body, e.coordinates)));
-    assert_eq!(mapped.rows.len(), EVENTS, "every event is a row");
-    let batches = build_batches(
-        &mapped.rows,
-        &mapped.rejects,
-        Utc::now(),
-        &IdType::default(),
-        &SYNAPSE_LIMITS,
-    );
-    batches.iter().map(|b| b.sql.len()).sum()
-}
-
 fn sink_batch(c: &mut Criterion) {
-    let body = payload();
+    let body = common::sink_payload(EVENTS);
     let mut group = c.benchmark_group("sink_batch");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(100);
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("decode_map_render_1000", |b| {
-        b.iter(|| decode_map_render(black_box(&body)))
+        b.iter(|| common::decode_map_render(black_box(&body)))
     });
     // The three steps alone, to see where the time goes.
     group.bench_function("decode_1000", |b| {

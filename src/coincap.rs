@@ -11,6 +11,7 @@ use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::domain::Parsed;
 use crate::secrets::Secret;
 
 pub const DEFAULT_COINCAP_BASE_URL: &str = "https://rest.coincap.io/v3";
@@ -36,16 +37,70 @@ pub struct CoinCapConfig {
 /// The longest single backoff wait, whatever the attempt number.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// One successful `GET /assets`: the assets as CoinCap sent them and the response timestamp.
+/// One successful `GET /assets`: the page as CoinCap sent it, read by [`AssetsPage::read`].
 #[derive(Debug, Clone)]
 pub struct AssetsPage {
-    /// Each asset's JSON text, as CoinCap sent it.
-    pub assets: Vec<Box<RawValue>>,
-    /// The response's `timestamp` (epoch milliseconds), to stamp on every asset.
-    pub timestamp: i64,
+    text: String,
     pub status: u16,
     /// Retries it took (0 when the first attempt succeeded).
     pub retries: u32,
+    /// From the first attempt to the answer.
+    elapsed: Duration,
+}
+
+/// A page's assets, read in place (text borrowed from the page).
+#[derive(Debug)]
+pub struct Assets<'a> {
+    /// Each asset as an event (not yet stamped), or the kind of JSON it is instead of an object.
+    pub assets: Vec<Parsed<'a>>,
+    /// The response's `timestamp` (epoch milliseconds), to stamp on every asset.
+    pub timestamp: i64,
+}
+
+impl AssetsPage {
+    /// The page as CoinCap sent it (a 200 answer, UTF-8).
+    pub fn new(status: u16, text: String) -> Self {
+        Self {
+            text,
+            status,
+            retries: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Reads the assets in one pass over the page: `{"data":[...], "timestamp": <ms>}`; anything
+    /// else is an error, never "zero assets" (after retries, the error says how many it took).
+    pub fn read(&self) -> Result<Assets<'_>, CoinCapError> {
+        read_page(self.status, &self.text).map_err(|last| {
+            if self.retries == 0 {
+                last
+            } else {
+                CoinCapError::GaveUp {
+                    attempts: self.retries + 1,
+                    elapsed_ms: self.elapsed.as_millis(),
+                    last: Box::new(last),
+                }
+            }
+        })
+    }
+
+    /// The page's length in bytes.
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Each asset's JSON text as CoinCap sent it, in order (a second reading of the page, for
+    /// the rare asset published as it came).
+    pub fn asset_texts(&self) -> Vec<&str> {
+        let page: Option<HashMap<String, &RawValue>> = serde_json::from_str(&self.text).ok();
+        page.and_then(|page| serde_json::from_str::<Vec<&RawValue>>(page.get("data")?.get()).ok())
+            .map(|assets| assets.into_iter().map(RawValue::get).collect())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +267,7 @@ impl CoinCapClient {
             match self.attempt(&url, api_key).await {
                 Ok(mut page) => {
                     page.retries = retries;
+                    page.elapsed = started.elapsed();
                     return Ok(page);
                 }
                 Err(error) => {
@@ -256,7 +312,7 @@ impl CoinCapClient {
             .map_err(transport)?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
-        let body = response.bytes().await.map_err(transport)?;
+        let body = read_body(response).await.map_err(transport)?;
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Err(CoinCapError::Unauthorized {
                 status: status.as_u16(),
@@ -269,14 +325,33 @@ impl CoinCapClient {
                 retry_after,
             });
         }
-        parse_page(status.as_u16(), &body)
+        // The page's bytes become its text without a copy (checked to be UTF-8: JSON is).
+        String::from_utf8(body)
+            .map(|text| AssetsPage::new(status.as_u16(), text))
+            .map_err(|error| CoinCapError::NotJson {
+                status: status.as_u16(),
+                excerpt: excerpt(&String::from_utf8_lossy(error.as_bytes())),
+            })
     }
+}
+
+/// The whole body, into one buffer sized from `Content-Length` when there is one: growing a
+/// buffer chunk by chunk copies the ~1 MB page several times, into fresh pages each time.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    const MAX_PRESIZE: u64 = 64 * 1024 * 1024;
+    let expected = response.content_length().unwrap_or(0).min(MAX_PRESIZE);
+    let mut body = Vec::with_capacity(expected as usize);
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// `{"data": [...], "timestamp": <ms>}` read in one pass.
 #[derive(serde::Deserialize)]
-struct UsualPage {
-    data: Option<Vec<Box<RawValue>>>,
+struct UsualPage<'a> {
+    #[serde(borrow)]
+    data: Option<Vec<Parsed<'a>>>,
     timestamp: Option<i64>,
     #[serde(default)]
     error: Present,
@@ -293,33 +368,28 @@ impl<'de> serde::Deserialize<'de> for Present {
 }
 
 /// Reads a 200 answer: `{"data":[...], "timestamp": <ms>}`; anything else is an error, never
-/// "zero assets". Only the envelope is parsed here: each asset stays as its JSON text, so
-/// TimerFetch reads it straight into an event (a 2000-asset page is ~1 MB; a `Value` tree of it
-/// costs more than everything else the function does).
-pub fn parse_page(status: u16, body: &[u8]) -> Result<AssetsPage, CoinCapError> {
+/// "zero assets". Each asset is read straight into an event borrowing from the page: a
+/// 2000-asset page is ~1 MB, and a `Value` tree of it (or a copy of each asset's text) costs more
+/// than everything else TimerFetch does.
+pub fn read_page(status: u16, text: &str) -> Result<Assets<'_>, CoinCapError> {
     // The usual answer in one pass; anything else (an `error` key, even null; no array; no integer
     // timestamp; a duplicate key) goes the general way below, which names what is wrong.
-    if let Ok(page) = serde_json::from_slice::<UsualPage>(body)
+    if let Ok(page) = serde_json::from_str::<UsualPage>(text)
         && !page.error.0
         && let (Some(assets), Some(timestamp)) = (page.data, page.timestamp)
         && !assets.is_empty()
     {
-        return Ok(AssetsPage {
-            assets,
-            timestamp,
-            status,
-            retries: 0,
-        });
+        return Ok(Assets { assets, timestamp });
     }
     let not_json = || CoinCapError::NotJson {
         status,
-        excerpt: excerpt(&String::from_utf8_lossy(body)),
+        excerpt: excerpt(text),
     };
-    let page: HashMap<String, &RawValue> = match serde_json::from_slice(body) {
+    let page: HashMap<String, &RawValue> = match serde_json::from_str(text) {
         Ok(page) => page,
         // Valid JSON that is not an object has no asset list.
         Err(_) => {
-            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|_| not_json())?;
+            serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|_| not_json())?;
             return Err(CoinCapError::NotAnAssetList("missing".into()));
         }
     };
@@ -331,7 +401,7 @@ pub fn parse_page(status: u16, body: &[u8]) -> Result<AssetsPage, CoinCapError> 
     if let Some(error) = page.get("error") {
         return Err(CoinCapError::Api(excerpt(&compact(error))));
     }
-    let assets: Vec<Box<RawValue>> = match page.get("data") {
+    let assets: Vec<Parsed<'_>> = match page.get("data") {
         Some(data) => serde_json::from_str(data.get())
             .map_err(|_| CoinCapError::NotAnAssetList(excerpt(&compact(data))))?,
         None => return Err(CoinCapError::NotAnAssetList("missing".into())),
@@ -344,12 +414,7 @@ pub fn parse_page(status: u16, body: &[u8]) -> Result<AssetsPage, CoinCapError> 
     if assets.is_empty() {
         return Err(CoinCapError::Empty);
     }
-    Ok(AssetsPage {
-        assets,
-        timestamp,
-        status,
-        retries: 0,
-    })
+    Ok(Assets { assets, timestamp })
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -441,20 +506,43 @@ mod tests {
 
     #[test]
     fn a_v3_page_is_read() {
-        let page = parse_page(
+        let page = read_page(
             200,
-            br#"{"data":[{"id":"bitcoin"}],"timestamp":1747000000000}"#,
+            r#"{"data":[{"id":"bitcoin"},5],"timestamp":1747000000000}"#,
         )
         .unwrap();
-        assert_eq!(page.assets.len(), 1);
+        assert_eq!(page.assets.len(), 2);
+        assert!(matches!(&page.assets[0], Parsed::Event(e) if e.id.as_text() == Some("bitcoin")));
+        assert_eq!(page.assets[1], Parsed::NotAnObject("number"));
         assert_eq!(page.timestamp, 1_747_000_000_000);
     }
 
     #[test]
+    fn a_repeated_key_takes_the_general_way_and_its_last_value_counts() {
+        let text = r#"{"data":[{"id":"a"}],"timestamp":1,"data":[{"id":"b"},{"id":"c"}]}"#;
+        let page = read_page(200, text).unwrap();
+        assert_eq!(page.assets.len(), 2);
+        let whole = AssetsPage::new(200, text.into());
+        assert_eq!(whole.asset_texts(), vec![r#"{"id":"b"}"#, r#"{"id":"c"}"#]);
+    }
+
+    #[test]
+    fn after_retries_a_malformed_page_says_how_many_attempts_it_took() {
+        let mut page = AssetsPage::new(200, "{}".into());
+        page.retries = 2;
+        let error = page.read().unwrap_err();
+        assert!(
+            matches!(error, CoinCapError::GaveUp { attempts: 3, .. }),
+            "{error}"
+        );
+        assert_eq!(error.retries(), 2);
+    }
+
+    #[test]
     fn the_v2_deprecation_body_is_an_error_not_zero_assets() {
-        let error = parse_page(
+        let error = read_page(
             200,
-            br#"{"data":{"message":"We are deprecating this version of the CoinCap API"},"timestamp":1743465600000}"#,
+            r#"{"data":{"message":"We are deprecating this version of the CoinCap API"},"timestamp":1743465600000}"#,
         )
         .unwrap_err();
         assert!(matches!(error, CoinCapError::NotAnAssetList(_)), "{error}");
@@ -464,23 +552,23 @@ mod tests {
     #[test]
     fn malformed_answers_are_errors() {
         assert!(matches!(
-            parse_page(200, b"<html>oops</html>"),
+            read_page(200, "<html>oops</html>"),
             Err(CoinCapError::NotJson { .. })
         ));
         assert!(matches!(
-            parse_page(200, br#"{"error":"Invalid API key","timestamp":1}"#),
+            read_page(200, r#"{"error":"Invalid API key","timestamp":1}"#),
             Err(CoinCapError::Api(_))
         ));
         assert!(matches!(
-            parse_page(200, br#"{"data":[{"id":"x"}]}"#),
+            read_page(200, r#"{"data":[{"id":"x"}]}"#),
             Err(CoinCapError::NoTimestamp)
         ));
         assert!(matches!(
-            parse_page(200, br#"{"data":[],"timestamp":1}"#),
+            read_page(200, r#"{"data":[],"timestamp":1}"#),
             Err(CoinCapError::Empty)
         ));
         assert!(matches!(
-            parse_page(200, b"{}"),
+            read_page(200, "{}"),
             Err(CoinCapError::NotAnAssetList(_))
         ));
     }

@@ -3,9 +3,13 @@
 
 #![allow(dead_code)]
 
+pub mod callgrind;
+
 use chrono::{DateTime, Utc};
-use coincap_stream::domain::AssetEvent;
-use coincap_stream::host::event_hubs::{self, HubEvent, PartitionSource};
+use coincap_stream::domain::{AssetEvent, map_events};
+use coincap_stream::host::InvocationRequest;
+use coincap_stream::host::event_hubs::{self, HubEvent, PartitionSource, ReceivedBatch};
+use coincap_stream::warehouse::synapse::statement::{IdType, SYNAPSE_LIMITS, build_batches};
 use serde_json::{Value, json};
 
 /// A small deterministic generator (no `rand` in the tree): the same page on every run.
@@ -89,10 +93,12 @@ pub fn event_bodies(assets: &[Value], timestamp: i64) -> Vec<String> {
     assets
         .iter()
         .map(|asset| {
-            let mut event: AssetEvent =
-                serde_json::from_value(asset.clone()).expect("a v3 asset is an AssetEvent");
-            event.timestamp = timestamp;
-            event.to_body()
+            let text = asset.to_string();
+            AssetEvent::parse(&text)
+                .expect("a v3 asset is an AssetEvent")
+                .stamped(timestamp)
+                .expect("a v3 asset")
+                .to_body()
         })
         .collect()
 }
@@ -131,4 +137,34 @@ pub fn sink_request(bodies: &[String], first_sequence: i64, now: DateTime<Utc>) 
         })
         .collect();
     event_hubs::request_body("EventHubSink", "events", &source, &events, now, None)
+}
+
+/// The 1000-event body the Functions host posts to EventHubSink (what benches/sink_batch.rs and
+/// the callgrind count use).
+pub fn sink_payload(events: usize) -> Vec<u8> {
+    let assets = realistic_assets(events);
+    let bodies = event_bodies(&assets, 1_764_288_000_123);
+    sink_request(&bodies, 1_000, Utc::now())
+        .to_string()
+        .into_bytes()
+}
+
+/// EventHubSink's pure work on one batch: parse the invocation body, undo the double encoding, map
+/// the events to rows, render the Synapse SQL batch. Returns the SQL's length.
+pub fn decode_map_render(body: &[u8]) -> usize {
+    let request = InvocationRequest::parse(body).expect("a valid envelope");
+    let batch = ReceivedBatch::from_request(&request, "events").expect("a valid batch");
+    let events = batch.events.len();
+    let mapped = map_events(batch.events.into_iter().map(|e| (e.body, e.coordinates)));
+    assert_eq!(mapped.rows.len(), events, "every event is a row");
+    build_batches(
+        &mapped.rows,
+        &mapped.rejects,
+        Utc::now(),
+        &IdType::default(),
+        &SYNAPSE_LIMITS,
+    )
+    .iter()
+    .map(|batch| batch.sql.len())
+    .sum()
 }

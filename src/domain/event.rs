@@ -1,68 +1,421 @@
-//! `AssetEvent`: one asset of one CoinCap response, stamped with the response time (the seed's event).
+//! `AssetEvent`: one CoinCap asset stamped with the response time, the event on the hub.
+//! TimerFetch reads it from the CoinCap page and writes it; EventHubSink reads it back. One type
+//! for both, read in place: text borrows from the JSON it came from unless it held escapes.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
-/// The event TimerFetch publishes, one per asset, in the seed producer's format: the CoinCap asset
-/// fields (numbers kept as the exact decimal strings CoinCap sent) plus the response `timestamp`.
-///
-/// Deserialising from a CoinCap v3 asset ignores unknown fields (`tokens`) and accepts `rank` as a
-/// string or a number; serialising always writes `rank` as a string, as the seed's events do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AssetEvent {
-    pub id: String,
-    #[serde(default, deserialize_with = "rank_as_text")]
-    pub rank: Option<String>,
-    #[serde(default)]
-    pub symbol: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub supply: Option<String>,
-    #[serde(default, rename = "maxSupply")]
-    pub max_supply: Option<String>,
-    #[serde(default, rename = "marketCapUsd")]
-    pub market_cap_usd: Option<String>,
-    #[serde(default, rename = "volumeUsd24Hr")]
-    pub volume_usd_24_hr: Option<String>,
-    #[serde(default, rename = "priceUsd")]
-    pub price_usd: Option<String>,
-    #[serde(default, rename = "changePercent24Hr")]
-    pub change_percent_24_hr: Option<String>,
-    #[serde(default, rename = "vwap24Hr")]
-    pub vwap_24_hr: Option<String>,
-    #[serde(default)]
-    pub explorer: Option<String>,
-    /// The CoinCap response's `timestamp` (epoch milliseconds), shared by every asset of a call.
-    #[serde(default)]
-    pub timestamp: i64,
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::SerializeStruct as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Number;
+
+use super::RejectReason;
+use super::json::JsonWriter;
+
+/// One field of an event as the JSON holds it: reading never fails on a type, so the sink can
+/// say which field is wrong and why (see `AssetRow::from_event`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Field<'a> {
+    /// `null`, or the key is absent.
+    #[default]
+    Null,
+    Text(Cow<'a, str>),
+    Number(Number),
+    /// A boolean, an array or an object (its JSON kind): no column takes one. Written as `null`;
+    /// TimerFetch never publishes an event holding one (see [`AssetEvent::stamped`]).
+    Other(&'static str),
 }
 
-impl AssetEvent {
+impl Field<'_> {
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    fn is_text_or_null(&self) -> bool {
+        matches!(self, Self::Null | Self::Text(_))
+    }
+}
+
+/// Declares the event's fields once: the struct, its JSON keys (in the order they are written),
+/// and the key lookup used when reading.
+macro_rules! asset_event {
+    ($($(#[$doc:meta])* $field:ident: $key:literal,)*) => {
+        /// The event TimerFetch publishes, one per asset, in the seed producer's format: the
+        /// CoinCap v3 asset fields (numbers as the exact decimal strings CoinCap sent) plus the
+        /// response `timestamp`. Unknown keys (`tokens`) are skipped when reading; when a key
+        /// repeats, the last one counts (as in any JSON object model).
+        #[derive(Debug, Clone, PartialEq, Default)]
+        pub struct AssetEvent<'a> {
+            $($(#[$doc])* pub $field: Field<'a>,)*
+        }
+
+        const FIELDS: usize = [$($key),*].len();
+
+        impl<'a> AssetEvent<'a> {
+            /// The JSON keys, in the order they are written.
+            pub const KEYS: [&'static str; FIELDS] = [$($key),*];
+
+            /// Each field with its key, in the order they are written.
+            pub fn fields(&self) -> [(&'static str, &Field<'a>); FIELDS] {
+                [$(($key, &self.$field)),*]
+            }
+        }
+
+        impl Serialize for AssetEvent<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut event = serializer.serialize_struct("AssetEvent", FIELDS)?;
+                $(event.serialize_field($key, &self.$field)?;)*
+                event.end()
+            }
+        }
+
+        /// Where a key's value goes (`None`: a key the event does not have).
+        fn slot<'e, 'a>(event: &'e mut AssetEvent<'a>, key: &str) -> Option<&'e mut Field<'a>> {
+            match key {
+                $($key => Some(&mut event.$field),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+asset_event! {
+    id: "id",
+    rank: "rank",
+    symbol: "symbol",
+    name: "name",
+    supply: "supply",
+    max_supply: "maxSupply",
+    market_cap_usd: "marketCapUsd",
+    volume_usd_24_hr: "volumeUsd24Hr",
+    price_usd: "priceUsd",
+    change_percent_24_hr: "changePercent24Hr",
+    vwap_24_hr: "vwap24Hr",
+    explorer: "explorer",
+    /// The CoinCap response's `timestamp` (epoch milliseconds), shared by every asset of a call.
+    timestamp: "timestamp",
+}
+
+impl<'a> AssetEvent<'a> {
+    /// Reads an event (or a CoinCap asset) from its JSON text; fails only on text that is not
+    /// JSON or not a JSON object.
+    pub fn parse(json: &'a str) -> Result<Self, RejectReason> {
+        if let Some(event) = Self::parse_usual(json) {
+            return Ok(event);
+        }
+        match serde_json::from_str(json) {
+            Ok(Parsed::Event(event)) => Ok(event),
+            Ok(Parsed::NotAnObject(kind)) => Err(RejectReason::NotAnObject(kind)),
+            Err(error) => Err(RejectReason::NotJson(error.to_string())),
+        }
+    }
+
+    /// The usual event, exactly as [`AssetEvent::to_body`] writes a published one: every key in
+    /// order, text without escapes, null, an integer `timestamp`. Read by matching the text
+    /// instead of through a JSON parser (a batch has a thousand); `None` for anything else,
+    /// which serde_json then reads. Both give the same event (property-tested).
+    fn parse_usual(json: &'a str) -> Option<Self> {
+        let mut rest = json.strip_prefix('{')?;
+        let mut event = Self::default();
+        for (i, key) in Self::KEYS.iter().enumerate() {
+            if i > 0 {
+                rest = rest.strip_prefix(',')?;
+            }
+            rest = rest
+                .strip_prefix('"')?
+                .strip_prefix(key)?
+                .strip_prefix("\":")?;
+            let (value, after) = usual_value(rest)?;
+            *slot(&mut event, key)? = value;
+            rest = after;
+        }
+        (rest == "}").then_some(event)
+    }
+
+    /// The event TimerFetch publishes for a CoinCap v3 asset: stamped with the response time,
+    /// `rank` as text (as the seed's events have it). `Err` names what does not have the v3 shape
+    /// (an `id` that is not text, a field that is neither text nor null): such an asset is
+    /// published as it came, so the sink keeps it in the rejects table.
+    pub fn stamped(mut self, timestamp: i64) -> Result<Self, NotV3> {
+        if !matches!(self.id, Field::Text(_)) {
+            return Err(NotV3("id"));
+        }
+        if let Field::Number(rank) = &self.rank {
+            self.rank = Field::Text(Cow::Owned(rank.to_string()));
+        }
+        // Every other field is text or null (`timestamp` is replaced).
+        let fields = self.fields();
+        let wrong = fields
+            .iter()
+            .find(|(key, field)| *key != "timestamp" && !field.is_text_or_null());
+        if let Some((key, _)) = wrong {
+            return Err(NotV3(key));
+        }
+        self.timestamp = Field::Number(timestamp.into());
+        Ok(self)
+    }
+
     /// The compact JSON text sent as the event body.
     pub fn to_body(&self) -> String {
-        // Serialising a struct of strings, options and an integer cannot fail.
-        serde_json::to_string(self).expect("an AssetEvent always serialises")
+        let mut body = String::with_capacity(512);
+        self.write(&mut JsonWriter::plain(&mut body));
+        body
+    }
+
+    /// Appends the body escaped as the contents of a JSON string, as the Event Hubs output binding
+    /// takes it (the body is never built on its own).
+    pub fn write_escaped_body(&self, out: &mut String) {
+        self.write(&mut JsonWriter::nested(out));
+    }
+
+    /// The same text serde_json writes for [`Serialize`], in one pass without a serializer.
+    fn write(&self, json: &mut JsonWriter<'_>) {
+        json.raw("{");
+        for (i, (key, field)) in self.fields().into_iter().enumerate() {
+            if i > 0 {
+                json.raw(",");
+            }
+            json.string(key);
+            json.raw(":");
+            match field {
+                Field::Null | Field::Other(_) => json.raw("null"),
+                Field::Text(text) => json.string(text),
+                Field::Number(number) => json.display(number),
+            }
+        }
+        json.raw("}");
     }
 }
 
-fn rank_as_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Rank {
-        Text(String),
-        Number(serde_json::Number),
+/// A value of the usual event and the text after it: `null`, a string without escapes, or a
+/// non-negative integer of up to 18 digits (what serde_json reads as the same `u64`).
+fn usual_value(text: &str) -> Option<(Field<'_>, &str)> {
+    if let Some(rest) = text.strip_prefix("null") {
+        return Some((Field::Null, rest));
     }
-    Ok(
-        Option::<Rank>::deserialize(deserializer)?.map(|rank| match rank {
-            Rank::Text(text) => text,
-            Rank::Number(number) => number.to_string(),
-        }),
-    )
+    if let Some(rest) = text.strip_prefix('"') {
+        let end = rest
+            .bytes()
+            .position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest.as_bytes()[end] != b'"' {
+            return None;
+        }
+        return Some((Field::Text(Cow::Borrowed(&rest[..end])), &rest[end + 1..]));
+    }
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || digits > 18 || (digits > 1 && text.starts_with('0')) {
+        return None;
+    }
+    let (number, rest) = text.split_at(digits);
+    if !(rest.starts_with(',') || rest.starts_with('}')) {
+        return None;
+    }
+    Some((Field::Number(number.parse::<u64>().ok()?.into()), rest))
+}
+
+/// Why a CoinCap asset is not a v3 asset: the key whose value is not what v3 sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotV3(pub &'static str);
+
+impl fmt::Display for NotV3 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            "id" => f.write_str("id must be a string"),
+            key => write!(f, "{key} must be a string or null"),
+        }
+    }
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Null | Self::Other(_) => serializer.serialize_unit(),
+            Self::Text(text) => serializer.serialize_str(text),
+            Self::Number(number) => number.serialize(serializer),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldVisitor(PhantomData))
+    }
+}
+
+struct FieldVisitor<'a>(PhantomData<Field<'a>>);
+
+impl<'de: 'a, 'a> Visitor<'de> for FieldVisitor<'a> {
+    type Value = Field<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Field::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Field::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        Field::deserialize(deserializer)
+    }
+
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Owned(text.to_owned())))
+    }
+
+    fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Owned(text)))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Field::Other("boolean"))
+    }
+
+    fn visit_i64<E>(self, number: i64) -> Result<Self::Value, E> {
+        Ok(Field::Number(number.into()))
+    }
+
+    fn visit_u64<E>(self, number: u64) -> Result<Self::Value, E> {
+        Ok(Field::Number(number.into()))
+    }
+
+    fn visit_f64<E>(self, number: f64) -> Result<Self::Value, E> {
+        // JSON has no NaN or infinity, so every parsed float is a `Number`.
+        Ok(Number::from_f64(number).map_or(Field::Other("number"), Field::Number))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Field::Other("array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Field::Other("object"))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for AssetEvent<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Parsed::deserialize(deserializer)? {
+            Parsed::Event(event) => Ok(event),
+            Parsed::NotAnObject(kind) => Err(de::Error::custom(format_args!(
+                "an event is a JSON object, not a JSON {kind}"
+            ))),
+        }
+    }
+}
+
+/// A JSON value as an event, or the kind of JSON it is instead (what a CoinCap page's asset list
+/// and an event body may hold).
+#[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a page's assets are events, held side by side in one Vec; boxing each costs an allocation"
+)]
+pub enum Parsed<'a> {
+    Event(AssetEvent<'a>),
+    NotAnObject(&'static str),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Parsed<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ParsedVisitor(PhantomData))
+    }
+}
+
+struct ParsedVisitor<'a>(PhantomData<Parsed<'a>>);
+
+impl<'de: 'a, 'a> Visitor<'de> for ParsedVisitor<'a> {
+    type Value = Parsed<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut event = AssetEvent::default();
+        while let Some(key) = map.next_key_seed(KeySeed(&mut event))? {
+            match key {
+                Some(field) => *field = map.next_value()?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Parsed::Event(event))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Parsed::NotAnObject("null"))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Parsed::NotAnObject("boolean"))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Parsed::NotAnObject("number"))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Parsed::NotAnObject("number"))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Parsed::NotAnObject("number"))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Parsed::NotAnObject("string"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Parsed::NotAnObject("array"))
+    }
+}
+
+/// Reads a key and answers the field its value goes to, without copying the key.
+struct KeySeed<'e, 'a>(&'e mut AssetEvent<'a>);
+
+impl<'de, 'e, 'a> DeserializeSeed<'de> for KeySeed<'e, 'a> {
+    type Value = Option<&'e mut Field<'a>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de, 'e, 'a> Visitor<'de> for KeySeed<'e, 'a> {
+    type Value = Option<&'e mut Field<'a>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(slot(self.0, key))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     const BITCOIN_V3: &str = r#"{"id":"bitcoin","rank":"1","symbol":"BTC","name":"Bitcoin",
         "supply":"19861234.0000000000000000","maxSupply":"21000000.0000000000000000",
@@ -70,33 +423,149 @@ mod tests {
         "priceUsd":"94327.1234567890123456","changePercent24Hr":"-1.2345678901234567",
         "vwap24Hr":"95012.9876543210987654","explorer":"https://blockchain.info/","tokens":{"x":["y"]}}"#;
 
+    fn published(asset: &str) -> Result<String, NotV3> {
+        AssetEvent::parse(asset)
+            .unwrap()
+            .stamped(1_747_000_000_000)
+            .map(|event| event.to_body())
+    }
+
     #[test]
     fn a_v3_asset_becomes_the_seed_event_with_exact_decimal_strings() {
-        let mut event: AssetEvent = serde_json::from_str(BITCOIN_V3).unwrap();
-        event.timestamp = 1_747_000_000_000;
         assert_eq!(
-            event.to_body(),
+            published(BITCOIN_V3).unwrap(),
             r#"{"id":"bitcoin","rank":"1","symbol":"BTC","name":"Bitcoin","supply":"19861234.0000000000000000","maxSupply":"21000000.0000000000000000","marketCapUsd":"1873456789012.3456789012345678","volumeUsd24Hr":"11234567890.1234567890123456","priceUsd":"94327.1234567890123456","changePercent24Hr":"-1.2345678901234567","vwap24Hr":"95012.9876543210987654","explorer":"https://blockchain.info/","timestamp":1747000000000}"#
         );
     }
 
     #[test]
-    fn a_numeric_rank_is_kept_as_text() {
-        let event: AssetEvent = serde_json::from_str(r#"{"id":"x","rank":7}"#).unwrap();
-        assert_eq!(event.rank.as_deref(), Some("7"));
+    fn text_borrows_from_the_json_unless_it_held_escapes() {
+        let event = AssetEvent::parse(r#"{"id":"bitcoin","name":"O\"Neil"}"#).unwrap();
+        assert!(matches!(event.id, Field::Text(Cow::Borrowed("bitcoin"))));
+        assert!(matches!(&event.name, Field::Text(Cow::Owned(name)) if name == "O\"Neil"));
     }
 
     #[test]
-    fn null_fields_stay_null_in_the_body() {
-        let event: AssetEvent =
-            serde_json::from_str(r#"{"id":"tether","maxSupply":null,"vwap24Hr":null}"#).unwrap();
-        let body: serde_json::Value = serde_json::from_str(&event.to_body()).unwrap();
-        assert_eq!(body["maxSupply"], serde_json::Value::Null);
-        assert_eq!(body["vwap24Hr"], serde_json::Value::Null);
+    fn a_numeric_rank_is_published_as_text() {
+        let body = published(r#"{"id":"x","rank":7}"#).unwrap();
+        assert!(body.contains(r#""rank":"7""#), "{body}");
     }
 
     #[test]
-    fn an_asset_without_id_does_not_fit_the_event() {
-        assert!(serde_json::from_str::<AssetEvent>(r#"{"rank":"1"}"#).is_err());
+    fn null_and_missing_fields_are_published_as_null() {
+        let body: Value =
+            serde_json::from_str(&published(r#"{"id":"tether","maxSupply":null}"#).unwrap())
+                .unwrap();
+        assert_eq!(body["maxSupply"], Value::Null);
+        assert_eq!(body["vwap24Hr"], Value::Null);
+        assert_eq!(body.as_object().unwrap().len(), AssetEvent::KEYS.len());
+    }
+
+    #[test]
+    fn an_asset_without_the_v3_shape_is_not_published_as_an_event() {
+        let stamped = |asset: &'static str| AssetEvent::parse(asset).unwrap().stamped(1);
+        assert_eq!(stamped(r#"{"rank":"1"}"#), Err(NotV3("id")));
+        assert_eq!(stamped(r#"{"id":5}"#), Err(NotV3("id")));
+        assert_eq!(
+            stamped(r#"{"id":"x","priceUsd":1.5}"#),
+            Err(NotV3("priceUsd"))
+        );
+        assert_eq!(stamped(r#"{"id":"x","name":["a"]}"#), Err(NotV3("name")));
+        assert_eq!(NotV3("name").to_string(), "name must be a string or null");
+    }
+
+    #[test]
+    fn the_last_of_repeated_keys_counts() {
+        let event = AssetEvent::parse(r#"{"id":"a","id":"b","rank":1,"rank":null}"#).unwrap();
+        assert_eq!(event.id.as_text(), Some("b"));
+        assert_eq!(event.rank, Field::Null);
+    }
+
+    #[test]
+    fn every_key_reads_into_its_own_field_and_is_written_back() {
+        let json: String = format!(
+            "{{{}}}",
+            AssetEvent::KEYS
+                .iter()
+                .map(|key| format!(r#""{key}":"{key}-value""#))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let event = AssetEvent::parse(&json).unwrap();
+        assert_eq!(event.to_body(), json);
+    }
+
+    #[test]
+    fn json_that_is_not_an_object_is_named_by_its_kind() {
+        for (json, kind) in [
+            ("[1,2]", "array"),
+            ("\"x\"", "string"),
+            ("5", "number"),
+            ("-1.5", "number"),
+            ("true", "boolean"),
+            ("null", "null"),
+        ] {
+            assert_eq!(
+                AssetEvent::parse(json),
+                Err(RejectReason::NotAnObject(kind)),
+                "{json}"
+            );
+        }
+        assert_eq!(AssetEvent::parse("nope").unwrap_err().code(), "not_json");
+        assert_eq!(AssetEvent::parse("{} x").unwrap_err().code(), "not_json");
+    }
+
+    #[test]
+    fn a_published_event_is_read_by_matching_its_text() {
+        let body = published(BITCOIN_V3).unwrap();
+        let usual = AssetEvent::parse_usual(&body).expect("the usual event");
+        assert_eq!(
+            Ok(usual),
+            serde_json::from_str::<AssetEvent>(&body).map_err(|_| ())
+        );
+        for unusual in [
+            body.replace("\"rank\":\"1\"", "\"rank\":-1"),
+            body.replace("Bitcoin", "Bit\\u0063oin"),
+            body.replace(",\"symbol\"", ", \"symbol\""),
+            body.replace("}", ",\"tokens\":{}}"),
+            body.replace("1747000000000", "1747000000000.5"),
+        ] {
+            assert_eq!(AssetEvent::parse_usual(&unusual), None, "{unusual}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matching_the_text_reads_what_serde_json_reads(
+            texts in proptest::collection::vec(proptest::option::of("\\PC{0,12}|[\"\\\\a\n]{0,4}"), 13),
+            number in proptest::prop_oneof![proptest::num::u64::ANY, 0..2_000_000_000_000u64],
+            cut in proptest::option::of(0..400usize),
+        ) {
+            let mut event = AssetEvent::default();
+            for ((key, text), i) in AssetEvent::KEYS.iter().zip(&texts).zip(0..) {
+                let field = slot(&mut event, key).unwrap();
+                *field = match text {
+                    Some(text) => Field::Text(Cow::Owned(text.clone())),
+                    None if i % 2 == 0 => Field::Number(number.into()),
+                    None => Field::Null,
+                };
+            }
+            let mut body = event.to_body();
+            if let Some(cut) = cut.filter(|cut| body.is_char_boundary(*cut)) {
+                body.truncate(cut);
+            }
+            if let Some(usual) = AssetEvent::parse_usual(&body) {
+                let serde: AssetEvent<'_> = serde_json::from_str(&body).unwrap();
+                proptest::prop_assert_eq!(usual, serde);
+            }
+        }
+    }
+
+    #[test]
+    fn values_no_column_takes_are_kept_as_their_kind() {
+        let event = AssetEvent::parse(r#"{"id":true,"name":{"a":[1]},"rank":[]}"#).unwrap();
+        assert_eq!(event.id, Field::Other("boolean"));
+        assert_eq!(event.name, Field::Other("object"));
+        assert_eq!(event.rank, Field::Other("array"));
     }
 }

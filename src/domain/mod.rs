@@ -1,10 +1,21 @@
-//! The pipeline's data types: the event on the hub, the warehouse row, and the reject.
+//! The pipeline's data types: the event on the hub, the warehouse row and its column types, and
+//! the reject.
 
+mod batch;
+mod coordinates;
 mod event;
+mod finite;
+mod json;
+mod reject;
 mod row;
+mod time;
+mod varchar;
 
-pub use event::AssetEvent;
-pub use row::{
-    AssetRow, EventCoordinates, Finite, MappedBatch, Reject, RejectReason, Varchar255,
-    WarehouseTime, map_events,
-};
+pub use batch::{MappedBatch, map_events};
+pub use coordinates::EventCoordinates;
+pub use event::{AssetEvent, Field, NotV3, Parsed};
+pub use finite::Finite;
+pub use reject::{Reject, RejectReason};
+pub use row::AssetRow;
+pub use time::WarehouseTime;
+pub use varchar::Varchar255;

@@ -5,8 +5,17 @@
 pub mod event_hubs;
 pub mod timer;
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::domain::Field;
 
 /// The header carrying the invocation id on every `POST /<FunctionName>`.
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
@@ -29,29 +38,127 @@ pub enum EnvelopeError {
     },
 }
 
-/// `{"Data": {...}, "Metadata": {...}}` as the host posts it.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct InvocationRequest {
-    pub data: Map<String, Value>,
-    pub metadata: Map<String, Value>,
+/// `{"Data": {...}, "Metadata": {...}}` as the host posts it, read in one pass that only scans
+/// each entry (its JSON text is borrowed from the body), so a function parses only the entries
+/// it uses, and each the way it needs (the Event Hubs bodies without a `Value` tree).
+#[derive(Debug, Default, Clone)]
+pub struct InvocationRequest<'a> {
+    data: Entries<'a>,
+    metadata: Entries<'a>,
 }
 
-impl InvocationRequest {
-    pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
+type Entries<'a> = BTreeMap<String, Entry<'a>>;
+
+/// One entry of `Data` or `Metadata`.
+#[derive(Debug, Clone)]
+enum Entry<'a> {
+    /// As the host sent it: JSON text borrowed from the body, only scanned so far.
+    Raw(&'a RawValue),
+    /// Read through a `Value` tree (an envelope the one-pass reading refused, or `Data` sent as a
+    /// string holding an object).
+    Value(Value),
+}
+
+impl Entry<'_> {
+    /// The value, double encoding undone.
+    fn decode(&self) -> Value {
+        match self {
+            Self::Raw(raw) => serde_json::from_str(raw.get()).map_or(Value::Null, decode_owned),
+            Self::Value(value) => decode(value),
+        }
+    }
+
+    /// The JSON text the entry stands for: a string's contents (unescaped), or the text of any
+    /// other value.
+    fn json(&self) -> Cow<'_, str> {
+        match self {
+            Self::Raw(raw) => {
+                if raw.get().starts_with('"')
+                    && let Ok(Field::Text(text)) = serde_json::from_str(raw.get())
+                {
+                    return text;
+                }
+                Cow::Borrowed(raw.get())
+            }
+            Self::Value(Value::String(text)) => Cow::Borrowed(text),
+            Self::Value(value) => Cow::Owned(value.to_string()),
+        }
+    }
+}
+
+impl<'a> InvocationRequest<'a> {
+    pub fn parse(body: &'a [u8]) -> Result<Self, EnvelopeError> {
+        match serde_json::from_slice::<Envelope<'a>>(body) {
+            Ok(Envelope {
+                data: Ok(data),
+                metadata: Ok(metadata),
+            }) => Ok(Self { data, metadata }),
+            Ok(
+                Envelope { data: Err(key), .. }
+                | Envelope {
+                    metadata: Err(key), ..
+                },
+            ) => Err(EnvelopeError::FieldNotAnObject(key)),
+            Err(_) => Self::parse_unusual(body),
+        }
+    }
+
+    /// What the one-pass reading refuses: says why it is not an envelope, or reads it through a
+    /// `Value` tree.
+    #[cold]
+    fn parse_unusual(body: &[u8]) -> Result<Self, EnvelopeError> {
         let value: Value =
             serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
         let Value::Object(mut envelope) = value else {
             return Err(EnvelopeError::NotAnObject);
         };
+        let mut take = |key: &'static str| match envelope.remove(key).map(decode_owned) {
+            None | Some(Value::Null) => Ok(Entries::new()),
+            Some(Value::Object(object)) => Ok(object
+                .into_iter()
+                .map(|(key, value)| (key, Entry::Value(value)))
+                .collect()),
+            Some(_) => Err(EnvelopeError::FieldNotAnObject(key)),
+        };
         Ok(Self {
-            data: take_object(&mut envelope, "Data")?,
-            metadata: take_object(&mut envelope, "Metadata")?,
+            data: take("Data")?,
+            metadata: take("Metadata")?,
         })
+    }
+
+    /// A `Data` entry (an input binding), double encoding undone.
+    pub fn data(&self, binding: &str) -> Option<Value> {
+        self.data.get(binding).map(Entry::decode)
+    }
+
+    /// A `Data` entry's JSON text, double encoding undone (what a string holds, or the text of
+    /// any other value): for reading it without a `Value` tree.
+    pub fn data_json(&self, binding: &str) -> Option<Cow<'_, str>> {
+        self.data.get(binding).map(Entry::json)
+    }
+
+    /// A `Data` entry's JSON text exactly as the host sent it (`None` when the entry was read
+    /// another way): for a reader that undoes the double encoding itself.
+    pub fn data_as_sent(&self, binding: &str) -> Option<&'a str> {
+        match self.data.get(binding)? {
+            Entry::Raw(raw) => Some(raw.get()),
+            Entry::Value(_) => None,
+        }
     }
 
     /// A metadata entry, double decoding undone.
     pub fn metadata(&self, key: &str) -> Option<Value> {
-        self.metadata.get(key).map(decode)
+        self.metadata.get(key).map(Entry::decode)
+    }
+
+    /// A metadata entry's JSON text, double encoding undone (see [`InvocationRequest::data_json`]).
+    pub fn metadata_json(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.metadata.get(key).map(Entry::json)
+    }
+
+    /// Whether the request has neither `Data` nor `Metadata` entries.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty() && self.metadata.is_empty()
     }
 
     /// The retry attempt the host is on (0 for the first delivery), from `RetryContext`.
@@ -62,14 +169,122 @@ impl InvocationRequest {
     }
 }
 
-fn take_object(
-    envelope: &mut Map<String, Value>,
-    key: &'static str,
-) -> Result<Map<String, Value>, EnvelopeError> {
-    match envelope.remove(key).map(decode_owned) {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(object)) => Ok(object),
-        Some(_) => Err(EnvelopeError::FieldNotAnObject(key)),
+/// The envelope as one pass reads it: `Data` and `Metadata` (missing or null: empty; a string
+/// holding an object: that object; `Err` names one that is something else). Other keys are
+/// skipped; when a key repeats, the last one counts.
+struct Envelope<'a> {
+    data: Result<Entries<'a>, &'static str>,
+    metadata: Result<Entries<'a>, &'static str>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EnvelopeVisitor(PhantomData))
+    }
+}
+
+struct EnvelopeVisitor<'a>(PhantomData<Envelope<'a>>);
+
+impl<'de: 'a, 'a> Visitor<'de> for EnvelopeVisitor<'a> {
+    type Value = Envelope<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an invocation envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut envelope = Envelope {
+            data: Ok(Entries::new()),
+            metadata: Ok(Entries::new()),
+        };
+        while let Some(key) = map.next_key::<Cow<'_, str>>()? {
+            match &*key {
+                "Data" => envelope.data = map.next_value::<EntriesOf<'a>>()?.named("Data"),
+                "Metadata" => {
+                    envelope.metadata = map.next_value::<EntriesOf<'a>>()?.named("Metadata");
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(envelope)
+    }
+}
+
+/// `Data` or `Metadata`: its entries, or `None` when it is not an object (nor a string holding
+/// one, nor null).
+struct EntriesOf<'a>(Option<Entries<'a>>);
+
+impl<'a> EntriesOf<'a> {
+    fn named(self, key: &'static str) -> Result<Entries<'a>, &'static str> {
+        self.0.ok_or(key)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for EntriesOf<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(EntriesVisitor(PhantomData))
+    }
+}
+
+struct EntriesVisitor<'a>(PhantomData<Entries<'a>>);
+
+impl<'de: 'a, 'a> Visitor<'de> for EntriesVisitor<'a> {
+    type Value = EntriesOf<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Entries::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let entry = map.next_value::<&'a RawValue>()?;
+            entries.insert(key, Entry::Raw(entry));
+        }
+        Ok(EntriesOf(Some(entries)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(EntriesOf(Some(Entries::new())))
+    }
+
+    /// Double encoded: a string holding the object's JSON text.
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(EntriesOf(
+            match decode_owned(Value::String(text.to_owned())) {
+                Value::Null => Some(Entries::new()),
+                Value::Object(object) => Some(
+                    object
+                        .into_iter()
+                        .map(|(key, value)| (key, Entry::Value(value)))
+                        .collect(),
+                ),
+                _ => None,
+            },
+        ))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(EntriesOf(None))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(EntriesOf(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(EntriesOf(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(EntriesOf(None))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(EntriesOf(None))
     }
 }
 
@@ -121,18 +336,89 @@ pub fn sys_metadata(function: &str, now: chrono::DateTime<chrono::Utc>) -> Value
     })
 }
 
+/// Compact JSON text this crate wrote, to be sent as it is (never parsed again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// `value` serialised by serde_json.
+    pub fn of(value: &impl Serialize) -> Self {
+        // The values this crate answers (JSON values, strings, vectors) always serialise.
+        Self(serde_json::to_string(value).expect("an output value serialises"))
+    }
+
+    /// Text the caller wrote as one compact JSON value (checked in debug builds only: the whole
+    /// point is not to read a megabyte of events again).
+    pub fn written(text: String) -> Self {
+        debug_assert!(
+            serde_json::from_str::<&RawValue>(&text).is_ok_and(|raw| raw.get().len() == text.len()),
+            "not one JSON value: {text:.200}"
+        );
+        Self(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// `{"Outputs": {...}, "Logs": [...], "ReturnValue": null}`: what a successful invocation answers.
-#[derive(Debug, Default, Serialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Debug, Default, Clone)]
 pub struct InvocationResponse {
-    pub outputs: Map<String, Value>,
+    /// Each output binding's value as JSON text (TimerFetch writes its events array directly).
+    pub outputs: BTreeMap<String, JsonText>,
     pub logs: Vec<String>,
     pub return_value: Value,
+}
+
+impl InvocationResponse {
+    /// The answer's body. The largest output (TimerFetch's megabyte of events) becomes the
+    /// buffer the rest is written around, so it is neither copied into a new one nor re-read.
+    pub fn into_json(mut self) -> Vec<u8> {
+        let largest = self
+            .outputs
+            .iter()
+            .max_by_key(|(_, text)| text.0.len())
+            .map(|(name, _)| name.clone());
+        let buffer = largest
+            .as_ref()
+            .and_then(|name| self.outputs.get_mut(name))
+            .map(|text| std::mem::take(&mut text.0))
+            .unwrap_or_default();
+        let mut before = Vec::with_capacity(256);
+        let mut after = Vec::with_capacity(256 * (self.logs.len() + 1));
+        before.extend_from_slice(b"{\"Outputs\":{");
+        let mut out = &mut before;
+        for (i, (name, value)) in self.outputs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // Writing into a Vec cannot fail, and a string always serialises.
+            let _ = serde_json::to_writer(&mut *out, name);
+            out.push(b':');
+            if Some(name) == largest.as_ref() {
+                out = &mut after;
+            } else {
+                out.extend_from_slice(value.0.as_bytes());
+            }
+        }
+        out.extend_from_slice(b"},\"Logs\":");
+        let _ = serde_json::to_writer(&mut *out, &self.logs);
+        out.extend_from_slice(b",\"ReturnValue\":");
+        let _ = serde_json::to_writer(&mut *out, &self.return_value);
+        out.push(b'}');
+        let mut body = buffer.into_bytes();
+        body.reserve(before.len() + after.len());
+        body.splice(0..0, before);
+        body.extend_from_slice(&after);
+        body
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
     use serde_json::json;
 
     #[test]
@@ -170,32 +456,119 @@ mod tests {
             Err(EnvelopeError::NotJson(_))
         ));
         assert_eq!(
-            InvocationRequest::parse(b"[]"),
-            Err(EnvelopeError::NotAnObject)
+            InvocationRequest::parse(b"[]").unwrap_err(),
+            EnvelopeError::NotAnObject
         );
         assert_eq!(
-            InvocationRequest::parse(br#"{"Data":[1]}"#),
-            Err(EnvelopeError::FieldNotAnObject("Data"))
+            InvocationRequest::parse(br#"{"Data":[1]}"#).unwrap_err(),
+            EnvelopeError::FieldNotAnObject("Data")
         );
         let empty = InvocationRequest::parse(b"{}").unwrap();
-        assert!(empty.data.is_empty() && empty.metadata.is_empty());
+        assert!(empty.is_empty());
+        let null = InvocationRequest::parse(br#"{"Data":null,"Metadata":"null"}"#).unwrap();
+        assert!(null.is_empty());
+        assert_eq!(
+            InvocationRequest::parse(br#"{"Data":{},"Metadata":"[1]"}"#).unwrap_err(),
+            EnvelopeError::FieldNotAnObject("Metadata")
+        );
     }
 
     #[test]
-    fn the_retry_count_comes_from_the_retry_context() {
+    fn entries_are_read_plain_or_double_encoded() {
         let request = InvocationRequest::parse(
-            br#"{"Data":{},"Metadata":{"RetryContext":{"RetryCount":2,"MaxRetryCount":-1}}}"#,
+            br#"{"Data":{"timer":{"IsPastDue":true},"events":"[\"a\"]"},"Metadata":"{\"sys\":{\"MethodName\":\"X\"}}"}"#,
         )
         .unwrap();
-        assert_eq!(request.retry_count(), 2);
+        assert_eq!(request.data("timer").unwrap(), json!({"IsPastDue": true}));
+        assert_eq!(request.data("events").unwrap(), json!(["a"]));
+        assert_eq!(request.data_json("events").unwrap(), r#"["a"]"#);
+        assert_eq!(request.data_as_sent("events"), Some(r#""[\"a\"]""#));
+        assert_eq!(request.metadata("sys").unwrap()["MethodName"], "X");
+        assert_eq!(request.data("missing"), None);
+    }
+
+    #[test]
+    fn a_repeated_key_counts_with_its_last_value() {
+        let request =
+            InvocationRequest::parse(br#"{"Data":{"a":1},"Data":{"a":2,"a":3}}"#).unwrap();
+        assert_eq!(request.data("a").unwrap(), json!(3));
+    }
+
+    #[test]
+    fn a_string_entry_without_escapes_is_borrowed_from_the_body() {
+        let request = InvocationRequest::parse(br#"{"Data":{"a":"[1,2]","b":5}}"#).unwrap();
+        assert!(matches!(
+            request.data_json("a"),
+            Some(Cow::Borrowed("[1,2]"))
+        ));
+        assert_eq!(request.data("a").unwrap(), json!([1, 2]));
+        assert_eq!(request.data_json("b").unwrap(), "5");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_reads_what_a_value_tree_reads(
+            entries in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["a", "b", "events"]),
+                    proptest::prop_oneof![
+                        ".{0,12}".prop_map(Value::from),
+                        ".{0,12}".prop_map(|s| Value::from(Value::from(s).to_string())),
+                        proptest::num::i64::ANY.prop_map(Value::from),
+                        proptest::strategy::Just(json!({"k": [1, "x"]})),
+                        proptest::strategy::Just(json!([null, true])),
+                    ],
+                ),
+                0..5,
+            ),
+            data_form in 0..4u8,
+        ) {
+            let object = Value::Object(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+            let data = match data_form {
+                0 => object,
+                1 => Value::String(object.to_string()),
+                2 => Value::Null,
+                _ => json!([1]),
+            };
+            let body = json!({"Data": data, "Metadata": {"sys": {"MethodName": "X"}}, "Other": 1}).to_string();
+            let one_pass = InvocationRequest::parse(body.as_bytes());
+            let through_a_tree = InvocationRequest::parse_unusual(body.as_bytes());
+            match (one_pass, through_a_tree) {
+                (Ok(one_pass), Ok(through_a_tree)) => {
+                    for key in ["a", "b", "events"] {
+                        proptest::prop_assert_eq!(one_pass.data(key), through_a_tree.data(key));
+                        proptest::prop_assert_eq!(one_pass.data_json(key), through_a_tree.data_json(key));
+                    }
+                    proptest::prop_assert_eq!(one_pass.metadata("sys"), through_a_tree.metadata("sys"));
+                }
+                (one_pass, through_a_tree) => {
+                    proptest::prop_assert_eq!(one_pass.err(), through_a_tree.err());
+                }
+            }
+        }
     }
 
     #[test]
     fn the_response_uses_the_host_s_pascal_case_keys() {
-        let response = InvocationResponse::default();
+        let answer = |response: &InvocationResponse| -> Value {
+            serde_json::from_slice(&response.clone().into_json()).unwrap()
+        };
+        let mut response = InvocationResponse::default();
         assert_eq!(
-            serde_json::to_value(&response).unwrap(),
+            answer(&response),
             json!({"Outputs": {}, "Logs": [], "ReturnValue": null})
+        );
+        response.outputs.insert(
+            "events".into(),
+            JsonText::written(r#"["{\"a\":1}"]"#.into()),
+        );
+        response
+            .outputs
+            .insert("other \"one\"".into(), JsonText::of(&json!({"k": [1]})));
+        response.logs.push("Line \"one\".".into());
+        assert_eq!(
+            answer(&response),
+            json!({"Outputs": {"events": ["{\"a\":1}"], "other \"one\"": {"k": [1]}}, "Logs": ["Line \"one\"."], "ReturnValue": null})
         );
     }
 }

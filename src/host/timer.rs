@@ -17,7 +17,7 @@ pub struct TimerInfo {
 impl TimerInfo {
     /// Reads the timer binding leniently: the handler needs nothing from it to do its work.
     pub fn from_request(request: &InvocationRequest, binding: &str) -> Self {
-        let Some(timer) = request.data.get(binding).map(super::decode) else {
+        let Some(timer) = request.data(binding) else {
             return Self::default();
         };
         let status = |key: &str| {
@@ -96,7 +96,8 @@ mod tests {
     fn the_runner_s_payload_reads_back() {
         let now = Utc::now();
         let body = request_body("TimerFetch", "timer", now, Some(now), now, false);
-        let request = InvocationRequest::parse(body.to_string().as_bytes()).unwrap();
+        let body = body.to_string();
+        let request = InvocationRequest::parse(body.as_bytes()).unwrap();
         let timer = TimerInfo::from_request(&request, "timer");
         assert_eq!(timer.last, Some(dotnet_time(now)));
         assert_eq!(request.metadata("sys").unwrap()["MethodName"], "TimerFetch");

@@ -1,0 +1,12 @@
+//! `EventCoordinates`: where an event sat in Event Hubs.
+
+use chrono::{DateTime, Utc};
+
+/// Where an event sat in Event Hubs: what an operator needs to find it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventCoordinates {
+    pub partition_id: Option<String>,
+    pub offset: Option<String>,
+    pub sequence_number: Option<i64>,
+    pub enqueued_time: Option<DateTime<Utc>>,
+}
