@@ -438,13 +438,9 @@ fn transport(error: reqwest::Error) -> CoinCapError {
     CoinCapError::Transport { message }
 }
 
+/// What of CoinCap's answer goes into an error: its first 200 characters.
 fn excerpt(text: &str) -> String {
-    const MAX: usize = 200;
-    let text = text.trim();
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
+    crate::text::excerpt(text.trim(), 200)
 }
 
 #[cfg(test)]

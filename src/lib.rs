@@ -19,6 +19,7 @@
 //! - [`server`]: the axum router and the serve loop with graceful shutdown.
 //! - [`local`]: `handler local`, which plays the Functions host on one machine.
 //! - [`telemetry`]: process-level logging (stdout/stderr, as the host reads them).
+//! - [`text`]: log excerpts and the millisecond timestamp form (used by every layer).
 
 pub mod app;
 pub mod coincap;
@@ -30,6 +31,7 @@ pub mod local;
 pub mod secrets;
 pub mod server;
 pub mod telemetry;
+pub mod text;
 pub mod warehouse;
 
 use std::future::Future;

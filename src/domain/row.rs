@@ -57,12 +57,9 @@ impl AssetRow {
 }
 
 /// Shortens echoed input so a reason stays one readable line.
+/// A bad value as a reason quotes it: its first 64 characters.
 fn excerpt(text: &str) -> String {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
+    crate::text::excerpt(text, 64)
 }
 
 fn text(field: &'static str, value: &Field<'_>) -> Result<Option<Varchar255>, RejectReason> {

@@ -2,9 +2,10 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike as _, NaiveDate, Timelike as _, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::RejectReason;
+use crate::text::Millis;
 
 /// A UTC instant with millisecond precision inside SQL Server's `datetime` range
 /// (1753-01-01 to 9999-12-31).
@@ -39,20 +40,7 @@ impl WarehouseTime {
 impl fmt::Display for WarehouseTime {
     /// `2026-05-01T12:00:00.123`: the form both SQLite and `CAST(... AS datetime)` read.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // By hand rather than with a chrono format string, which is parsed on every call (a
-        // batch prints two per row); the years are 1753-9999, always four digits.
-        let at = self.0;
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}",
-            at.year(),
-            at.month(),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second(),
-            at.timestamp_subsec_millis()
-        )
+        Millis(self.0).fmt(f)
     }
 }
 

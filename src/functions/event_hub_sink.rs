@@ -5,10 +5,11 @@
 use chrono::Utc;
 
 use super::counters::EventHubSinkCounters;
-use super::{EVENT_HUB_SINK, EVENTS_BINDING, Failure, FunctionError, Invocation, excerpt};
+use super::{EVENT_HUB_SINK, EVENTS_BINDING, Failure, FunctionError, Invocation};
 use crate::domain::map_events;
 use crate::host::event_hubs::ReceivedBatch;
 use crate::host::{InvocationRequest, InvocationResponse};
+use crate::text::excerpt;
 use crate::warehouse::{Batch, Warehouse, WriteReport};
 
 pub async fn event_hub_sink(

@@ -137,11 +137,3 @@ impl IntoResponse for Failure {
         (self.status, Json(self.body)).into_response()
     }
 }
-
-/// The first characters of an event body, for log lines.
-pub(crate) fn excerpt(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
-}

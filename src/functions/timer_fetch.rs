@@ -111,7 +111,7 @@ fn as_it_came(asset: &str, timestamp: i64, why: &str, invocation: &mut Invocatio
     };
     invocation.log(format!(
         "Asset does not have the v3 shape; published as it came for the rejects table. error=\"{why}\" asset={}",
-        super::excerpt(&value.to_string(), 200)
+        crate::text::excerpt(&value.to_string(), 200)
     ));
     if let Value::Object(fields) = &mut value {
         fields.insert("timestamp".into(), timestamp.into());

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{EnvelopeError, InvocationRequest, JsonText, encode};
 use crate::domain::{EventCoordinates, Field};
+use crate::text::Millis;
 
 /// One event as received: its raw UTF-8 body and where it sat in the hub.
 #[derive(Debug, Clone, PartialEq)]
@@ -358,8 +359,7 @@ pub fn request_body(
 ) -> Value {
     let column =
         |f: &dyn Fn(&HubEvent) -> Value| encode(&Value::Array(events.iter().map(f).collect()));
-    let enqueued =
-        |e: &HubEvent| json!(e.enqueued_time.format("%Y-%m-%dT%H:%M:%S%.3f").to_string());
+    let enqueued = |e: &HubEvent| json!(Millis(e.enqueued_time).to_string());
     let mut metadata = json!({
         "PartitionContext": {
             "FullyQualifiedNamespace": source.namespace,

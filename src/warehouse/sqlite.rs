@@ -9,6 +9,7 @@ use rusqlite::{Connection, ToSql, params, params_from_iter};
 use super::columns::{self, HISTORY_COLUMNS, Value};
 use super::{Batch, Warehouse, WarehouseError, WriteReport};
 use crate::BoxFuture;
+use crate::text::Millis;
 
 /// The rejects table.
 const REJECTS_SCHEMA: &str = "
@@ -150,9 +151,7 @@ fn write_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<W
                 report.duplicates += 1;
             }
         }
-        let received_at = chrono::Utc::now()
-            .format("%Y-%m-%dT%H:%M:%S%.3f")
-            .to_string();
+        let received_at = Millis(chrono::Utc::now()).to_string();
         let mut insert = transaction.prepare_cached(INSERT_REJECT)?;
         for reject in &batch.rejects {
             let at = &reject.coordinates;
@@ -164,8 +163,7 @@ fn write_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<W
                 at.partition_id,
                 at.offset,
                 at.sequence_number,
-                at.enqueued_time
-                    .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()),
+                at.enqueued_time.map(|t| Millis(t).to_string()),
             ])?;
         }
     }

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::literal;
 use crate::domain::{AssetRow, Reject, WarehouseTime};
+use crate::text::Millis;
 use crate::warehouse::columns::{HISTORY_COLUMNS, Kind, Value};
 
 /// The SQL type of the history table's `id` column. The key literals (and the inserted id) are
@@ -157,10 +158,7 @@ fn cast(value: &str, sql_type: &str) -> String {
 /// `CAST('...' AS datetime2(3))`, or NULL outside datetime2's years.
 pub(super) fn datetime2(at: DateTime<Utc>) -> String {
     if (1..=9999).contains(&at.year()) {
-        cast(
-            &format!("'{}'", at.format("%Y-%m-%dT%H:%M:%S%.3f")),
-            "datetime2(3)",
-        )
+        cast(&format!("'{}'", Millis(at)), "datetime2(3)")
     } else {
         cast("NULL", "datetime2(3)")
     }
