@@ -6,184 +6,15 @@
 //! Each test writes ids under its own random prefix, so runs never see each other's rows. The tests
 //! of one run take turns ([`serial`]): one of them swaps a seed-shaped table in for a while.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use coincap_stream::domain::{EventCoordinates, map_events};
-use coincap_stream::secrets::{Secret, SecretName, SecretSource};
-use coincap_stream::warehouse::synapse::connection::{TdsClient, TdsManager};
-use coincap_stream::warehouse::synapse::{SynapseConfig, SynapseLogin};
-use coincap_stream::warehouse::{Batch, SynapseWarehouse, Warehouse};
-use serde_json::json;
+use coincap_stream::warehouse::Warehouse;
+use coincap_stream::warehouse::synapse::connection::TdsManager;
 
 use crate::common::proxy::Proxy;
-use crate::common::{FixedSecrets, handler};
-
-const VARIABLE: &str = "COINCAP_TEST_MSSQL";
-const HISTORY: &str = "assets.asset_statistics_history_v3";
-const REJECTS: &str = "assets.asset_statistics_rejects";
-
-/// The server's connection string; without it the test fails (it runs only when asked for).
-fn connection_string() -> String {
-    std::env::var(VARIABLE)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| {
-            panic!(
-                "needs {VARIABLE} (SQL Server or a Synapse pool): set it to an ADO.NET connection string of a test database"
-            )
-        })
-}
-
-/// One live test at a time within a run.
-async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    TURN.lock().await
-}
-
-fn secrets(connection: &str) -> Arc<dyn SecretSource> {
-    Arc::new(FixedSecrets(HashMap::from([(
-        SecretName::SynapseConnectionString,
-        Secret::new(connection),
-    )])))
-}
-
-fn config() -> SynapseConfig {
-    SynapseConfig {
-        login: SynapseLogin::ConnectionString,
-        pool_size: 2,
-        command_timeout: Duration::from_secs(300),
-    }
-}
-
-fn warehouse(connection: &str) -> SynapseWarehouse {
-    SynapseWarehouse::new(config(), secrets(connection), None)
-}
-
-fn prefix() -> String {
-    format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..12])
-}
-
-/// Runs `handler init-warehouse` (twice is fine) so the tables exist; returns what it printed.
-async fn init(connection: &str) -> String {
-    let output = handler()
-        .arg("init-warehouse")
-        .env("SYNAPSE_CONNECTION_STRING", connection)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-async fn client(connection: &str) -> TdsClient {
-    TdsManager::new(config(), secrets(connection), None)
-        .connect_client()
-        .await
-        .unwrap()
-}
-
-async fn execute(connection: &str, sql: &str) {
-    client(connection)
-        .await
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_results()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-async fn scalar_i64(connection: &str, sql: &str) -> i64 {
-    let row = client(connection)
-        .await
-        .simple_query(sql)
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
-        .unwrap();
-    row.get::<i64, _>(0).unwrap()
-}
-
-/// Rejects stored under a partition id (the tests use their prefix as one).
-async fn rejects(connection: &str, partition: &str) -> i64 {
-    scalar_i64(
-        connection,
-        &format!("SELECT COUNT_BIG(*) FROM {REJECTS} WHERE partition_id = '{partition}'"),
-    )
-    .await
-}
-
-async fn synapse(connection: &str) -> bool {
-    scalar_i64(
-        connection,
-        "SELECT CAST(SERVERPROPERTY('EngineEdition') AS bigint)",
-    )
-    .await
-        == 6
-}
-
-/// Events as TimerFetch publishes them: quotes, unicode, NULLs, millisecond timestamps.
-fn events(prefix: &str, n: usize, timestamp: i64) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            json!({
-                "id": format!("{prefix}{i:05}"),
-                "rank": (i + 1).to_string(),
-                "symbol": if i % 3 == 0 { json!(null) } else { json!(format!("S{i}")) },
-                "name": match i % 4 { 0 => "O'Neil \"Moon\"".to_owned(), 1 => "München 币 🚀".to_owned(), 2 => format!("Asset {i}"), _ => "';--".to_owned() },
-                "supply": format!("{}.{}", i * 1000, i),
-                "maxSupply": if i % 2 == 0 { json!(null) } else { json!("21000000.0000000000000000") },
-                "marketCapUsd": "1873456789012.3456789012345678",
-                "volumeUsd24Hr": "0.0000000000000001",
-                "priceUsd": format!("{}.1234567890123456", i),
-                "changePercent24Hr": "-1.2345678901234567",
-                "vwap24Hr": json!(null),
-                "explorer": "https://blockchain.info/",
-                "timestamp": timestamp + (i as i64 % 7) * 10,
-            })
-            .to_string()
-        })
-        .collect()
-}
-
-fn batch(bodies: &[String], first_sequence: i64) -> Batch {
-    batch_in(bodies, "7", first_sequence)
-}
-
-fn batch_in(bodies: &[String], partition: &str, first_sequence: i64) -> Batch {
-    let mapped = map_events(bodies.iter().enumerate().map(|(i, body)| {
-        (
-            body.clone(),
-            EventCoordinates {
-                partition_id: Some(partition.into()),
-                offset: Some((1000 + i).to_string()),
-                sequence_number: Some(first_sequence + i as i64),
-                enqueued_time: Some(chrono::Utc::now()),
-            },
-        )
-    }));
-    Batch {
-        rows: mapped.rows,
-        rejects: mapped.rejects,
-    }
-}
-
-async fn count(connection: &str, prefix: &str) -> i64 {
-    scalar_i64(
-        connection,
-        &format!("SELECT COUNT_BIG(*) FROM {HISTORY} WHERE id LIKE N'{prefix}%'"),
-    )
-    .await
-}
+use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
@@ -422,31 +253,6 @@ async fn concurrent_writers_with_overlapping_keys_leave_exactly_one_row_per_key(
     assert_eq!(repeated, 0, "no key stored twice");
 }
 
-/// A reject's body, whatever it holds, as stored.
-async fn stored_body(connection: &str, partition: &str) -> String {
-    let row = client(connection)
-        .await
-        .simple_query(format!(
-            "SELECT raw_body FROM {REJECTS} WHERE partition_id = '{partition}'"
-        ))
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
-        .expect("the reject is stored");
-    row.get::<&str, _>(0).unwrap().to_owned()
-}
-
-/// Not JSON, so a reject: quotes, astral characters, past 4000 and 8000 characters.
-fn long_body(len: usize) -> String {
-    "O'Neil \"Moon\" \u{1F680} M\u{fc}nchen \u{5e01} ';-- "
-        .chars()
-        .cycle()
-        .take(len)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
 async fn a_10000_character_body_reads_back_exactly() {
@@ -522,25 +328,6 @@ async fn a_batch_over_the_cap_splits_and_lands_whole() {
         .unwrap();
     assert_eq!((again.rows_written, again.duplicates), (0, 1000));
     assert_eq!(rejects(&connection, &prefix).await, 48, "rejects once");
-}
-
-/// The seed's table, as the original tutorial created it (varchar ids, a ROUND_ROBIN heap).
-fn seed_table_ddl(synapse: bool) -> String {
-    let columns = "[id_asset_statistics_history] bigint IDENTITY(1,1), [id] varchar(255) NOT NULL, [asset_rank] bigint, [symbol] varchar(255), [asset_name] varchar(255), [supply] float, [maxSupply] float, [marketCapUsd] float, [volumeUsd24Hr] float, [priceUsd] float, [changePercent24Hr] float, [vwap24Hr] float, [explorer] varchar(255), [runtime_timestamp] datetime NOT NULL";
-    let with = if synapse {
-        " WITH (DISTRIBUTION = ROUND_ROBIN, HEAP)"
-    } else {
-        ""
-    };
-    format!("CREATE TABLE {HISTORY} ({columns}){with}")
-}
-
-fn rename_sql(synapse: bool, from: &str, to: &str) -> String {
-    if synapse {
-        format!("RENAME OBJECT {from} TO {to}")
-    } else {
-        format!("EXEC sp_rename N'{from}', N'{to}'")
-    }
 }
 
 /// Ids outside the code page are stored as '?' in a varchar column; the writer compares keys in
