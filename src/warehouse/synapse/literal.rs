@@ -54,25 +54,111 @@ fn utf16_constant(out: &mut String, value: &str) {
     out.push_str(" AS nvarchar(max))");
 }
 
-/// A finite float in its shortest form that reads back to the same bits (`1.5E0`, `-2.5E-7`).
+/// A finite float in its shortest form that reads back to the same bits (`1.5E0`, `-2.5E-7`):
+/// exactly what `format!("{value:E}")` writes (property-tested), without the formatting
+/// machinery (a row has seven floats, a batch thousands).
 /// The exponent makes T-SQL read it as `float`, not `decimal` (which would round).
 pub fn float(out: &mut String, value: f64) {
     debug_assert!(
         value.is_finite(),
         "NaN and infinities are impossible by type"
     );
-    // Writing into a String cannot fail.
-    let _ = write!(out, "{value:E}");
+    if may_tie(value) {
+        // Writing into a String cannot fail.
+        let _ = write!(out, "{value:E}");
+        return;
+    }
+    let mut buffer = zmij::Buffer::new();
+    scientific(out, buffer.format_finite(value));
+}
+
+/// Whether the exact value of `value` has at most 18 significant digits, so it could lie
+/// exactly halfway between two shortest candidates: std then rounds the tie up and zmij may
+/// not (`1658206780088562.25`). Such values (integers, few binary fraction digits) go
+/// through std; a typical decimal from CoinCap has over 18 and does not.
+fn may_tie(value: f64) -> bool {
+    const MAX_EXACT: u128 = 1_000_000_000_000_000_000;
+    let bits = value.abs().to_bits();
+    let (exponent, fraction) = ((bits >> 52) as i32, bits & ((1 << 52) - 1));
+    let (mut mantissa, mut power) = match exponent {
+        0 => (fraction, -1074),
+        _ => (fraction | (1 << 52), exponent - 1075),
+    };
+    if mantissa == 0 {
+        return true;
+    }
+    let zeros = mantissa.trailing_zeros();
+    mantissa >>= zeros;
+    power += zeros as i32;
+    if power >= 0 {
+        // An integer: its digits are its significant digits (it is not a multiple of 10).
+        return value.abs() < 1e18;
+    }
+    // mantissa / 2^-power = mantissa * 5^-power / 10^-power: an odd number of digits.
+    let mut exact = u128::from(mantissa);
+    for _ in 0..-power {
+        exact *= 5;
+        if exact >= MAX_EXACT {
+            return false;
+        }
+    }
+    true
+}
+
+/// Rewrites a shortest decimal (`-0.00123`, `12.5`, `1.5e+20`, `5e-7`) as `d.dddE<exponent>`.
+fn scientific(out: &mut String, text: &str) {
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The significant digits, and the power of ten of the first of them.
+    let mut digits = [0u8; 48];
+    let mut count = 0;
+    let mut power = exponent + i32::try_from(whole.len()).unwrap_or(0) - 1;
+    for &digit in whole.as_bytes().iter().chain(fraction.as_bytes()) {
+        if count == 0 && digit == b'0' {
+            power -= 1;
+        } else if count < digits.len() {
+            digits[count] = digit;
+            count += 1;
+        }
+    }
+    while count > 0 && digits[count - 1] == b'0' {
+        count -= 1;
+    }
+    if negative {
+        out.push('-');
+    }
+    if count == 0 {
+        out.push_str("0E0");
+        return;
+    }
+    out.push(char::from(digits[0]));
+    if count > 1 {
+        out.push('.');
+        for &digit in &digits[1..count] {
+            out.push(char::from(digit));
+        }
+    }
+    out.push('E');
+    integer(out, i64::from(power));
 }
 
 pub fn integer(out: &mut String, value: i64) {
-    let _ = write!(out, "{value}");
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// `CAST('2026-05-01T12:00:00.123' AS datetime)`: ISO 8601 with `T` reads the same whatever the
 /// session's language or DATEFORMAT.
 pub fn datetime(out: &mut String, value: WarehouseTime) {
-    let _ = write!(out, "CAST('{value}' AS datetime)");
+    out.push_str("CAST('");
+    crate::text::push_millis(out, value.get());
+    out.push_str("' AS datetime)");
 }
 
 /// `[name]` with every `]` doubled, for identifiers that come from settings (a user name).
@@ -160,6 +246,45 @@ mod tests {
             from_reference.to_bits()
         );
         assert_eq!(render(|o| float(o, 0.0)), "0E0");
+    }
+
+    #[test]
+    fn floats_read_as_std_writes_them() {
+        for value in [
+            0.0,
+            -0.0,
+            1.0,
+            10.0,
+            123.0,
+            0.1,
+            1e16,
+            1e22,
+            1e23,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            -1.234e-300,
+            9_007_199_254_740_993.0,
+            12.5,
+            0.000_123,
+            // Exactly halfway between two shortest candidates: std rounds up.
+            1_658_206_780_088_562.2,
+            2.5e-1,
+            9.5,
+        ] {
+            assert_eq!(render(|o| float(o, value)), format!("{value:E}"));
+        }
+        // Many bit patterns, spread over every exponent.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let value = f64::from_bits(state);
+            if value.is_finite() {
+                assert_eq!(render(|o| float(o, value)), format!("{value:E}"));
+            }
+        }
     }
 
     #[test]
@@ -268,6 +393,20 @@ mod tests {
             };
             let Expr::Value(v) = expr else { panic!("not a literal: {rendered}") };
             prop_assert!(matches!(v.value, Value::Number(..)), "{}", rendered);
+        }
+
+        #[test]
+        fn any_finite_float_renders_as_std_s_exponent_form(bits in any::<u64>()) {
+            let value = f64::from_bits(bits);
+            prop_assume!(value.is_finite());
+            prop_assert_eq!(render(|o| float(o, value)), format!("{value:E}"));
+        }
+
+        #[test]
+        fn any_decimal_float_renders_as_std_s_exponent_form(digits in 0u64..10_000_000_000_000_000, scale in -30i32..30) {
+            let value: f64 = format!("{digits}e{scale}").parse().unwrap();
+            prop_assert_eq!(render(|o| float(o, value)), format!("{value:E}"));
+            prop_assert_eq!(render(|o| float(o, -value)), format!("{:E}", -value));
         }
 
         #[test]
