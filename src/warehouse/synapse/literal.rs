@@ -131,22 +131,32 @@ fn scientific(out: &mut String, text: &str) {
     while count > 0 && digits[count - 1] == b'0' {
         count -= 1;
     }
+    // Assembled on the stack and appended once.
+    let mut text = [0u8; 64];
+    let mut len = 0;
     if negative {
-        out.push('-');
+        text[0] = b'-';
+        len = 1;
     }
     if count == 0 {
-        out.push_str("0E0");
-        return;
-    }
-    out.push(char::from(digits[0]));
-    if count > 1 {
-        out.push('.');
-        for &digit in &digits[1..count] {
-            out.push(char::from(digit));
+        text[len..len + 3].copy_from_slice(b"0E0");
+        len += 3;
+    } else {
+        text[len] = digits[0];
+        len += 1;
+        if count > 1 {
+            text[len] = b'.';
+            text[len + 1..len + count].copy_from_slice(&digits[1..count]);
+            len += count;
         }
+        text[len] = b'E';
+        len += 1;
+        let mut buffer = itoa::Buffer::new();
+        let power = buffer.format(power).as_bytes();
+        text[len..len + power.len()].copy_from_slice(power);
+        len += power.len();
     }
-    out.push('E');
-    integer(out, i64::from(power));
+    out.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
 }
 
 pub fn integer(out: &mut String, value: i64) {
