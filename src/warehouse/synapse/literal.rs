@@ -94,7 +94,11 @@ fn may_tie(value: f64) -> bool {
         // An integer: its digits are its significant digits (it is not a multiple of 10).
         return value.abs() < 1e18;
     }
-    // mantissa / 2^-power = mantissa * 5^-power / 10^-power: an odd number of digits.
+    // mantissa / 2^-power = mantissa * 5^-power / 10^-power: as many digits as that odd
+    // numerator, over 18 for sure once 5^-power alone is (5^26 > 10^18).
+    if power < -26 {
+        return false;
+    }
     let mut exact = u128::from(mantissa);
     for _ in 0..-power {
         exact *= 5;
