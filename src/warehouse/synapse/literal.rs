@@ -111,27 +111,36 @@ fn may_tie(value: f64) -> bool {
 
 /// Rewrites a shortest decimal (`-0.00123`, `12.5`, `1.5e+20`, `5e-7`) as `d.dddE<exponent>`.
 fn scientific(out: &mut String, text: &str) {
-    let (negative, text) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (mantissa, exponent) = match text.find(['e', 'E']) {
-        Some(at) => (&text[..at], text[at + 1..].parse::<i32>().unwrap_or(0)),
-        None => (text, 0),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    // The significant digits, and the power of ten of the first of them.
+    let bytes = text.as_bytes();
+    let negative = bytes.first() == Some(&b'-');
+    // The significant digits, and the power of ten of the first of them, in one pass.
     let mut digits = [0u8; 48];
     let mut count = 0;
-    let mut power = exponent + i32::try_from(whole.len()).unwrap_or(0) - 1;
-    for &digit in whole.as_bytes().iter().chain(fraction.as_bytes()) {
-        if count == 0 && digit == b'0' {
-            power -= 1;
-        } else if count < digits.len() {
-            digits[count] = digit;
-            count += 1;
+    let (mut whole_digits, mut leading_zeros, mut exponent) = (0i32, 0i32, 0i32);
+    let mut point = false;
+    let mut at = usize::from(negative);
+    while at < bytes.len() {
+        match bytes[at] {
+            digit @ b'0'..=b'9' => {
+                whole_digits += i32::from(!point);
+                if count == 0 && digit == b'0' {
+                    leading_zeros += 1;
+                } else if count < digits.len() {
+                    digits[count] = digit;
+                    count += 1;
+                }
+            }
+            b'.' => point = true,
+            b'e' | b'E' => {
+                let rest = &text[at + 1..];
+                exponent = rest.strip_prefix('+').unwrap_or(rest).parse().unwrap_or(0);
+                break;
+            }
+            _ => {}
         }
+        at += 1;
     }
+    let power = exponent + whole_digits - 1 - leading_zeros;
     while count > 0 && digits[count - 1] == b'0' {
         count -= 1;
     }
