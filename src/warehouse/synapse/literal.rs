@@ -109,28 +109,26 @@ fn may_tie(value: f64) -> bool {
     true
 }
 
-/// Rewrites a shortest decimal (`-0.00123`, `12.5`, `1.5e+20`, `5e-7`) as `d.dddE<exponent>`.
+/// Rewrites a shortest decimal (`-0.00123`, `12.5`, `1.5e+20`, `5e-7`) as `d.dddE<exponent>`,
+/// in one pass over it, appending slices of it (ASCII: nothing to validate again).
 fn scientific(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     let negative = bytes.first() == Some(&b'-');
-    // The significant digits, and the power of ten of the first of them, in one pass.
-    let mut digits = [0u8; 48];
-    let mut count = 0;
+    // Where the significant digits start and end, where the point is, and the exponent.
+    let (mut first, mut last, mut point) = (None, 0, None);
     let (mut whole_digits, mut leading_zeros, mut exponent) = (0i32, 0i32, 0i32);
-    let mut point = false;
-    let mut at = usize::from(negative);
-    while at < bytes.len() {
-        match bytes[at] {
-            digit @ b'0'..=b'9' => {
-                whole_digits += i32::from(!point);
-                if count == 0 && digit == b'0' {
+    for (at, &byte) in bytes.iter().enumerate().skip(usize::from(negative)) {
+        match byte {
+            b'0'..=b'9' => {
+                whole_digits += i32::from(point.is_none());
+                if byte != b'0' {
+                    first = first.or(Some(at));
+                    last = at;
+                } else if first.is_none() {
                     leading_zeros += 1;
-                } else if count < digits.len() {
-                    digits[count] = digit;
-                    count += 1;
                 }
             }
-            b'.' => point = true,
+            b'.' => point = Some(at),
             b'e' | b'E' => {
                 let rest = &text[at + 1..];
                 exponent = rest.strip_prefix('+').unwrap_or(rest).parse().unwrap_or(0);
@@ -138,38 +136,27 @@ fn scientific(out: &mut String, text: &str) {
             }
             _ => {}
         }
-        at += 1;
     }
-    let power = exponent + whole_digits - 1 - leading_zeros;
-    while count > 0 && digits[count - 1] == b'0' {
-        count -= 1;
-    }
-    // Assembled on the stack and appended once.
-    let mut text = [0u8; 64];
-    let mut len = 0;
     if negative {
-        text[0] = b'-';
-        len = 1;
+        out.push('-');
     }
-    if count == 0 {
-        text[len..len + 3].copy_from_slice(b"0E0");
-        len += 3;
-    } else {
-        text[len] = digits[0];
-        len += 1;
-        if count > 1 {
-            text[len] = b'.';
-            text[len + 1..len + count].copy_from_slice(&digits[1..count]);
-            len += count;
+    let Some(first) = first else {
+        out.push_str("0E0");
+        return;
+    };
+    out.push_str(&text[first..=first]);
+    if last > first {
+        out.push('.');
+        match point {
+            Some(point) if point > first && point < last => {
+                out.push_str(&text[first + 1..point]);
+                out.push_str(&text[point + 1..=last]);
+            }
+            _ => out.push_str(&text[first + 1..=last]),
         }
-        text[len] = b'E';
-        len += 1;
-        let mut buffer = itoa::Buffer::new();
-        let power = buffer.format(power).as_bytes();
-        text[len..len + power.len()].copy_from_slice(power);
-        len += power.len();
     }
-    out.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
+    out.push('E');
+    integer(out, i64::from(exponent + whole_digits - 1 - leading_zeros));
 }
 
 pub fn integer(out: &mut String, value: i64) {
