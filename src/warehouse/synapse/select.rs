@@ -120,13 +120,6 @@ impl Select {
         out.push_str(&self.bare[from..]);
     }
 
-    #[cfg(test)]
-    pub(super) fn aliased(&self) -> String {
-        let mut out = String::new();
-        self.write_aliased(&mut out);
-        out
-    }
-
     /// Starts a column: the separator, and where its value begins.
     fn open(&mut self) -> usize {
         if self.columns > 0 {
@@ -335,6 +328,12 @@ mod tests {
     use super::*;
     use crate::domain::{EventCoordinates, RejectReason};
 
+    fn aliased_text(select: &Select) -> String {
+        let mut out = String::new();
+        select.write_aliased(&mut out);
+        out
+    }
+
     fn reject(reason: RejectReason, body: &str) -> Reject {
         Reject {
             raw_body: body.to_owned(),
@@ -386,7 +385,7 @@ mod tests {
             "CAST(NULL AS datetime2(3))",
             100,
         );
-        let aliased = rendered.select.aliased();
+        let aliased = aliased_text(&rendered.select);
         let text = aliased
             .split("CAST(N'")
             .find(|s| s.contains("AS nvarchar(4000)) AS reason"))
@@ -408,7 +407,7 @@ mod tests {
         let row = AssetRow::from_event_body(body).unwrap();
         let rendered = render_row(&row, &IdType::default());
         // No value here holds ", ": split the select into its columns and read their aliases.
-        let aliased = rendered.select.aliased();
+        let aliased = aliased_text(&rendered.select);
         let aliases: Vec<&str> = aliased
             .strip_prefix("SELECT ")
             .unwrap()
@@ -418,7 +417,7 @@ mod tests {
         let listed: Vec<&str> = HISTORY_COLUMNS.iter().map(|c| c.name).collect();
         assert_eq!(aliases, listed);
         assert_eq!(
-            rendered.key.aliased(),
+            aliased_text(&rendered.key),
             "SELECT CAST(N'btc' AS nvarchar(255)) AS id, CAST('2023-03-30T15:52:12.104' AS datetime) AS runtime_timestamp"
         );
         assert_eq!(
