@@ -29,11 +29,14 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import requests, azur
 fi
 "$venv/bin/python" -c 'import sys, requests, azure.eventhub; print("python", sys.version.split()[0], "requests", requests.__version__, "azure-eventhub", azure.eventhub.__version__)' >&2
 
-say "criterion: EventHubSink decode + map + render of a 1000-event batch"
-cargo bench --locked --bench sink_batch -- --noplot >&2
+# BENCH_ONLY=callgrind: the instruction counts alone (compare.rs prints only those).
+if [ "${BENCH_ONLY:-}" != callgrind ]; then
+  say "criterion: EventHubSink decode + map + render of a 1000-event batch"
+  cargo bench --locked --bench sink_batch -- --noplot >&2
 
-say "warehouse: one 1000-row batch into an empty history and into 1 million rows"
-cargo bench --locked --bench warehouse_write
+  say "warehouse: one 1000-row batch into an empty history and into 1 million rows"
+  cargo bench --locked --bench warehouse_write
+fi
 
 say "comparison (handler vs seed producer)"
 HANDLER_BIN="$(cd "$(dirname "$handler")" && pwd)/handler" \

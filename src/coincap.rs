@@ -1,18 +1,18 @@
 //! The CoinCap v3 client: `GET /assets` with the API key as a bearer token, and the retry rule
 //! (which answers are worth another attempt, and how long to wait).
 
-use std::collections::HashMap;
 use std::error::Error as _;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
-use serde_json::Value;
-use serde_json::value::RawValue;
 
-use crate::domain::Parsed;
 use crate::secrets::Secret;
+
+mod page;
+
+pub use page::{Assets, AssetsPage, read_page};
 
 pub const DEFAULT_COINCAP_BASE_URL: &str = "https://rest.coincap.io/v3";
 /// CoinCap's reported maximum page size.
@@ -36,72 +36,6 @@ pub struct CoinCapConfig {
 
 /// The longest single backoff wait, whatever the attempt number.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// One successful `GET /assets`: the page as CoinCap sent it, read by [`AssetsPage::read`].
-#[derive(Debug, Clone)]
-pub struct AssetsPage {
-    text: String,
-    pub status: u16,
-    /// Retries it took (0 when the first attempt succeeded).
-    pub retries: u32,
-    /// From the first attempt to the answer.
-    elapsed: Duration,
-}
-
-/// A page's assets, read in place (text borrowed from the page).
-#[derive(Debug)]
-pub struct Assets<'a> {
-    /// Each asset as an event (not yet stamped), or the kind of JSON it is instead of an object.
-    pub assets: Vec<Parsed<'a>>,
-    /// The response's `timestamp` (epoch milliseconds), to stamp on every asset.
-    pub timestamp: i64,
-}
-
-impl AssetsPage {
-    /// The page as CoinCap sent it (a 200 answer, UTF-8).
-    pub fn new(status: u16, text: String) -> Self {
-        Self {
-            text,
-            status,
-            retries: 0,
-            elapsed: Duration::ZERO,
-        }
-    }
-
-    /// Reads the assets in one pass over the page: `{"data":[...], "timestamp": <ms>}`; anything
-    /// else is an error, never "zero assets" (after retries, the error says how many it took).
-    pub fn read(&self) -> Result<Assets<'_>, CoinCapError> {
-        read_page(self.status, &self.text).map_err(|last| {
-            if self.retries == 0 {
-                last
-            } else {
-                CoinCapError::GaveUp {
-                    attempts: self.retries + 1,
-                    elapsed_ms: self.elapsed.as_millis(),
-                    last: Box::new(last),
-                }
-            }
-        })
-    }
-
-    /// The page's length in bytes.
-    pub fn len(&self) -> usize {
-        self.text.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.text.is_empty()
-    }
-
-    /// Each asset's JSON text as CoinCap sent it, in order (a second reading of the page, for
-    /// the rare asset published as it came).
-    pub fn asset_texts(&self) -> Vec<&str> {
-        let page: Option<HashMap<String, &RawValue>> = serde_json::from_str(&self.text).ok();
-        page.and_then(|page| serde_json::from_str::<Vec<&RawValue>>(page.get("data")?.get()).ok())
-            .map(|assets| assets.into_iter().map(RawValue::get).collect())
-            .unwrap_or_default()
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoinCapError {
@@ -347,76 +281,6 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::
     Ok(body)
 }
 
-/// `{"data": [...], "timestamp": <ms>}` read in one pass.
-#[derive(serde::Deserialize)]
-struct UsualPage<'a> {
-    #[serde(borrow)]
-    data: Option<Vec<Parsed<'a>>>,
-    timestamp: Option<i64>,
-    #[serde(default)]
-    error: Present,
-}
-
-/// Whether a key is there at all, whatever its value (`"error": null` is an error answer too).
-#[derive(Default)]
-struct Present(bool);
-
-impl<'de> serde::Deserialize<'de> for Present {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Self(true))
-    }
-}
-
-/// Reads a 200 answer: `{"data":[...], "timestamp": <ms>}`; anything else is an error, never
-/// "zero assets". Each asset is read straight into an event borrowing from the page: a
-/// 2000-asset page is ~1 MB, and a `Value` tree of it (or a copy of each asset's text) costs more
-/// than everything else TimerFetch does.
-pub fn read_page(status: u16, text: &str) -> Result<Assets<'_>, CoinCapError> {
-    // The usual answer in one pass; anything else (an `error` key, even null; no array; no integer
-    // timestamp; a duplicate key) goes the general way below, which names what is wrong.
-    if let Ok(page) = serde_json::from_str::<UsualPage>(text)
-        && !page.error.0
-        && let (Some(assets), Some(timestamp)) = (page.data, page.timestamp)
-        && !assets.is_empty()
-    {
-        return Ok(Assets { assets, timestamp });
-    }
-    let not_json = || CoinCapError::NotJson {
-        status,
-        excerpt: excerpt(text),
-    };
-    let page: HashMap<String, &RawValue> = match serde_json::from_str(text) {
-        Ok(page) => page,
-        // Valid JSON that is not an object has no asset list.
-        Err(_) => {
-            serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|_| not_json())?;
-            return Err(CoinCapError::NotAnAssetList("missing".into()));
-        }
-    };
-    // The same compact text a parsed value prints, for messages.
-    let compact = |raw: &RawValue| {
-        serde_json::from_str::<Value>(raw.get())
-            .map_or_else(|_| raw.get().to_owned(), |v| v.to_string())
-    };
-    if let Some(error) = page.get("error") {
-        return Err(CoinCapError::Api(excerpt(&compact(error))));
-    }
-    let assets: Vec<Parsed<'_>> = match page.get("data") {
-        Some(data) => serde_json::from_str(data.get())
-            .map_err(|_| CoinCapError::NotAnAssetList(excerpt(&compact(data))))?,
-        None => return Err(CoinCapError::NotAnAssetList("missing".into())),
-    };
-    let timestamp = page
-        .get("timestamp")
-        .and_then(|t| serde_json::from_str::<Value>(t.get()).ok())
-        .and_then(|t| t.as_i64())
-        .ok_or(CoinCapError::NoTimestamp)?;
-    if assets.is_empty() {
-        return Err(CoinCapError::Empty);
-    }
-    Ok(Assets { assets, timestamp })
-}
-
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
     parse_retry_after(value, chrono::Utc::now())
@@ -446,6 +310,7 @@ fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Parsed;
 
     #[test]
     fn rate_limits_credits_and_server_errors_are_transient() {

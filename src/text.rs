@@ -37,6 +37,37 @@ impl fmt::Display for Millis {
     }
 }
 
+/// Appends `Millis(at)` to `out` digit by digit (a batch writes two per row); the same text.
+pub fn push_millis(out: &mut String, at: DateTime<Utc>) {
+    use std::fmt::Write as _;
+    let year = at.year();
+    if !(0..=9999).contains(&year) {
+        let _ = write!(out, "{}", Millis(at));
+        return;
+    }
+    let mut text = *b"0000-00-00T00:00:00.000";
+    let mut put = |at: usize, width: usize, mut value: u32| {
+        for slot in text[at..at + width].iter_mut().rev() {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year.unsigned_abs());
+    put(5, 2, at.month());
+    put(8, 2, at.day());
+    put(11, 2, at.hour());
+    put(14, 2, at.minute());
+    put(17, 2, at.second());
+    // A leap second's 1000-1999 ms prints as Millis prints it.
+    let millis = at.timestamp_subsec_millis();
+    if millis > 999 {
+        let _ = write!(out, "{}", Millis(at));
+        return;
+    }
+    put(20, 3, millis);
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +87,24 @@ mod tests {
             Millis(at).to_string(),
             at.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
         );
+    }
+
+    #[test]
+    fn pushed_instants_read_as_displayed() {
+        for ms in [
+            0,
+            1_680_191_532_004,
+            -6_847_804_800_000,
+            253_402_300_799_997,
+            -62_135_596_800_000,
+            -62_135_596_800_001,
+            253_402_300_800_000,
+            951_782_400_999,
+        ] {
+            let at = DateTime::from_timestamp_millis(ms).unwrap();
+            let mut out = String::from("x");
+            push_millis(&mut out, at);
+            assert_eq!(out, format!("x{}", Millis(at)), "{ms}");
+        }
     }
 }

@@ -54,25 +54,121 @@ fn utf16_constant(out: &mut String, value: &str) {
     out.push_str(" AS nvarchar(max))");
 }
 
-/// A finite float in its shortest form that reads back to the same bits (`1.5E0`, `-2.5E-7`).
+/// A finite float in its shortest form that reads back to the same bits (`1.5E0`, `-2.5E-7`):
+/// exactly what `format!("{value:E}")` writes (property-tested), without the formatting
+/// machinery (a row has seven floats, a batch thousands).
 /// The exponent makes T-SQL read it as `float`, not `decimal` (which would round).
 pub fn float(out: &mut String, value: f64) {
     debug_assert!(
         value.is_finite(),
         "NaN and infinities are impossible by type"
     );
-    // Writing into a String cannot fail.
-    let _ = write!(out, "{value:E}");
+    if may_tie(value) {
+        // Writing into a String cannot fail.
+        let _ = write!(out, "{value:E}");
+        return;
+    }
+    let mut buffer = zmij::Buffer::new();
+    scientific(out, buffer.format_finite(value));
+}
+
+/// Whether the exact value of `value` has at most 18 significant digits, so it could lie
+/// exactly halfway between two shortest candidates: std then rounds the tie up and zmij may
+/// not (`1658206780088562.25`). Such values (integers, few binary fraction digits) go
+/// through std; a typical decimal from CoinCap has over 18 and does not.
+fn may_tie(value: f64) -> bool {
+    const MAX_EXACT: u128 = 1_000_000_000_000_000_000;
+    let bits = value.abs().to_bits();
+    let (exponent, fraction) = ((bits >> 52) as i32, bits & ((1 << 52) - 1));
+    let (mut mantissa, mut power) = match exponent {
+        0 => (fraction, -1074),
+        _ => (fraction | (1 << 52), exponent - 1075),
+    };
+    if mantissa == 0 {
+        return true;
+    }
+    let zeros = mantissa.trailing_zeros();
+    mantissa >>= zeros;
+    power += zeros as i32;
+    if power >= 0 {
+        // An integer: its digits are its significant digits (it is not a multiple of 10).
+        return value.abs() < 1e18;
+    }
+    // mantissa / 2^-power = mantissa * 5^-power / 10^-power: as many digits as that odd
+    // numerator, over 18 for sure once 5^-power alone is (5^26 > 10^18).
+    if power < -26 {
+        return false;
+    }
+    let mut exact = u128::from(mantissa);
+    for _ in 0..-power {
+        exact *= 5;
+        if exact >= MAX_EXACT {
+            return false;
+        }
+    }
+    true
+}
+
+/// Rewrites a shortest decimal (`-0.00123`, `12.5`, `1.5e+20`, `5e-7`) as `d.dddE<exponent>`,
+/// in one pass over it, appending slices of it (ASCII: nothing to validate again).
+fn scientific(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    let negative = bytes.first() == Some(&b'-');
+    // Where the significant digits start and end, where the point is, and the exponent.
+    let (mut first, mut last, mut point) = (None, 0, None);
+    let (mut whole_digits, mut leading_zeros, mut exponent) = (0i32, 0i32, 0i32);
+    for (at, &byte) in bytes.iter().enumerate().skip(usize::from(negative)) {
+        match byte {
+            b'0'..=b'9' => {
+                whole_digits += i32::from(point.is_none());
+                if byte != b'0' {
+                    first = first.or(Some(at));
+                    last = at;
+                } else if first.is_none() {
+                    leading_zeros += 1;
+                }
+            }
+            b'.' => point = Some(at),
+            b'e' | b'E' => {
+                let rest = &text[at + 1..];
+                exponent = rest.strip_prefix('+').unwrap_or(rest).parse().unwrap_or(0);
+                break;
+            }
+            _ => {}
+        }
+    }
+    if negative {
+        out.push('-');
+    }
+    let Some(first) = first else {
+        out.push_str("0E0");
+        return;
+    };
+    out.push_str(&text[first..=first]);
+    if last > first {
+        out.push('.');
+        match point {
+            Some(point) if point > first && point < last => {
+                out.push_str(&text[first + 1..point]);
+                out.push_str(&text[point + 1..=last]);
+            }
+            _ => out.push_str(&text[first + 1..=last]),
+        }
+    }
+    out.push('E');
+    integer(out, i64::from(exponent + whole_digits - 1 - leading_zeros));
 }
 
 pub fn integer(out: &mut String, value: i64) {
-    let _ = write!(out, "{value}");
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// `CAST('2026-05-01T12:00:00.123' AS datetime)`: ISO 8601 with `T` reads the same whatever the
 /// session's language or DATEFORMAT.
 pub fn datetime(out: &mut String, value: WarehouseTime) {
-    let _ = write!(out, "CAST('{value}' AS datetime)");
+    out.push_str("CAST('");
+    crate::text::push_millis(out, value.get());
+    out.push_str("' AS datetime)");
 }
 
 /// `[name]` with every `]` doubled, for identifiers that come from settings (a user name).
@@ -160,6 +256,45 @@ mod tests {
             from_reference.to_bits()
         );
         assert_eq!(render(|o| float(o, 0.0)), "0E0");
+    }
+
+    #[test]
+    fn floats_read_as_std_writes_them() {
+        for value in [
+            0.0,
+            -0.0,
+            1.0,
+            10.0,
+            123.0,
+            0.1,
+            1e16,
+            1e22,
+            1e23,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            -1.234e-300,
+            9_007_199_254_740_993.0,
+            12.5,
+            0.000_123,
+            // Exactly halfway between two shortest candidates: std rounds up.
+            1_658_206_780_088_562.2,
+            2.5e-1,
+            9.5,
+        ] {
+            assert_eq!(render(|o| float(o, value)), format!("{value:E}"));
+        }
+        // Many bit patterns, spread over every exponent.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let value = f64::from_bits(state);
+            if value.is_finite() {
+                assert_eq!(render(|o| float(o, value)), format!("{value:E}"));
+            }
+        }
     }
 
     #[test]
@@ -268,6 +403,20 @@ mod tests {
             };
             let Expr::Value(v) = expr else { panic!("not a literal: {rendered}") };
             prop_assert!(matches!(v.value, Value::Number(..)), "{}", rendered);
+        }
+
+        #[test]
+        fn any_finite_float_renders_as_std_s_exponent_form(bits in any::<u64>()) {
+            let value = f64::from_bits(bits);
+            prop_assume!(value.is_finite());
+            prop_assert_eq!(render(|o| float(o, value)), format!("{value:E}"));
+        }
+
+        #[test]
+        fn any_decimal_float_renders_as_std_s_exponent_form(digits in 0u64..10_000_000_000_000_000, scale in -30i32..30) {
+            let value: f64 = format!("{digits}e{scale}").parse().unwrap();
+            prop_assert_eq!(render(|o| float(o, value)), format!("{value:E}"));
+            prop_assert_eq!(render(|o| float(o, -value)), format!("{:E}", -value));
         }
 
         #[test]

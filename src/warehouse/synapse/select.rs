@@ -49,38 +49,113 @@ impl Default for IdType {
 
 /// One rendered `SELECT` of a union, with what it costs against the limits.
 pub(super) struct Rendered {
-    /// The full `SELECT` of the row (first of a chunk: with column aliases).
-    pub(super) select: String,
-    /// The same without aliases, for the rest of a chunk.
-    pub(super) select_bare: String,
+    /// The row's `SELECT` (written with column aliases when first of a chunk).
+    pub(super) select: Select,
     /// `SELECT <key columns>` for the count of keys already stored (rows only).
-    pub(super) key: String,
-    pub(super) key_bare: String,
+    pub(super) key: Select,
     pub(super) literals: usize,
     /// The row's `runtime_timestamp` (the probe's lower bound is the chunk's earliest).
     pub(super) at: Option<WarehouseTime>,
 }
 
-/// Builds a `SELECT` of `CAST(<literal> AS <type>) [AS <alias>]` columns, with and without
-/// aliases, rendering each literal once into a reused buffer (a batch renders thousands).
-struct SelectBuilder {
-    aliased: String,
+/// The most columns a `SELECT` holds (the history table has 13, the rejects table 8).
+const MAX_COLUMNS: usize = 16;
+const _: () = assert!(HISTORY_COLUMNS.len() <= MAX_COLUMNS);
+
+/// A `SELECT` of `CAST(<literal> AS <type>)` columns, rendered once without aliases; where each
+/// column ends and its alias, so the aliased form (only the first of a chunk needs it) is
+/// written from it.
+pub(super) struct Select {
     bare: String,
+    ends: [usize; MAX_COLUMNS],
+    aliases: [&'static str; MAX_COLUMNS],
+    columns: usize,
+    /// What the aliases add: ` AS <alias>` per column.
+    alias_bytes: usize,
+}
+
+impl Select {
+    fn with_capacity(bytes: usize) -> Self {
+        let mut bare = String::with_capacity(bytes);
+        bare.push_str("SELECT ");
+        Self {
+            bare,
+            ends: [0; MAX_COLUMNS],
+            aliases: [""; MAX_COLUMNS],
+            columns: 0,
+            alias_bytes: 0,
+        }
+    }
+
+    /// Nothing (a reject has no key).
+    fn none() -> Self {
+        Self {
+            bare: String::new(),
+            ends: [0; MAX_COLUMNS],
+            aliases: [""; MAX_COLUMNS],
+            columns: 0,
+            alias_bytes: 0,
+        }
+    }
+
+    /// Without column aliases.
+    pub(super) fn bare(&self) -> &str {
+        &self.bare
+    }
+
+    /// The length of the aliased form.
+    pub(super) fn aliased_len(&self) -> usize {
+        self.bare.len() + self.alias_bytes
+    }
+
+    /// Appends the form with column aliases to `out`.
+    pub(super) fn write_aliased(&self, out: &mut String) {
+        let mut from = 0;
+        for (&end, alias) in self.ends[..self.columns].iter().zip(self.aliases) {
+            out.push_str(&self.bare[from..end]);
+            out.push_str(" AS ");
+            out.push_str(alias);
+            from = end;
+        }
+        out.push_str(&self.bare[from..]);
+    }
+
+    /// Starts a column: the separator, and where its value begins.
+    fn open(&mut self) -> usize {
+        if self.columns > 0 {
+            self.bare.push_str(", ");
+        }
+        self.bare.len()
+    }
+
+    /// Ends the column opened last, under `alias`.
+    fn close(&mut self, alias: &'static str) {
+        self.ends[self.columns] = self.bare.len();
+        self.aliases[self.columns] = alias;
+        self.columns += 1;
+        self.alias_bytes += " AS ".len() + alias.len();
+    }
+
+    /// A column whose value is already rendered.
+    fn column(&mut self, value: &str, alias: &'static str) {
+        self.open();
+        self.bare.push_str(value);
+        self.close(alias);
+    }
+}
+
+/// Builds a row's or reject's [`Select`] (and a row's key), rendering each literal once,
+/// straight into the select's text.
+struct SelectBuilder {
+    select: Select,
     literals: usize,
-    value: String,
 }
 
 impl SelectBuilder {
     fn with_capacity(bytes: usize) -> Self {
-        let mut aliased = String::with_capacity(bytes);
-        aliased.push_str("SELECT ");
-        let mut bare = String::with_capacity(bytes);
-        bare.push_str("SELECT ");
         Self {
-            aliased,
-            bare,
+            select: Select::with_capacity(bytes),
             literals: 0,
-            value: String::with_capacity(64),
         }
     }
 
@@ -91,29 +166,29 @@ impl SelectBuilder {
         key: Option<&mut SelectBuilder>,
         value: Value<'_>,
         sql_type: &str,
-        alias: &str,
+        alias: &'static str,
     ) {
-        let mut out = std::mem::take(&mut self.value);
-        out.clear();
+        let start = self.select.open();
+        let out = &mut self.select.bare;
         let literals = match value {
             // `CAST('...' AS datetime)` already.
             Value::Time(at) => {
-                literal::datetime(&mut out, at);
+                literal::datetime(out, at);
                 1
             }
             value => {
                 out.push_str("CAST(");
                 let literals = match value {
                     Value::Text(Some(text)) => {
-                        literal::nstring(&mut out, text);
+                        literal::nstring(out, text);
                         1
                     }
                     Value::BigInt(Some(n)) => {
-                        literal::integer(&mut out, n);
+                        literal::integer(out, n);
                         0
                     }
                     Value::Float(Some(x)) => {
-                        literal::float(&mut out, x);
+                        literal::float(out, x);
                         0
                     }
                     _ => {
@@ -127,26 +202,15 @@ impl SelectBuilder {
                 literals
             }
         };
-        self.column(&out, alias, literals);
-        if let Some(key) = key {
-            key.column(&out, alias, literals);
-        }
-        self.value = out;
-    }
-
-    fn column(&mut self, value: &str, alias: &str, literals: usize) {
-        if self.aliased.len() > "SELECT ".len() {
-            self.aliased.push_str(", ");
-            self.bare.push_str(", ");
-        }
-        self.aliased.push_str(value);
-        self.aliased.push_str(" AS ");
-        self.aliased.push_str(alias);
-        self.bare.push_str(value);
+        self.select.close(alias);
         self.literals += literals;
+        if let Some(key) = key {
+            key.select.column(&self.select.bare[start..], alias);
+            key.literals += literals;
+        }
     }
 
-    fn text(&mut self, value: Option<&str>, sql_type: &str, alias: &str) {
+    fn text(&mut self, value: Option<&str>, sql_type: &str, alias: &'static str) {
         self.value(None, Value::Text(value), sql_type, alias);
     }
 }
@@ -167,8 +231,8 @@ pub(super) fn datetime2(at: DateTime<Utc>) -> String {
 /// One history row as a `SELECT` of its columns in [`HISTORY_COLUMNS`]' order (the text key
 /// column cast to the table's `id` type), and its key.
 pub(super) fn render_row(row: &AssetRow, id_type: &IdType) -> Rendered {
-    let mut select = SelectBuilder::with_capacity(768);
-    let mut key = SelectBuilder::with_capacity(160);
+    let mut select = SelectBuilder::with_capacity(640);
+    let mut key = SelectBuilder::with_capacity(128);
     for column in &HISTORY_COLUMNS {
         let sql_type = match column.kind {
             Kind::Text if column.key => id_type.as_str(),
@@ -179,10 +243,8 @@ pub(super) fn render_row(row: &AssetRow, id_type: &IdType) -> Rendered {
     }
     Rendered {
         literals: select.literals + key.literals,
-        select: select.aliased,
-        select_bare: select.bare,
-        key: key.aliased,
-        key_bare: key.bare,
+        select: select.select,
+        key: key.select,
         at: Some(row.runtime_timestamp),
     }
 }
@@ -235,7 +297,8 @@ pub(super) fn render_reject(reject: &Reject, received_at: &str, max_body_units: 
     }
     let mut select = SelectBuilder::with_capacity(256 + 4 * body.len());
     let at = &reject.coordinates;
-    select.column(received_at, "received_at", 1);
+    select.select.column(received_at, "received_at");
+    select.literals += 1;
     select.text(Some(reject.reason.code()), "varchar(32)", "reason_code");
     select.text(Some(&reason), "nvarchar(4000)", "reason");
     select.text(Some(body), "nvarchar(max)", "raw_body");
@@ -250,17 +313,12 @@ pub(super) fn render_reject(reject: &Reject, received_at: &str, max_body_units: 
     let enqueued = at
         .enqueued_time
         .map_or_else(|| cast("NULL", "datetime2(3)"), datetime2);
-    select.column(
-        &enqueued,
-        "enqueued_time",
-        usize::from(at.enqueued_time.is_some()),
-    );
+    select.select.column(&enqueued, "enqueued_time");
+    select.literals += usize::from(at.enqueued_time.is_some());
     Rendered {
         literals: select.literals,
-        select: select.aliased,
-        select_bare: select.bare,
-        key: String::new(),
-        key_bare: String::new(),
+        select: select.select,
+        key: Select::none(),
         at: None,
     }
 }
@@ -269,6 +327,12 @@ pub(super) fn render_reject(reject: &Reject, received_at: &str, max_body_units: 
 mod tests {
     use super::*;
     use crate::domain::{EventCoordinates, RejectReason};
+
+    fn aliased_text(select: &Select) -> String {
+        let mut out = String::new();
+        select.write_aliased(&mut out);
+        out
+    }
 
     fn reject(reason: RejectReason, body: &str) -> Reject {
         Reject {
@@ -321,8 +385,8 @@ mod tests {
             "CAST(NULL AS datetime2(3))",
             100,
         );
-        let text = rendered
-            .select
+        let aliased = aliased_text(&rendered.select);
+        let text = aliased
             .split("CAST(N'")
             .find(|s| s.contains("AS nvarchar(4000)) AS reason"))
             .unwrap()
@@ -343,8 +407,8 @@ mod tests {
         let row = AssetRow::from_event_body(body).unwrap();
         let rendered = render_row(&row, &IdType::default());
         // No value here holds ", ": split the select into its columns and read their aliases.
-        let aliases: Vec<&str> = rendered
-            .select
+        let aliased = aliased_text(&rendered.select);
+        let aliases: Vec<&str> = aliased
             .strip_prefix("SELECT ")
             .unwrap()
             .split(", ")
@@ -353,11 +417,11 @@ mod tests {
         let listed: Vec<&str> = HISTORY_COLUMNS.iter().map(|c| c.name).collect();
         assert_eq!(aliases, listed);
         assert_eq!(
-            rendered.key,
+            aliased_text(&rendered.key),
             "SELECT CAST(N'btc' AS nvarchar(255)) AS id, CAST('2023-03-30T15:52:12.104' AS datetime) AS runtime_timestamp"
         );
         assert_eq!(
-            rendered.key_bare,
+            rendered.key.bare(),
             "SELECT CAST(N'btc' AS nvarchar(255)), CAST('2023-03-30T15:52:12.104' AS datetime)"
         );
         assert_eq!(

@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 
 use super::literal;
 pub use super::select::{IdType, stored_body};
-use super::select::{Rendered, datetime2, render_reject, render_row};
+use super::select::{Rendered, Select, datetime2, render_reject, render_row};
 use crate::domain::{AssetRow, Reject, WarehouseTime};
 use crate::warehouse::columns;
 
@@ -95,7 +95,7 @@ const UNION_ALL: &str = "\nUNION ALL ";
 
 /// An upper bound of what an item adds to its chunk's statements.
 fn item_bytes(item: &Rendered) -> usize {
-    item.select.len() + item.key.len() + 2 * UNION_ALL.len()
+    item.select.aliased_len() + item.key.aliased_len() + 2 * UNION_ALL.len()
 }
 const COMMIT: &str = "COMMIT TRAN;\n";
 /// An upper bound of a chunk's text besides its selects: statement frames, column list, probes.
@@ -259,18 +259,13 @@ fn add_chunks(
 }
 
 /// Writes the selects of a chunk joined by `UNION ALL` (the first one with column aliases).
-fn union(
-    sql: &mut String,
-    chunk: &[Rendered],
-    first: impl Fn(&Rendered) -> &str,
-    rest: impl Fn(&Rendered) -> &str,
-) {
+fn union(sql: &mut String, chunk: &[Rendered], select: impl Fn(&Rendered) -> &Select) {
     for (i, item) in chunk.iter().enumerate() {
         if i == 0 {
-            sql.push_str(first(item));
+            select(item).write_aliased(sql);
         } else {
             sql.push_str(UNION_ALL);
-            sql.push_str(rest(item));
+            sql.push_str(select(item).bare());
         }
     }
 }
@@ -283,7 +278,7 @@ fn insert(sql: &mut String, chunk: &[Rendered], table: &str, columns: &str, prob
     sql.push_str(" (");
     sql.push_str(columns);
     sql.push_str(")\nSELECT s.* FROM (\n");
-    union(sql, chunk, |r| &r.select, |r| &r.select_bare);
+    union(sql, chunk, |r| &r.select);
     sql.push_str("\n) AS s\nWHERE NOT EXISTS (");
     sql.push_str(probe);
     sql.push_str(");\n");
@@ -296,11 +291,11 @@ fn history_statements(sql: &mut String, chunk: &[Rendered], bound: &str) {
     );
     let bytes: usize = chunk
         .iter()
-        .map(|r| r.key_bare.len() + r.select_bare.len() + 2 * UNION_ALL.len())
+        .map(|r| r.key.aliased_len() + r.select.aliased_len() + 2 * UNION_ALL.len())
         .sum();
     sql.reserve(bytes + 2 * probe.len() + 512);
     sql.push_str("SELECT COUNT_BIG(*) AS existing FROM (\n");
-    union(sql, chunk, |r| &r.key, |r| &r.key_bare);
+    union(sql, chunk, |r| &r.key);
     sql.push_str("\n) AS s\nWHERE EXISTS (");
     sql.push_str(&probe);
     sql.push_str(");\n");
