@@ -109,6 +109,18 @@ impl Figures {
     }
 }
 
+/// The samples into the full history, and the medians of both.
+async fn figures(warehouse: &dyn Warehouse, empty: Vec<Duration>) -> Figures {
+    let mut full = Vec::new();
+    for sample in 0..samples() {
+        full.push(timed_write(warehouse, batch(sample as i64)).await);
+    }
+    Figures {
+        empty: median(empty),
+        full: median(full),
+    }
+}
+
 async fn sqlite() -> Figures {
     let dir = tempfile::tempdir().expect("a temporary directory");
     // Into an empty table: a fresh file per sample.
@@ -128,14 +140,7 @@ async fn sqlite() -> Figures {
         "sqlite: wrote {HISTORY} rows of history in {:.1} s",
         filling.elapsed().as_secs_f64()
     );
-    let mut full = Vec::new();
-    for sample in 0..samples() {
-        full.push(timed_write(&warehouse, batch(sample as i64)).await);
-    }
-    Figures {
-        empty: median(empty),
-        full: median(full),
-    }
+    figures(&warehouse, empty).await
 }
 
 struct Fixed(String);
@@ -203,14 +208,7 @@ async fn sql_server(connection: String) -> Figures {
         "sql server: filled {HISTORY} rows of history in {:.1} s",
         filling.elapsed().as_secs_f64()
     );
-    let mut full = Vec::new();
-    for sample in 0..samples() {
-        full.push(timed_write(&warehouse, batch(sample as i64)).await);
-    }
-    Figures {
-        empty: median(empty),
-        full: median(full),
-    }
+    figures(&warehouse, empty).await
 }
 
 fn main() {
