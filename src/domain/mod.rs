@@ -5,7 +5,7 @@ mod batch;
 mod coordinates;
 mod event;
 mod finite;
-mod json;
+pub(crate) mod json;
 mod reject;
 mod row;
 mod time;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
 use super::{EnvelopeError, InvocationRequest, JsonText, encode};
+use crate::domain::json::escape_at;
 use crate::domain::{EventCoordinates, Field};
 use crate::text::Millis;
 
@@ -110,59 +111,45 @@ fn read_bodies(json: &str) -> Option<Vec<String>> {
 }
 
 /// The usual bodies, read in one pass: `sent` is a JSON string holding a JSON array of strings,
-/// as the host sends event text (inside, a quote is `\\\"` and a backslash `\\\\\\`). Each
+/// as the host sends event text (inside, a quote is `\\\"` and a backslash `\\\\`). Each
 /// body is unescaped twice on the way into its own `String`, runs of plain text copied whole.
 /// `None` for anything else (another escape, an item that is not a string, whitespace), which
-/// [`read_bodies`] then reads the general way.
+/// [`read_bodies`] then reads the general way. `sent` is a string serde_json accepts (no control
+/// character, no unescaped quote inside), so only backslashes need a look.
 fn double_encoded_bodies(sent: &str) -> Option<Vec<String>> {
-    let text = sent.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
-    let mut at = 0;
-    // The next byte of the array's text (one level of escapes undone).
-    let next = |at: &mut usize| -> Option<u8> {
-        let byte = *text.get(*at)?;
-        *at += 1;
-        if byte != b'\\' {
-            return Some(byte);
-        }
-        let escaped = *text.get(*at)?;
-        *at += 1;
-        matches!(escaped, b'"' | b'\\').then_some(escaped)
-    };
+    let text = sent.strip_prefix("\"[")?.strip_suffix("]\"")?;
+    let bytes = text.as_bytes();
     let mut bodies = Vec::new();
-    if next(&mut at)? != b'[' {
-        return None;
+    if text.is_empty() {
+        return Some(bodies);
     }
-    let mut item = next(&mut at)?;
-    if item == b']' {
-        return (at == text.len()).then_some(bodies);
-    }
+    let mut at = 0;
     loop {
-        if item != b'"' {
+        if !text[at..].starts_with("\\\"") {
             return None;
         }
-        let mut body = Vec::with_capacity(512);
+        at += 2;
+        let mut body = String::with_capacity(512);
         loop {
-            // Plain text: the same bytes at both levels.
-            let run = text[at..]
-                .iter()
-                .position(|&b| b == b'\\' || b < 0x20)
-                .unwrap_or(text.len() - at);
-            body.extend_from_slice(&text[at..at + run]);
+            let run = escape_at(&bytes[at..]);
+            body.push_str(text.get(at..at + run)?);
             at += run;
-            match next(&mut at)? {
-                b'"' => break,
-                b'\\' => match next(&mut at)? {
-                    escaped @ (b'"' | b'\\') => body.push(escaped),
-                    _ => return None,
-                },
+            match &bytes[at..] {
+                [b'\\', b'\\', b'\\', b'"', ..] => body.push('"'),
+                [b'\\', b'\\', b'\\', b'\\', ..] => body.push('\\'),
+                [b'\\', b'"', ..] => {
+                    at += 2;
+                    break;
+                }
                 _ => return None,
             }
+            at += 4;
         }
-        bodies.push(String::from_utf8(body).ok()?);
-        match next(&mut at)? {
-            b',' => item = next(&mut at)?,
-            b']' if at == text.len() => return Some(bodies),
-            _ => return None,
+        bodies.push(body);
+        match bytes.get(at) {
+            Some(b',') => at += 1,
+            None => return Some(bodies),
+            Some(_) => return None,
         }
     }
 }
