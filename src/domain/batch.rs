@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::{AssetRow, EventCoordinates, Reject};
+use super::{AssetRow, EventBody, EventCoordinates, Reject};
 
 /// A batch of event bodies turned into rows and rejects, duplicates inside the batch removed.
 #[derive(Debug, Default)]
@@ -14,11 +14,18 @@ pub struct MappedBatch {
 }
 
 /// Maps every event of a batch; never fails: an event that cannot become a row becomes a reject.
-pub fn map_events(events: impl IntoIterator<Item = (String, EventCoordinates)>) -> MappedBatch {
-    let mut batch = MappedBatch::default();
-    let mut seen = HashSet::new();
+pub fn map_events<'a, B: Into<EventBody<'a>>>(
+    events: impl IntoIterator<Item = (B, EventCoordinates)>,
+) -> MappedBatch {
+    let events = events.into_iter();
+    let mut batch = MappedBatch {
+        rows: Vec::with_capacity(events.size_hint().0),
+        ..MappedBatch::default()
+    };
+    let mut seen = HashSet::with_capacity(events.size_hint().0);
     for (body, coordinates) in events {
-        match AssetRow::from_event_body(&body) {
+        let body = body.into();
+        match body.to_row() {
             Ok(row) => {
                 if seen.insert((row.id.clone(), row.runtime_timestamp)) {
                     batch.rows.push(row);
@@ -27,7 +34,7 @@ pub fn map_events(events: impl IntoIterator<Item = (String, EventCoordinates)>) 
                 }
             }
             Err(reason) => batch.rejects.push(Reject {
-                raw_body: body,
+                raw_body: body.into_text(),
                 reason,
                 coordinates,
             }),

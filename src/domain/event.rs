@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Number;
 
 use super::RejectReason;
-use super::json::JsonWriter;
+use super::json::{JsonWriter, escape_at};
 
 mod read;
 
@@ -56,6 +56,12 @@ macro_rules! asset_event {
 
         const FIELDS: usize = [$($key),*].len();
 
+        /// Each key as its JSON text writes it before its value, in each [`Quote`].
+        const KEY_TOKENS: [[&str; FIELDS]; 2] = [
+            [$(concat!("\"", $key, "\":")),*],
+            [$(concat!("\\\\\\\"", $key, "\\\\\\\":")),*],
+        ];
+
         impl<'a> AssetEvent<'a> {
             /// The JSON keys, in the order they are written.
             pub const KEYS: [&'static str; FIELDS] = [$($key),*];
@@ -63,6 +69,11 @@ macro_rules! asset_event {
             /// Each field with its key, in the order they are written.
             pub fn fields(&self) -> [(&'static str, &Field<'a>); FIELDS] {
                 [$(($key, &self.$field)),*]
+            }
+
+            /// Each field, in the order they are written.
+            fn fields_mut(&mut self) -> [&mut Field<'a>; FIELDS] {
+                [$(&mut self.$field),*]
             }
         }
 
@@ -119,19 +130,32 @@ impl<'a> AssetEvent<'a> {
     /// order, text without escapes, null, an integer `timestamp`. Read by matching the text
     /// instead of through a JSON parser (a batch has a thousand); `None` for anything else,
     /// which serde_json then reads. Both give the same event (property-tested).
-    fn parse_usual(json: &'a str) -> Option<Self> {
-        let mut rest = json.strip_prefix('{')?;
+    pub(super) fn parse_usual(json: &'a str) -> Option<Self> {
+        Self::parse_usual_in(json, Quote::Plain)
+    }
+
+    /// The usual event in its text escaped twice, as the host's batch holds it (see
+    /// [`crate::domain::EventBody`]): read in place, text borrowed from the batch; `None` for
+    /// anything else (then read from the body unescaped). The same event as from the body
+    /// (property-tested).
+    pub(crate) fn parse_usual_escaped_twice(text: &'a str) -> Option<Self> {
+        Self::parse_usual_in(text, Quote::EscapedTwice)
+    }
+
+    /// [`AssetEvent::parse_usual`] for JSON text written with `quote` for its quotes. Escapes
+    /// and control characters are what JSON escapes, and none is usual inside a value, so a
+    /// value's text ends at the first one, which must be the closing quote.
+    fn parse_usual_in(json: &'a str, quote: Quote) -> Option<Self> {
+        let tokens = &KEY_TOKENS[quote as usize];
+        let quote = quote.text();
+        let mut rest = json;
         let mut event = Self::default();
-        for (i, key) in Self::KEYS.iter().enumerate() {
-            if i > 0 {
-                rest = rest.strip_prefix(',')?;
-            }
+        for (i, (field, token)) in event.fields_mut().into_iter().zip(tokens).enumerate() {
             rest = rest
-                .strip_prefix('"')?
-                .strip_prefix(key)?
-                .strip_prefix("\":")?;
-            let (value, after) = usual_value(rest)?;
-            *slot(&mut event, key)? = value;
+                .strip_prefix(if i == 0 { '{' } else { ',' })?
+                .strip_prefix(token)?;
+            let (value, after) = usual_value(rest, quote)?;
+            *field = value;
             rest = after;
         }
         (rest == "}").then_some(event)
@@ -192,20 +216,34 @@ impl<'a> AssetEvent<'a> {
     }
 }
 
+/// How the quotes of an event's JSON text are written.
+#[derive(Clone, Copy)]
+enum Quote {
+    /// `"`: the event's own text.
+    Plain = 0,
+    /// `\\\"`: inside a JSON string inside a JSON string (the host's batch).
+    EscapedTwice = 1,
+}
+
+impl Quote {
+    fn text(self) -> &'static str {
+        match self {
+            Self::Plain => "\"",
+            Self::EscapedTwice => "\\\\\\\"",
+        }
+    }
+}
+
 /// A value of the usual event and the text after it: `null`, a string without escapes, or a
 /// non-negative integer of up to 18 digits (what serde_json reads as the same `u64`).
-fn usual_value(text: &str) -> Option<(Field<'_>, &str)> {
+fn usual_value<'a>(text: &'a str, quote: &str) -> Option<(Field<'a>, &'a str)> {
     if let Some(rest) = text.strip_prefix("null") {
         return Some((Field::Null, rest));
     }
-    if let Some(rest) = text.strip_prefix('"') {
-        let end = rest
-            .bytes()
-            .position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if rest.as_bytes()[end] != b'"' {
-            return None;
-        }
-        return Some((Field::Text(Cow::Borrowed(&rest[..end])), &rest[end + 1..]));
+    if let Some(rest) = text.strip_prefix(quote) {
+        let end = escape_at(rest.as_bytes());
+        let after = rest[end..].strip_prefix(quote)?;
+        return Some((Field::Text(Cow::Borrowed(&rest[..end])), after));
     }
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 || digits > 18 || (digits > 1 && text.starts_with('0')) {

@@ -2,6 +2,7 @@
 //! the reject.
 
 mod batch;
+mod body;
 mod coordinates;
 mod event;
 mod finite;
@@ -12,6 +13,7 @@ mod time;
 mod varchar;
 
 pub use batch::{MappedBatch, map_events};
+pub use body::EventBody;
 pub use coordinates::EventCoordinates;
 pub use event::{AssetEvent, Field, NotV3, Parsed};
 pub use finite::Finite;

@@ -6,37 +6,41 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
 use super::{EnvelopeError, InvocationRequest, JsonText, encode};
-use crate::domain::json::escape_at;
-use crate::domain::{EventCoordinates, Field};
+use crate::domain::{EventBody, EventCoordinates, Field};
 use crate::text::Millis;
 
-/// One event as received: its raw UTF-8 body and where it sat in the hub.
+/// One event as received: its body (read where it lies in the request) and where it sat in the
+/// hub.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReceivedEvent {
-    pub body: String,
+pub struct ReceivedEvent<'a> {
+    pub body: EventBody<'a>,
     pub coordinates: EventCoordinates,
 }
 
-/// A batch as the trigger delivers it.
+/// A batch as the trigger delivers it, its bodies borrowed from the request's body.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReceivedBatch {
-    pub events: Vec<ReceivedEvent>,
+pub struct ReceivedBatch<'a> {
+    pub events: Vec<ReceivedEvent<'a>>,
     pub partition_id: Option<String>,
     /// Metadata arrays whose length differs from the number of events (coordinates left empty).
     pub misaligned: Vec<&'static str>,
 }
 
-impl ReceivedBatch {
+impl<'a> ReceivedBatch<'a> {
     /// Decodes `Data.<binding>` (a string holding a JSON array of bodies, or a real array) and the
     /// metadata arrays. Bodies that arrive as JSON values instead of strings (a binding without
     /// `dataType: string`) are kept as their compact JSON text.
     ///
-    /// Each array is read straight from its text (unescaped once, when the envelope was read):
-    /// each body unescaped into its own `String`, the metadata items borrowed where they can be.
-    pub fn from_request(request: &InvocationRequest, binding: &str) -> Result<Self, EnvelopeError> {
+    /// The usual bodies (a string holding an array of strings) are read in place
+    /// ([`EventBody::split`]); anything else the general way, each body into its own `String`.
+    /// The metadata items are borrowed where they can be.
+    pub fn from_request(
+        request: &InvocationRequest<'a>,
+        binding: &str,
+    ) -> Result<Self, EnvelopeError> {
         let bodies = request
             .data_as_sent(binding)
-            .and_then(double_encoded_bodies)
+            .and_then(|sent| EventBody::split(sent.strip_prefix('"')?.strip_suffix('"')?))
             .or_else(|| read_bodies(&request.data_json(binding)?));
         let bodies = bodies.ok_or_else(|| match request.data_json(binding) {
             None => EnvelopeError::MissingBinding(binding.to_owned()),
@@ -105,53 +109,9 @@ impl ReceivedBatch {
 
 /// The bodies from the array's JSON text (double encoding undone), each unescaped into its own
 /// `String`; `None` when the text is not an array.
-fn read_bodies(json: &str) -> Option<Vec<String>> {
+fn read_bodies(json: &str) -> Option<Vec<EventBody<'static>>> {
     let bodies: Vec<Body> = serde_json::from_str(json).ok()?;
-    Some(bodies.into_iter().map(|Body(body)| body).collect())
-}
-
-/// The usual bodies, read in one pass: `sent` is a JSON string holding a JSON array of strings,
-/// as the host sends event text (inside, a quote is `\\\"` and a backslash `\\\\`). Each
-/// body is unescaped twice on the way into its own `String`, runs of plain text copied whole.
-/// `None` for anything else (another escape, an item that is not a string, whitespace), which
-/// [`read_bodies`] then reads the general way. `sent` is a string serde_json accepts (no control
-/// character, no unescaped quote inside), so only backslashes need a look.
-fn double_encoded_bodies(sent: &str) -> Option<Vec<String>> {
-    let text = sent.strip_prefix("\"[")?.strip_suffix("]\"")?;
-    let bytes = text.as_bytes();
-    let mut bodies = Vec::new();
-    if text.is_empty() {
-        return Some(bodies);
-    }
-    let mut at = 0;
-    loop {
-        if !text[at..].starts_with("\\\"") {
-            return None;
-        }
-        at += 2;
-        let mut body = String::with_capacity(512);
-        loop {
-            let run = escape_at(&bytes[at..]);
-            body.push_str(text.get(at..at + run)?);
-            at += run;
-            match &bytes[at..] {
-                [b'\\', b'\\', b'\\', b'"', ..] => body.push('"'),
-                [b'\\', b'\\', b'\\', b'\\', ..] => body.push('\\'),
-                [b'\\', b'"', ..] => {
-                    at += 2;
-                    break;
-                }
-                _ => return None,
-            }
-            at += 4;
-        }
-        bodies.push(body);
-        match bytes.get(at) {
-            Some(b',') => at += 1,
-            None => return Some(bodies),
-            Some(_) => return None,
-        }
-    }
+    Some(bodies.into_iter().map(|Body(body)| body.into()).collect())
 }
 
 /// An event body: a string's text, or the compact JSON text of any other value.
@@ -387,19 +347,25 @@ mod tests {
     /// The payload of the protocol reference, byte for byte (shared with the integration tests).
     const REFERENCE: &str = include_str!("../../tests/fixtures/event_hubs_reference.json");
 
-    fn parse(body: &str) -> Result<ReceivedBatch, EnvelopeError> {
+    fn parse(body: &str) -> Result<ReceivedBatch<'_>, EnvelopeError> {
         ReceivedBatch::from_request(
             &InvocationRequest::parse(body.as_bytes()).unwrap(),
             "events",
         )
     }
 
+    fn texts(batch: ReceivedBatch<'_>) -> Vec<String> {
+        batch
+            .events
+            .into_iter()
+            .map(|e| e.body.into_text())
+            .collect()
+    }
+
     #[test]
     fn the_reference_payload_decodes_bodies_and_coordinates() {
         let batch = parse(REFERENCE).unwrap();
-        assert_eq!(batch.events.len(), 2);
-        assert_eq!(batch.events[0].body, r#"{"id":"bitcoin"}"#);
-        assert_eq!(batch.events[1].body, "not json");
+        assert_eq!(texts(batch.clone()), [r#"{"id":"bitcoin"}"#, "not json"]);
         let second = &batch.events[1].coordinates;
         assert_eq!(second.partition_id.as_deref(), Some("0"));
         assert_eq!(second.offset.as_deref(), Some("4294967400"));
@@ -421,8 +387,7 @@ mod tests {
             r#"{"Data":{"events":["a",{"id":"x"}]},"Metadata":{"SequenceNumberArray":["7","8"],"EnqueuedTimeUtcArray":["2026-05-01T12:00:00Z","bad"]}}"#,
         )
         .unwrap();
-        assert_eq!(batch.events[0].body, "a");
-        assert_eq!(batch.events[1].body, r#"{"id":"x"}"#);
+        assert_eq!(texts(batch.clone()), ["a", r#"{"id":"x"}"#]);
         assert_eq!(batch.events[1].coordinates.sequence_number, Some(8));
         assert!(batch.events[0].coordinates.enqueued_time.is_some());
         assert_eq!(batch.events[1].coordinates.enqueued_time, None);
@@ -484,8 +449,9 @@ mod tests {
         );
         assert!(body["Metadata"]["OffsetArray"].is_string());
         assert!(body["Metadata"]["PartitionContext"].is_object());
-        let batch = parse(&body.to_string()).unwrap();
-        assert_eq!(batch.events[1].body, "not json");
+        let body = body.to_string();
+        let batch = parse(&body).unwrap();
+        assert_eq!(texts(batch.clone())[1], "not json");
         assert_eq!(batch.events[1].coordinates.offset.as_deref(), Some("9"));
         assert_eq!(batch.events[1].coordinates.sequence_number, Some(1));
         assert_eq!(
@@ -496,32 +462,6 @@ mod tests {
                 .timestamp_millis(),
             now.timestamp_millis()
         );
-    }
-
-    #[test]
-    fn the_usual_bodies_are_read_in_one_pass_and_anything_else_the_general_way() {
-        let sent = |bodies: &[&str]| {
-            serde_json::to_string(&serde_json::to_string(bodies).unwrap()).unwrap()
-        };
-        let usual = sent(&[r#"{"id":"a \"b\" \\ c","n":null}"#, "not json", "", "币"]);
-        assert_eq!(
-            double_encoded_bodies(&usual).unwrap(),
-            vec![r#"{"id":"a \"b\" \\ c","n":null}"#, "not json", "", "币"]
-        );
-        assert_eq!(
-            double_encoded_bodies(&sent(&[])).unwrap(),
-            Vec::<String>::new()
-        );
-        for unusual in [
-            sent(&["line\nbreak"]),
-            r#""[\"a\", \"b\"]""#.to_owned(),
-            r#""[1]""#.to_owned(),
-            r#""[\"a\"] ""#.to_owned(),
-            r#""[\"a\"""#.to_owned(),
-            "[\"a\"]".to_owned(),
-        ] {
-            assert_eq!(double_encoded_bodies(&unusual), None, "{unusual}");
-        }
     }
 
     #[test]
@@ -545,8 +485,9 @@ mod tests {
         ) {
             let sent = serde_json::to_string(&serde_json::to_string(&bodies).unwrap()).unwrap();
             let general: String = serde_json::from_str(&sent).unwrap();
-            if let Some(one_pass) = double_encoded_bodies(&sent) {
-                proptest::prop_assert_eq!(Some(one_pass), read_bodies(&general));
+            if let Some(in_place) = EventBody::split(&sent[1..sent.len() - 1]) {
+                let texts = |bodies: Vec<EventBody<'_>>| bodies.into_iter().map(EventBody::into_text).collect::<Vec<_>>();
+                proptest::prop_assert_eq!(Some(texts(in_place)), read_bodies(&general).map(texts));
             }
         }
 
@@ -575,9 +516,8 @@ mod tests {
             }).collect();
             let source = PartitionSource { namespace: "n", event_hub: "h", consumer_group: "c", partition_id: "1" };
             let body = request_body("EventHubSink", "events", &source, &events, now, None);
-            let batch = parse(&body.to_string()).unwrap();
-            let decoded: Vec<String> = batch.events.into_iter().map(|e| e.body).collect();
-            proptest::prop_assert_eq!(decoded, bodies);
+            let body = body.to_string();
+            proptest::prop_assert_eq!(texts(parse(&body).unwrap()), bodies);
         }
     }
 }
