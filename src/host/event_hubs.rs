@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Value, json};
+use serde_json::{Number, Value, json};
+use std::borrow::Cow;
 
 use super::{EnvelopeError, InvocationRequest, JsonText, encode};
 use crate::domain::{EventBody, EventCoordinates, Field};
@@ -51,24 +52,12 @@ impl<'a> ReceivedBatch<'a> {
         })?;
         let count = bodies.len();
         let mut misaligned = Vec::new();
-        let (offsets, sequence_numbers, enqueued_times) = (
-            request.metadata_json("OffsetArray"),
-            request.metadata_json("SequenceNumberArray"),
-            request.metadata_json("EnqueuedTimeUtcArray"),
-        );
-        let offsets = aligned("OffsetArray", offsets.as_deref(), count, &mut misaligned);
-        let sequence_numbers = aligned(
-            "SequenceNumberArray",
-            sequence_numbers.as_deref(),
-            count,
-            &mut misaligned,
-        );
-        let enqueued_times = aligned(
-            "EnqueuedTimeUtcArray",
-            enqueued_times.as_deref(),
-            count,
-            &mut misaligned,
-        );
+        let mut unescaped = [None, None, None];
+        let [offsets, sequence_numbers, enqueued_times] = &mut unescaped;
+        let mut column = |key, unescaped| column(request, key, unescaped, count, &mut misaligned);
+        let offsets = column("OffsetArray", offsets);
+        let sequence_numbers = column("SequenceNumberArray", sequence_numbers);
+        let enqueued_times = column("EnqueuedTimeUtcArray", enqueued_times);
         let context = request.metadata("PartitionContext");
         let partition_id = context
             .as_ref()
@@ -126,24 +115,55 @@ impl<'de> Deserialize<'de> for Body {
     }
 }
 
-/// A metadata array's items, read in place; empty (and the key noted) unless it is an array with
-/// one item per event.
-fn aligned<'t>(
+/// A metadata array's items, read in place (unescaped into `unescaped` first when the host's
+/// usual form does not hold); empty (and the key noted) unless it is an array with one item per
+/// event.
+fn column<'t>(
+    request: &'t InvocationRequest<'_>,
     key: &'static str,
-    text: Option<&'t str>,
+    unescaped: &'t mut Option<Cow<'t, str>>,
     count: usize,
     misaligned: &mut Vec<&'static str>,
 ) -> Vec<Field<'t>> {
-    let Some(text) = text else {
-        return Vec::new();
+    let items = match request.metadata_as_sent(key).and_then(escaped_scalars) {
+        Some(items) => Ok(items),
+        None => {
+            *unescaped = request.metadata_json(key);
+            match unescaped.as_deref() {
+                None => return Vec::new(),
+                Some(text) => serde_json::from_str::<Vec<Field<'t>>>(text),
+            }
+        }
     };
-    match serde_json::from_str::<Vec<Field<'t>>>(text) {
+    match items {
         Ok(items) if items.len() == count => items,
         _ => {
             misaligned.push(key);
             Vec::new()
         }
     }
+}
+
+/// A metadata array in the host's usual form, a JSON string holding an array of strings without
+/// escapes, numbers and nulls (`"[\"4294967296\",null,7]"`), its text items borrowed; `None` for
+/// anything else (read the general way).
+fn escaped_scalars(sent: &str) -> Option<Vec<Field<'_>>> {
+    let items = sent.strip_prefix("\"[")?.strip_suffix("]\"")?;
+    if items.is_empty() {
+        return Some(Vec::new());
+    }
+    // Items are short: a byte loop finds the commas sooner than a search sets up.
+    items
+        .split(|c| c == ',')
+        .map(|item| match item.strip_prefix("\\\"") {
+            Some(text) => {
+                let text = text.strip_suffix("\\\"")?;
+                (!text.bytes().any(|b| b == b'\\')).then_some(Field::Text(Cow::Borrowed(text)))
+            }
+            None if item == "null" => Some(Field::Null),
+            None => serde_json::from_str::<Number>(item).ok().map(Field::Number),
+        })
+        .collect()
 }
 
 fn scalar_text(value: &Field<'_>) -> Option<String> {
@@ -343,6 +363,7 @@ pub fn request_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     /// The payload of the protocol reference, byte for byte (shared with the integration tests).
     const REFERENCE: &str = include_str!("../../tests/fixtures/event_hubs_reference.json");
@@ -518,6 +539,47 @@ mod tests {
             let body = request_body("EventHubSink", "events", &source, &events, now, None);
             let body = body.to_string();
             proptest::prop_assert_eq!(texts(parse(&body).unwrap()), bodies);
+        }
+    }
+
+    #[test]
+    fn the_host_s_metadata_arrays_are_read_in_place() {
+        assert_eq!(
+            escaped_scalars(r#""[\"4294967296\",null,7,-1.5]""#),
+            Some(vec![
+                Field::Text(Cow::Borrowed("4294967296")),
+                Field::Null,
+                Field::Number(7.into()),
+                Field::Number(Number::from_f64(-1.5).unwrap()),
+            ])
+        );
+        assert_eq!(escaped_scalars(r#""[]""#), Some(Vec::new()));
+        for unusual in [
+            r#""[\"a,b\"]""#,
+            r#""[\"a\\\\b\"]""#,
+            r#""[01]""#,
+            r#""[{}]""#,
+            "[1]",
+        ] {
+            assert_eq!(escaped_scalars(unusual), None, "{unusual}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn metadata_read_in_place_is_what_serde_json_reads(
+            items in proptest::collection::vec(proptest::prop_oneof![
+                "[a-z0-9:.\\-, \"\\\\]{0,8}".prop_map(Value::from),
+                proptest::num::i64::ANY.prop_map(Value::from),
+                proptest::strategy::Just(Value::Null),
+            ], 0..6),
+        ) {
+            let sent = encode(&Value::Array(items)).to_string();
+            if let Some(in_place) = escaped_scalars(&sent) {
+                let text: String = serde_json::from_str(&sent).unwrap();
+                let general: Vec<Field<'_>> = serde_json::from_str(&text).unwrap();
+                proptest::prop_assert_eq!(in_place, general);
+            }
         }
     }
 }

@@ -152,6 +152,15 @@ impl<'a> InvocationRequest<'a> {
         }
     }
 
+    /// A metadata entry's JSON text exactly as the host sent it (see
+    /// [`InvocationRequest::data_as_sent`]).
+    pub fn metadata_as_sent(&self, key: &str) -> Option<&'a str> {
+        match self.metadata.get(key)? {
+            Entry::Raw(raw) => Some(raw),
+            Entry::Value(_) => None,
+        }
+    }
+
     /// A metadata entry, double decoding undone.
     pub fn metadata(&self, key: &str) -> Option<Value> {
         self.metadata.get(key).map(Entry::decode)
