@@ -153,17 +153,26 @@ fn escaped_scalars(sent: &str) -> Option<Vec<Field<'_>>> {
         return Some(Vec::new());
     }
     // Items are short: a byte loop finds the commas sooner than a search sets up.
-    items
-        .split(|c| c == ',')
-        .map(|item| match item.strip_prefix("\\\"") {
+    fn scalar(item: &str) -> Option<Field<'_>> {
+        match item.strip_prefix("\\\"") {
             Some(text) => {
                 let text = text.strip_suffix("\\\"")?;
                 (!text.bytes().any(|b| b == b'\\')).then_some(Field::Text(Cow::Borrowed(text)))
             }
             None if item == "null" => Some(Field::Null),
             None => serde_json::from_str::<Number>(item).ok().map(Field::Number),
-        })
-        .collect()
+        }
+    }
+    let mut fields = Vec::with_capacity(items.len() / 8);
+    let mut rest = items;
+    loop {
+        let end = rest.bytes().position(|b| b == b',').unwrap_or(rest.len());
+        fields.push(scalar(&rest[..end])?);
+        if end == rest.len() {
+            return Some(fields);
+        }
+        rest = &rest[end + 1..];
+    }
 }
 
 fn scalar_text(value: &Field<'_>) -> Option<String> {
