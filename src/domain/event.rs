@@ -56,11 +56,33 @@ macro_rules! asset_event {
 
         const FIELDS: usize = [$($key),*].len();
 
-        /// Each key as its JSON text writes it before its value, in each [`Quote`].
-        const KEY_TOKENS: [[&str; FIELDS]; 2] = [
-            [$(concat!("\"", $key, "\":")),*],
-            [$(concat!("\\\\\\\"", $key, "\\\\\\\":")),*],
-        ];
+        impl<'a> AssetEvent<'a> {
+            /// [`AssetEvent::parse_usual`] for JSON text whose quotes are escaped twice
+            /// (`TWICE`) or not. Field by field, each key's text a constant (compared in a few
+            /// instructions). Escapes and control characters are what JSON escapes, and none is
+            /// usual inside a value, so a value's text ends at the first one, which must be the
+            /// closing quote.
+            fn parse_usual_in<const TWICE: bool>(json: &'a str) -> Option<Self> {
+                let quote = if TWICE { "\\\\\\\"" } else { "\"" };
+                let mut rest = json;
+                let mut event = Self::default();
+                let mut separator = '{';
+                $(
+                    let token = if TWICE {
+                        concat!("\\\\\\\"", $key, "\\\\\\\":")
+                    } else {
+                        concat!("\"", $key, "\":")
+                    };
+                    rest = rest.strip_prefix(separator)?.strip_prefix(token)?;
+                    let (value, after) = usual_value(rest, quote)?;
+                    event.$field = value;
+                    rest = after;
+                    separator = ',';
+                )*
+                let _ = separator;
+                (rest == "}").then_some(event)
+            }
+        }
 
         impl<'a> AssetEvent<'a> {
             /// The JSON keys, in the order they are written.
@@ -71,10 +93,6 @@ macro_rules! asset_event {
                 [$(($key, &self.$field)),*]
             }
 
-            /// Each field, in the order they are written.
-            fn fields_mut(&mut self) -> [&mut Field<'a>; FIELDS] {
-                [$(&mut self.$field),*]
-            }
         }
 
         impl Serialize for AssetEvent<'_> {
@@ -131,7 +149,7 @@ impl<'a> AssetEvent<'a> {
     /// instead of through a JSON parser (a batch has a thousand); `None` for anything else,
     /// which serde_json then reads. Both give the same event (property-tested).
     pub(super) fn parse_usual(json: &'a str) -> Option<Self> {
-        Self::parse_usual_in(json, Quote::Plain)
+        Self::parse_usual_in::<false>(json)
     }
 
     /// The usual event in its text escaped twice, as the host's batch holds it (see
@@ -139,26 +157,7 @@ impl<'a> AssetEvent<'a> {
     /// anything else (then read from the body unescaped). The same event as from the body
     /// (property-tested).
     pub(crate) fn parse_usual_escaped_twice(text: &'a str) -> Option<Self> {
-        Self::parse_usual_in(text, Quote::EscapedTwice)
-    }
-
-    /// [`AssetEvent::parse_usual`] for JSON text written with `quote` for its quotes. Escapes
-    /// and control characters are what JSON escapes, and none is usual inside a value, so a
-    /// value's text ends at the first one, which must be the closing quote.
-    fn parse_usual_in(json: &'a str, quote: Quote) -> Option<Self> {
-        let tokens = &KEY_TOKENS[quote as usize];
-        let quote = quote.text();
-        let mut rest = json;
-        let mut event = Self::default();
-        for (i, (field, token)) in event.fields_mut().into_iter().zip(tokens).enumerate() {
-            rest = rest
-                .strip_prefix(if i == 0 { '{' } else { ',' })?
-                .strip_prefix(token)?;
-            let (value, after) = usual_value(rest, quote)?;
-            *field = value;
-            rest = after;
-        }
-        (rest == "}").then_some(event)
+        Self::parse_usual_in::<true>(text)
     }
 
     /// The event TimerFetch publishes for a CoinCap v3 asset: stamped with the response time,
@@ -216,26 +215,9 @@ impl<'a> AssetEvent<'a> {
     }
 }
 
-/// How the quotes of an event's JSON text are written.
-#[derive(Clone, Copy)]
-enum Quote {
-    /// `"`: the event's own text.
-    Plain = 0,
-    /// `\\\"`: inside a JSON string inside a JSON string (the host's batch).
-    EscapedTwice = 1,
-}
-
-impl Quote {
-    fn text(self) -> &'static str {
-        match self {
-            Self::Plain => "\"",
-            Self::EscapedTwice => "\\\\\\\"",
-        }
-    }
-}
-
 /// A value of the usual event and the text after it: `null`, a string without escapes, or a
 /// non-negative integer of up to 18 digits (what serde_json reads as the same `u64`).
+#[inline(always)]
 fn usual_value<'a>(text: &'a str, quote: &str) -> Option<(Field<'a>, &'a str)> {
     if let Some(rest) = text.strip_prefix("null") {
         return Some((Field::Null, rest));
