@@ -3,6 +3,8 @@
 //! (truncated past the cap, with its length and SHA-256). Pure; [`super::statement`] joins these
 //! into statements and transactions.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Datelike, Utc};
 use sha2::{Digest, Sha256};
 
@@ -16,9 +18,18 @@ use crate::warehouse::columns::{HISTORY_COLUMNS, Kind, Value};
 /// an id outside the code page is stored as `?`, and only a `varchar` literal (converted the same
 /// way) finds it again; an `nvarchar` literal would win by type precedence and never match.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdType(String);
+pub struct IdType {
+    name: String,
+    /// ` AS <name>)`: what closes a cast to it.
+    cast: String,
+}
 
 impl IdType {
+    fn new(name: String) -> Self {
+        let cast = format!(" AS {name})");
+        Self { name, cast }
+    }
+
     /// From `TYPE_NAME(user_type_id)` and `sys.columns.max_length` (bytes; -1 for `max`). `None`
     /// for a type a text key cannot be compared in.
     pub fn from_catalog(type_name: &str, max_length: i32) -> Option<Self> {
@@ -29,21 +40,21 @@ impl IdType {
             _ => return None,
         };
         Some(match max_length {
-            -1 => Self(format!("{name}(max)")),
-            1.. => Self(format!("{name}({units})")),
+            -1 => Self::new(format!("{name}(max)")),
+            1.. => Self::new(format!("{name}({units})")),
             _ => return None,
         })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
     }
 }
 
 impl Default for IdType {
     /// Our DDL's `nvarchar(255)`.
     fn default() -> Self {
-        Self(Kind::Text.synapse().to_owned())
+        Self::new(Kind::Text.synapse().to_owned())
     }
 }
 
@@ -159,13 +170,13 @@ impl SelectBuilder {
         }
     }
 
-    /// Adds one column's value under `alias`, cast to `sql_type`, here and (for a key column)
-    /// in `key` too, rendering it once.
+    /// Adds one column's value under `alias`, cast by `CAST(<value>` and `cast` (` AS <type>)`),
+    /// here and (for a key column) in `key` too, rendering it once.
     fn value(
         &mut self,
         key: Option<&mut SelectBuilder>,
         value: Value<'_>,
-        sql_type: &str,
+        cast: &str,
         alias: &'static str,
     ) {
         let start = self.select.open();
@@ -196,9 +207,7 @@ impl SelectBuilder {
                         0
                     }
                 };
-                out.push_str(" AS ");
-                out.push_str(sql_type);
-                out.push(')');
+                out.push_str(cast);
                 literals
             }
         };
@@ -210,8 +219,8 @@ impl SelectBuilder {
         }
     }
 
-    fn text(&mut self, value: Option<&str>, sql_type: &str, alias: &'static str) {
-        self.value(None, Value::Text(value), sql_type, alias);
+    fn text(&mut self, value: Option<&str>, cast: &str, alias: &'static str) {
+        self.value(None, Value::Text(value), cast, alias);
     }
 }
 
@@ -228,18 +237,26 @@ pub(super) fn datetime2(at: DateTime<Utc>) -> String {
     }
 }
 
+/// ` AS <type>)` for each of [`HISTORY_COLUMNS`], in its order.
+static HISTORY_CASTS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    HISTORY_COLUMNS
+        .iter()
+        .map(|column| format!(" AS {})", column.kind.synapse()))
+        .collect()
+});
+
 /// One history row as a `SELECT` of its columns in [`HISTORY_COLUMNS`]' order (the text key
 /// column cast to the table's `id` type), and its key.
 pub(super) fn render_row(row: &AssetRow, id_type: &IdType) -> Rendered {
     let mut select = SelectBuilder::with_capacity(640);
     let mut key = SelectBuilder::with_capacity(128);
-    for column in &HISTORY_COLUMNS {
-        let sql_type = match column.kind {
-            Kind::Text if column.key => id_type.as_str(),
-            kind => kind.synapse(),
+    for (column, cast) in HISTORY_COLUMNS.iter().zip(HISTORY_CASTS.iter()) {
+        let cast = match column.kind {
+            Kind::Text if column.key => &id_type.cast,
+            _ => cast,
         };
         let also = column.key.then_some(&mut key);
-        select.value(also, (column.value)(row), sql_type, column.name);
+        select.value(also, (column.value)(row), cast, column.name);
     }
     Rendered {
         literals: select.literals + key.literals,
@@ -299,15 +316,23 @@ pub(super) fn render_reject(reject: &Reject, received_at: &str, max_body_units: 
     let at = &reject.coordinates;
     select.select.column(received_at, "received_at");
     select.literals += 1;
-    select.text(Some(reject.reason.code()), "varchar(32)", "reason_code");
-    select.text(Some(&reason), "nvarchar(4000)", "reason");
-    select.text(Some(body), "nvarchar(max)", "raw_body");
-    select.text(at.partition_id.as_deref(), "varchar(64)", "partition_id");
-    select.text(at.offset.as_deref(), "varchar(64)", "event_offset");
+    select.text(
+        Some(reject.reason.code()),
+        " AS varchar(32))",
+        "reason_code",
+    );
+    select.text(Some(&reason), " AS nvarchar(4000))", "reason");
+    select.text(Some(body), " AS nvarchar(max))", "raw_body");
+    select.text(
+        at.partition_id.as_deref(),
+        " AS varchar(64))",
+        "partition_id",
+    );
+    select.text(at.offset.as_deref(), " AS varchar(64))", "event_offset");
     select.value(
         None,
         Value::BigInt(at.sequence_number),
-        "bigint",
+        " AS bigint)",
         "sequence_number",
     );
     let enqueued = at
