@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Number, Value, json};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::{EnvelopeError, InvocationRequest, JsonText, encode};
 use crate::domain::{EventBody, EventCoordinates, Field};
@@ -64,13 +65,14 @@ impl<'a> ReceivedBatch<'a> {
             .and_then(|c| c.get("PartitionId"))
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let partition: Option<Arc<str>> = partition_id.as_deref().map(Arc::from);
         let events = bodies
             .into_iter()
             .enumerate()
             .map(|(i, body)| ReceivedEvent {
                 body,
                 coordinates: EventCoordinates {
-                    partition_id: partition_id.clone(),
+                    partition_id: partition.clone(),
                     offset: offsets.get(i).and_then(scalar_text),
                     sequence_number: sequence_numbers.get(i).and_then(integer),
                     enqueued_time: enqueued_times
