@@ -5,8 +5,9 @@
 //! - [`secrets`]: where secrets come from (Key Vault through the managed identity, cached; or the
 //!   environment), the redacting [`secrets::Secret`] type and Entra tokens.
 //! - [`coincap`]: the CoinCap v3 client, its settings and its retry rule.
-//! - [`domain`]: [`domain::AssetEvent`] (what travels on the hub), [`domain::AssetRow`] (a valid
-//!   table row) and [`domain::Reject`] (a poison event and why).
+//! - [`domain`]: [`domain::AssetEvent`] (what travels on the hub), [`domain::EventBody`] (an
+//!   event's text as the sink receives it, read in place), [`domain::AssetRow`] (a valid table
+//!   row) and [`domain::Reject`] (a poison event and why).
 //! - [`host`]: the custom-handler protocol: envelopes, double decoding, timer and Event Hubs
 //!   payloads, the response. Both sides: the handler decodes, the local runner encodes.
 //! - [`warehouse`]: the [`warehouse::Warehouse`] trait; an embedded SQLite file

@@ -42,7 +42,7 @@ impl Field<'_> {
 }
 
 /// Declares the event's fields once: the struct, its JSON keys (in the order they are written),
-/// and the key lookup used when reading.
+/// the key lookup used when reading, and the reader of the usual event.
 macro_rules! asset_event {
     ($($(#[$doc:meta])* $field:ident: $key:literal,)*) => {
         /// The event TimerFetch publishes, one per asset, in the seed producer's format: the
