@@ -25,6 +25,13 @@ pub struct AssetsPage {
     pub(super) elapsed: Duration,
 }
 
+impl Drop for AssetsPage {
+    /// Its buffer is kept for the next page.
+    fn drop(&mut self) {
+        super::PAGES.keep(std::mem::take(&mut self.text).into_bytes());
+    }
+}
+
 /// A page's assets, read in place (text borrowed from the page).
 #[derive(Debug)]
 pub struct Assets<'a> {

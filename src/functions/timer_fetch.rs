@@ -12,6 +12,7 @@ use crate::host::InvocationResponse;
 use crate::host::event_hubs::OutputEvents;
 use crate::host::timer::TimerInfo;
 use crate::secrets::{SecretName, SecretSource};
+use crate::spare::Spare;
 
 /// What TimerFetch needs: the CoinCap client and where its key comes from.
 #[derive(Clone, Copy)]
@@ -84,9 +85,15 @@ fn publish(page: &AssetsPage, invocation: &mut Invocation) -> Result<Published, 
     }
 }
 
-/// Room for the events of a page: about 1.25 bytes of escaped event per byte of page.
+/// The buffer of the last answer, given back once the server has sent it (see
+/// `server::answer_keeping`), for the next one's events.
+pub static ANSWERS: Spare = Spare::new();
+
+/// Room for the events of a page (about 1.25 bytes of escaped event per byte of page), in the
+/// buffer of the last answer.
 fn events_for(page: &AssetsPage) -> OutputEvents {
-    OutputEvents::with_capacity(page.len() + page.len() / 4)
+    let bytes = page.len() + page.len() / 4;
+    OutputEvents::with_capacity_in(bytes, ANSWERS.take(0))
 }
 
 /// The usual page (see [`AssetsPage::read_each`]) whose assets all have the v3 shape: each
