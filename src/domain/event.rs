@@ -60,6 +60,11 @@ macro_rules! asset_event {
             /// The JSON keys, in the order they are written.
             pub const KEYS: [&'static str; FIELDS] = [$($key),*];
 
+            /// Each key as written after the one before it (`,"key":`), as JSON text and nested
+            /// in a JSON string: written whole, the keys need no escaping checks.
+            const WRITTEN_KEYS: [(&'static str, &'static str); FIELDS] =
+                [$((concat!(",\"", $key, "\":"), concat!(",\\\"", $key, "\\\":"))),*];
+
             /// Each field with its key, in the order they are written.
             pub fn fields(&self) -> [(&'static str, &Field<'a>); FIELDS] {
                 [$(($key, &self.$field)),*]
@@ -176,12 +181,11 @@ impl<'a> AssetEvent<'a> {
     /// The same text serde_json writes for [`Serialize`], in one pass without a serializer.
     fn write(&self, json: &mut JsonWriter<'_>) {
         json.raw("{");
-        for (i, (key, field)) in self.fields().into_iter().enumerate() {
-            if i > 0 {
-                json.raw(",");
-            }
-            json.string(key);
-            json.raw(":");
+        let fields = self.fields().into_iter().zip(Self::WRITTEN_KEYS);
+        for (i, ((_, field), (plain, nested))) in fields.enumerate() {
+            // The first key without its comma.
+            let first = usize::from(i == 0);
+            json.raw_either(&plain[first..], &nested[first..]);
             match field {
                 Field::Null | Field::Other(_) => json.raw("null"),
                 Field::Text(text) => json.string(text),
