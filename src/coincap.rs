@@ -12,6 +12,7 @@ use crate::secrets::Secret;
 use crate::spare::Spare;
 
 mod page;
+mod usual;
 
 pub use page::{Assets, AssetsPage, read_page};
 

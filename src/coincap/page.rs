@@ -2,11 +2,7 @@
 //! borrowing its text from the page.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::time::Duration;
-
-use serde::Deserializer;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -83,17 +79,18 @@ impl AssetsPage {
     /// `None` for anything else: what `each` was handed is then to be thrown away, and the page
     /// read by [`AssetsPage::read`], which says what is wrong with it.
     pub fn read_each<'a>(&'a self, each: impl FnMut(Parsed<'a>) -> bool) -> Option<i64> {
-        let mut reader = serde_json::Deserializer::from_str(&self.text);
-        let timestamp = (&mut reader).deserialize_map(EachAsset(each)).ok()?;
-        reader.end().ok()?;
-        Some(timestamp)
+        super::usual::read_page(&self.text, each)
     }
 
     /// The integer after the page's last `"timestamp":`, which CoinCap writes at the end: what
     /// the timestamp will be, before the assets are read (a guess, for the caller to check).
     pub fn timestamp_at_the_end(&self) -> Option<i64> {
-        let at = self.text.rfind("\"timestamp\":")? + "\"timestamp\":".len();
-        let rest = &self.text[at..];
+        let key = "\"timestamp\"";
+        let rest = &self.text[self.text.rfind(key)? + key.len()..];
+        let rest = rest
+            .trim_start_matches(JSON_WHITE_SPACE)
+            .strip_prefix(':')?;
+        let rest = rest.trim_start_matches(JSON_WHITE_SPACE);
         let end = rest
             .bytes()
             .position(|b| !(b.is_ascii_digit() || b == b'-'))
@@ -110,6 +107,8 @@ impl AssetsPage {
             .unwrap_or_default()
     }
 }
+
+const JSON_WHITE_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 
 /// `{"data": [...], "timestamp": <ms>}` read in one pass.
 #[derive(serde::Deserialize)]
@@ -128,79 +127,6 @@ struct Present(bool);
 impl<'de> serde::Deserialize<'de> for Present {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         serde::de::IgnoredAny::deserialize(deserializer).map(|_| Self(true))
-    }
-}
-
-/// A page's keys (as [`UsualPage`] names them).
-#[derive(serde::Deserialize)]
-#[serde(field_identifier, rename_all = "lowercase")]
-enum PageKey {
-    Data,
-    Timestamp,
-    Error,
-    #[serde(other)]
-    Other,
-}
-
-/// [`AssetsPage::read_each`]'s reading of the page object: the timestamp.
-struct EachAsset<F>(F);
-
-impl<'de, F: FnMut(Parsed<'de>) -> bool> Visitor<'de> for EachAsset<F> {
-    type Value = i64;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the usual page")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(mut self, mut page: A) -> Result<i64, A::Error> {
-        let (mut assets, mut timestamp) = (None, None);
-        while let Some(key) = page.next_key()? {
-            match key {
-                PageKey::Data if assets.is_none() => {
-                    assets = Some(page.next_value_seed(AssetList(&mut self.0))?);
-                }
-                PageKey::Timestamp if timestamp.is_none() => timestamp = Some(page.next_value()?),
-                PageKey::Other => {
-                    page.next_value::<IgnoredAny>()?;
-                }
-                // An error answer, or a key twice.
-                _ => return Err(de::Error::custom("not the usual page")),
-            }
-        }
-        match (assets, timestamp) {
-            (Some(1..), Some(timestamp)) => Ok(timestamp),
-            _ => Err(de::Error::custom("not the usual page")),
-        }
-    }
-}
-
-/// The asset list, each asset handed to `each`: how many it took.
-struct AssetList<'f, F>(&'f mut F);
-
-impl<'de, F: FnMut(Parsed<'de>) -> bool> DeserializeSeed<'de> for AssetList<'_, F> {
-    type Value = usize;
-
-    fn deserialize<D: Deserializer<'de>>(self, list: D) -> Result<usize, D::Error> {
-        list.deserialize_seq(self)
-    }
-}
-
-impl<'de, F: FnMut(Parsed<'de>) -> bool> Visitor<'de> for AssetList<'_, F> {
-    type Value = usize;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an asset list")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut assets: A) -> Result<usize, A::Error> {
-        let mut taken = 0;
-        while let Some(asset) = assets.next_element()? {
-            if !(self.0)(asset) {
-                return Err(de::Error::custom("an asset to read the general way"));
-            }
-            taken += 1;
-        }
-        Ok(taken)
     }
 }
 

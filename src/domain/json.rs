@@ -66,28 +66,45 @@ pub(crate) fn needs_escape(text: &str) -> bool {
     let mut words = bytes.chunks_exact(8);
     let any = words
         .by_ref()
-        .fold(false, |any, word| any | word_needs_escape(word));
+        .fold(false, |any, word| any | (escape_mask(word) != 0));
     // The last eight bytes again, for the ones `chunks_exact` left over.
-    any | word_needs_escape(&bytes[bytes.len() - 8..])
+    any | (escape_mask(&bytes[bytes.len() - 8..]) != 0)
+}
+
+/// Where the first byte JSON needs an escape for is (a quote, a backslash, a control
+/// character): how a reader finds the end of a string, eight bytes at a time.
+pub(crate) fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.chunks_exact(8);
+    for (i, word) in words.by_ref().enumerate() {
+        let mask = escape_mask(word);
+        if mask != 0 {
+            // The lowest byte marked is one that needs an escape (see `escape_mask`).
+            return Some(i * 8 + (mask.trailing_zeros() / 8) as usize);
+        }
+    }
+    let rest = words.remainder();
+    let at = rest.iter().position(|&byte| needs_escape_byte(byte))?;
+    Some(bytes.len() - rest.len() + at)
 }
 
 fn needs_escape_byte(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
-/// Whether any of 8 bytes needs an escape, all at once: a byte's high bit ends up set in
-/// `word - 0x20 * ONES` where the byte is below 0x20, and in `(word ^ b * ONES) - ONES` where
-/// it equals `b`, unless the byte had its own high bit set (masked out by `!word`). Exact, for
-/// a yes or no (the "determine if a word has a byte less than n" and "has a zero byte" tricks of
-/// <https://graphics.stanford.edu/~seander/bithacks.html#HasLessInWord>; a borrow only ever
-/// marks bytes above one that is marked already).
-fn word_needs_escape(word: &[u8]) -> bool {
+/// The high bit of each of 8 bytes (in little-endian order) that needs an escape, all at once:
+/// a byte's high bit ends up set in `word - 0x20 * ONES` where the byte is below 0x20, and in
+/// `(word ^ b * ONES) - ONES` where it equals `b`, unless the byte had its own high bit set
+/// (masked out by `!word`); the "determine if a word has a byte less than n" and "has a zero
+/// byte" tricks of <https://graphics.stanford.edu/~seander/bithacks.html#HasLessInWord>. A
+/// borrow may also mark bytes above one that is marked already, never below: the lowest byte
+/// marked is exact, and so is whether any is.
+fn escape_mask(word: &[u8]) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
     let below_space = word.wrapping_sub(ONES * 0x20);
     let quote = (word ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
     let backslash = (word ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
-    (below_space | quote | backslash) & !word & (ONES * 0x80) != 0
+    (below_space | quote | backslash) & !word & (ONES * 0x80)
 }
 
 /// `text` as the contents of a JSON string, escaped as serde_json escapes it: quote, backslash
@@ -149,6 +166,10 @@ mod tests {
             text in "[\\x00-\\x7f]{0,24}|[\\x1f-\\x23\\x5b-\\x5d\\x7f-\\x81\\xa2\\xdc\\u{100}-\\u{200}a]{0,24}",
         ) {
             proptest::prop_assert_eq!(needs_escape(&text), text.bytes().any(needs_escape_byte));
+            proptest::prop_assert_eq!(
+                first_to_escape(text.as_bytes()),
+                text.bytes().position(needs_escape_byte)
+            );
         }
 
         #[test]

@@ -15,6 +15,7 @@ pub use batch::{MappedBatch, map_events};
 pub use coordinates::EventCoordinates;
 pub use event::{AssetEvent, Field, NotV3, Parsed};
 pub use finite::Finite;
+pub(crate) use json::first_to_escape;
 pub use reject::{Reject, RejectReason};
 pub use row::AssetRow;
 pub use time::WarehouseTime;
