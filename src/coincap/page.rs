@@ -8,7 +8,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{CoinCapError, excerpt};
-use crate::domain::Parsed;
+use crate::domain::{AssetEvent, Parsed};
 
 /// One successful `GET /assets`: the page as CoinCap sent it, read by [`AssetsPage::read`].
 #[derive(Debug, Clone)]
@@ -73,12 +73,13 @@ impl AssetsPage {
         self.text.is_empty()
     }
 
-    /// The usual page read in one pass, each asset handed to `each` as it is read (none is kept):
-    /// the page's timestamp when it is `{"data": [<assets>], "timestamp": <integer>}` with at least
-    /// one asset, no `error` key and no key twice, and `each` took every asset (answered `true`).
-    /// `None` for anything else: what `each` was handed is then to be thrown away, and the page
-    /// read by [`AssetsPage::read`], which says what is wrong with it.
-    pub fn read_each<'a>(&'a self, each: impl FnMut(Parsed<'a>) -> bool) -> Option<i64> {
+    /// The usual page read in one pass, each asset handed to `each` as it is read (into the same
+    /// event: none is kept): the page's timestamp when it is `{"data": [<assets>], "timestamp":
+    /// <integer>}` with at least one asset, each a JSON object, no `error` key and no key twice,
+    /// and `each` took every asset (answered `true`). `None` for anything else: what `each` was
+    /// handed is then to be thrown away, and the page read by [`AssetsPage::read`], which says
+    /// what is wrong with it.
+    pub fn read_each<'a>(&'a self, each: impl FnMut(&mut AssetEvent<'a>) -> bool) -> Option<i64> {
         super::usual::read_page(&self.text, each)
     }
 

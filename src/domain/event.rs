@@ -147,22 +147,31 @@ impl<'a> AssetEvent<'a> {
     /// (an `id` that is not text, a field that is neither text nor null): such an asset is
     /// published as it came, so the sink keeps it in the rejects table.
     pub fn stamped(mut self, timestamp: i64) -> Result<Self, NotV3> {
+        self.stamp(timestamp)?;
+        Ok(self)
+    }
+
+    /// [`AssetEvent::stamped`] in place (an event is 400 bytes: moving each of a page's costs
+    /// more than stamping it). On `Err` the event is left as it was.
+    pub fn stamp(&mut self, timestamp: i64) -> Result<(), NotV3> {
         if !matches!(self.id, Field::Text(_)) {
             return Err(NotV3("id"));
+        }
+        // Every other field is text or null (a number for `rank`; `timestamp` is replaced).
+        let fields = self.fields();
+        let wrong = fields.iter().find(|(key, field)| match *key {
+            "timestamp" => false,
+            "rank" => !(field.is_text_or_null() || matches!(field, Field::Number(_))),
+            _ => !field.is_text_or_null(),
+        });
+        if let Some((key, _)) = wrong {
+            return Err(NotV3(key));
         }
         if let Field::Number(rank) = &self.rank {
             self.rank = Field::Text(Cow::Owned(rank.to_string()));
         }
-        // Every other field is text or null (`timestamp` is replaced).
-        let fields = self.fields();
-        let wrong = fields
-            .iter()
-            .find(|(key, field)| *key != "timestamp" && !field.is_text_or_null());
-        if let Some((key, _)) = wrong {
-            return Err(NotV3(key));
-        }
         self.timestamp = Field::Number(timestamp.into());
-        Ok(self)
+        Ok(())
     }
 
     /// The compact JSON text sent as the event body.
@@ -189,7 +198,11 @@ impl<'a> AssetEvent<'a> {
             match field {
                 Field::Null | Field::Other(_) => json.raw("null"),
                 Field::Text(text) => json.string(text),
-                Field::Number(number) => json.display(number),
+                // An integer (the timestamp) without the formatting machinery: the same digits.
+                Field::Number(number) => match number.as_i64() {
+                    Some(integer) => json.raw(itoa::Buffer::new().format(integer)),
+                    None => json.display(number),
+                },
             }
         }
         json.raw("}");

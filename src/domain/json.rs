@@ -41,8 +41,7 @@ impl<'o> JsonWriter<'o> {
 
     /// A JSON string holding `text`.
     pub(crate) fn string(&mut self, text: &str) {
-        let quote = if self.nested { "\\\"" } else { "\"" };
-        self.out.push_str(quote);
+        self.quote();
         if !needs_escape(text) {
             self.out.push_str(text);
         } else if self.nested {
@@ -52,7 +51,17 @@ impl<'o> JsonWriter<'o> {
         } else {
             escape(self.out, text);
         }
-        self.out.push_str(quote);
+        self.quote();
+    }
+
+    /// A string's quote. Each form a text of known length: written in place, not by a call to
+    /// `memcpy` (as a text chosen between the two would be).
+    fn quote(&mut self) {
+        if self.nested {
+            self.out.push_str("\\\"");
+        } else {
+            self.out.push('"');
+        }
     }
 }
 

@@ -103,12 +103,11 @@ fn events_for(page: &AssetsPage) -> OutputEvents {
 fn publish_usual(page: &AssetsPage) -> Option<Published> {
     let timestamp = page.timestamp_at_the_end()?;
     let mut events = events_for(page);
-    let read = page.read_each(|asset| match asset {
-        Parsed::Event(event) => event.stamped(timestamp).is_ok_and(|event| {
+    let read = page.read_each(|event| {
+        event.stamp(timestamp).is_ok_and(|()| {
             events.push_escaped(|out| event.write_escaped_body(out));
             true
-        }),
-        Parsed::NotAnObject(_) => false,
+        })
     })?;
     (read == timestamp).then_some(Published { events, timestamp })
 }
@@ -206,6 +205,20 @@ mod tests {
             .stamped(usual.1)
             .unwrap();
         assert_eq!(events, [bitcoin.to_body(), bitcoin.to_body()]);
+    }
+
+    #[test]
+    fn an_event_is_stamped_in_place_or_left_as_it_was() {
+        let mut event = AssetEvent::parse(r#"{"id":"x","rank":7,"name":"a"}"#).unwrap();
+        event.stamp(5).unwrap();
+        assert_eq!(
+            event.to_body(),
+            r#"{"id":"x","rank":"7","symbol":null,"name":"a","supply":null,"maxSupply":null,"marketCapUsd":null,"volumeUsd24Hr":null,"priceUsd":null,"changePercent24Hr":null,"vwap24Hr":null,"explorer":null,"timestamp":5}"#
+        );
+        let mut odd = AssetEvent::parse(r#"{"id":"x","rank":7,"name":["a"]}"#).unwrap();
+        let before = odd.clone();
+        assert_eq!(odd.stamp(5), Err(crate::domain::NotV3("name")));
+        assert_eq!(odd, before);
     }
 
     #[test]
