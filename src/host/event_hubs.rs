@@ -275,14 +275,9 @@ pub struct OutputEvents {
 }
 
 impl OutputEvents {
-    /// An empty array, with room for `bytes` of escaped bodies (and for the answer written
-    /// around them, see `InvocationResponse::into_json`).
-    pub fn with_capacity(bytes: usize) -> Self {
-        Self::with_capacity_in(bytes, Vec::new())
-    }
-
-    /// [`OutputEvents::with_capacity`], written into `buffer` (emptied first): one kept from an
-    /// earlier answer, so that its memory is already mapped.
+    /// An empty array written into `buffer` (emptied first: one kept from an earlier answer, its
+    /// memory already mapped), with room for `bytes` of escaped bodies (and for the answer
+    /// written around them, see `InvocationResponse::into_json`).
     pub fn with_capacity_in(bytes: usize, mut buffer: Vec<u8>) -> Self {
         buffer.clear();
         buffer.reserve(bytes + 16 * 1024);
