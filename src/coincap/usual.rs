@@ -11,7 +11,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::domain::{AssetEvent, Field, Parsed, first_to_escape};
+use crate::domain::json::escape_at;
+use crate::domain::{AssetEvent, Field, Parsed};
 
 /// Reads the page, handing each asset to `each`: its timestamp when the page has one asset
 /// list with at least one asset, each a JSON object, and one integer timestamp, no `error` key
@@ -88,7 +89,10 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     fn plain_string(&mut self) -> Option<&'a str> {
         let rest = &self.text.as_bytes()[self.at..];
-        let end = first_to_escape(rest).filter(|&end| rest[end] == b'"')?;
+        let end = escape_at(rest);
+        if rest.get(end) != Some(&b'"') {
+            return None;
+        }
         let text = &self.text[self.at..self.at + end];
         self.at += end + 1;
         Some(text)

@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Number;
 
 use super::RejectReason;
-use super::json::JsonWriter;
+use super::json::{JsonWriter, escape_at};
 
 mod read;
 
@@ -57,6 +57,34 @@ macro_rules! asset_event {
         const FIELDS: usize = [$($key),*].len();
 
         impl<'a> AssetEvent<'a> {
+            /// [`AssetEvent::parse_usual`] for JSON text whose quotes are escaped twice
+            /// (`TWICE`) or not. Field by field, each key's text a constant (compared in a few
+            /// instructions). Escapes and control characters are what JSON escapes, and none is
+            /// usual inside a value, so a value's text ends at the first one, which must be the
+            /// closing quote.
+            fn parse_usual_in<const TWICE: bool>(json: &'a str) -> Option<Self> {
+                let quote = if TWICE { "\\\\\\\"" } else { "\"" };
+                let mut rest = json;
+                let mut event = Self::default();
+                let mut separator = '{';
+                $(
+                    let token = if TWICE {
+                        concat!("\\\\\\\"", $key, "\\\\\\\":")
+                    } else {
+                        concat!("\"", $key, "\":")
+                    };
+                    rest = rest.strip_prefix(separator)?.strip_prefix(token)?;
+                    let (value, after) = usual_value(rest, quote)?;
+                    event.$field = value;
+                    rest = after;
+                    separator = ',';
+                )*
+                let _ = separator;
+                (rest == "}").then_some(event)
+            }
+        }
+
+        impl<'a> AssetEvent<'a> {
             /// The JSON keys, in the order they are written.
             pub const KEYS: [&'static str; FIELDS] = [$($key),*];
 
@@ -69,6 +97,7 @@ macro_rules! asset_event {
             pub fn fields(&self) -> [(&'static str, &Field<'a>); FIELDS] {
                 [$(($key, &self.$field)),*]
             }
+
         }
 
         impl Serialize for AssetEvent<'_> {
@@ -124,22 +153,16 @@ impl<'a> AssetEvent<'a> {
     /// order, text without escapes, null, an integer `timestamp`. Read by matching the text
     /// instead of through a JSON parser (a batch has a thousand); `None` for anything else,
     /// which serde_json then reads. Both give the same event (property-tested).
-    fn parse_usual(json: &'a str) -> Option<Self> {
-        let mut rest = json.strip_prefix('{')?;
-        let mut event = Self::default();
-        for (i, key) in Self::KEYS.iter().enumerate() {
-            if i > 0 {
-                rest = rest.strip_prefix(',')?;
-            }
-            rest = rest
-                .strip_prefix('"')?
-                .strip_prefix(key)?
-                .strip_prefix("\":")?;
-            let (value, after) = usual_value(rest)?;
-            *slot(&mut event, key)? = value;
-            rest = after;
-        }
-        (rest == "}").then_some(event)
+    pub(super) fn parse_usual(json: &'a str) -> Option<Self> {
+        Self::parse_usual_in::<false>(json)
+    }
+
+    /// The usual event in its text escaped twice, as the host's batch holds it (see
+    /// [`crate::domain::EventBody`]): read in place, text borrowed from the batch; `None` for
+    /// anything else (then read from the body unescaped). The same event as from the body
+    /// (property-tested).
+    pub(crate) fn parse_usual_escaped_twice(text: &'a str) -> Option<Self> {
+        Self::parse_usual_in::<true>(text)
     }
 
     /// The event TimerFetch publishes for a CoinCap v3 asset: stamped with the response time,
@@ -211,18 +234,15 @@ impl<'a> AssetEvent<'a> {
 
 /// A value of the usual event and the text after it: `null`, a string without escapes, or a
 /// non-negative integer of up to 18 digits (what serde_json reads as the same `u64`).
-fn usual_value(text: &str) -> Option<(Field<'_>, &str)> {
+#[inline(always)]
+fn usual_value<'a>(text: &'a str, quote: &str) -> Option<(Field<'a>, &'a str)> {
     if let Some(rest) = text.strip_prefix("null") {
         return Some((Field::Null, rest));
     }
-    if let Some(rest) = text.strip_prefix('"') {
-        let end = rest
-            .bytes()
-            .position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if rest.as_bytes()[end] != b'"' {
-            return None;
-        }
-        return Some((Field::Text(Cow::Borrowed(&rest[..end])), &rest[end + 1..]));
+    if let Some(rest) = text.strip_prefix(quote) {
+        let end = escape_at(rest.as_bytes());
+        let after = rest[end..].strip_prefix(quote)?;
+        return Some((Field::Text(Cow::Borrowed(&rest[..end])), after));
     }
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 || digits > 18 || (digits > 1 && text.starts_with('0')) {

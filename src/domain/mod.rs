@@ -2,20 +2,21 @@
 //! the reject.
 
 mod batch;
+mod body;
 mod coordinates;
 mod event;
 mod finite;
-mod json;
+pub(crate) mod json;
 mod reject;
 mod row;
 mod time;
 mod varchar;
 
 pub use batch::{MappedBatch, map_events};
+pub use body::EventBody;
 pub use coordinates::EventCoordinates;
 pub use event::{AssetEvent, Field, NotV3, Parsed};
 pub use finite::Finite;
-pub(crate) use json::first_to_escape;
 pub use reject::{Reject, RejectReason};
 pub use row::AssetRow;
 pub use time::WarehouseTime;

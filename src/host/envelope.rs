@@ -1,10 +1,15 @@
 //! The request envelope read in one pass: `Data` and `Metadata` as maps of entries whose JSON text
-//! is only scanned (borrowed from the body), every other key skipped.
+//! is only scanned (borrowed from the body), every other key skipped. The usual envelope is
+//! skimmed ([`skim`]): its strings (a batch's events: a megabyte escaped twice) are found and
+//! checked by a quick scan, everything else read by serde_json; any other goes to serde_json
+//! whole.
 
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{IgnoredAny, MapAccess, Visitor};
+
+use crate::domain::json::string_len;
 use serde::{Deserialize, Deserializer};
 
 use super::*;
@@ -81,7 +86,7 @@ impl<'de: 'a, 'a> Visitor<'de> for EntriesVisitor<'a> {
         let mut entries = Entries::new();
         while let Some(key) = map.next_key::<String>()? {
             let entry = map.next_value::<&'a RawValue>()?;
-            entries.insert(key, Entry::Raw(entry));
+            entries.insert(key, Entry::Raw(entry.get()));
         }
         Ok(EntriesOf(Some(entries)))
     }
@@ -125,5 +130,199 @@ impl<'de: 'a, 'a> Visitor<'de> for EntriesVisitor<'a> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(EntriesOf(None))
+    }
+}
+
+/// The usual envelope: a JSON object whose `Data` and `Metadata` are objects (or absent), with
+/// keys without escapes. Its strings are found and checked by [`string_len`] (as serde_json checks
+/// a string it skips), its other values read by serde_json. `None` for anything else, which
+/// [`Envelope`] then reads (and says what is wrong); both read the same entries (property-tested).
+pub(super) fn skim(body: &[u8]) -> Option<(Entries<'_>, Entries<'_>)> {
+    let mut skim = Skim {
+        text: std::str::from_utf8(body).ok()?,
+        at: 0,
+    };
+    let (mut data, mut metadata) = (Entries::new(), Entries::new());
+    skim.object(|skim, key| {
+        match key {
+            "Data" => data = skim.entries()?,
+            "Metadata" => metadata = skim.entries()?,
+            _ => {
+                skim.value()?;
+            }
+        }
+        Some(())
+    })?;
+    skim.space();
+    (skim.at == skim.text.len()).then_some((data, metadata))
+}
+
+/// A cursor over the envelope's text.
+struct Skim<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Skim<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn space(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte after any whitespace, consumed.
+    fn next(&mut self) -> Option<u8> {
+        self.space();
+        let byte = self.peek()?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    /// An object, `entry` called on each key to read its value.
+    fn object(&mut self, mut entry: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        if self.next()? != b'{' {
+            return None;
+        }
+        self.space();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.space();
+            let key = self.string()?;
+            let key = &key[1..key.len() - 1];
+            if key.contains('\\') || self.next()? != b':' {
+                return None;
+            }
+            self.space();
+            entry(self, key)?;
+            match self.next()? {
+                b',' => {}
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A JSON string's text, quotes included.
+    fn string(&mut self) -> Option<&'a str> {
+        let len = string_len(&self.text.as_bytes()[self.at..])?;
+        let string = self.text.get(self.at..self.at + len)?;
+        self.at += len;
+        Some(string)
+    }
+
+    /// Any JSON value's text.
+    fn value(&mut self) -> Option<&'a str> {
+        if self.peek()? == b'"' {
+            return self.string();
+        }
+        let rest = &self.text[self.at..];
+        let raw = <&RawValue>::deserialize(&mut serde_json::Deserializer::from_str(rest)).ok()?;
+        // No whitespace was left to skip, so the value starts `rest`.
+        let value = raw.get();
+        if !std::ptr::eq(value.as_ptr(), rest.as_ptr()) {
+            return None;
+        }
+        self.at += value.len();
+        Some(value)
+    }
+
+    /// `Data` or `Metadata` as an object of entries.
+    fn entries(&mut self) -> Option<Entries<'a>> {
+        let mut entries = Entries::new();
+        self.object(|skim, key| {
+            let value = skim.value()?;
+            entries.insert(key.to_owned(), Entry::Raw(value));
+            Some(())
+        })?;
+        Some(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::event_hubs::{HubEvent, PartitionSource, request_body};
+    use chrono::Utc;
+
+    /// What serde_json reads, for comparison.
+    fn through_serde(body: &[u8]) -> Option<(Entries<'_>, Entries<'_>)> {
+        match serde_json::from_slice::<Envelope<'_>>(body) {
+            Ok(Envelope {
+                data: Ok(data),
+                metadata: Ok(metadata),
+            }) => Some((data, metadata)),
+            _ => None,
+        }
+    }
+
+    fn batch_body(bodies: &[&str]) -> String {
+        let source = PartitionSource {
+            namespace: "ns",
+            event_hub: "hub",
+            consumer_group: "$Default",
+            partition_id: "0",
+        };
+        let events: Vec<HubEvent> = bodies
+            .iter()
+            .zip(0..)
+            .map(|(body, i)| HubEvent {
+                body: (*body).to_owned(),
+                offset: i * 100,
+                sequence_number: i,
+                enqueued_time: Utc::now(),
+            })
+            .collect();
+        request_body("EventHubSink", "events", &source, &events, Utc::now(), None).to_string()
+    }
+
+    #[test]
+    fn the_host_s_batch_is_skimmed_to_what_serde_json_reads() {
+        let body = batch_body(&[r#"{"id":"a \"q\" \\ é"}"#, "not json", "\u{1}\n"]);
+        let skimmed = skim(body.as_bytes()).expect("the usual envelope");
+        assert_eq!(Some(&skimmed), through_serde(body.as_bytes()).as_ref());
+        assert!(skimmed.0.contains_key("events") && skimmed.1.contains_key("OffsetArray"));
+    }
+
+    #[test]
+    fn whitespace_is_skipped_and_anything_unusual_left_to_serde_json() {
+        let spaced = b" { \"Data\" : { \"a\" : [1, 2] , \"b\" : \"x\" } ,\n\"Metadata\":{} } ";
+        let (data, _) = skim(spaced).unwrap();
+        assert_eq!(data.get("a"), Some(&Entry::Raw("[1, 2]")));
+        assert_eq!(data.get("b"), Some(&Entry::Raw("\"x\"")));
+        for unusual in [
+            &br#"{"Data":null}"#[..],
+            br#"{"Data":"{\"a\":1}"}"#,
+            br#"{"D\u0061ta":{}}"#,
+            br#"{"Data":{}} x"#,
+            br#"{"Data":{"a":1,}}"#,
+            b"[]",
+            b"{\"Data\":{\"a\":\"\xff\"}}",
+        ] {
+            assert_eq!(skim(unusual), None, "{}", String::from_utf8_lossy(unusual));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_skimmed_envelope_is_one_serde_json_reads_the_same(
+            bodies in proptest::collection::vec("[a\"\\\\{}\\[\\],: \\x01é]{0,12}", 1..4),
+            at in proptest::num::usize::ANY,
+            byte in proptest::sample::select(b"\"\\{}[],: u0a\x01\n".to_vec()),
+        ) {
+            let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+            let mut body = batch_body(&bodies).into_bytes();
+            let at = at % body.len();
+            body[at] = byte;
+            if let Some(skimmed) = skim(&body) {
+                proptest::prop_assert_eq!(Some(skimmed), through_serde(&body));
+            }
+        }
     }
 }

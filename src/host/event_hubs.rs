@@ -3,39 +3,45 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Value, json};
+use serde_json::{Number, Value, json};
+use std::borrow::Cow;
 
 use super::{EnvelopeError, InvocationRequest, JsonText, encode};
-use crate::domain::{EventCoordinates, Field};
+use crate::domain::{EventBody, EventCoordinates, Field};
 use crate::text::Millis;
 
-/// One event as received: its raw UTF-8 body and where it sat in the hub.
+/// One event as received: its body (read where it lies in the request) and where it sat in the
+/// hub.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReceivedEvent {
-    pub body: String,
+pub struct ReceivedEvent<'a> {
+    pub body: EventBody<'a>,
     pub coordinates: EventCoordinates,
 }
 
-/// A batch as the trigger delivers it.
+/// A batch as the trigger delivers it, its bodies borrowed from the request's body.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReceivedBatch {
-    pub events: Vec<ReceivedEvent>,
+pub struct ReceivedBatch<'a> {
+    pub events: Vec<ReceivedEvent<'a>>,
     pub partition_id: Option<String>,
     /// Metadata arrays whose length differs from the number of events (coordinates left empty).
     pub misaligned: Vec<&'static str>,
 }
 
-impl ReceivedBatch {
+impl<'a> ReceivedBatch<'a> {
     /// Decodes `Data.<binding>` (a string holding a JSON array of bodies, or a real array) and the
     /// metadata arrays. Bodies that arrive as JSON values instead of strings (a binding without
     /// `dataType: string`) are kept as their compact JSON text.
     ///
-    /// Each array is read straight from its text (unescaped once, when the envelope was read):
-    /// each body unescaped into its own `String`, the metadata items borrowed where they can be.
-    pub fn from_request(request: &InvocationRequest, binding: &str) -> Result<Self, EnvelopeError> {
+    /// The usual bodies (a string holding an array of strings) are read in place
+    /// ([`EventBody::split`]); anything else the general way, each body into its own `String`.
+    /// The metadata items are borrowed where they can be.
+    pub fn from_request(
+        request: &InvocationRequest<'a>,
+        binding: &str,
+    ) -> Result<Self, EnvelopeError> {
         let bodies = request
             .data_as_sent(binding)
-            .and_then(double_encoded_bodies)
+            .and_then(|sent| EventBody::split(sent.strip_prefix('"')?.strip_suffix('"')?))
             .or_else(|| read_bodies(&request.data_json(binding)?));
         let bodies = bodies.ok_or_else(|| match request.data_json(binding) {
             None => EnvelopeError::MissingBinding(binding.to_owned()),
@@ -46,24 +52,12 @@ impl ReceivedBatch {
         })?;
         let count = bodies.len();
         let mut misaligned = Vec::new();
-        let (offsets, sequence_numbers, enqueued_times) = (
-            request.metadata_json("OffsetArray"),
-            request.metadata_json("SequenceNumberArray"),
-            request.metadata_json("EnqueuedTimeUtcArray"),
-        );
-        let offsets = aligned("OffsetArray", offsets.as_deref(), count, &mut misaligned);
-        let sequence_numbers = aligned(
-            "SequenceNumberArray",
-            sequence_numbers.as_deref(),
-            count,
-            &mut misaligned,
-        );
-        let enqueued_times = aligned(
-            "EnqueuedTimeUtcArray",
-            enqueued_times.as_deref(),
-            count,
-            &mut misaligned,
-        );
+        let mut unescaped = [None, None, None];
+        let [offsets, sequence_numbers, enqueued_times] = &mut unescaped;
+        let mut column = |key, unescaped| column(request, key, unescaped, count, &mut misaligned);
+        let offsets = column("OffsetArray", offsets);
+        let sequence_numbers = column("SequenceNumberArray", sequence_numbers);
+        let enqueued_times = column("EnqueuedTimeUtcArray", enqueued_times);
         let context = request.metadata("PartitionContext");
         let partition_id = context
             .as_ref()
@@ -104,67 +98,9 @@ impl ReceivedBatch {
 
 /// The bodies from the array's JSON text (double encoding undone), each unescaped into its own
 /// `String`; `None` when the text is not an array.
-fn read_bodies(json: &str) -> Option<Vec<String>> {
+fn read_bodies(json: &str) -> Option<Vec<EventBody<'static>>> {
     let bodies: Vec<Body> = serde_json::from_str(json).ok()?;
-    Some(bodies.into_iter().map(|Body(body)| body).collect())
-}
-
-/// The usual bodies, read in one pass: `sent` is a JSON string holding a JSON array of strings,
-/// as the host sends event text (inside, a quote is `\\\"` and a backslash `\\\\\\`). Each
-/// body is unescaped twice on the way into its own `String`, runs of plain text copied whole.
-/// `None` for anything else (another escape, an item that is not a string, whitespace), which
-/// [`read_bodies`] then reads the general way.
-fn double_encoded_bodies(sent: &str) -> Option<Vec<String>> {
-    let text = sent.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
-    let mut at = 0;
-    // The next byte of the array's text (one level of escapes undone).
-    let next = |at: &mut usize| -> Option<u8> {
-        let byte = *text.get(*at)?;
-        *at += 1;
-        if byte != b'\\' {
-            return Some(byte);
-        }
-        let escaped = *text.get(*at)?;
-        *at += 1;
-        matches!(escaped, b'"' | b'\\').then_some(escaped)
-    };
-    let mut bodies = Vec::new();
-    if next(&mut at)? != b'[' {
-        return None;
-    }
-    let mut item = next(&mut at)?;
-    if item == b']' {
-        return (at == text.len()).then_some(bodies);
-    }
-    loop {
-        if item != b'"' {
-            return None;
-        }
-        let mut body = Vec::with_capacity(512);
-        loop {
-            // Plain text: the same bytes at both levels.
-            let run = text[at..]
-                .iter()
-                .position(|&b| b == b'\\' || b < 0x20)
-                .unwrap_or(text.len() - at);
-            body.extend_from_slice(&text[at..at + run]);
-            at += run;
-            match next(&mut at)? {
-                b'"' => break,
-                b'\\' => match next(&mut at)? {
-                    escaped @ (b'"' | b'\\') => body.push(escaped),
-                    _ => return None,
-                },
-                _ => return None,
-            }
-        }
-        bodies.push(String::from_utf8(body).ok()?);
-        match next(&mut at)? {
-            b',' => item = next(&mut at)?,
-            b']' if at == text.len() => return Some(bodies),
-            _ => return None,
-        }
-    }
+    Some(bodies.into_iter().map(|Body(body)| body.into()).collect())
 }
 
 /// An event body: a string's text, or the compact JSON text of any other value.
@@ -179,23 +115,63 @@ impl<'de> Deserialize<'de> for Body {
     }
 }
 
-/// A metadata array's items, read in place; empty (and the key noted) unless it is an array with
-/// one item per event.
-fn aligned<'t>(
+/// A metadata array's items, read in place (unescaped into `unescaped` first when the host's
+/// usual form does not hold); empty (and the key noted) unless it is an array with one item per
+/// event.
+fn column<'t>(
+    request: &'t InvocationRequest<'_>,
     key: &'static str,
-    text: Option<&'t str>,
+    unescaped: &'t mut Option<Cow<'t, str>>,
     count: usize,
     misaligned: &mut Vec<&'static str>,
 ) -> Vec<Field<'t>> {
-    let Some(text) = text else {
-        return Vec::new();
+    let items = match request.metadata_as_sent(key).and_then(escaped_scalars) {
+        Some(items) => Ok(items),
+        None => {
+            *unescaped = request.metadata_json(key);
+            match unescaped.as_deref() {
+                None => return Vec::new(),
+                Some(text) => serde_json::from_str::<Vec<Field<'t>>>(text),
+            }
+        }
     };
-    match serde_json::from_str::<Vec<Field<'t>>>(text) {
+    match items {
         Ok(items) if items.len() == count => items,
         _ => {
             misaligned.push(key);
             Vec::new()
         }
+    }
+}
+
+/// A metadata array in the host's usual form, a JSON string holding an array of strings without
+/// escapes, numbers and nulls (`"[\"4294967296\",null,7]"`), its text items borrowed; `None` for
+/// anything else (read the general way).
+fn escaped_scalars(sent: &str) -> Option<Vec<Field<'_>>> {
+    let items = sent.strip_prefix("\"[")?.strip_suffix("]\"")?;
+    if items.is_empty() {
+        return Some(Vec::new());
+    }
+    // Items are short: a byte loop finds the commas sooner than a search sets up.
+    fn scalar(item: &str) -> Option<Field<'_>> {
+        match item.strip_prefix("\\\"") {
+            Some(text) => {
+                let text = text.strip_suffix("\\\"")?;
+                (!text.bytes().any(|b| b == b'\\')).then_some(Field::Text(Cow::Borrowed(text)))
+            }
+            None if item == "null" => Some(Field::Null),
+            None => serde_json::from_str::<Number>(item).ok().map(Field::Number),
+        }
+    }
+    let mut fields = Vec::with_capacity(items.len() / 8);
+    let mut rest = items;
+    loop {
+        let end = rest.bytes().position(|b| b == b',').unwrap_or(rest.len());
+        fields.push(scalar(&rest[..end])?);
+        if end == rest.len() {
+            return Some(fields);
+        }
+        rest = &rest[end + 1..];
     }
 }
 
@@ -399,23 +375,30 @@ pub fn request_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     /// The payload of the protocol reference, byte for byte (shared with the integration tests).
     const REFERENCE: &str = include_str!("../../tests/fixtures/event_hubs_reference.json");
 
-    fn parse(body: &str) -> Result<ReceivedBatch, EnvelopeError> {
+    fn parse(body: &str) -> Result<ReceivedBatch<'_>, EnvelopeError> {
         ReceivedBatch::from_request(
             &InvocationRequest::parse(body.as_bytes()).unwrap(),
             "events",
         )
     }
 
+    fn texts(batch: ReceivedBatch<'_>) -> Vec<String> {
+        batch
+            .events
+            .into_iter()
+            .map(|e| e.body.into_text())
+            .collect()
+    }
+
     #[test]
     fn the_reference_payload_decodes_bodies_and_coordinates() {
         let batch = parse(REFERENCE).unwrap();
-        assert_eq!(batch.events.len(), 2);
-        assert_eq!(batch.events[0].body, r#"{"id":"bitcoin"}"#);
-        assert_eq!(batch.events[1].body, "not json");
+        assert_eq!(texts(batch.clone()), [r#"{"id":"bitcoin"}"#, "not json"]);
         let second = &batch.events[1].coordinates;
         assert_eq!(second.partition_id.as_deref(), Some("0"));
         assert_eq!(second.offset.as_deref(), Some("4294967400"));
@@ -437,8 +420,7 @@ mod tests {
             r#"{"Data":{"events":["a",{"id":"x"}]},"Metadata":{"SequenceNumberArray":["7","8"],"EnqueuedTimeUtcArray":["2026-05-01T12:00:00Z","bad"]}}"#,
         )
         .unwrap();
-        assert_eq!(batch.events[0].body, "a");
-        assert_eq!(batch.events[1].body, r#"{"id":"x"}"#);
+        assert_eq!(texts(batch.clone()), ["a", r#"{"id":"x"}"#]);
         assert_eq!(batch.events[1].coordinates.sequence_number, Some(8));
         assert!(batch.events[0].coordinates.enqueued_time.is_some());
         assert_eq!(batch.events[1].coordinates.enqueued_time, None);
@@ -500,8 +482,9 @@ mod tests {
         );
         assert!(body["Metadata"]["OffsetArray"].is_string());
         assert!(body["Metadata"]["PartitionContext"].is_object());
-        let batch = parse(&body.to_string()).unwrap();
-        assert_eq!(batch.events[1].body, "not json");
+        let body = body.to_string();
+        let batch = parse(&body).unwrap();
+        assert_eq!(texts(batch.clone())[1], "not json");
         assert_eq!(batch.events[1].coordinates.offset.as_deref(), Some("9"));
         assert_eq!(batch.events[1].coordinates.sequence_number, Some(1));
         assert_eq!(
@@ -512,32 +495,6 @@ mod tests {
                 .timestamp_millis(),
             now.timestamp_millis()
         );
-    }
-
-    #[test]
-    fn the_usual_bodies_are_read_in_one_pass_and_anything_else_the_general_way() {
-        let sent = |bodies: &[&str]| {
-            serde_json::to_string(&serde_json::to_string(bodies).unwrap()).unwrap()
-        };
-        let usual = sent(&[r#"{"id":"a \"b\" \\ c","n":null}"#, "not json", "", "币"]);
-        assert_eq!(
-            double_encoded_bodies(&usual).unwrap(),
-            vec![r#"{"id":"a \"b\" \\ c","n":null}"#, "not json", "", "币"]
-        );
-        assert_eq!(
-            double_encoded_bodies(&sent(&[])).unwrap(),
-            Vec::<String>::new()
-        );
-        for unusual in [
-            sent(&["line\nbreak"]),
-            r#""[\"a\", \"b\"]""#.to_owned(),
-            r#""[1]""#.to_owned(),
-            r#""[\"a\"] ""#.to_owned(),
-            r#""[\"a\"""#.to_owned(),
-            "[\"a\"]".to_owned(),
-        ] {
-            assert_eq!(double_encoded_bodies(&unusual), None, "{unusual}");
-        }
     }
 
     #[test]
@@ -561,8 +518,9 @@ mod tests {
         ) {
             let sent = serde_json::to_string(&serde_json::to_string(&bodies).unwrap()).unwrap();
             let general: String = serde_json::from_str(&sent).unwrap();
-            if let Some(one_pass) = double_encoded_bodies(&sent) {
-                proptest::prop_assert_eq!(Some(one_pass), read_bodies(&general));
+            if let Some(in_place) = EventBody::split(&sent[1..sent.len() - 1]) {
+                let texts = |bodies: Vec<EventBody<'_>>| bodies.into_iter().map(EventBody::into_text).collect::<Vec<_>>();
+                proptest::prop_assert_eq!(Some(texts(in_place)), read_bodies(&general).map(texts));
             }
         }
 
@@ -591,9 +549,49 @@ mod tests {
             }).collect();
             let source = PartitionSource { namespace: "n", event_hub: "h", consumer_group: "c", partition_id: "1" };
             let body = request_body("EventHubSink", "events", &source, &events, now, None);
-            let batch = parse(&body.to_string()).unwrap();
-            let decoded: Vec<String> = batch.events.into_iter().map(|e| e.body).collect();
-            proptest::prop_assert_eq!(decoded, bodies);
+            let body = body.to_string();
+            proptest::prop_assert_eq!(texts(parse(&body).unwrap()), bodies);
+        }
+    }
+
+    #[test]
+    fn the_host_s_metadata_arrays_are_read_in_place() {
+        assert_eq!(
+            escaped_scalars(r#""[\"4294967296\",null,7,-1.5]""#),
+            Some(vec![
+                Field::Text(Cow::Borrowed("4294967296")),
+                Field::Null,
+                Field::Number(7.into()),
+                Field::Number(Number::from_f64(-1.5).unwrap()),
+            ])
+        );
+        assert_eq!(escaped_scalars(r#""[]""#), Some(Vec::new()));
+        for unusual in [
+            r#""[\"a,b\"]""#,
+            r#""[\"a\\\\b\"]""#,
+            r#""[01]""#,
+            r#""[{}]""#,
+            "[1]",
+        ] {
+            assert_eq!(escaped_scalars(unusual), None, "{unusual}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn metadata_read_in_place_is_what_serde_json_reads(
+            items in proptest::collection::vec(proptest::prop_oneof![
+                "[a-z0-9:.\\-, \"\\\\]{0,8}".prop_map(Value::from),
+                proptest::num::i64::ANY.prop_map(Value::from),
+                proptest::strategy::Just(Value::Null),
+            ], 0..6),
+        ) {
+            let sent = encode(&Value::Array(items)).to_string();
+            if let Some(in_place) = escaped_scalars(&sent) {
+                let text: String = serde_json::from_str(&sent).unwrap();
+                let general: Vec<Field<'_>> = serde_json::from_str(&text).unwrap();
+                proptest::prop_assert_eq!(in_place, general);
+            }
         }
     }
 }

@@ -52,10 +52,11 @@ pub struct InvocationRequest<'a> {
 type Entries<'a> = BTreeMap<String, Entry<'a>>;
 
 /// One entry of `Data` or `Metadata`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Entry<'a> {
-    /// As the host sent it: JSON text borrowed from the body, only scanned so far.
-    Raw(&'a RawValue),
+    /// As the host sent it: the text of one JSON value borrowed from the body, only scanned so
+    /// far.
+    Raw(&'a str),
     /// Read through a `Value` tree (an envelope the one-pass reading refused, or `Data` sent as a
     /// string holding an object).
     Value(Value),
@@ -65,7 +66,7 @@ impl Entry<'_> {
     /// The value, double encoding undone.
     fn decode(&self) -> Value {
         match self {
-            Self::Raw(raw) => serde_json::from_str(raw.get()).map_or(Value::Null, decode_owned),
+            Self::Raw(raw) => serde_json::from_str(raw).map_or(Value::Null, decode_owned),
             Self::Value(value) => decode(value),
         }
     }
@@ -75,12 +76,12 @@ impl Entry<'_> {
     fn json(&self) -> Cow<'_, str> {
         match self {
             Self::Raw(raw) => {
-                if raw.get().starts_with('"')
-                    && let Ok(Field::Text(text)) = serde_json::from_str(raw.get())
+                if raw.starts_with('"')
+                    && let Ok(Field::Text(text)) = serde_json::from_str(raw)
                 {
                     return text;
                 }
-                Cow::Borrowed(raw.get())
+                Cow::Borrowed(raw)
             }
             Self::Value(Value::String(text)) => Cow::Borrowed(text),
             Self::Value(value) => Cow::Owned(value.to_string()),
@@ -90,6 +91,9 @@ impl Entry<'_> {
 
 impl<'a> InvocationRequest<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, EnvelopeError> {
+        if let Some((data, metadata)) = envelope::skim(body) {
+            return Ok(Self { data, metadata });
+        }
         match serde_json::from_slice::<Envelope<'a>>(body) {
             Ok(Envelope {
                 data: Ok(data),
@@ -143,7 +147,16 @@ impl<'a> InvocationRequest<'a> {
     /// another way): for a reader that undoes the double encoding itself.
     pub fn data_as_sent(&self, binding: &str) -> Option<&'a str> {
         match self.data.get(binding)? {
-            Entry::Raw(raw) => Some(raw.get()),
+            Entry::Raw(raw) => Some(raw),
+            Entry::Value(_) => None,
+        }
+    }
+
+    /// A metadata entry's JSON text exactly as the host sent it (see
+    /// [`InvocationRequest::data_as_sent`]).
+    pub fn metadata_as_sent(&self, key: &str) -> Option<&'a str> {
+        match self.metadata.get(key)? {
+            Entry::Raw(raw) => Some(raw),
             Entry::Value(_) => None,
         }
     }

@@ -29,8 +29,9 @@ fn quoted(out: &mut String, value: &str) {
     out.reserve(value.len() + 3);
     out.push_str("N'");
     let mut rest = value;
-    // Copy runs between quotes whole: most text has none.
-    while let Some(at) = rest.find('\'') {
+    // Copy runs between quotes whole: most text has none (and is short: a byte loop beats a
+    // search's set-up).
+    while let Some(at) = rest.bytes().position(|b| b == b'\'') {
         out.push_str(&rest[..=at]);
         out.push('\'');
         rest = &rest[at + 1..];
@@ -112,6 +113,61 @@ fn may_tie(value: f64) -> bool {
 /// Rewrites a shortest decimal (`-0.00123`, `12.5`, `1.5e+20`, `5e-7`) as `d.dddE<exponent>`,
 /// in one pass over it, appending slices of it (ASCII: nothing to validate again).
 fn scientific(out: &mut String, text: &str) {
+    if !fixed_point(out, text) {
+        any_form(out, text);
+    }
+}
+
+/// [`scientific`] for the usual form, `[-]digits.digits` without an exponent or a trailing zero
+/// (every CoinCap decimal): its digits are copied in at most three slices. `false` (nothing
+/// written) for any other form.
+fn fixed_point(out: &mut String, text: &str) -> bool {
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(digits) => ("-", digits),
+        None => ("", text),
+    };
+    // One look at each byte: where the point is, and that the rest are digits.
+    let mut point = None;
+    for (at, byte) in digits.bytes().enumerate() {
+        match byte {
+            b'0'..=b'9' => {}
+            b'.' if point.is_none() => point = Some(at),
+            _ => return false,
+        }
+    }
+    let Some(point) = point else {
+        return false;
+    };
+    let (whole, fraction) = (&digits[..point], &digits[point + 1..]);
+    if whole.is_empty() || fraction.is_empty() || fraction.ends_with('0') {
+        return false;
+    }
+    out.push_str(sign);
+    if whole != "0" {
+        if whole.starts_with('0') {
+            return false;
+        }
+        out.push_str(&whole[..1]);
+        out.push('.');
+        out.push_str(&whole[1..]);
+        out.push_str(fraction);
+        out.push('E');
+        integer(out, whole.len() as i64 - 1);
+    } else {
+        let zeros = fraction.bytes().take_while(|&b| b == b'0').count();
+        out.push_str(&fraction[zeros..=zeros]);
+        if zeros + 1 < fraction.len() {
+            out.push('.');
+            out.push_str(&fraction[zeros + 1..]);
+        }
+        out.push('E');
+        integer(out, -(zeros as i64) - 1);
+    }
+    true
+}
+
+/// [`scientific`] for any form.
+fn any_form(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     let negative = bytes.first() == Some(&b'-');
     // Where the significant digits start and end, where the point is, and the exponent.
@@ -283,6 +339,22 @@ mod tests {
             9.5,
         ] {
             assert_eq!(render(|o| float(o, value)), format!("{value:E}"));
+        }
+        // Decimals as CoinCap writes them (16 fractional digits), over the magnitudes it sends.
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        for i in 0..100_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let text = format!(
+                "{}.{:016}",
+                state % 10u64.pow(i % 14),
+                state % 10u64.pow(16)
+            );
+            let value: f64 = text.parse().unwrap();
+            for value in [value, -value, value / 1e9] {
+                assert_eq!(render(|o| float(o, value)), format!("{value:E}"), "{text}");
+            }
         }
         // Many bit patterns, spread over every exponent.
         let mut state = 0x9E37_79B9_7F4A_7C15_u64;

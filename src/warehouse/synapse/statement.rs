@@ -214,7 +214,8 @@ fn add_chunks(
     mut write: impl FnMut(&mut BatchSql, &[Rendered], Option<WarehouseTime>),
 ) {
     let limits = transactions.limits;
-    let mut chunk: Vec<Rendered> = Vec::new();
+    let mut chunk: Vec<Rendered> =
+        Vec::with_capacity(limits.max_rows.min(rendered.size_hint().0.max(1)));
     let (mut literals, mut bytes) = (0, 0);
     let mut earliest: Option<WarehouseTime> = None;
     let mut flush = |transactions: &mut Transactions<'_>,
