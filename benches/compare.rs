@@ -185,6 +185,13 @@ fn main() {
         "",
         "",
     );
+    table.line(
+        "TimerFetch: page faults per page (minflt, mean)",
+        &format!("{:.1}", timer.faults_mean),
+        "the handler's, /proc/<pid>/stat",
+        "",
+        "",
+    );
     table.row(
         "TimerFetch: peak RSS after the runs (MiB)",
         &[timer.rss],
@@ -383,6 +390,7 @@ impl Bench {
         }
         let (mut latency, mut cpu) = (Vec::new(), Vec::new());
         let stat_before = stat_cpu_ticks(pid);
+        let faults_before = stat_field(pid, 10);
         for _ in 0..iterations {
             let body = body();
             let cpu_before = schedstat_ns(pid);
@@ -393,10 +401,12 @@ impl Bench {
             cpu.push((schedstat_ns(pid).saturating_sub(cpu_before)) as f64 / 1e6);
         }
         let ticks = stat_cpu_ticks(pid) - stat_before;
+        let faults = stat_field(pid, 10) - faults_before;
         TimerFigures {
             latency,
             cpu,
             stat_cpu_mean: ticks as f64 * 1000.0 / clock_ticks() / iterations as f64,
+            faults_mean: faults as f64 / iterations as f64,
             rss: vm_hwm_mib(pid),
         }
     }
@@ -643,6 +653,8 @@ struct TimerFigures {
     latency: Vec<f64>,
     cpu: Vec<f64>,
     stat_cpu_mean: f64,
+    /// Minor page faults of the handler per page.
+    faults_mean: f64,
     rss: f64,
 }
 
@@ -797,11 +809,17 @@ fn schedstat_ns(pid: u32) -> u64 {
 
 /// utime + stime of the process (clock ticks), from /proc/<pid>/stat.
 fn stat_cpu_ticks(pid: u32) -> u64 {
+    stat_field(pid, 14) + stat_field(pid, 15)
+}
+
+/// Field `n` (numbered from 1 as in proc(5)) of /proc/<pid>/stat, a number: 10 is minflt
+/// (minor page faults: memory mapped in on first touch), 14 utime, 15 stime.
+fn stat_field(pid: u32, n: usize) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    // Fields after the command name (which may hold spaces), from field 3 (state) on.
     let rest = &stat[stat.rfind(')').expect("a stat line") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    let field = rest.split_whitespace().nth(n - 3).expect("the field");
+    field.parse().expect("a number")
 }
 
 fn clock_ticks() -> f64 {

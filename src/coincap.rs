@@ -9,10 +9,15 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
 use crate::secrets::Secret;
+use crate::spare::Spare;
 
 mod page;
+mod usual;
 
 pub use page::{Assets, AssetsPage, read_page};
+
+/// The buffer of the last page read, for the next one.
+static PAGES: Spare = Spare::new();
 
 pub const DEFAULT_COINCAP_BASE_URL: &str = "https://rest.coincap.io/v3";
 /// CoinCap's reported maximum page size.
@@ -269,12 +274,13 @@ impl CoinCapClient {
     }
 }
 
-/// The whole body, into one buffer sized from `Content-Length` when there is one: growing a
-/// buffer chunk by chunk copies the ~1 MB page several times, into fresh pages each time.
+/// The whole body, into one buffer sized from `Content-Length` when there is one (growing a
+/// buffer chunk by chunk copies the ~1 MB page several times, into fresh pages each time): the
+/// previous page's buffer, kept when its [`AssetsPage`] was dropped.
 async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
     const MAX_PRESIZE: u64 = 64 * 1024 * 1024;
     let expected = response.content_length().unwrap_or(0).min(MAX_PRESIZE);
-    let mut body = Vec::with_capacity(expected as usize);
+    let mut body = PAGES.take(expected as usize);
     while let Some(chunk) = response.chunk().await? {
         body.extend_from_slice(&chunk);
     }

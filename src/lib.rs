@@ -20,6 +20,7 @@
 //! - [`server`]: the axum router and the serve loop with graceful shutdown.
 //! - [`local`]: `handler local`, which plays the Functions host on one machine.
 //! - [`telemetry`]: process-level logging (stdout/stderr, as the host reads them).
+//! - [`spare`]: buffers kept from one invocation for the next (no page faults on ~1 MB each).
 //! - [`text`]: log excerpts and the millisecond timestamp form (used by every layer).
 
 pub mod app;
@@ -31,6 +32,7 @@ pub mod host;
 pub mod local;
 pub mod secrets;
 pub mod server;
+pub mod spare;
 pub mod telemetry;
 pub mod text;
 pub mod warehouse;

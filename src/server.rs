@@ -18,6 +18,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::app::AppState;
 use crate::functions::{self, EVENT_HUB_SINK, TIMER_FETCH, TimerFetch};
 use crate::host::{INVOCATION_ID_HEADER, InvocationResponse};
+use crate::spare::Spare;
 
 /// Event Hubs batches can be large (up to `maxEventBatchSize` events of up to 1 MB each).
 const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
@@ -96,7 +97,7 @@ async fn timer_fetch(State(state): State<AppState>, headers: HeaderMap, body: By
     )
     .await
     {
-        Ok(response) => answer(response),
+        Ok(response) => answer_keeping(response, &functions::TIMER_FETCH_ANSWERS),
         Err(failure) => failure.into_response(),
     }
 }
@@ -117,6 +118,33 @@ async fn event_hub_sink(
 /// (TimerFetch's events are about 1 MB of escaped text, written once), handed over without a copy.
 fn answer(response: InvocationResponse) -> Response {
     ([(CONTENT_TYPE, "application/json")], response.into_json()).into_response()
+}
+
+/// [`answer`], whose buffer goes back to `spare` once hyper has sent it and let it go.
+fn answer_keeping(response: InvocationResponse, spare: &'static Spare) -> Response {
+    let body = Bytes::from_owner(Kept {
+        buffer: response.into_json(),
+        spare,
+    });
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// An answer's bytes, given back to their [`Spare`] when dropped.
+struct Kept {
+    buffer: Vec<u8>,
+    spare: &'static Spare,
+}
+
+impl AsRef<[u8]> for Kept {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.spare.keep(std::mem::take(&mut self.buffer));
+    }
 }
 
 async fn unknown_function(uri: Uri) -> Response {
@@ -151,4 +179,36 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         Json(json!({"error": format!("internal error: {message}")})),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::JsonText;
+
+    #[tokio::test]
+    async fn an_answer_s_buffer_is_kept_once_its_bytes_are_let_go() {
+        static SPARE: Spare = Spare::new();
+        let mut response = InvocationResponse::default();
+        response.outputs.insert(
+            "events".into(),
+            JsonText::written(format!(r#"["{}"]"#, "x".repeat(4000))),
+        );
+        let answer = answer_keeping(response, &SPARE);
+        assert_eq!(answer.headers()[CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(answer.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            value["Outputs"]["events"][0].as_str().map(str::len),
+            Some(4000)
+        );
+        // The bytes are still in use: nothing is kept yet.
+        assert_eq!(SPARE.take(0).capacity(), 0);
+        let at = body.as_ptr();
+        drop(body);
+        let kept = SPARE.take(0);
+        assert_eq!((kept.as_ptr(), kept.len()), (at, 0));
+    }
 }

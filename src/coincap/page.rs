@@ -8,7 +8,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{CoinCapError, excerpt};
-use crate::domain::Parsed;
+use crate::domain::{AssetEvent, Parsed};
 
 /// One successful `GET /assets`: the page as CoinCap sent it, read by [`AssetsPage::read`].
 #[derive(Debug, Clone)]
@@ -19,6 +19,13 @@ pub struct AssetsPage {
     pub retries: u32,
     /// From the first attempt to the answer.
     pub(super) elapsed: Duration,
+}
+
+impl Drop for AssetsPage {
+    /// Its buffer is kept for the next page.
+    fn drop(&mut self) {
+        super::PAGES.keep(std::mem::take(&mut self.text).into_bytes());
+    }
 }
 
 /// A page's assets, read in place (text borrowed from the page).
@@ -66,6 +73,32 @@ impl AssetsPage {
         self.text.is_empty()
     }
 
+    /// The usual page read in one pass, each asset handed to `each` as it is read (into the same
+    /// event: none is kept): the page's timestamp when it is `{"data": [<assets>], "timestamp":
+    /// <integer>}` with at least one asset, each a JSON object, no `error` key and no key twice,
+    /// and `each` took every asset (answered `true`). `None` for anything else: what `each` was
+    /// handed is then to be thrown away, and the page read by [`AssetsPage::read`], which says
+    /// what is wrong with it.
+    pub fn read_each<'a>(&'a self, each: impl FnMut(&mut AssetEvent<'a>) -> bool) -> Option<i64> {
+        super::usual::read_page(&self.text, each)
+    }
+
+    /// The integer after the page's last `"timestamp":`, which CoinCap writes at the end: what
+    /// the timestamp will be, before the assets are read (a guess, for the caller to check).
+    pub fn timestamp_at_the_end(&self) -> Option<i64> {
+        let key = "\"timestamp\"";
+        let rest = &self.text[self.text.rfind(key)? + key.len()..];
+        let rest = rest
+            .trim_start_matches(JSON_WHITE_SPACE)
+            .strip_prefix(':')?;
+        let rest = rest.trim_start_matches(JSON_WHITE_SPACE);
+        let end = rest
+            .bytes()
+            .position(|b| !(b.is_ascii_digit() || b == b'-'))
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    }
+
     /// Each asset's JSON text as CoinCap sent it, in order (a second reading of the page, for
     /// the rare asset published as it came).
     pub fn asset_texts(&self) -> Vec<&str> {
@@ -75,6 +108,8 @@ impl AssetsPage {
             .unwrap_or_default()
     }
 }
+
+const JSON_WHITE_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 
 /// `{"data": [...], "timestamp": <ms>}` read in one pass.
 #[derive(serde::Deserialize)]

@@ -29,6 +29,12 @@ impl<'o> JsonWriter<'o> {
         self.out.push_str(text);
     }
 
+    /// Text known beforehand in both forms (a key with its quotes, `,"key":`): `plain` as JSON
+    /// text, `nested` as its escaped form.
+    pub(crate) fn raw_either(&mut self, plain: &str, nested: &str) {
+        self.out.push_str(if self.nested { nested } else { plain });
+    }
+
     pub(crate) fn display(&mut self, value: impl std::fmt::Display) {
         // Writing into a String cannot fail.
         let _ = write!(self.out, "{value}");
@@ -36,8 +42,7 @@ impl<'o> JsonWriter<'o> {
 
     /// A JSON string holding `text`.
     pub(crate) fn string(&mut self, text: &str) {
-        let quote = if self.nested { "\\\"" } else { "\"" };
-        self.out.push_str(quote);
+        self.quote();
         if !needs_escape(text) {
             self.out.push_str(text);
         } else if self.nested {
@@ -47,16 +52,38 @@ impl<'o> JsonWriter<'o> {
         } else {
             escape(self.out, text);
         }
-        self.out.push_str(quote);
+        self.quote();
+    }
+
+    /// A string's quote. Each form a text of known length: written in place, not by a call to
+    /// `memcpy` (as a text chosen between the two would be).
+    fn quote(&mut self) {
+        if self.nested {
+            self.out.push_str("\\\"");
+        } else {
+            self.out.push('"');
+        }
     }
 }
 
 /// Whether JSON needs an escape for any byte of `text` (a quote, a backslash, a control
-/// character). Without an early exit, so the loop vectorises.
+/// character): eight bytes at a time.
 pub(crate) fn needs_escape(text: &str) -> bool {
-    text.bytes().fold(false, |any, byte| {
-        any | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
-    })
+    let bytes = text.as_bytes();
+    let Some(last) = bytes.last_chunk::<8>() else {
+        return bytes.iter().any(|&byte| needs_escape_byte(byte));
+    };
+    let (words, _) = bytes.as_chunks::<8>();
+    let any = words.iter().fold(false, |any, word| {
+        any | (escape_mask(u64::from_le_bytes(*word)) != 0)
+    });
+    // The last eight bytes again, for the ones the chunks left over (the mask is exact as to
+    // whether a word has any such byte).
+    any | (escape_mask(u64::from_le_bytes(*last)) != 0)
+}
+
+fn needs_escape_byte(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
 /// `text` as the contents of a JSON string, escaped as serde_json escapes it: quote, backslash
@@ -104,7 +131,8 @@ fn escape_mask(word: u64) -> u64 {
 }
 
 /// Where the first byte of `bytes` that JSON escapes is (`bytes.len()` when none is), looked for
-/// eight bytes at a time.
+/// eight bytes at a time. Inlined: the page reader calls it 50,000 times a page.
+#[inline]
 pub(crate) fn escape_at(bytes: &[u8]) -> usize {
     let mut at = 0;
     while let Some(word) = bytes[at..].first_chunk::<8>() {
@@ -269,6 +297,7 @@ fn checked_string_len(text: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{AssetEvent, Field};
 
     fn written(text: &str, nested: bool) -> String {
         let mut out = String::new();
@@ -289,6 +318,36 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn eight_bytes_at_a_time_find_what_one_at_a_time_finds(
+            text in "[\\x00-\\x7f]{0,24}|[\\x1f-\\x23\\x5b-\\x5d\\x7f-\\x81\\xa2\\xdc\\u{100}-\\u{200}a]{0,24}",
+        ) {
+            proptest::prop_assert_eq!(needs_escape(&text), text.bytes().any(needs_escape_byte));
+        }
+
+        #[test]
+        fn an_event_is_written_as_serde_json_writes_it_in_both_forms(
+            texts in proptest::collection::vec(proptest::option::of("\\PC{0,6}|[\"\\\\a\n]{0,3}"), 13),
+            timestamp in proptest::num::i64::ANY,
+        ) {
+            let mut event = AssetEvent { timestamp: Field::Number(timestamp.into()), ..AssetEvent::default() };
+            let fields = [
+                &mut event.id, &mut event.rank, &mut event.symbol, &mut event.name, &mut event.supply,
+                &mut event.max_supply, &mut event.market_cap_usd, &mut event.volume_usd_24_hr,
+                &mut event.price_usd, &mut event.change_percent_24_hr, &mut event.vwap_24_hr,
+                &mut event.explorer,
+            ];
+            for (field, text) in fields.into_iter().zip(&texts) {
+                *field = text.clone().map_or(Field::Null, |text| Field::Text(text.into()));
+            }
+            let body = event.to_body();
+            proptest::prop_assert_eq!(&body, &serde_json::to_string(&event).unwrap());
+            let mut nested = String::new();
+            event.write_escaped_body(&mut nested);
+            let quoted = serde_json::to_string(&body).unwrap();
+            proptest::prop_assert_eq!(nested, &quoted[1..quoted.len() - 1]);
+        }
+
         #[test]
         fn a_string_is_written_as_serde_json_writes_it(text in "\\PC*|[\\x00-\\x20\"\\\\a]{0,20}") {
             let once = serde_json::to_string(&text).unwrap();

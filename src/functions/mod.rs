@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 pub use event_hub_sink::event_hub_sink;
-pub use timer_fetch::{TimerFetch, timer_fetch};
+pub use timer_fetch::{ANSWERS as TIMER_FETCH_ANSWERS, TimerFetch, timer_fetch};
 
 use crate::coincap::CoinCapError;
 use crate::host::{EnvelopeError, InvocationResponse};

@@ -253,10 +253,13 @@ pub struct OutputEvents {
 }
 
 impl OutputEvents {
-    /// An empty array, with room for `bytes` of escaped bodies (and for the answer written
-    /// around them, see `InvocationResponse::into_json`).
-    pub fn with_capacity(bytes: usize) -> Self {
-        let mut text = String::with_capacity(bytes + 16 * 1024);
+    /// An empty array written into `buffer` (emptied first: one kept from an earlier answer, its
+    /// memory already mapped), with room for `bytes` of escaped bodies (and for the answer
+    /// written around them, see `InvocationResponse::into_json`).
+    pub fn with_capacity_in(bytes: usize, mut buffer: Vec<u8>) -> Self {
+        buffer.clear();
+        buffer.reserve(bytes + 16 * 1024);
+        let mut text = String::from_utf8(buffer).expect("an empty buffer is UTF-8");
         text.push('[');
         Self { text, count: 0 }
     }
