@@ -151,6 +151,7 @@ pub fn sink_payload(events: usize) -> Vec<u8> {
 
 /// EventHubSink's pure work on one batch: parse the invocation body, undo the double encoding, map
 /// the events to rows, render the Synapse SQL batch. Returns the SQL's length.
+#[inline(never)] // one frame to count under callgrind (`--toggle-collect`)
 pub fn decode_map_render(body: &[u8]) -> usize {
     let request = InvocationRequest::parse(body).expect("a valid envelope");
     let batch = ReceivedBatch::from_request(&request, "events").expect("a valid batch");

@@ -74,27 +74,29 @@ const MAX_COLUMNS: usize = 16;
 const _: () = assert!(HISTORY_COLUMNS.len() <= MAX_COLUMNS);
 
 /// A `SELECT` of `CAST(<literal> AS <type>)` columns, rendered once without aliases; where each
-/// column ends and its alias, so the aliased form (only the first of a chunk needs it) is
-/// written from it.
+/// column ends, and the aliases (the same for every row of a table, so only referred to), so
+/// the aliased form (only the first of a chunk needs it) is written from it. Small: a batch
+/// holds a thousand.
 pub(super) struct Select {
     bare: String,
-    ends: [usize; MAX_COLUMNS],
-    aliases: [&'static str; MAX_COLUMNS],
+    ends: [u32; MAX_COLUMNS],
+    aliases: &'static [&'static str],
     columns: usize,
     /// What the aliases add: ` AS <alias>` per column.
     alias_bytes: usize,
 }
 
 impl Select {
-    fn with_capacity(bytes: usize) -> Self {
+    /// A `SELECT` of columns named `aliases`, in that order.
+    fn with_capacity(bytes: usize, aliases: &'static [&'static str]) -> Self {
         let mut bare = String::with_capacity(bytes);
         bare.push_str("SELECT ");
         Self {
             bare,
             ends: [0; MAX_COLUMNS],
-            aliases: [""; MAX_COLUMNS],
+            aliases,
             columns: 0,
-            alias_bytes: 0,
+            alias_bytes: aliases.iter().map(|alias| " AS ".len() + alias.len()).sum(),
         }
     }
 
@@ -103,7 +105,7 @@ impl Select {
         Self {
             bare: String::new(),
             ends: [0; MAX_COLUMNS],
-            aliases: [""; MAX_COLUMNS],
+            aliases: &[],
             columns: 0,
             alias_bytes: 0,
         }
@@ -123,6 +125,7 @@ impl Select {
     pub(super) fn write_aliased(&self, out: &mut String) {
         let mut from = 0;
         for (&end, alias) in self.ends[..self.columns].iter().zip(self.aliases) {
+            let end = end as usize;
             out.push_str(&self.bare[from..end]);
             out.push_str(" AS ");
             out.push_str(alias);
@@ -139,12 +142,12 @@ impl Select {
         self.bare.len()
     }
 
-    /// Ends the column opened last, under `alias`.
+    /// Ends the column opened last, which is `alias` (the next of the aliases).
     fn close(&mut self, alias: &'static str) {
-        self.ends[self.columns] = self.bare.len();
-        self.aliases[self.columns] = alias;
+        debug_assert_eq!(self.aliases.get(self.columns), Some(&alias));
+        // A select of four gigabytes does not fit a statement (16 MiB at most).
+        self.ends[self.columns] = u32::try_from(self.bare.len()).unwrap_or(u32::MAX);
         self.columns += 1;
-        self.alias_bytes += " AS ".len() + alias.len();
     }
 
     /// A column whose value is already rendered.
@@ -163,9 +166,9 @@ struct SelectBuilder {
 }
 
 impl SelectBuilder {
-    fn with_capacity(bytes: usize) -> Self {
+    fn with_capacity(bytes: usize, aliases: &'static [&'static str]) -> Self {
         Self {
-            select: Select::with_capacity(bytes),
+            select: Select::with_capacity(bytes, aliases),
             literals: 0,
         }
     }
@@ -237,6 +240,29 @@ pub(super) fn datetime2(at: DateTime<Utc>) -> String {
     }
 }
 
+/// The names of [`HISTORY_COLUMNS`], and of its key columns, in its order.
+static HISTORY_ALIASES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| HISTORY_COLUMNS.iter().map(|column| column.name).collect());
+static KEY_ALIASES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    HISTORY_COLUMNS
+        .iter()
+        .filter(|column| column.key)
+        .map(|column| column.name)
+        .collect()
+});
+
+/// The rejects table's columns, in the order a reject's `SELECT` holds them.
+pub(super) const REJECT_ALIASES: [&str; 8] = [
+    "received_at",
+    "reason_code",
+    "reason",
+    "raw_body",
+    "partition_id",
+    "event_offset",
+    "sequence_number",
+    "enqueued_time",
+];
+
 /// ` AS <type>)` for each of [`HISTORY_COLUMNS`], in its order.
 static HISTORY_CASTS: LazyLock<Vec<String>> = LazyLock::new(|| {
     HISTORY_COLUMNS
@@ -248,8 +274,8 @@ static HISTORY_CASTS: LazyLock<Vec<String>> = LazyLock::new(|| {
 /// One history row as a `SELECT` of its columns in [`HISTORY_COLUMNS`]' order (the text key
 /// column cast to the table's `id` type), and its key.
 pub(super) fn render_row(row: &AssetRow, id_type: &IdType) -> Rendered {
-    let mut select = SelectBuilder::with_capacity(640);
-    let mut key = SelectBuilder::with_capacity(128);
+    let mut select = SelectBuilder::with_capacity(640, &HISTORY_ALIASES);
+    let mut key = SelectBuilder::with_capacity(128, &KEY_ALIASES);
     for (column, cast) in HISTORY_COLUMNS.iter().zip(HISTORY_CASTS.iter()) {
         let cast = match column.kind {
             Kind::Text if column.key => &id_type.cast,
@@ -312,7 +338,7 @@ pub(super) fn render_reject(reject: &Reject, received_at: &str, max_body_units: 
         reason.truncate(keep);
         reason.push_str(&note);
     }
-    let mut select = SelectBuilder::with_capacity(256 + 4 * body.len());
+    let mut select = SelectBuilder::with_capacity(256 + 4 * body.len(), &REJECT_ALIASES);
     let at = &reject.coordinates;
     select.select.column(received_at, "received_at");
     select.literals += 1;

@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 
 use super::literal;
 pub use super::select::{IdType, stored_body};
-use super::select::{Rendered, Select, datetime2, render_reject, render_row};
+use super::select::{REJECT_ALIASES, Rendered, Select, datetime2, render_reject, render_row};
 use crate::domain::{AssetRow, Reject, WarehouseTime};
 use crate::warehouse::columns;
 
@@ -49,7 +49,8 @@ pub const REJECTS_TABLE: &str = "assets.asset_statistics_rejects";
 /// its row, by `handler init-warehouse`).
 pub const WRITER_LOCK_TABLE: &str = "assets.asset_statistics_writer_lock";
 
-const REJECT_COLUMNS: &str = "received_at, reason_code, reason, raw_body, partition_id, event_offset, sequence_number, enqueued_time";
+/// `received_at, reason_code, ...`: the rejects table's columns as a reject's `SELECT` holds them.
+static REJECT_COLUMNS: LazyLock<String> = LazyLock::new(|| REJECT_ALIASES.join(", "));
 
 /// How big a statement and a transaction may get.
 #[derive(Debug, Clone, Copy)]
@@ -312,7 +313,7 @@ fn reject_statements(sql: &mut String, chunk: &[Rendered]) {
     let probe = format!(
         "SELECT 1 FROM {REJECTS_TABLE} AS t WHERE (t.partition_id = s.partition_id OR (t.partition_id IS NULL AND s.partition_id IS NULL)) AND (t.sequence_number = s.sequence_number OR (t.sequence_number IS NULL AND s.sequence_number IS NULL))"
     );
-    insert(sql, chunk, REJECTS_TABLE, REJECT_COLUMNS, &probe);
+    insert(sql, chunk, REJECTS_TABLE, &REJECT_COLUMNS, &probe);
 }
 
 #[cfg(test)]
