@@ -17,11 +17,23 @@ impl Finite {
 
 /// A decimal string as a float (surrounding spaces allowed; empty is not a number).
 pub(crate) fn decimal(text: &str) -> Option<f64> {
-    let text = text.trim();
+    let text = trimmed(text);
     if text.is_empty() {
         return None;
     }
     text.parse().ok()
+}
+
+/// `text` without surrounding whitespace, as `str::trim` takes it off; the trim is skipped when
+/// both ends are ASCII other than space and control (no whitespace there), as a number's are.
+pub(crate) fn trimmed(text: &str) -> &str {
+    let plain = |b: &u8| *b > b' ' && *b < 0x80;
+    let bytes = text.as_bytes();
+    if bytes.first().is_some_and(plain) && bytes.last().is_some_and(plain) {
+        text
+    } else {
+        text.trim()
+    }
 }
 
 #[cfg(test)]
@@ -41,5 +53,12 @@ mod tests {
         assert_eq!(decimal(" 12.5 "), Some(12.5));
         assert_eq!(decimal("  "), None);
         assert_eq!(decimal("12,5"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn trimmed_is_trim(text in "[ \t\u{a0}\u{2003}a1.\n-]{0,6}") {
+            proptest::prop_assert_eq!(trimmed(&text), text.trim());
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! row that exists is a row every warehouse accepts (no NaN, no 300-character id, no NUL, no date
 //! outside `datetime`).
 
-use super::finite::decimal;
+use super::finite::{decimal, trimmed};
 use super::{AssetEvent, Field, Finite, RejectReason, Varchar255, WarehouseTime};
 
 /// One row of `asset_statistics_history_v3` (the identity column is the warehouse's business).
@@ -107,14 +107,15 @@ fn rank(value: &Field<'_>) -> Result<Option<i64>, RejectReason> {
     const FIELD: &str = "rank";
     match value {
         Field::Null => Ok(None),
-        Field::Text(text) => text
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| RejectReason::NotANumber {
-                field: FIELD,
-                text: excerpt(text),
-            }),
+        Field::Text(text) => {
+            trimmed(text)
+                .parse()
+                .map(Some)
+                .map_err(|_| RejectReason::NotANumber {
+                    field: FIELD,
+                    text: excerpt(text),
+                })
+        }
         Field::Number(number) => {
             number
                 .as_i64()
@@ -136,7 +137,7 @@ fn timestamp(value: &Field<'_>) -> Result<WarehouseTime, RejectReason> {
     let ms = match value {
         Field::Null => return Err(RejectReason::MissingField(FIELD)),
         Field::Number(number) => number.as_i64(),
-        Field::Text(text) => text.trim().parse().ok(),
+        Field::Text(text) => trimmed(text).parse().ok(),
         Field::Other(_) => None,
     };
     let ms = ms.ok_or(RejectReason::WrongType {

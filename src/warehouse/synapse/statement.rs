@@ -208,19 +208,20 @@ impl<'a> Transactions<'a> {
 
 /// Splits rendered selects into chunks inside the statement limits, and chunks into
 /// transactions inside the batch limit, and writes each chunk's statements. A chunk holds at
-/// least one item and a transaction at least one chunk, whatever the limits.
+/// least one item and a transaction at least one chunk, whatever the limits. The selects are
+/// rendered first, all of them, and chunks are ranges of them (no select is moved).
 fn add_chunks(
     transactions: &mut Transactions<'_>,
     rendered: impl Iterator<Item = Rendered>,
     mut write: impl FnMut(&mut BatchSql, &[Rendered], Option<WarehouseTime>),
 ) {
+    let rendered: Vec<Rendered> = rendered.collect();
     let limits = transactions.limits;
-    let mut chunk: Vec<Rendered> =
-        Vec::with_capacity(limits.max_rows.min(rendered.size_hint().0.max(1)));
+    let mut start = 0;
     let (mut literals, mut bytes) = (0, 0);
     let mut earliest: Option<WarehouseTime> = None;
     let mut flush = |transactions: &mut Transactions<'_>,
-                     chunk: &mut Vec<Rendered>,
+                     chunk: &[Rendered],
                      earliest: Option<WarehouseTime>,
                      bytes: usize| {
         transactions.make_room(CHUNK_OVERHEAD + bytes);
@@ -228,22 +229,21 @@ fn add_chunks(
         write(&mut transactions.open, chunk, earliest);
         debug_assert!(transactions.open.sql.len() - before <= CHUNK_OVERHEAD + bytes);
         transactions.chunks += 1;
-        chunk.clear();
     };
-    for item in rendered {
-        let item_bytes = item_bytes(&item);
-        if !chunk.is_empty() {
+    for (at, item) in rendered.iter().enumerate() {
+        let item_bytes = item_bytes(item);
+        if at > start {
             // Each select appears twice (count and insert); the bound literal once per statement.
-            let full = chunk.len() == limits.max_rows
+            let full = at - start == limits.max_rows
                 || literals + item.literals + 1 > limits.max_string_literals
                 || bytes + item_bytes > limits.max_statement_bytes
                 || !transactions.fits(CHUNK_OVERHEAD + bytes + item_bytes);
             if full {
-                flush(transactions, &mut chunk, earliest, bytes);
-                (literals, bytes, earliest) = (0, 0, None);
+                flush(transactions, &rendered[start..at], earliest, bytes);
+                (start, literals, bytes, earliest) = (at, 0, 0, None);
             }
         }
-        if chunk.is_empty() {
+        if at == start {
             // A new chunk starts: in a new transaction when the open one cannot take it.
             transactions.make_room(CHUNK_OVERHEAD + item_bytes);
         }
@@ -253,10 +253,9 @@ fn add_chunks(
             (Some(e), Some(a)) => Some(e.min(a)),
             (e, a) => e.or(a),
         };
-        chunk.push(item);
     }
-    if !chunk.is_empty() {
-        flush(transactions, &mut chunk, earliest, bytes);
+    if start < rendered.len() {
+        flush(transactions, &rendered[start..], earliest, bytes);
     }
 }
 
