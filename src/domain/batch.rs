@@ -13,9 +13,10 @@ pub struct MappedBatch {
     pub duplicates_in_batch: usize,
 }
 
-/// Maps every event of a batch; never fails: an event that cannot become a row becomes a reject.
-pub fn map_events<'a, B: Into<EventBody<'a>>>(
-    events: impl IntoIterator<Item = (B, EventCoordinates)>,
+/// Maps every event of a batch; never fails: an event that cannot become a row becomes a reject
+/// (its coordinates made [`EventCoordinates`] then only).
+pub fn map_events<'a, B: Into<EventBody<'a>>, C: Into<EventCoordinates>>(
+    events: impl IntoIterator<Item = (B, C)>,
 ) -> MappedBatch {
     let events = events.into_iter();
     let mut batch = MappedBatch {
@@ -29,7 +30,7 @@ pub fn map_events<'a, B: Into<EventBody<'a>>>(
             Err(reason) => batch.rejects.push(Reject {
                 raw_body: body.into_text(),
                 reason,
-                coordinates,
+                coordinates: coordinates.into(),
             }),
         }
     }

@@ -29,6 +29,16 @@ pub enum Field<'a> {
 }
 
 impl Field<'_> {
+    /// The same field, its text owned.
+    pub fn into_owned(self) -> Field<'static> {
+        match self {
+            Self::Null => Field::Null,
+            Self::Text(text) => Field::Text(Cow::Owned(text.into_owned())),
+            Self::Number(number) => Field::Number(number),
+            Self::Other(kind) => Field::Other(kind),
+        }
+    }
+
     pub fn as_text(&self) -> Option<&str> {
         match self {
             Self::Text(text) => Some(text),

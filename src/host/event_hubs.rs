@@ -16,7 +16,28 @@ use crate::text::Millis;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedEvent<'a> {
     pub body: EventBody<'a>,
-    pub coordinates: EventCoordinates,
+    pub coordinates: HubCoordinates<'a>,
+}
+
+/// Where an event sat in the hub, its offset borrowed from the request where it can be: made an
+/// owned [`EventCoordinates`] only for an event that is rejected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HubCoordinates<'a> {
+    pub partition_id: Option<Arc<str>>,
+    pub offset: Option<Cow<'a, str>>,
+    pub sequence_number: Option<i64>,
+    pub enqueued_time: Option<DateTime<Utc>>,
+}
+
+impl From<HubCoordinates<'_>> for EventCoordinates {
+    fn from(at: HubCoordinates<'_>) -> Self {
+        Self {
+            partition_id: at.partition_id,
+            offset: at.offset.map(Cow::into_owned),
+            sequence_number: at.sequence_number,
+            enqueued_time: at.enqueued_time,
+        }
+    }
 }
 
 /// A batch as the trigger delivers it, its bodies borrowed from the request's body.
@@ -53,12 +74,10 @@ impl<'a> ReceivedBatch<'a> {
         })?;
         let count = bodies.len();
         let mut misaligned = Vec::new();
-        let mut unescaped = [None, None, None];
-        let [offsets, sequence_numbers, enqueued_times] = &mut unescaped;
-        let mut column = |key, unescaped| column(request, key, unescaped, count, &mut misaligned);
-        let offsets = column("OffsetArray", offsets);
-        let sequence_numbers = column("SequenceNumberArray", sequence_numbers);
-        let enqueued_times = column("EnqueuedTimeUtcArray", enqueued_times);
+        let mut column = |key| column(request, key, count, &mut misaligned);
+        let mut offsets = column("OffsetArray");
+        let sequence_numbers = column("SequenceNumberArray");
+        let enqueued_times = column("EnqueuedTimeUtcArray");
         let context = request.metadata("PartitionContext");
         let partition_id = context
             .as_ref()
@@ -71,9 +90,9 @@ impl<'a> ReceivedBatch<'a> {
             .enumerate()
             .map(|(i, body)| ReceivedEvent {
                 body,
-                coordinates: EventCoordinates {
+                coordinates: HubCoordinates {
                     partition_id: partition.clone(),
-                    offset: offsets.get(i).and_then(scalar_text),
+                    offset: offsets.get_mut(i).and_then(scalar_text),
                     sequence_number: sequence_numbers.get(i).and_then(integer),
                     enqueued_time: enqueued_times
                         .get(i)
@@ -117,25 +136,21 @@ impl<'de> Deserialize<'de> for Body {
     }
 }
 
-/// A metadata array's items, read in place (unescaped into `unescaped` first when the host's
-/// usual form does not hold); empty (and the key noted) unless it is an array with one item per
-/// event.
-fn column<'t>(
-    request: &'t InvocationRequest<'_>,
+/// A metadata array's items, read in place (owned when the host's usual form does not hold);
+/// empty (and the key noted) unless it is an array with one item per event.
+fn column<'a>(
+    request: &InvocationRequest<'a>,
     key: &'static str,
-    unescaped: &'t mut Option<Cow<'t, str>>,
     count: usize,
     misaligned: &mut Vec<&'static str>,
-) -> Vec<Field<'t>> {
+) -> Vec<Field<'a>> {
     let items = match request.metadata_as_sent(key).and_then(escaped_scalars) {
         Some(items) => Ok(items),
-        None => {
-            *unescaped = request.metadata_json(key);
-            match unescaped.as_deref() {
-                None => return Vec::new(),
-                Some(text) => serde_json::from_str::<Vec<Field<'t>>>(text),
-            }
-        }
+        None => match request.metadata_json(key) {
+            None => return Vec::new(),
+            Some(text) => serde_json::from_str::<Vec<Field<'_>>>(&text)
+                .map(|items| items.into_iter().map(Field::into_owned).collect()),
+        },
     };
     match items {
         Ok(items) if items.len() == count => items,
@@ -177,10 +192,11 @@ fn escaped_scalars(sent: &str) -> Option<Vec<Field<'_>>> {
     }
 }
 
-fn scalar_text(value: &Field<'_>) -> Option<String> {
-    match value {
-        Field::Text(text) => Some(text.clone().into_owned()),
-        Field::Number(number) => Some(number.to_string()),
+/// A text item (taken, not copied) or a number's text.
+fn scalar_text<'a>(value: &mut Field<'a>) -> Option<Cow<'a, str>> {
+    match std::mem::take(value) {
+        Field::Text(text) => Some(text),
+        Field::Number(number) => Some(Cow::Owned(number.to_string())),
         _ => None,
     }
 }

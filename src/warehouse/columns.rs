@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn every_column_reads_its_own_field() {
         let body = r#"{"id":"bitcoin","rank":"1","symbol":"BTC","name":"Bitcoin","supply":"2","maxSupply":"3","marketCapUsd":"4","volumeUsd24Hr":"5","priceUsd":"6","changePercent24Hr":"7","vwap24Hr":"8","explorer":"https://x","timestamp":1680191532104}"#;
-        let row = map_events([(body.to_owned(), Default::default())])
+        let row = map_events([(body.to_owned(), crate::domain::EventCoordinates::default())])
             .rows
             .remove(0);
         let values: Vec<Value<'_>> = HISTORY_COLUMNS.iter().map(|c| (c.value)(&row)).collect();
