@@ -8,10 +8,11 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::domain::json::escape_at;
+use std::ops::{Deref, DerefMut};
+
+use crate::domain::json::{Cursor, escape_at};
 use crate::domain::{AssetEvent, Field, Parsed};
 
 /// Reads the page, handing each asset to `each`: its timestamp when the page has one asset
@@ -22,7 +23,7 @@ pub(super) fn read_page<'a>(
     text: &'a str,
     mut each: impl FnMut(&mut AssetEvent<'a>) -> bool,
 ) -> Option<i64> {
-    let mut page = Reader { text, at: 0 };
+    let mut page = Reader(Cursor::new(text));
     let (mut assets, mut timestamp) = (None, None);
     if !page.eat(b'{') {
         return None;
@@ -57,33 +58,24 @@ pub(super) fn read_page<'a>(
     }
 }
 
-/// Where a reading is in the page's text (always at a character boundary: it only ever steps
-/// over ASCII punctuation, or over a whole string or value).
-struct Reader<'a> {
-    text: &'a str,
-    at: usize,
+/// Where a reading is in the page's text (see [`Cursor`]).
+struct Reader<'a>(Cursor<'a>);
+
+impl<'a> Deref for Reader<'a> {
+    type Target = Cursor<'a>;
+
+    fn deref(&self) -> &Cursor<'a> {
+        &self.0
+    }
+}
+
+impl DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl<'a> Reader<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.at).copied()
-    }
-
-    /// JSON's white space: space, tab, line feed, carriage return.
-    fn skip_white_space(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.at += 1;
-        }
-    }
-
-    /// Steps over white space and `byte`, if `byte` is next.
-    fn eat(&mut self, byte: u8) -> bool {
-        self.skip_white_space();
-        let next = self.peek() == Some(byte);
-        self.at += usize::from(next);
-        next
-    }
-
     /// The text of a string without escapes, its opening quote read; `None` if it has one (or
     /// a control character, or no end). Inlined: there are 25 in an asset.
     #[inline(always)]
@@ -96,14 +88,6 @@ impl<'a> Reader<'a> {
         let text = &self.text[self.at..self.at + end];
         self.at += end + 1;
         Some(text)
-    }
-
-    /// The value serde_json reads next.
-    fn serde<T: Deserialize<'a>>(&mut self) -> Option<T> {
-        let mut values = serde_json::Deserializer::from_str(&self.text[self.at..]).into_iter();
-        let value = values.next()?.ok()?;
-        self.at += values.byte_offset();
-        Some(value)
     }
 
     /// The asset list, each asset handed to `each`: how many there were.
@@ -244,7 +228,7 @@ mod tests {
         let handed = read.and(handed);
         assert!(read.is_some() || serde.is_none(), "{page}");
         assert_eq!(handed, serde.as_ref().map(|event| format!("{event:?}")));
-        let mut reader = Reader { text: asset, at: 0 };
+        let mut reader = Reader(Cursor::new(asset));
         let mut event = AssetEvent::default();
         let usual = reader.usual_asset(&mut event).map(|()| event);
         reader.skip_white_space();

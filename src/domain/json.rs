@@ -294,6 +294,53 @@ fn checked_string_len(text: &[u8]) -> Option<usize> {
     }
 }
 
+/// A cursor over JSON text, shared by the hand readers of the usual forms (the host's envelope,
+/// CoinCap's page). Always at a character boundary: it only ever steps over ASCII punctuation
+/// and white space, or over a whole string or value.
+pub(crate) struct Cursor<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Self { text, at: 0 }
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    /// JSON's white space: space, tab, line feed, carriage return.
+    pub(crate) fn skip_white_space(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// Steps over white space and `byte`, if `byte` is next.
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
+        self.skip_white_space();
+        let next = self.peek() == Some(byte);
+        self.at += usize::from(next);
+        next
+    }
+
+    /// The value serde_json reads next.
+    pub(crate) fn serde<T: serde::Deserialize<'a>>(&mut self) -> Option<T> {
+        let mut values = serde_json::Deserializer::from_str(&self.text[self.at..]).into_iter();
+        let value = values.next()?.ok()?;
+        self.at += values.byte_offset();
+        Some(value)
+    }
+
+    /// Whether only white space is left.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.skip_white_space();
+        self.at == self.text.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

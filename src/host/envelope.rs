@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 
-use crate::domain::json::string_len;
+use crate::domain::json::{Cursor, string_len};
 use serde::{Deserialize, Deserializer};
 
 use super::*;
@@ -138,10 +138,7 @@ impl<'de: 'a, 'a> Visitor<'de> for EntriesVisitor<'a> {
 /// a string it skips), its other values read by serde_json. `None` for anything else, which
 /// [`Envelope`] then reads (and says what is wrong); both read the same entries (property-tested).
 pub(super) fn skim(body: &[u8]) -> Option<(Entries<'_>, Entries<'_>)> {
-    let mut skim = Skim {
-        text: std::str::from_utf8(body).ok()?,
-        at: 0,
-    };
+    let mut skim = Skim(Cursor::new(std::str::from_utf8(body).ok()?));
     let (mut data, mut metadata) = (Entries::new(), Entries::new());
     skim.object(|skim, key| {
         match key {
@@ -153,84 +150,54 @@ pub(super) fn skim(body: &[u8]) -> Option<(Entries<'_>, Entries<'_>)> {
         }
         Some(())
     })?;
-    skim.space();
-    (skim.at == skim.text.len()).then_some((data, metadata))
+    skim.0.at_end().then_some((data, metadata))
 }
 
-/// A cursor over the envelope's text.
-struct Skim<'a> {
-    text: &'a str,
-    at: usize,
-}
+/// The envelope's reader (see [`Cursor`]).
+struct Skim<'a>(Cursor<'a>);
 
 impl<'a> Skim<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.at).copied()
-    }
-
-    fn space(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.at += 1;
-        }
-    }
-
-    /// The next byte after any whitespace, consumed.
-    fn next(&mut self) -> Option<u8> {
-        self.space();
-        let byte = self.peek()?;
-        self.at += 1;
-        Some(byte)
-    }
-
     /// An object, `entry` called on each key to read its value.
     fn object(&mut self, mut entry: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
-        if self.next()? != b'{' {
+        if !self.0.eat(b'{') {
             return None;
         }
-        self.space();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
+        if self.0.eat(b'}') {
             return Some(());
         }
         loop {
-            self.space();
+            self.0.skip_white_space();
             let key = self.string()?;
             let key = &key[1..key.len() - 1];
-            if key.contains('\\') || self.next()? != b':' {
+            if key.contains('\\') || !self.0.eat(b':') {
                 return None;
             }
-            self.space();
+            self.0.skip_white_space();
             entry(self, key)?;
-            match self.next()? {
-                b',' => {}
-                b'}' => return Some(()),
-                _ => return None,
+            if self.0.eat(b'}') {
+                return Some(());
+            }
+            if !self.0.eat(b',') {
+                return None;
             }
         }
     }
 
     /// A JSON string's text, quotes included.
     fn string(&mut self) -> Option<&'a str> {
-        let len = string_len(&self.text.as_bytes()[self.at..])?;
-        let string = self.text.get(self.at..self.at + len)?;
-        self.at += len;
+        let cursor = &mut self.0;
+        let len = string_len(&cursor.text.as_bytes()[cursor.at..])?;
+        let string = cursor.text.get(cursor.at..cursor.at + len)?;
+        cursor.at += len;
         Some(string)
     }
 
     /// Any JSON value's text.
     fn value(&mut self) -> Option<&'a str> {
-        if self.peek()? == b'"' {
+        if self.0.peek()? == b'"' {
             return self.string();
         }
-        let rest = &self.text[self.at..];
-        let raw = <&RawValue>::deserialize(&mut serde_json::Deserializer::from_str(rest)).ok()?;
-        // No whitespace was left to skip, so the value starts `rest`.
-        let value = raw.get();
-        if !std::ptr::eq(value.as_ptr(), rest.as_ptr()) {
-            return None;
-        }
-        self.at += value.len();
-        Some(value)
+        self.0.serde::<&RawValue>().map(RawValue::get)
     }
 
     /// `Data` or `Metadata` as an object of entries.
