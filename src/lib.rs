@@ -1,13 +1,14 @@
 //! coincap-stream: an Azure Functions custom handler that streams CoinCap v3 asset statistics
 //! through Event Hubs into a warehouse table.
 //!
-//! Map of the crate; each module uses only modules above it (a test keeps the graph acyclic):
+//! Map of the crate; each module uses only modules above it and the two leaves at the end,
+//! `spare` and `text` (a test keeps the graph acyclic):
 //! - [`secrets`]: where secrets come from (Key Vault through the managed identity, cached; or the
 //!   environment), the redacting [`secrets::Secret`] type and Entra tokens.
-//! - [`coincap`]: the CoinCap v3 client, its settings and its retry rule.
 //! - [`domain`]: [`domain::AssetEvent`] (what travels on the hub), [`domain::EventBody`] (an
 //!   event's text as the sink receives it, read in place), [`domain::AssetRow`] (a valid table
 //!   row) and [`domain::Reject`] (a poison event and why).
+//! - [`coincap`]: the CoinCap v3 client, its settings and its retry rule.
 //! - [`host`]: the custom-handler protocol: envelopes, double decoding, timer and Event Hubs
 //!   payloads, the response. Both sides: the handler decodes, the local runner encodes.
 //! - [`warehouse`]: the [`warehouse::Warehouse`] trait; an embedded SQLite file
