@@ -33,7 +33,7 @@ impl Spare {
     }
 
     /// Keeps `buffer` for the next [`Spare::take`], unless the one kept is larger (or it is
-    /// larger than [`MAX_KEPT`]).
+    /// larger than `MAX_KEPT`).
     pub fn keep(&self, buffer: Vec<u8>) {
         if buffer.capacity() > MAX_KEPT {
             return;
