@@ -145,7 +145,7 @@ pub(crate) fn escape_at(bytes: &[u8]) -> usize {
     let tail = &bytes[at..];
     at + tail
         .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .position(|&b| needs_escape_byte(b))
         .unwrap_or(tail.len())
 }
 
