@@ -215,8 +215,7 @@ impl<'a> Skim<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::event_hubs::{HubEvent, PartitionSource, request_body};
-    use chrono::Utc;
+    use crate::host::event_hubs::batch_request;
 
     /// What serde_json reads, for comparison.
     fn through_serde(body: &[u8]) -> Option<(Entries<'_>, Entries<'_>)> {
@@ -229,29 +228,9 @@ mod tests {
         }
     }
 
-    fn batch_body(bodies: &[&str]) -> String {
-        let source = PartitionSource {
-            namespace: "ns",
-            event_hub: "hub",
-            consumer_group: "$Default",
-            partition_id: "0",
-        };
-        let events: Vec<HubEvent> = bodies
-            .iter()
-            .zip(0..)
-            .map(|(body, i)| HubEvent {
-                body: (*body).to_owned(),
-                offset: i * 100,
-                sequence_number: i,
-                enqueued_time: Utc::now(),
-            })
-            .collect();
-        request_body("EventHubSink", "events", &source, &events, Utc::now(), None).to_string()
-    }
-
     #[test]
     fn the_host_s_batch_is_skimmed_to_what_serde_json_reads() {
-        let body = batch_body(&[r#"{"id":"a \"q\" \\ é"}"#, "not json", "\u{1}\n"]);
+        let body = batch_request(&[r#"{"id":"a \"q\" \\ é"}"#, "not json", "\u{1}\n"]);
         let skimmed = skim(body.as_bytes()).expect("the usual envelope");
         assert_eq!(Some(&skimmed), through_serde(body.as_bytes()).as_ref());
         assert!(skimmed.0.contains_key("events") && skimmed.1.contains_key("OffsetArray"));
@@ -284,7 +263,7 @@ mod tests {
             byte in proptest::sample::select(b"\"\\{}[],: u0a\x01\n".to_vec()),
         ) {
             let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
-            let mut body = batch_body(&bodies).into_bytes();
+            let mut body = batch_request(&bodies).into_bytes();
             let at = at % body.len();
             body[at] = byte;
             if let Some(skimmed) = skim(&body) {

@@ -390,6 +390,30 @@ pub fn request_body(
     })
 }
 
+/// The host's body for a batch of `bodies` (partition "0", offsets and sequence numbers from 0),
+/// for the decoding tests.
+#[cfg(test)]
+pub(super) fn batch_request(bodies: &[impl AsRef<str>]) -> String {
+    let now = Utc::now();
+    let events: Vec<HubEvent> = bodies
+        .iter()
+        .zip(0..)
+        .map(|(body, i)| HubEvent {
+            body: body.as_ref().to_owned(),
+            offset: i * 100,
+            sequence_number: i,
+            enqueued_time: now,
+        })
+        .collect();
+    let source = PartitionSource {
+        namespace: "ns",
+        event_hub: "hub",
+        consumer_group: "$Default",
+        partition_id: "0",
+    };
+    request_body("EventHubSink", "events", &source, &events, now, None).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,13 +585,7 @@ mod tests {
 
         #[test]
         fn any_bodies_survive_the_host_s_double_encoding(bodies in proptest::collection::vec(".{0,50}", 0..20)) {
-            let now = Utc::now();
-            let events: Vec<HubEvent> = bodies.iter().enumerate().map(|(i, body)| HubEvent {
-                body: body.clone(), offset: i as i64, sequence_number: i as i64, enqueued_time: now,
-            }).collect();
-            let source = PartitionSource { namespace: "n", event_hub: "h", consumer_group: "c", partition_id: "1" };
-            let body = request_body("EventHubSink", "events", &source, &events, now, None);
-            let body = body.to_string();
+            let body = batch_request(&bodies);
             proptest::prop_assert_eq!(texts(parse(&body).unwrap()), bodies);
         }
     }
