@@ -3,6 +3,7 @@
 //! pure code in [`statement`] and [`literal`]), over a bb8 pool of tiberius connections
 //! ([`connection`]), with a named retry rule ([`retry`]).
 
+mod bodies;
 pub mod connection;
 pub mod init;
 pub mod literal;
@@ -40,6 +41,8 @@ pub struct SynapseWarehouse {
     round_trips: AtomicU64,
     /// The history table's `id` type, read from the catalog on the first write.
     id_type: OnceLock<IdType>,
+    /// Whether the server gives NUL back as sent: asked before the first body holding one.
+    stores_nul: tokio::sync::OnceCell<bool>,
 }
 
 impl SynapseWarehouse {
@@ -74,6 +77,16 @@ impl SynapseWarehouse {
             description,
             round_trips: AtomicU64::new(0),
             id_type: OnceLock::new(),
+            stores_nul: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Takes `stores_nul` as the server's answer to the NUL probe instead of asking it ([`bodies`]):
+    /// for tests that drive the refusal path on a server that refuses NUL.
+    pub fn assume_server_stores_nul(self, stores_nul: bool) -> Self {
+        Self {
+            stores_nul: tokio::sync::OnceCell::new_with(Some(stores_nul)),
+            ..self
         }
     }
 
@@ -146,12 +159,14 @@ impl SynapseWarehouse {
         }
         let mut connection = self.connection().await?;
         let id_type = self.id_type(&mut connection).await?;
+        let form = self.body_form(&mut connection, &batch).await?;
         let transactions = build_batches(
             &batch.rows,
             &batch.rejects,
             Utc::now(),
             &id_type,
             &SYNAPSE_LIMITS,
+            form,
         );
         if transactions.len() > 1 {
             tracing::info!(
@@ -163,7 +178,9 @@ impl SynapseWarehouse {
         }
         let mut report = WriteReport::default();
         for transaction in &transactions {
-            report += self.send(&mut connection, transaction).await?;
+            report += self
+                .send_or_escape(&mut connection, &batch, transaction, &id_type)
+                .await?;
         }
         Ok(report)
     }
@@ -215,7 +232,7 @@ impl SynapseWarehouse {
                 ),
             });
         }
-        let rows = transaction.rows as u64;
+        let rows = transaction.rows.len() as u64;
         let duplicates: u64 = counts.iter().sum::<u64>().min(rows);
         Ok(WriteReport {
             rows_written: rows - duplicates,

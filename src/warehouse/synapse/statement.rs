@@ -33,12 +33,13 @@
 //! 2 s per 1000-row batch, so about 500 rows/s at worst); the Event Hubs batch size, not the
 //! partition count, is the lever.
 
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 
 use super::literal;
-pub use super::select::{IdType, stored_body};
+pub use super::select::{BodyForm, IdType, escaped_body, stored_body};
 use super::select::{REJECT_ALIASES, Rendered, Select, datetime2, render_reject, render_row};
 use crate::domain::{AssetRow, Reject, WarehouseTime};
 use crate::warehouse::columns;
@@ -86,10 +87,10 @@ pub const SYNAPSE_LIMITS: Limits = Limits {
 pub struct BatchSql {
     pub sql: String,
     pub row_chunks: usize,
-    /// Rows this transaction inserts unless already stored.
-    pub rows: usize,
-    /// Rejects this transaction inserts unless already stored.
-    pub rejects: usize,
+    /// The rows (indexes into the batch's rows) this transaction inserts unless already stored.
+    pub rows: Range<usize>,
+    /// The rejects (indexes into the batch's rejects) it inserts unless already stored.
+    pub rejects: Range<usize>,
 }
 
 const UNION_ALL: &str = "\nUNION ALL ";
@@ -104,13 +105,15 @@ const CHUNK_OVERHEAD: usize = 2048;
 
 /// The transactions for one invocation's rows and rejects: as few as the limits allow (one for
 /// any ordinary batch), each a whole, idempotent transaction starting with the writer lock, each
-/// at most `limits.max_batch_bytes` on the wire. No rows and no rejects: no transaction.
+/// at most `limits.max_batch_bytes` on the wire, reject bodies in `form`. No rows and no
+/// rejects: no transaction.
 pub fn build_batches(
     rows: &[AssetRow],
     rejects: &[Reject],
     received_at: DateTime<Utc>,
     id_type: &IdType,
     limits: &Limits,
+    form: BodyForm<'_>,
 ) -> Vec<BatchSql> {
     if rows.is_empty() && rejects.is_empty() {
         return Vec::new();
@@ -128,17 +131,17 @@ pub fn build_batches(
             });
             history_statements(&mut tx.sql, chunk, bound.as_deref().unwrap_or("NULL"));
             tx.row_chunks += 1;
-            tx.rows += chunk.len();
+            tx.rows.end += chunk.len();
         },
     );
     add_chunks(
         &mut transactions,
         rejects
             .iter()
-            .map(|reject| render_reject(reject, &received_at, limits.max_body_units)),
+            .map(|reject| render_reject(reject, &received_at, limits.max_body_units, form)),
         |tx, chunk, _| {
             reject_statements(&mut tx.sql, chunk);
-            tx.rejects += chunk.len();
+            tx.rejects.end += chunk.len();
         },
     );
     transactions.finish()
@@ -158,7 +161,7 @@ impl<'a> Transactions<'a> {
         let header = format!(
             "SET XACT_ABORT ON;\nBEGIN TRAN;\nUPDATE {WRITER_LOCK_TABLE} SET last_write_at = {received_at};\n"
         );
-        let open = Self::start(&header);
+        let open = Self::start(&header, 0, 0);
         Self {
             header,
             limits,
@@ -168,12 +171,13 @@ impl<'a> Transactions<'a> {
         }
     }
 
-    fn start(header: &str) -> BatchSql {
+    /// A new transaction, its rows and rejects starting at these indexes.
+    fn start(header: &str, row: usize, reject: usize) -> BatchSql {
         BatchSql {
             sql: header.to_owned(),
             row_chunks: 0,
-            rows: 0,
-            rejects: 0,
+            rows: row..row,
+            rejects: reject..reject,
         }
     }
 
@@ -192,7 +196,8 @@ impl<'a> Transactions<'a> {
     }
 
     fn close(&mut self) {
-        let mut closed = std::mem::replace(&mut self.open, Self::start(&self.header));
+        let next = Self::start(&self.header, self.open.rows.end, self.open.rejects.end);
+        let mut closed = std::mem::replace(&mut self.open, next);
         closed.sql.push_str(COMMIT);
         self.done.push(closed);
         self.chunks = 0;
@@ -358,7 +363,14 @@ mod tests {
 
     /// The one transaction of a batch that fits in one.
     fn build_one(rows: &[AssetRow], rejects: &[Reject], limits: &Limits) -> BatchSql {
-        let mut batches = build_batches(rows, rejects, now(), &IdType::default(), limits);
+        let mut batches = build_batches(
+            rows,
+            rejects,
+            now(),
+            &IdType::default(),
+            limits,
+            BodyForm::AsReceived,
+        );
         assert_eq!(batches.len(), 1, "one transaction");
         batches.remove(0)
     }
@@ -415,12 +427,25 @@ mod tests {
             "{}",
             batch.sql
         );
-        assert_eq!((batch.row_chunks, batch.rows, batch.rejects), (1, 3, 1));
+        assert_eq!(
+            (batch.row_chunks, batch.rows, batch.rejects),
+            (1, 0..3, 0..1)
+        );
     }
 
     #[test]
     fn an_empty_batch_sends_nothing() {
-        assert!(build_batches(&[], &[], now(), &IdType::default(), &SYNAPSE_LIMITS).is_empty());
+        assert!(
+            build_batches(
+                &[],
+                &[],
+                now(),
+                &IdType::default(),
+                &SYNAPSE_LIMITS,
+                BodyForm::AsReceived
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -468,8 +493,14 @@ mod tests {
         let ours = IdType::from_catalog("nvarchar", 510).unwrap();
         assert_eq!(ours, IdType::default());
         for (id_type, other) in [(&seed, "nvarchar(255)"), (&ours, "varchar(255)")] {
-            let batches =
-                build_batches(&rows(2, "münchen-币"), &[], now(), id_type, &SYNAPSE_LIMITS);
+            let batches = build_batches(
+                &rows(2, "münchen-币"),
+                &[],
+                now(),
+                id_type,
+                &SYNAPSE_LIMITS,
+                BodyForm::AsReceived,
+            );
             let sql = &batches[0].sql;
             let id = format!("CAST(N'münchen-币0' AS {}) AS id", id_type.as_str());
             // Aliased once in the count's keys and once in the insert's rows.
@@ -584,7 +615,14 @@ mod tests {
             max_batch_bytes: wire_bytes(&whole.sql) / 4,
             ..SYNAPSE_LIMITS
         };
-        let parts = build_batches(&rows, &rejects, now(), &IdType::default(), &limits);
+        let parts = build_batches(
+            &rows,
+            &rejects,
+            now(),
+            &IdType::default(),
+            &limits,
+            BodyForm::AsReceived,
+        );
         assert!(parts.len() >= 4, "{} parts", parts.len());
         for part in &parts {
             assert!(wire_bytes(&part.sql) <= limits.max_batch_bytes);
@@ -593,8 +631,8 @@ mod tests {
             assert_eq!(counts, part.row_chunks, "one count per row chunk");
         }
         // Every row and reject lands in exactly one part, in order.
-        assert_eq!(parts.iter().map(|p| p.rows).sum::<usize>(), 40);
-        assert_eq!(parts.iter().map(|p| p.rejects).sum::<usize>(), 6);
+        assert_eq!(parts.iter().map(|p| p.rows.len()).sum::<usize>(), 40);
+        assert_eq!(parts.iter().map(|p| p.rejects.len()).sum::<usize>(), 6);
         let all: String = parts.iter().map(|p| p.sql.as_str()).collect();
         for i in 0..40 {
             assert_eq!(
@@ -626,6 +664,7 @@ mod tests {
             now(),
             &IdType::default(),
             &limits,
+            BodyForm::AsReceived,
         );
         assert_eq!(parts.len(), 4);
         for part in &parts {
@@ -750,7 +789,7 @@ mod tests {
             let mapped = map_events(events);
             let rejects: Vec<Reject> = bodies.iter().enumerate().map(|(i, b)| reject(&format!("x{b}"), i as i64)).collect();
             let limits = Limits { max_rows, ..SYNAPSE_LIMITS };
-            let batches = build_batches(&mapped.rows, &rejects, now(), &IdType::default(), &limits);
+            let batches = build_batches(&mapped.rows, &rejects, now(), &IdType::default(), &limits, BodyForm::AsReceived);
             if mapped.rows.is_empty() && rejects.is_empty() {
                 proptest::prop_assert!(batches.is_empty());
                 return Ok(());
@@ -776,13 +815,13 @@ mod tests {
             let rows = rows(rows_n, "p");
             let rejects: Vec<Reject> = bodies.iter().enumerate().map(|(i, b)| reject(&format!("x{b}"), i as i64)).collect();
             let limits = Limits { max_batch_bytes: cap, max_rows: 7, ..SYNAPSE_LIMITS };
-            let parts = build_batches(&rows, &rejects, now(), &IdType::default(), &limits);
-            proptest::prop_assert_eq!(parts.iter().map(|p| p.rows).sum::<usize>(), rows_n);
-            proptest::prop_assert_eq!(parts.iter().map(|p| p.rejects).sum::<usize>(), rejects.len());
+            let parts = build_batches(&rows, &rejects, now(), &IdType::default(), &limits, BodyForm::AsReceived);
+            proptest::prop_assert_eq!(parts.iter().map(|p| p.rows.len()).sum::<usize>(), rows_n);
+            proptest::prop_assert_eq!(parts.iter().map(|p| p.rejects.len()).sum::<usize>(), rejects.len());
             for part in &parts {
                 assert_whole_transaction(&part.sql);
                 // Over the cap only when a single row or reject is bigger than it.
-                if part.rows + part.rejects > 1 {
+                if part.rows.len() + part.rejects.len() > 1 {
                     proptest::prop_assert!(wire_bytes(&part.sql) <= cap);
                 }
             }

@@ -179,12 +179,12 @@ pub async fn count(connection: &str, prefix: &str) -> i64 {
     .await
 }
 
-/// A reject's body, whatever it holds, as stored.
-pub async fn stored_body(connection: &str, partition: &str) -> String {
+/// A reject's body, whatever it holds, as stored, and its reason.
+pub async fn stored_reject(connection: &str, partition: &str) -> (String, String) {
     let row = client(connection)
         .await
         .simple_query(format!(
-            "SELECT raw_body FROM {REJECTS} WHERE partition_id = '{partition}'"
+            "SELECT raw_body, reason FROM {REJECTS} WHERE partition_id = '{partition}'"
         ))
         .await
         .unwrap()
@@ -192,7 +192,34 @@ pub async fn stored_body(connection: &str, partition: &str) -> String {
         .await
         .unwrap()
         .expect("the reject is stored");
-    row.get::<&str, _>(0).unwrap().to_owned()
+    let text = |i: usize| row.get::<&str, _>(i).unwrap().to_owned();
+    (text(0), text(1))
+}
+
+/// Whether the server gives back a text holding NUL exactly, asked the way a user would: a
+/// UTF-16 binary constant converted to `nvarchar` (an error counts as no).
+pub async fn server_stores_nul(connection: &str) -> bool {
+    let mut client = client(connection).await;
+    let answer = client
+        .simple_query(
+            "SELECT s.b FROM (SELECT CAST(0x4E0055004C0000002100 AS nvarchar(max)) AS b) AS s",
+        )
+        .await;
+    let Ok(stream) = answer else { return false };
+    match stream.into_row().await {
+        Ok(Some(row)) => row.get::<&str, _>(0) == Some("NUL\0!"),
+        _ => false,
+    }
+}
+
+/// A body stored by a server that took it as it is, or escaped with the mark in its reason:
+/// either way the original comes back exactly.
+pub fn original_body(stored: &str, reason: &str) -> String {
+    if reason.contains("[raw_body escaped: ") {
+        serde_json::from_str(stored).unwrap_or_else(|e| panic!("{e}: {stored}"))
+    } else {
+        stored.to_owned()
+    }
 }
 
 /// Not JSON, so a reject: quotes, astral characters, past 4000 and 8000 characters.
@@ -219,6 +246,7 @@ pub fn rename_sql(synapse: bool, from: &str, to: &str) -> String {
     if synapse {
         format!("RENAME OBJECT {from} TO {to}")
     } else {
-        format!("EXEC sp_rename N'{from}', N'{to}'")
+        // The third argument is optional on SQL Server, required on some compatible engines.
+        format!("EXEC sp_rename N'{from}', N'{to}', N'OBJECT'")
     }
 }
