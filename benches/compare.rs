@@ -35,9 +35,7 @@ use coincap_stream::domain::{AssetRow, EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
 use coincap_stream::warehouse::synapse::connection::TdsManager;
 use coincap_stream::warehouse::synapse::literal;
-use coincap_stream::warehouse::synapse::statement::{
-    BodyForm, IdType, SYNAPSE_LIMITS, build_batches,
-};
+use coincap_stream::warehouse::synapse::statement::{Form, IdType, SYNAPSE_LIMITS, build_batches};
 use coincap_stream::warehouse::synapse::{SynapseConfig, SynapseLogin};
 use coincap_stream::warehouse::{Batch, SynapseWarehouse, Warehouse};
 use serde_json::Value;
@@ -617,7 +615,7 @@ impl Bench {
             now,
             &IdType::default(),
             &SYNAPSE_LIMITS,
-            BodyForm::AsReceived,
+            Form::default(),
         );
         assert_eq!(transactions.len(), 1, "a 1000-row batch is one transaction");
         let statements = transactions[0].sql.matches(";\n").count();

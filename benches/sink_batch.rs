@@ -13,9 +13,7 @@ use chrono::Utc;
 use coincap_stream::domain::map_events;
 use coincap_stream::host::InvocationRequest;
 use coincap_stream::host::event_hubs::ReceivedBatch;
-use coincap_stream::warehouse::synapse::statement::{
-    BodyForm, IdType, SYNAPSE_LIMITS, build_batches,
-};
+use coincap_stream::warehouse::synapse::statement::{Form, IdType, SYNAPSE_LIMITS, build_batches};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const EVENTS: usize = 1000;
@@ -55,7 +53,7 @@ fn sink_batch(c: &mut Criterion) {
                 Utc::now(),
                 &IdType::default(),
                 &SYNAPSE_LIMITS,
-                BodyForm::AsReceived,
+                Form::default(),
             )
         })
     });

@@ -45,15 +45,17 @@
 --   data skew." If skew hurts your queries, CTAS to ROUND_ROBIN with the same clustered index: the
 --   probe stays bounded (the index bounds it; the distribution only decides where the batch's rows
 --   travel).
--- Uniqueness: not declared. A dedicated pool enforces no UNIQUE constraint (only NOT ENFORCED ones:
---   "Primary key, foreign key, and unique key using dedicated SQL pool",
+-- Uniqueness: in a dedicated pool, kept by the writer. A pool enforces no UNIQUE constraint (only
+--   NOT ENFORCED ones: "Primary key, foreign key, and unique key using dedicated SQL pool",
 --   https://learn.microsoft.com/azure/synapse-analytics/sql-data-warehouse/sql-data-warehouse-table-constraints);
---   the writer's lock and probe keep one
---   row per (id, runtime_timestamp). On SQL Server `init-warehouse` creates the same index, also
---   not unique, so tests there prove the writer, not a constraint.
+--   the writer's lock and probe keep one row per (id, runtime_timestamp). On SQL Server engines
+--   (SQL Server, Azure SQL Database) `init-warehouse` makes the clustered index UNIQUE, so the
+--   database itself refuses a second row per key ("CREATE INDEX (Transact-SQL)"); a writer that
+--   meets a duplicate-key error (2601, 2627) sends its batch again with the database picking one
+--   row per key (see src/warehouse/synapse/refusals.rs).
 -- CREATE TABLE (Azure Synapse Analytics): https://learn.microsoft.com/sql/t-sql/statements/create-table-azure-sql-data-warehouse
--- On SQL Server (engine edition other than 6) `init-warehouse` drops the WITH clause and creates
--- CLUSTERED INDEX (runtime_timestamp, id) with CREATE CLUSTERED INDEX.
+-- On SQL Server engines (engine edition other than 6) `init-warehouse` drops the WITH clause and
+-- creates the index with CREATE UNIQUE CLUSTERED INDEX [cix_asset_statistics_history_v3].
 CREATE TABLE assets.asset_statistics_history_v3
 (
     [id_asset_statistics_history] bigint IDENTITY(1,1),

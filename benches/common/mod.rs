@@ -9,9 +9,7 @@ use chrono::{DateTime, Utc};
 use coincap_stream::domain::{AssetEvent, map_events};
 use coincap_stream::host::InvocationRequest;
 use coincap_stream::host::event_hubs::{self, HubEvent, PartitionSource, ReceivedBatch};
-use coincap_stream::warehouse::synapse::statement::{
-    BodyForm, IdType, SYNAPSE_LIMITS, build_batches,
-};
+use coincap_stream::warehouse::synapse::statement::{Form, IdType, SYNAPSE_LIMITS, build_batches};
 use serde_json::{Value, json};
 
 /// A small deterministic generator (no `rand` in the tree): the same page on every run.
@@ -166,7 +164,7 @@ pub fn decode_map_render(body: &[u8]) -> usize {
         Utc::now(),
         &IdType::default(),
         &SYNAPSE_LIMITS,
-        BodyForm::AsReceived,
+        Form::default(),
     )
     .iter()
     .map(|batch| batch.sql.len())

@@ -6,6 +6,9 @@
 //! Each test writes ids under its own random prefix, so runs never see each other's rows. The tests
 //! of one run take turns ([`serial`]): one of them swaps a seed-shaped table in for a while.
 
+mod processes;
+mod refusals;
+mod seed;
 mod support;
 
 use std::time::Duration;
@@ -261,7 +264,7 @@ async fn a_10000_character_body_reads_back_exactly() {
 
 /// Writes `body` as the one event of a batch (a reject) and reads it back from the rejects table:
 /// the stored body and its reason.
-async fn write_one_reject(body: &str) -> (String, String) {
+pub async fn write_one_reject(body: &str) -> (String, String) {
     let connection = connection_string();
     let _turn = serial().await;
     init(&connection).await;
@@ -279,92 +282,6 @@ async fn reads_back_exactly(body: String) {
     let (stored, reason) = write_one_reject(&body).await;
     assert_eq!(stored, body);
     assert!(!reason.contains("[raw_body"), "stored as it is: {reason}");
-}
-
-/// SQL Server and Synapse store NUL in nvarchar: there the body is stored byte for byte. Some
-/// SQL Server-compatible engines refuse NUL: there it is stored escaped, marked in its reason,
-/// and decodes to exactly the body. What the server does (asked here on its own) decides which.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
-async fn a_body_with_many_nul_characters_reads_back_exactly() {
-    let body: String = long_body(10_000)
-        .chars()
-        .enumerate()
-        .map(|(i, c)| if i % 3 == 0 { '\0' } else { c })
-        .collect();
-    let stores_nul = server_stores_nul(&connection_string()).await;
-
-    let (stored, reason) = write_one_reject(&body).await;
-
-    if stores_nul {
-        assert_eq!(stored, body, "byte for byte");
-        assert!(!reason.contains("[raw_body"), "{reason}");
-    } else {
-        assert!(
-            reason.ends_with("[raw_body escaped: this server does not store NUL (U+0000) characters as sent; it holds the body as a JSON string, every character outside printable ASCII as \\uXXXX: JSON-decode it to get the body]"),
-            "{reason}"
-        );
-        assert!(stored.is_ascii() && stored.starts_with('"'), "escaped");
-        assert_eq!(original_body(&stored, &reason), body, "reversible");
-    }
-}
-
-/// A batch the server refuses because of a reject's body (here: NUL, on a server that refuses it,
-/// sent as it is because the writer is told the server stores NUL) still lands: its rows once,
-/// its rejects escaped and marked; the redelivery adds nothing.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
-async fn a_batch_refused_for_a_reject_body_lands_with_the_bodies_escaped() {
-    let connection = connection_string();
-    let stores_nul = server_stores_nul(&connection).await;
-    let _turn = serial().await;
-    init(&connection).await;
-    let prefix = prefix();
-    let mut bodies = events(&prefix, 30, 1_747_000_000_000);
-    bodies.push("poison \0 with a NUL".into());
-    bodies.push("plain poison: M\u{fc}nchen \u{5e01}".into());
-    let warehouse = warehouse(&connection).assume_server_stores_nul(true);
-
-    let first = warehouse
-        .write(batch_in(&bodies, &prefix, 0))
-        .await
-        .unwrap();
-    let again = warehouse
-        .write(batch_in(&bodies, &prefix, 0))
-        .await
-        .unwrap();
-
-    assert_eq!((first.rows_written, first.duplicates), (30, 0));
-    assert_eq!((again.rows_written, again.duplicates), (0, 30));
-    assert_eq!(count(&connection, &prefix).await, 30, "every row once");
-    assert_eq!(rejects(&connection, &prefix).await, 2, "both rejects, once");
-    let stored = client(&connection)
-        .await
-        .simple_query(format!(
-            "SELECT raw_body, reason FROM {REJECTS} WHERE partition_id = '{prefix}' ORDER BY sequence_number"
-        ))
-        .await
-        .unwrap()
-        .into_first_result()
-        .await
-        .unwrap();
-    for (row, body) in stored.iter().zip(&bodies[30..]) {
-        let (raw, reason) = (
-            row.get::<&str, _>(0).unwrap(),
-            row.get::<&str, _>(1).unwrap(),
-        );
-        if stores_nul {
-            assert_eq!(raw, body);
-        } else {
-            assert!(
-                reason.contains(
-                    "[raw_body escaped: the server refused this batch as written (SQL error "
-                ),
-                "{reason}"
-            );
-            assert_eq!(original_body(raw, reason), *body);
-        }
-    }
 }
 
 /// 48 events of 1,000,000 characters (Event Hubs allows 1 MB each) are about 96 MB on the wire
@@ -408,65 +325,4 @@ async fn a_batch_over_the_cap_splits_and_lands_whole() {
         .unwrap();
     assert_eq!((again.rows_written, again.duplicates), (0, 1000));
     assert_eq!(rejects(&connection, &prefix).await, 48, "rejects once");
-}
-
-/// Ids outside the code page are stored as '?' in a varchar column; the writer compares keys in
-/// the column's own type, so replaying the batch adds nothing. The test swaps a seed-shaped table
-/// in for the history table, and back afterwards (even when an assertion fails).
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
-async fn a_replay_into_a_seed_shaped_varchar_table_adds_nothing() {
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
-    let synapse = synapse(&connection).await;
-    let kept = "asset_statistics_history_v3_live_kept";
-    execute(&connection, &rename_sql(synapse, HISTORY, kept)).await;
-    execute(&connection, &seed_table_ddl(synapse)).await;
-
-    let outcome = tokio::spawn({
-        let connection = connection.clone();
-        async move {
-            let report = init(&connection).await;
-            assert_eq!(report.matches("Warning:").count(), 1, "{report}");
-            assert!(report.contains("the seed's design"), "{report}");
-            assert!(report.contains("id column: varchar(255)"), "{report}");
-            let prefix = prefix();
-            let bodies: Vec<String> = events(&prefix, 20, 1_747_000_000_000)
-                .into_iter()
-                .enumerate()
-                .map(|(i, body)| {
-                    body.replace(
-                        &format!("{prefix}{i:05}"),
-                        &format!("{prefix}m\u{fc}nchen-\u{5e01}-{i:02}"),
-                    )
-                })
-                .collect();
-            let warehouse = warehouse(&connection);
-            let first = warehouse.write(batch(&bodies, 0)).await.unwrap();
-            let again = warehouse.write(batch(&bodies, 0)).await.unwrap();
-            assert_eq!((first.rows_written, first.duplicates), (20, 0));
-            assert_eq!((again.rows_written, again.duplicates), (0, 20));
-            assert_eq!(
-                count(&connection, &prefix).await,
-                20,
-                "nothing added by the replay"
-            );
-        }
-    })
-    .await;
-
-    execute(&connection, &format!("DROP TABLE {HISTORY}")).await;
-    execute(
-        &connection,
-        &rename_sql(
-            synapse,
-            &format!("assets.{kept}"),
-            "asset_statistics_history_v3",
-        ),
-    )
-    .await;
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
 }

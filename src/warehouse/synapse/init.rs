@@ -28,7 +28,11 @@ const TABLES: [(&str, &str); 3] = [
 ];
 
 /// The DDL for an engine: as written for Synapse; elsewhere without its `WITH (...)` clause,
-/// followed by a `CREATE CLUSTERED INDEX` on the clause's `CLUSTERED INDEX (...)` columns.
+/// followed by a `CREATE CLUSTERED INDEX` on the clause's `CLUSTERED INDEX (...)` columns,
+/// `UNIQUE` for the history table, whose columns are its key `(runtime_timestamp, id)`: SQL
+/// Server engines enforce one row per key ("CREATE INDEX (Transact-SQL)": "A unique index is
+/// one in which no two rows are permitted to have the same index key value"); a dedicated pool
+/// enforces no unique index ("Primary key, foreign key, and unique key using dedicated SQL pool").
 pub fn ddl_for_engine(ddl: &str, synapse: bool) -> String {
     let ddl = strip_comments(ddl);
     if synapse {
@@ -39,9 +43,14 @@ pub fn ddl_for_engine(ddl: &str, synapse: bool) -> String {
     };
     let mut out = format!("{};", ddl[..with].trim_end());
     if let (Some(table), Some(keys)) = (created_table(&ddl), clustered_keys(&ddl[with..])) {
-        let name = table.rsplit('.').next().unwrap_or(table);
+        let unique = if table == HISTORY_TABLE {
+            "UNIQUE "
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "\nCREATE CLUSTERED INDEX [cix_{name}] ON {table} ({keys});"
+            "\nCREATE {unique}CLUSTERED INDEX [{}] ON {table} ({keys});",
+            catalog::clustered_index_name(table)
         ));
     }
     out

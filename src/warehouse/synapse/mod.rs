@@ -3,10 +3,10 @@
 //! pure code in [`statement`] and [`literal`]), over a bb8 pool of tiberius connections
 //! ([`connection`]), with a named retry rule ([`retry`]).
 
-mod bodies;
 pub mod connection;
 pub mod init;
 pub mod literal;
+mod refusals;
 pub mod retry;
 pub mod select;
 mod settings;
@@ -81,7 +81,7 @@ impl SynapseWarehouse {
         }
     }
 
-    /// Takes `stores_nul` as the server's answer to the NUL probe instead of asking it ([`bodies`]):
+    /// Takes `stores_nul` as the server's answer to the NUL probe instead of asking it ([`refusals`]):
     /// for tests that drive the refusal path on a server that refuses NUL.
     pub fn assume_server_stores_nul(self, stores_nul: bool) -> Self {
         Self {
@@ -159,7 +159,7 @@ impl SynapseWarehouse {
         }
         let mut connection = self.connection().await?;
         let id_type = self.id_type(&mut connection).await?;
-        let form = self.body_form(&mut connection, &batch).await?;
+        let form = self.first_form(&mut connection, &batch).await?;
         let transactions = build_batches(
             &batch.rows,
             &batch.rejects,
@@ -179,7 +179,7 @@ impl SynapseWarehouse {
         let mut report = WriteReport::default();
         for transaction in &transactions {
             report += self
-                .send_or_escape(&mut connection, &batch, transaction, &id_type)
+                .send_or_cure(&mut connection, &batch, transaction, &id_type, form)
                 .await?;
         }
         Ok(report)

@@ -44,6 +44,12 @@ pub fn sql_error_number(error: &Error) -> Option<u32> {
     }
 }
 
+/// A unique index refused a key already stored: 2627 (a unique constraint) and 2601 (a unique
+/// index), "Database engine events and errors" in Microsoft's SQL Server documentation.
+pub fn is_duplicate_key(number: u32) -> bool {
+    matches!(number, 2601 | 2627)
+}
+
 /// Login failures (18456 and friends) mean the credential is wrong or was rotated.
 pub fn is_login_failure(error: &Error) -> bool {
     matches!(

@@ -295,9 +295,10 @@ pub(super) fn render_row(row: &AssetRow, id_type: &IdType) -> Rendered {
 }
 
 /// How reject bodies go into `raw_body`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BodyForm<'a> {
     /// As received: `N'...'`, or one binary constant when the body holds NUL.
+    #[default]
     AsReceived,
     /// As a JSON string of printable ASCII ([`escaped_body`]): for bodies holding NUL
     /// (`all: false`) or for every body (`all: true`), on a server that cannot store them as

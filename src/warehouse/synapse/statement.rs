@@ -82,6 +82,28 @@ pub const SYNAPSE_LIMITS: Limits = Limits {
     max_body_units: 1024 * 1024,
 };
 
+/// How the database keeps a chunk's rows to one per key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Duplicates {
+    /// Keys repeated inside the batch were removed before the SQL is built (exact text), and the
+    /// insert skips keys the probe finds stored; the count of those is read first. Any engine.
+    #[default]
+    Probed,
+    /// The same, and the insert also picks one row per key by the database's own comparison
+    /// (its collation: case, trailing spaces), counting what it did not insert with
+    /// `@@ROWCOUNT` (SQL Server engines). After a duplicate-key error: another writer stored
+    /// some keys meanwhile, or two ids the database compares as equal share a timestamp.
+    PickedByTheDatabase,
+}
+
+/// The form of a transaction's statements: how reject bodies are written, how rows are kept to
+/// one per key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Form<'a> {
+    pub bodies: BodyForm<'a>,
+    pub duplicates: Duplicates,
+}
+
 /// One transaction: its text and how to read its answer (one count result set per row chunk).
 #[derive(Debug, Clone)]
 pub struct BatchSql {
@@ -105,15 +127,15 @@ const CHUNK_OVERHEAD: usize = 2048;
 
 /// The transactions for one invocation's rows and rejects: as few as the limits allow (one for
 /// any ordinary batch), each a whole, idempotent transaction starting with the writer lock, each
-/// at most `limits.max_batch_bytes` on the wire, reject bodies in `form`. No rows and no
-/// rejects: no transaction.
+/// at most `limits.max_batch_bytes` on the wire, in `form`. No rows and no rejects: no
+/// transaction.
 pub fn build_batches(
     rows: &[AssetRow],
     rejects: &[Reject],
     received_at: DateTime<Utc>,
     id_type: &IdType,
     limits: &Limits,
-    form: BodyForm<'_>,
+    form: Form<'_>,
 ) -> Vec<BatchSql> {
     if rows.is_empty() && rejects.is_empty() {
         return Vec::new();
@@ -129,7 +151,8 @@ pub fn build_batches(
                 literal::datetime(&mut out, at);
                 out
             });
-            history_statements(&mut tx.sql, chunk, bound.as_deref().unwrap_or("NULL"));
+            let bound = bound.as_deref().unwrap_or("NULL");
+            history_statements(&mut tx.sql, chunk, bound, form.duplicates);
             tx.row_chunks += 1;
             tx.rows.end += chunk.len();
         },
@@ -138,7 +161,7 @@ pub fn build_batches(
         &mut transactions,
         rejects
             .iter()
-            .map(|reject| render_reject(reject, &received_at, limits.max_body_units, form)),
+            .map(|reject| render_reject(reject, &received_at, limits.max_body_units, form.bodies)),
         |tx, chunk, _| {
             reject_statements(&mut tx.sql, chunk);
             tx.rejects.end += chunk.len();
@@ -290,8 +313,9 @@ fn insert(sql: &mut String, chunk: &[Rendered], table: &str, columns: &str, prob
     sql.push_str(");\n");
 }
 
-/// The count of keys already stored, then the idempotent insert, for one chunk of rows.
-fn history_statements(sql: &mut String, chunk: &[Rendered], bound: &str) {
+/// The count of keys already stored, then the idempotent insert, for one chunk of rows; or, when
+/// the database picks one row per key, the insert and then the count of rows it did not insert.
+fn history_statements(sql: &mut String, chunk: &[Rendered], bound: &str, duplicates: Duplicates) {
     let probe = format!(
         "SELECT 1 FROM {HISTORY_TABLE} AS t WHERE t.id = s.id AND t.runtime_timestamp = s.runtime_timestamp AND t.runtime_timestamp >= {bound}"
     );
@@ -300,13 +324,38 @@ fn history_statements(sql: &mut String, chunk: &[Rendered], bound: &str) {
         .map(|r| r.key.aliased_len() + r.select.aliased_len() + 2 * UNION_ALL.len())
         .sum();
     sql.reserve(bytes + 2 * probe.len() + 512);
-    sql.push_str("SELECT COUNT_BIG(*) AS existing FROM (\n");
-    union(sql, chunk, |r| &r.key);
-    sql.push_str("\n) AS s\nWHERE EXISTS (");
-    sql.push_str(&probe);
-    sql.push_str(");\n");
-    insert(sql, chunk, HISTORY_TABLE, &HISTORY_COLUMN_LIST, &probe);
+    match duplicates {
+        Duplicates::Probed => {
+            sql.push_str("SELECT COUNT_BIG(*) AS existing FROM (\n");
+            union(sql, chunk, |r| &r.key);
+            sql.push_str("\n) AS s\nWHERE EXISTS (");
+            sql.push_str(&probe);
+            sql.push_str(");\n");
+            insert(sql, chunk, HISTORY_TABLE, &HISTORY_COLUMN_LIST, &probe);
+        }
+        Duplicates::PickedByTheDatabase => {
+            sql.push_str("INSERT INTO ");
+            sql.push_str(HISTORY_TABLE);
+            sql.push_str(" (");
+            sql.push_str(&HISTORY_COLUMN_LIST);
+            sql.push_str(")\nSELECT ");
+            sql.push_str(&PICKED_COLUMN_LIST);
+            sql.push_str(" FROM (\nSELECT s.*, ROW_NUMBER() OVER (PARTITION BY s.id, s.runtime_timestamp ORDER BY (SELECT NULL)) AS picked FROM (\n");
+            union(sql, chunk, |r| &r.select);
+            sql.push_str("\n) AS s\nWHERE NOT EXISTS (");
+            sql.push_str(&probe);
+            sql.push_str(")\n) AS s\nWHERE s.picked = 1;\n");
+            sql.push_str(&format!(
+                "SELECT CAST({} - @@ROWCOUNT AS bigint) AS existing;\n",
+                chunk.len()
+            ));
+        }
+    }
 }
+
+/// `s.id, s.asset_rank, ..., s.runtime_timestamp`.
+static PICKED_COLUMN_LIST: LazyLock<String> =
+    LazyLock::new(|| format!("s.{}", columns::names(", s.")));
 
 /// `id, asset_rank, ..., runtime_timestamp`, from [`HISTORY_COLUMNS`].
 static HISTORY_COLUMN_LIST: LazyLock<String> = LazyLock::new(|| columns::names(", "));
@@ -369,7 +418,7 @@ mod tests {
             now(),
             &IdType::default(),
             limits,
-            BodyForm::AsReceived,
+            Form::default(),
         );
         assert_eq!(batches.len(), 1, "one transaction");
         batches.remove(0)
@@ -434,6 +483,40 @@ mod tests {
     }
 
     #[test]
+    fn picked_by_the_database_the_insert_keeps_one_row_per_key_and_counts_the_rest_after() {
+        let form = Form {
+            duplicates: Duplicates::PickedByTheDatabase,
+            ..Form::default()
+        };
+        let mut batches = build_batches(
+            &rows(3, "a"),
+            &[reject("not json", 7)],
+            now(),
+            &IdType::default(),
+            &SYNAPSE_LIMITS,
+            form,
+        );
+        let batch = batches.remove(0);
+        assert_eq!(
+            shape(&batch.sql),
+            [
+                "set", "begin", "lock", "insert", "count", "insert", "commit"
+            ]
+        );
+        assert_eq!(batch.row_chunks, 1, "one count per chunk, as always");
+        assert!(
+            batch.sql.contains("INSERT INTO assets.asset_statistics_history_v3 (id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp)\nSELECT s.id, s.asset_rank, s.symbol, s.asset_name, s.supply, s.maxSupply, s.marketCapUsd, s.volumeUsd24Hr, s.priceUsd, s.changePercent24Hr, s.vwap24Hr, s.explorer, s.runtime_timestamp FROM (\nSELECT s.*, ROW_NUMBER() OVER (PARTITION BY s.id, s.runtime_timestamp ORDER BY (SELECT NULL)) AS picked FROM (\nSELECT CAST(N'a0'"),
+            "{}",
+            batch.sql
+        );
+        assert!(
+            batch.sql.contains("AND t.runtime_timestamp >= CAST('2025-05-11T21:46:40.000' AS datetime))\n) AS s\nWHERE s.picked = 1;\nSELECT CAST(3 - @@ROWCOUNT AS bigint) AS existing;\n"),
+            "{}",
+            batch.sql
+        );
+    }
+
+    #[test]
     fn an_empty_batch_sends_nothing() {
         assert!(
             build_batches(
@@ -442,7 +525,7 @@ mod tests {
                 now(),
                 &IdType::default(),
                 &SYNAPSE_LIMITS,
-                BodyForm::AsReceived
+                Form::default()
             )
             .is_empty()
         );
@@ -499,7 +582,7 @@ mod tests {
                 now(),
                 id_type,
                 &SYNAPSE_LIMITS,
-                BodyForm::AsReceived,
+                Form::default(),
             );
             let sql = &batches[0].sql;
             let id = format!("CAST(N'münchen-币0' AS {}) AS id", id_type.as_str());
@@ -621,7 +704,7 @@ mod tests {
             now(),
             &IdType::default(),
             &limits,
-            BodyForm::AsReceived,
+            Form::default(),
         );
         assert!(parts.len() >= 4, "{} parts", parts.len());
         for part in &parts {
@@ -664,7 +747,7 @@ mod tests {
             now(),
             &IdType::default(),
             &limits,
-            BodyForm::AsReceived,
+            Form::default(),
         );
         assert_eq!(parts.len(), 4);
         for part in &parts {
@@ -789,7 +872,7 @@ mod tests {
             let mapped = map_events(events);
             let rejects: Vec<Reject> = bodies.iter().enumerate().map(|(i, b)| reject(&format!("x{b}"), i as i64)).collect();
             let limits = Limits { max_rows, ..SYNAPSE_LIMITS };
-            let batches = build_batches(&mapped.rows, &rejects, now(), &IdType::default(), &limits, BodyForm::AsReceived);
+            let batches = build_batches(&mapped.rows, &rejects, now(), &IdType::default(), &limits, Form::default());
             if mapped.rows.is_empty() && rejects.is_empty() {
                 proptest::prop_assert!(batches.is_empty());
                 return Ok(());
@@ -815,7 +898,7 @@ mod tests {
             let rows = rows(rows_n, "p");
             let rejects: Vec<Reject> = bodies.iter().enumerate().map(|(i, b)| reject(&format!("x{b}"), i as i64)).collect();
             let limits = Limits { max_batch_bytes: cap, max_rows: 7, ..SYNAPSE_LIMITS };
-            let parts = build_batches(&rows, &rejects, now(), &IdType::default(), &limits, BodyForm::AsReceived);
+            let parts = build_batches(&rows, &rejects, now(), &IdType::default(), &limits, Form::default());
             proptest::prop_assert_eq!(parts.iter().map(|p| p.rows.len()).sum::<usize>(), rows_n);
             proptest::prop_assert_eq!(parts.iter().map(|p| p.rejects.len()).sum::<usize>(), rejects.len());
             for part in &parts {

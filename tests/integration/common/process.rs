@@ -102,6 +102,11 @@ impl Running {
         answer
     }
 
+    /// Kills it (`SIGKILL`): no chance to finish anything, as when its machine dies.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
     /// Stops it with `signal`, as the host (`-TERM`) or a developer (`-INT`) does.
     pub async fn stop(mut self, signal: &str) -> Stopped {
         let status = stop_child(&mut self.child, signal).await;

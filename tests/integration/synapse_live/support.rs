@@ -107,6 +107,36 @@ pub async fn scalar_i64(connection: &str, sql: &str) -> i64 {
     row.get::<i64, _>(0).unwrap()
 }
 
+/// Whether another session holds the writer lock now (its transaction is open): this session's
+/// update of the lock row cannot get it within 200 ms.
+pub async fn writer_lock_held(connection: &str) -> bool {
+    let sql = "SET LOCK_TIMEOUT 200; BEGIN TRAN; UPDATE assets.asset_statistics_writer_lock SET last_write_at = last_write_at; ROLLBACK TRAN;";
+    let mut client = client(connection).await;
+    let result = async { client.simple_query(sql).await?.into_results().await }.await;
+    match result {
+        Ok(_) => false,
+        // SQL Server: 1222 "Lock request time out period exceeded"; other engines say it in words.
+        Err(error)
+            if error.code() == Some(1222)
+                || error.to_string().to_lowercase().contains("lock timeout") =>
+        {
+            true
+        }
+        Err(error) => panic!("{sql}: {error}"),
+    }
+}
+
+/// Keys stored more than once under `prefix`.
+pub async fn repeated_keys(connection: &str, prefix: &str) -> i64 {
+    scalar_i64(
+        connection,
+        &format!(
+            "SELECT COUNT_BIG(*) FROM (SELECT id FROM {HISTORY} WHERE id LIKE N'{prefix}%' GROUP BY id, runtime_timestamp HAVING COUNT(*) > 1) AS d"
+        ),
+    )
+    .await
+}
+
 /// Rejects stored under a partition id (the tests use their prefix as one).
 pub async fn rejects(connection: &str, partition: &str) -> i64 {
     scalar_i64(
@@ -242,11 +272,40 @@ pub fn seed_table_ddl(synapse: bool) -> String {
     format!("CREATE TABLE {HISTORY} ({columns}){with}")
 }
 
-pub fn rename_sql(synapse: bool, from: &str, to: &str) -> String {
-    if synapse {
-        format!("RENAME OBJECT {from} TO {to}")
-    } else {
-        // The third argument is optional on SQL Server, required on some compatible engines.
-        format!("EXEC sp_rename N'{from}', N'{to}', N'OBJECT'")
+/// Runs `test` with a seed-shaped history table in place of ours (whose rows are dropped: a test
+/// database), then puts ours back, empty, with `init-warehouse`, even when the test fails (then
+/// the failure is raised again).
+pub async fn with_seed_table<F, T>(test: F)
+where
+    F: FnOnce(String) -> T,
+    T: std::future::Future<Output = ()> + Send + 'static,
+{
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let synapse = synapse(&connection).await;
+    execute(&connection, &format!("DROP TABLE {HISTORY}")).await;
+    execute(&connection, &seed_table_ddl(synapse)).await;
+
+    let outcome = tokio::spawn(test(connection.clone())).await;
+
+    execute(&connection, &format!("DROP TABLE {HISTORY}")).await;
+    init(&connection).await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
     }
+}
+
+/// The SQL `init-warehouse` printed under the advice whose reason starts with `why`, as a user
+/// would copy it (without the report's indentation).
+pub fn advice(report: &str, why: &str) -> String {
+    let mut lines = report.lines().skip_while(|line| {
+        !line.starts_with("  -- in database ") || !line.contains(&format!(": {why}"))
+    });
+    assert!(lines.next().is_some(), "no advice to {why} in {report}");
+    lines
+        .take_while(|line| line.starts_with("  ") && !line.starts_with("  -- in database "))
+        .map(|line| &line[2..])
+        .collect::<Vec<_>>()
+        .join("\n")
 }

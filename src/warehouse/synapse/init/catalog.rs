@@ -22,12 +22,30 @@ pub struct TableDesign {
     pub indexes: Vec<Index>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Index {
+    /// `sys.indexes.name` (none for a heap).
+    pub name: Option<String>,
     /// `sys.indexes.type_desc`: `HEAP`, `CLUSTERED`, `NONCLUSTERED`, `CLUSTERED COLUMNSTORE`, ...
     pub kind: String,
     /// Key columns in key order (none for a heap or a columnstore).
     pub keys: Vec<String>,
+    /// `sys.indexes.is_unique`: the database refuses a second row with the same keys.
+    pub unique: bool,
+}
+
+/// `cix_<table>`: the clustered index `init-warehouse` creates on SQL Server engines.
+pub fn clustered_index_name(table: &str) -> String {
+    format!("cix_{}", table.rsplit('.').next().unwrap_or(table))
+}
+
+/// Who keeps the history table to one row per `(id, runtime_timestamp)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyGuarantee {
+    /// A unique index on exactly the key: the database refuses a second row.
+    Enforced { index: String },
+    /// The writer alone (its lock and duplicate check).
+    WriterOnly,
 }
 
 /// What the writer's duplicate check costs on a table.
@@ -42,6 +60,32 @@ pub enum Probe {
 impl TableDesign {
     pub fn is_heap(&self) -> bool {
         self.indexes.iter().any(|index| index.kind == "HEAP")
+    }
+
+    /// Whether a rowstore index leads with the rejects' key `(partition_id, sequence_number)`,
+    /// which their duplicate check looks up.
+    pub fn indexes_reject_keys(&self) -> bool {
+        self.indexes.iter().any(|index| {
+            let keys: Vec<String> = index.keys.iter().map(|k| k.to_ascii_lowercase()).collect();
+            (index.kind == "CLUSTERED" || index.kind == "NONCLUSTERED")
+                && keys.starts_with(&["partition_id".to_owned(), "sequence_number".to_owned()])
+        })
+    }
+
+    /// Whether a unique index on exactly `(id, runtime_timestamp)`, in either order, makes the
+    /// database itself keep one row per key.
+    pub fn key_guarantee(&self) -> KeyGuarantee {
+        let key = |index: &&Index| {
+            let mut keys: Vec<String> = index.keys.iter().map(|k| k.to_ascii_lowercase()).collect();
+            keys.sort();
+            index.unique && keys == ["id", "runtime_timestamp"]
+        };
+        match self.indexes.iter().find(key) {
+            Some(index) => KeyGuarantee::Enforced {
+                index: describe_index(index),
+            },
+            None => KeyGuarantee::WriterOnly,
+        }
     }
 
     /// The writer probes `t.id = s.id AND t.runtime_timestamp = s.runtime_timestamp AND
@@ -94,6 +138,7 @@ fn describe_index(index: &Index) -> String {
     match index.kind.as_str() {
         "HEAP" => "HEAP".into(),
         "CLUSTERED COLUMNSTORE" => "CLUSTERED COLUMNSTORE INDEX".into(),
+        kind if index.unique => format!("UNIQUE {kind} INDEX ({})", index.keys.join(", ")),
         kind => format!("{kind} INDEX ({})", index.keys.join(", ")),
     }
 }
@@ -166,8 +211,17 @@ pub fn report(facts: &Facts) -> Vec<String> {
         Some(kind) => format!("  id column: {kind}"),
         None => "  id column: missing".into(),
     });
+    if let Some(history) = &facts.history {
+        lines.push(match history.key_guarantee() {
+            KeyGuarantee::Enforced { index } => format!(
+                "  one row per (id, runtime_timestamp): enforced by the database ({index}); the writer's lock and duplicate check keep writers from colliding on it"
+            ),
+            KeyGuarantee::WriterOnly if facts.synapse() => "  one row per (id, runtime_timestamp): kept by the writer (its lock and duplicate check; a dedicated pool enforces no unique index)".into(),
+            KeyGuarantee::WriterOnly => "  one row per (id, runtime_timestamp): kept by the writer alone (no unique index; the advice below lets the database enforce it)".into(),
+        });
+    }
     lines.push(table_line(REJECTS_TABLE, &facts.rejects, &|design| {
-        if design.is_heap() {
+        if !design.indexes_reject_keys() {
             " (fine while rejects are few: the duplicate check scans them)".into()
         } else {
             String::new()
@@ -212,17 +266,38 @@ pub fn advice(facts: &Facts) -> Vec<Advice> {
     {
         advice.push(Advice {
             run_in: database.clone(),
-            sql: migration_sql(
-                facts.synapse(),
-                HISTORY_TABLE,
-                "DISTRIBUTION = HASH([id]), CLUSTERED INDEX ([runtime_timestamp], [id])",
-                "[runtime_timestamp], [id]",
-            ),
-            why: "bound each batch's duplicate check by its time window (stop the Function App first; the old table is kept as ..._seed)".into(),
+            sql: if facts.synapse() {
+                migration_sql(
+                    true,
+                    HISTORY_TABLE,
+                    "DISTRIBUTION = HASH([id]), CLUSTERED INDEX ([runtime_timestamp], [id])",
+                    "[runtime_timestamp], [id]",
+                )
+            } else {
+                unique_history_index_sql(None)
+            },
+            why: if facts.synapse() {
+                "bound each batch's duplicate check by its time window (stop the Function App first; the old table is kept as ..._seed)".into()
+            } else {
+                "bound each batch's duplicate check by its time window, and let the database enforce one row per key (stop the Function App first; repeated keys are deleted, the first stored kept)".into()
+            },
+        });
+    } else if let Some(history) = &facts.history
+        && !facts.synapse()
+        && history.key_guarantee() == KeyGuarantee::WriterOnly
+    {
+        let clustered = history
+            .indexes
+            .iter()
+            .find(|index| index.kind == "CLUSTERED");
+        advice.push(Advice {
+            run_in: database.clone(),
+            sql: unique_history_index_sql(clustered.and_then(|index| index.name.as_deref())),
+            why: "let the database enforce one row per key (stop the Function App first; repeated keys are deleted, the first stored kept)".into(),
         });
     }
     if let Some(rejects) = &facts.rejects
-        && rejects.is_heap()
+        && !rejects.indexes_reject_keys()
     {
         advice.push(Advice {
             run_in: database.clone(),
@@ -264,16 +339,40 @@ pub fn migration_sql(synapse: bool, table: &str, with: &str, clustered_keys: &st
             "CREATE TABLE {schema}.{name}_new WITH ({with}) AS SELECT * FROM {table};\nRENAME OBJECT {table} TO {name}_seed;\nRENAME OBJECT {schema}.{name}_new TO {name};"
         )
     } else {
-        format!("CREATE CLUSTERED INDEX [cix_{name}] ON {table} ({clustered_keys});")
+        format!(
+            "CREATE CLUSTERED INDEX [{}] ON {table} ({clustered_keys});",
+            clustered_index_name(table)
+        )
     }
+}
+
+/// On a SQL Server engine: deletes repeated keys from the history table (keeping the first row
+/// stored, by its IDENTITY column), drops the clustered index named `existing` if any, and
+/// creates the unique clustered index `init-warehouse` creates on a new table.
+pub fn unique_history_index_sql(existing: Option<&str>) -> String {
+    let name = clustered_index_name(HISTORY_TABLE);
+    let mut sql = format!(
+        "DELETE FROM {HISTORY_TABLE} WHERE [id_asset_statistics_history] IN (SELECT [id_asset_statistics_history] FROM (SELECT [id_asset_statistics_history], ROW_NUMBER() OVER (PARTITION BY [id], [runtime_timestamp] ORDER BY [id_asset_statistics_history]) AS n FROM {HISTORY_TABLE}) AS d WHERE d.n > 1);\n"
+    );
+    if let Some(existing) = existing {
+        sql.push_str(&format!(
+            "DROP INDEX [{}] ON {HISTORY_TABLE};\n",
+            existing.replace(']', "]]")
+        ));
+    }
+    sql.push_str(&format!(
+        "CREATE UNIQUE CLUSTERED INDEX [{name}] ON {HISTORY_TABLE} ([runtime_timestamp], [id]);"
+    ));
+    sql
 }
 
 /// Catalog queries. Each reads one fact; the pure code above judges them.
 pub mod query {
-    /// The table's indexes (0 = heap, 1 = clustered) with their key columns in order.
+    /// The table's indexes (0 = heap, 1 = clustered) with their key columns in order, whether
+    /// each is unique, and its name.
     pub fn indexes(table: &str) -> String {
         format!(
-            "SELECT i.index_id, i.type_desc, c.name FROM sys.indexes AS i \
+            "SELECT i.index_id, i.type_desc, c.name, CAST(i.is_unique AS int), i.name FROM sys.indexes AS i \
              LEFT JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id AND ic.key_ordinal > 0 \
              LEFT JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id \
              WHERE i.object_id = OBJECT_ID(N'{table}') ORDER BY i.index_id, ic.key_ordinal"
@@ -358,8 +457,10 @@ pub fn indexes_from_rows(rows: &[tiberius::Row]) -> Vec<Index> {
         match indexes.last_mut() {
             Some(last) if last_id == Some(id) => last.keys.extend(key),
             _ => indexes.push(Index {
+                name: row.get::<&str, _>(4).map(str::to_owned),
                 kind: row.get::<&str, _>(1).unwrap_or("").to_owned(),
                 keys: key.into_iter().collect(),
+                unique: row.get::<i32, _>(3) == Some(1),
             }),
         }
         last_id = Some(id);

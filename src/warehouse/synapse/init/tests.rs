@@ -1,5 +1,6 @@
 use super::catalog::{
-    Advice, Facts, Index, Probe, TableDesign, advice, migration_sql, report, type_name,
+    Advice, Facts, Index, KeyGuarantee, Probe, TableDesign, advice, migration_sql, report,
+    type_name,
 };
 use super::*;
 
@@ -7,7 +8,28 @@ fn index(kind: &str, keys: &[&str]) -> Index {
     Index {
         kind: kind.into(),
         keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        ..Index::default()
     }
+}
+
+fn unique(kind: &str, keys: &[&str]) -> Index {
+    Index {
+        unique: true,
+        name: Some("cix_asset_statistics_history_v3".into()),
+        ..index(kind, keys)
+    }
+}
+
+/// What `init-warehouse` creates on a SQL Server engine.
+fn sql_server_facts(history: Index) -> Facts {
+    let mut facts = synapse_facts(TableDesign {
+        distribution: None,
+        distribution_column: None,
+        indexes: vec![history],
+    });
+    facts.engine_edition = Some(3);
+    facts.read_committed_snapshot = Some(false);
+    facts
 }
 
 fn new_design() -> TableDesign {
@@ -66,7 +88,7 @@ fn sql_server_gets_the_same_tables_without_the_with_clause_and_with_the_clustere
     );
     assert!(history.contains("IDENTITY(1,1)"));
     assert!(
-        history.ends_with(");\nCREATE CLUSTERED INDEX [cix_asset_statistics_history_v3] ON assets.asset_statistics_history_v3 ([runtime_timestamp], [id]);"),
+        history.ends_with(");\nCREATE UNIQUE CLUSTERED INDEX [cix_asset_statistics_history_v3] ON assets.asset_statistics_history_v3 ([runtime_timestamp], [id]);"),
         "{history}"
     );
     let rejects = ddl_for_engine(REJECTS_DDL, false);
@@ -284,23 +306,84 @@ fn a_lock_table_with_several_rows_is_reported_with_the_fix() {
     );
 }
 
+/// Deleting repeated keys (the first stored kept), then the unique index.
+const DEDUPLICATE: &str = "DELETE FROM assets.asset_statistics_history_v3 WHERE [id_asset_statistics_history] IN (SELECT [id_asset_statistics_history] FROM (SELECT [id_asset_statistics_history], ROW_NUMBER() OVER (PARTITION BY [id], [runtime_timestamp] ORDER BY [id_asset_statistics_history]) AS n FROM assets.asset_statistics_history_v3) AS d WHERE d.n > 1);";
+const UNIQUE_INDEX: &str = "CREATE UNIQUE CLUSTERED INDEX [cix_asset_statistics_history_v3] ON assets.asset_statistics_history_v3 ([runtime_timestamp], [id]);";
+
 #[test]
-fn sql_server_builds_the_index_in_place_and_gets_no_isolation_advice() {
-    let mut facts = synapse_facts(TableDesign {
-        distribution: None,
-        ..seed_design()
-    });
-    facts.engine_edition = Some(3);
-    facts.read_committed_snapshot = Some(false);
+fn sql_server_builds_the_unique_index_in_place_and_gets_no_isolation_advice() {
+    let facts = sql_server_facts(index("HEAP", &[]));
     let advice = advice(&facts);
     assert_eq!(advice.len(), 1, "{advice:?}");
-    assert_eq!(
-        advice[0].sql,
-        "CREATE CLUSTERED INDEX [cix_asset_statistics_history_v3] ON assets.asset_statistics_history_v3 ([runtime_timestamp], [id]);"
+    assert_eq!(advice[0].sql, format!("{DEDUPLICATE}\n{UNIQUE_INDEX}"));
+    assert!(
+        advice[0].why.contains("enforce one row per key"),
+        "{advice:?}"
     );
     assert_eq!(
         migration_sql(false, "assets.t", "HEAP", "[a]"),
         "CREATE CLUSTERED INDEX [cix_t] ON assets.t ([a]);"
+    );
+}
+
+#[test]
+fn the_report_says_who_keeps_one_row_per_key() {
+    let enforced = report(&sql_server_facts(unique(
+        "CLUSTERED",
+        &["runtime_timestamp", "id"],
+    )))
+    .join("\n");
+    assert!(enforced.contains("  one row per (id, runtime_timestamp): enforced by the database (UNIQUE CLUSTERED INDEX (runtime_timestamp, id)); the writer's lock and duplicate check keep writers from colliding on it\n"), "{enforced}");
+    assert!(enforced.contains("Nothing to change."), "{enforced}");
+    let pool = report(&synapse_facts(new_design())).join("\n");
+    assert!(pool.contains("  one row per (id, runtime_timestamp): kept by the writer (its lock and duplicate check; a dedicated pool enforces no unique index)"), "{pool}");
+}
+
+#[test]
+fn an_older_sql_server_index_that_is_not_unique_gets_the_upgrade() {
+    let old = Index {
+        name: Some("cix_asset_statistics_history_v3".into()),
+        ..index("CLUSTERED", &["runtime_timestamp", "id"])
+    };
+    let facts = sql_server_facts(old);
+    let text = report(&facts).join("\n");
+    assert!(text.contains("kept by the writer alone (no unique index; the advice below lets the database enforce it)"), "{text}");
+    assert!(
+        !text.contains("Warning:"),
+        "the duplicate check is bounded: {text}"
+    );
+    let advice = advice(&facts);
+    assert_eq!(advice.len(), 1, "{advice:?}");
+    assert_eq!(
+        advice[0].sql,
+        format!(
+            "{DEDUPLICATE}\nDROP INDEX [cix_asset_statistics_history_v3] ON assets.asset_statistics_history_v3;\n{UNIQUE_INDEX}"
+        )
+    );
+}
+
+#[test]
+fn only_a_unique_index_on_exactly_the_key_enforces_it() {
+    let design = |index: Index| TableDesign {
+        indexes: vec![index],
+        ..TableDesign::default()
+    };
+    for keys in [
+        &["runtime_timestamp", "id"][..],
+        &["ID", "Runtime_Timestamp"],
+    ] {
+        assert!(matches!(
+            design(unique("NONCLUSTERED", keys)).key_guarantee(),
+            KeyGuarantee::Enforced { .. }
+        ));
+    }
+    assert_eq!(
+        design(index("CLUSTERED", &["runtime_timestamp", "id"])).key_guarantee(),
+        KeyGuarantee::WriterOnly
+    );
+    assert_eq!(
+        design(unique("CLUSTERED", &["runtime_timestamp", "id", "symbol"])).key_guarantee(),
+        KeyGuarantee::WriterOnly
     );
 }
 
@@ -324,5 +407,28 @@ fn the_writer_reads_the_id_type_the_indexes_and_the_lock_in_one_batch() {
     assert!(
         sql.ends_with(&format!("FROM {WRITER_LOCK_TABLE};")),
         "{sql}"
+    );
+}
+
+#[test]
+fn rejects_need_an_index_on_their_key_not_a_clustered_one() {
+    let mut facts = sql_server_facts(unique("CLUSTERED", &["runtime_timestamp", "id"]));
+    facts.rejects = Some(TableDesign {
+        indexes: vec![
+            index("HEAP", &[]),
+            index("NONCLUSTERED", &["partition_id", "sequence_number"]),
+        ],
+        ..TableDesign::default()
+    });
+    assert!(advice(&facts).is_empty(), "{:?}", advice(&facts));
+    facts.rejects = Some(TableDesign {
+        indexes: vec![index("HEAP", &[])],
+        ..TableDesign::default()
+    });
+    let advice = advice(&facts);
+    assert_eq!(advice.len(), 1);
+    assert!(
+        advice[0].sql.contains("[cix_asset_statistics_rejects]"),
+        "{advice:?}"
     );
 }

@@ -1,0 +1,261 @@
+//! When the server refuses a transaction for good, the batch must still land: a refusal that
+//! comes back on every redelivery would hold back its partition forever. Two refusals have a
+//! cure, each tried once, in a form the server takes (what the server does decides, never its
+//! name):
+//! - **a duplicate key** (SQL Server engines enforce one row per key with a unique index): a
+//!   writer outside the writer lock stored some of the keys meanwhile, or two ids the database
+//!   compares as equal (case, trailing spaces) share a timestamp. The transaction is sent again
+//!   with the database picking one row per key ([`Duplicates::PickedByTheDatabase`]).
+//! - **a reject's body**: SQL Server and Synapse store any text in `nvarchar(max)`, NUL included
+//!   (one binary constant, see [`super::literal::nstring`]); other SQL Server-compatible engines
+//!   refuse NUL. Before the first body holding NUL, one query asks the server to give NUL back
+//!   ([`NUL_PROBE_SQL`]); where it does not, such bodies are stored escaped from then on. A
+//!   transaction holding rejects that is still refused for good (a permanent SQL error) is sent
+//!   again with every body escaped.
+//!
+//! Escaped means a JSON string of printable ASCII ([`super::statement::escaped_body`]), marked in
+//! the reject's reason: lossless, and readable back with any JSON reader. If a cure fails too,
+//! its error stands (and the redelivery tries again).
+
+use std::sync::LazyLock;
+
+use bb8::PooledConnection;
+use chrono::Utc;
+
+use super::connection::TdsManager;
+use super::literal;
+use super::retry::is_duplicate_key;
+use super::statement::{
+    BatchSql, BodyForm, Duplicates, Form, IdType, SYNAPSE_LIMITS, build_batches,
+};
+use super::{SynapseWarehouse, sql_error};
+use crate::text::excerpt;
+use crate::warehouse::{Batch, WarehouseError, WriteReport};
+
+/// Texts holding NUL, as the writer renders a reject body; each must come back exactly.
+const NUL_SAMPLES: [&str; 2] = ["a\0b", "x\0"];
+
+/// `SELECT` of [`NUL_SAMPLES`] in the shape a reject's body takes in the writer's insert.
+pub static NUL_PROBE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let selects: Vec<String> = NUL_SAMPLES
+        .iter()
+        .map(|sample| {
+            let mut value = String::new();
+            literal::nstring(&mut value, sample);
+            format!("SELECT CAST({value} AS nvarchar(max)) AS b")
+        })
+        .collect();
+    format!("SELECT s.b FROM ({}) AS s", selects.join(" UNION ALL "))
+});
+
+/// Whether the probe's answer is every sample, exactly (in any order).
+pub fn gives_nul_back(answer: &[Option<&str>]) -> bool {
+    let mut got: Vec<Option<&str>> = answer.to_vec();
+    let mut want: Vec<Option<&str>> = NUL_SAMPLES.iter().copied().map(Some).collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    got == want
+}
+
+/// The reason's note for bodies escaped because the probe failed.
+pub const NO_NUL: &str = "this server does not store NUL (U+0000) characters as sent";
+
+/// A permanent refusal by the server itself (it sent an error number).
+fn refused_for_good(error: &WarehouseError) -> Option<(u32, &str)> {
+    match error {
+        WarehouseError::Sql {
+            transient: false,
+            number: Some(number),
+            message,
+            ..
+        } => Some((*number, message)),
+        _ => None,
+    }
+}
+
+impl SynapseWarehouse {
+    /// The form of a batch's transactions: reject bodies as received, unless one holds NUL and
+    /// the server does not give NUL back (asked once per process, when first needed).
+    pub(super) async fn first_form<'a>(
+        &'a self,
+        connection: &mut PooledConnection<'a, TdsManager>,
+        batch: &Batch,
+    ) -> Result<Form<'static>, WarehouseError> {
+        if !batch.rejects.iter().any(|r| r.raw_body.contains('\0')) {
+            return Ok(Form::default());
+        }
+        let probe = &mut **connection;
+        let stores_nul = *self
+            .stores_nul
+            .get_or_try_init(|| async move {
+                match probe.run(&NUL_PROBE_SQL).await {
+                    Ok(results) => {
+                        let answer: Vec<Option<&str>> = results
+                            .first()
+                            .map(|rows| rows.iter().map(|row| row.get::<&str, _>(0)).collect())
+                            .unwrap_or_default();
+                        Ok(gives_nul_back(&answer))
+                    }
+                    Err(error) if !super::retry::is_transient(&error) => Ok(false),
+                    Err(error) => Err(sql_error("asking whether the server stores NUL", &error)),
+                }
+            })
+            .await?;
+        if connection.broken {
+            // The probe's refusal broke the connection: the batch goes on a fresh one.
+            *connection = self.connection().await?;
+        }
+        let bodies = match stores_nul {
+            true => BodyForm::AsReceived,
+            false => BodyForm::Escaped {
+                all: false,
+                why: NO_NUL,
+            },
+        };
+        Ok(Form {
+            bodies,
+            ..Form::default()
+        })
+    }
+
+    /// Sends one transaction; when the server refuses it for good, sends it again once per
+    /// cure that applies (see the module's comment), each on a new connection (a refusal breaks
+    /// the old one).
+    pub(super) async fn send_or_cure<'a>(
+        &'a self,
+        connection: &mut PooledConnection<'a, TdsManager>,
+        batch: &Batch,
+        transaction: &BatchSql,
+        id_type: &IdType,
+        form: Form<'_>,
+    ) -> Result<WriteReport, WarehouseError> {
+        let mut error = match self.send(connection, transaction).await {
+            Ok(report) => return Ok(report),
+            Err(error) => error,
+        };
+        let mut form = form;
+        if form.duplicates == Duplicates::Probed
+            && refused_for_good(&error).is_some_and(|(number, _)| is_duplicate_key(number))
+        {
+            tracing::warn!(
+                %error,
+                "A duplicate key refused the batch: another writer stored some of its keys, or two ids the database compares as equal share a timestamp. Sending it again with the database picking one row per key."
+            );
+            form.duplicates = Duplicates::PickedByTheDatabase;
+            match self
+                .resend(connection, batch, transaction, id_type, form)
+                .await
+            {
+                Ok(report) => return Ok(report),
+                Err(again) => error = again,
+            }
+        }
+        let Some((number, message)) = refused_for_good(&error) else {
+            return Err(error);
+        };
+        if transaction.rejects.is_empty()
+            || matches!(form.bodies, BodyForm::Escaped { all: true, .. })
+        {
+            return Err(error);
+        }
+        let why = format!(
+            "the server refused this batch as written (SQL error {number}: {})",
+            excerpt(message, 160)
+        );
+        tracing::warn!(
+            sql_error = number,
+            rejects = transaction.rejects.len(),
+            "The server refused a batch holding rejects; sending it again with their bodies escaped (marked in their reason)."
+        );
+        let form = Form {
+            bodies: BodyForm::Escaped {
+                all: true,
+                why: &why,
+            },
+            ..form
+        };
+        match self
+            .resend(connection, batch, transaction, id_type, form)
+            .await
+        {
+            Ok(report) => Ok(report),
+            Err(again) => {
+                tracing::warn!(%again, "The batch with escaped bodies was refused too.");
+                Err(error)
+            }
+        }
+    }
+
+    /// Builds `transaction`'s rows and rejects again in `form` (one or more transactions) and
+    /// sends them on a new connection.
+    async fn resend<'a>(
+        &'a self,
+        connection: &mut PooledConnection<'a, TdsManager>,
+        batch: &Batch,
+        transaction: &BatchSql,
+        id_type: &IdType,
+        form: Form<'_>,
+    ) -> Result<WriteReport, WarehouseError> {
+        let again = build_batches(
+            &batch.rows[transaction.rows.clone()],
+            &batch.rejects[transaction.rejects.clone()],
+            Utc::now(),
+            id_type,
+            &SYNAPSE_LIMITS,
+            form,
+        );
+        *connection = self.connection().await?;
+        let mut report = WriteReport::default();
+        for part in &again {
+            report += self.send(connection, part).await?;
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_renders_each_sample_as_the_writer_renders_a_body() {
+        assert_eq!(
+            NUL_PROBE_SQL.as_str(),
+            "SELECT s.b FROM (SELECT CAST(CAST(0x610000006200 AS nvarchar(max)) AS nvarchar(max)) AS b UNION ALL SELECT CAST(CAST(0x78000000 AS nvarchar(max)) AS nvarchar(max)) AS b) AS s"
+        );
+    }
+
+    #[test]
+    fn only_every_sample_exactly_means_nul_is_stored() {
+        assert!(gives_nul_back(&[Some("x\0"), Some("a\0b")]));
+        assert!(
+            !gives_nul_back(&[Some("a\0b"), Some("x")]),
+            "a trailing NUL dropped"
+        );
+        assert!(!gives_nul_back(&[Some("ab"), Some("x\0")]));
+        assert!(!gives_nul_back(&[None, Some("x\0")]));
+        assert!(!gives_nul_back(&[Some("a\0b")]));
+        assert!(!gives_nul_back(&[]));
+    }
+
+    #[test]
+    fn only_errors_numbered_by_the_server_and_not_transient_are_refusals() {
+        let sql = |transient, number| WarehouseError::Sql {
+            context: "writing a batch",
+            number,
+            transient,
+            message: "no".into(),
+        };
+        assert_eq!(
+            refused_for_good(&sql(false, Some(2627))),
+            Some((2627, "no"))
+        );
+        assert_eq!(refused_for_good(&sql(true, Some(40613))), None);
+        assert_eq!(refused_for_good(&sql(false, None)), None);
+        let store = WarehouseError::Store {
+            context: "x",
+            message: "y".into(),
+        };
+        assert_eq!(refused_for_good(&store), None);
+    }
+}

@@ -1,0 +1,228 @@
+//! What only a server shows, through the real binary as a user runs it: an outage in the middle
+//! of `handler local`, several `handler serve` processes writing overlapping batches at once, a
+//! handler killed while its transaction is open. The outage test stops and starts the server
+//! with the commands in `COINCAP_TEST_MSSQL_STOP` and `COINCAP_TEST_MSSQL_START` (`.ci/run` sets
+//! them for the engine it starts; for a SQL Server container, `docker stop <name>` and
+//! `docker start <name>`).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::support::*;
+use crate::common::coincap::{CoinCap, Reply, many_assets, page};
+use crate::common::process::Running;
+use crate::common::{API_KEY, app_root, handler, sink_payload};
+
+/// `handler serve` writing into the server of `connection`.
+fn serve(connection: &str, command_timeout: &str) -> tokio::process::Command {
+    let mut command = handler();
+    command
+        .arg("serve")
+        .env("WAREHOUSE", "synapse")
+        .env("SYNAPSE_CONNECTION_STRING", connection)
+        .env("SYNAPSE_COMMAND_TIMEOUT", command_timeout)
+        .env("COINCAP_API_KEY", API_KEY);
+    command
+}
+
+/// Runs a shell command of the test's settings (stopping or starting the server).
+async fn run_setting(variable: &str) {
+    let command = std::env::var(variable)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let command = command.unwrap_or_else(|| {
+        panic!("needs {variable}: a shell command that stops or starts the server of {VARIABLE}")
+    });
+    let status = tokio::process::Command::new("sh")
+        .args(["-c", &command])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "{variable} failed: {command}");
+}
+
+/// `n` CoinCap assets whose ids start with `prefix`.
+fn assets(prefix: &str, n: usize) -> Vec<Value> {
+    let mut assets = many_assets(n);
+    for (i, asset) in assets.iter_mut().enumerate() {
+        asset["id"] = Value::String(format!("{prefix}{i:04}"));
+    }
+    assets
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL, COINCAP_TEST_MSSQL_STOP and COINCAP_TEST_MSSQL_START"]
+async fn a_server_outage_during_a_local_run_loses_and_duplicates_nothing() {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let prefix = prefix();
+    const TICKS: i64 = 6;
+    const ASSETS: usize = 200;
+    let pages: Vec<Reply> = (0..TICKS)
+        .map(|tick| {
+            Reply::ok(page(
+                1_747_000_000_000 + tick * 60_000,
+                &assets(&prefix, ASSETS),
+            ))
+        })
+        .collect();
+    let coincap = CoinCap::start(pages, Reply::status(500, "{}")).await;
+    let mut child = handler()
+        .args(["local", "--every", "2s", "--ticks", &TICKS.to_string()])
+        .arg("--app-root")
+        .arg(app_root())
+        .env("WAREHOUSE", "synapse")
+        .env("SYNAPSE_CONNECTION_STRING", &connection)
+        .env("COINCAP_BASE_URL", &coincap.url)
+        .env("COINCAP_API_KEY", API_KEY)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // The first tick is written; then the server goes away for a while.
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        let first_tick = line.starts_with("tick");
+        seen.push(line);
+        if first_tick {
+            break;
+        }
+    }
+    assert_eq!(count(&connection, &prefix).await, ASSETS as i64, "{seen:?}");
+    run_setting("COINCAP_TEST_MSSQL_STOP").await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    run_setting("COINCAP_TEST_MSSQL_START").await;
+
+    // The runner finishes on its own: the sink's retries find the server back.
+    let status = tokio::time::timeout(Duration::from_secs(240), child.wait())
+        .await
+        .expect("the runner finishes on its own once the server is back")
+        .unwrap();
+    while let Ok(Some(line)) = stdout.next_line().await {
+        seen.push(line);
+    }
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    let seen = seen.join("\n");
+    assert!(status.success(), "{seen}\n{stderr}");
+    assert_eq!(coincap.seen().len(), TICKS as usize, "every tick fetched");
+    assert_eq!(
+        count(&connection, &prefix).await,
+        TICKS * ASSETS as i64,
+        "every fetched row stored: {seen}"
+    );
+    assert_eq!(repeated_keys(&connection, &prefix).await, 0, "once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+async fn several_serve_processes_given_overlapping_batches_store_one_row_per_key() {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let prefix = prefix();
+    // Handler w receives keys [100 w, 100 w + 300): neighbours share 200 keys.
+    let all = events(&prefix, 500, 1_747_000_000_000);
+    let mut handlers = Vec::new();
+    for _ in 0..3 {
+        handlers.push(Running::start(serve(&connection, "120s")).await);
+    }
+    let deliveries: Vec<_> = handlers
+        .into_iter()
+        .enumerate()
+        .map(|(w, mut handler)| {
+            let payload = sink_payload(&all[100 * w..100 * w + 300], 100 * w as i64);
+            tokio::spawn(async move {
+                let answer = handler.post("EventHubSink", payload.to_string()).await;
+                (answer, handler)
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for delivery in deliveries {
+        let (answer, handler) = delivery.await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        written += answer.sink_counters().rows_written;
+        handler.stop("-TERM").await;
+    }
+
+    assert_eq!(count(&connection, &prefix).await, 500);
+    assert_eq!(written, 500, "each key written by exactly one handler");
+    assert_eq!(repeated_keys(&connection, &prefix).await, 0);
+}
+
+/// The host redelivers a batch whose handler died. The dead handler's transaction may still be
+/// open on the server; the new handler's write waits for it behind the writer lock, but never
+/// longer than `SYNAPSE_COMMAND_TIMEOUT` (then it fails, transiently, and is redelivered).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+async fn a_handler_killed_mid_transaction_loses_nothing_and_the_redelivery_waits_at_most_the_command_timeout()
+ {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let prefix = prefix();
+    const ROWS: usize = 3000;
+    let timeout = Duration::from_secs(30);
+    let payload = sink_payload(&events(&prefix, ROWS, 1_747_000_000_000), 0).to_string();
+    let doomed = Running::start(serve(&connection, "300s")).await;
+    let mut next = Running::start(serve(&connection, "30s")).await;
+
+    // The host's call to the first handler; it never gets an answer.
+    let url = format!("http://127.0.0.1:{}/EventHubSink", doomed.port);
+    let first = tokio::spawn(
+        reqwest::Client::new()
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(payload.clone())
+            .send(),
+    );
+    let asked = Instant::now();
+    while !writer_lock_held(&connection).await {
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "the first handler never took the writer lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    doomed.kill().await;
+    assert!(
+        first.await.unwrap().is_err(),
+        "the killed handler never answers"
+    );
+
+    let mut answers = Vec::new();
+    loop {
+        let started = Instant::now();
+        let answer = next.post("EventHubSink", payload.clone()).await;
+        let waited = started.elapsed();
+        assert!(
+            waited <= timeout + Duration::from_secs(10),
+            "the redelivery waited {waited:?}"
+        );
+        let status = answer.status;
+        answers.push((status, waited, answer.body.to_string()));
+        match status {
+            200 => break,
+            503 => assert!(answers.len() < 5, "{answers:?}"),
+            _ => panic!("{answers:?}"),
+        }
+    }
+    next.stop("-TERM").await;
+
+    assert_eq!(
+        count(&connection, &prefix).await,
+        ROWS as i64,
+        "{answers:?}"
+    );
+    assert_eq!(repeated_keys(&connection, &prefix).await, 0);
+}
