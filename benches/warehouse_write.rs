@@ -7,7 +7,11 @@
 //! - SQL Server or a Synapse pool: when `COINCAP_TEST_MSSQL` holds an ADO.NET connection string.
 //!   It runs `init-warehouse`'s steps, then EMPTIES `assets.asset_statistics_history_v3` in that
 //!   (test) database, fills it with 1 million older rows in one set-based statement, and writes
-//!   through `SynapseWarehouse` exactly as EventHubSink does.
+//!   through `SynapseWarehouse` exactly as EventHubSink does. Into the empty table it also
+//!   measures the naive writer (one `INSERT ... VALUES` per row, one round trip each) for rows/s,
+//!   and where one batch's time goes: rendering it here, the server receiving and parsing it (the
+//!   same text with a syntax error at its end, which the server refuses before running any of
+//!   it), and running it (the rest of a real write of the same text).
 //!
 //! `cargo bench --bench warehouse_write` (scripts/bench.sh runs it). `BENCH_WAREHOUSE_SAMPLES`
 //! (default 15) batches are timed for each figure; the median is printed.
@@ -18,8 +22,12 @@ use std::time::{Duration, Instant};
 use coincap_stream::BoxFuture;
 use coincap_stream::domain::{EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
+use coincap_stream::warehouse::columns::{HISTORY_COLUMNS, Value};
+use coincap_stream::warehouse::synapse::connection::TdsClient;
 use coincap_stream::warehouse::synapse::connection::TdsManager;
 use coincap_stream::warehouse::synapse::init;
+use coincap_stream::warehouse::synapse::literal;
+use coincap_stream::warehouse::synapse::statement::{Form, IdType, SYNAPSE_LIMITS, build_batches};
 use coincap_stream::warehouse::synapse::{SynapseConfig, SynapseLogin};
 use coincap_stream::warehouse::{Batch, SqliteWarehouse, SynapseWarehouse, Warehouse};
 use serde_json::json;
@@ -171,7 +179,127 @@ SELECT CONCAT(N'asset-', RIGHT(CONCAT('000', n % 1000), 4)), n % 1000 + 1, N'F',
 FROM (SELECT TOP (1000000) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
       FROM sys.all_columns AS a CROSS JOIN sys.all_columns AS b CROSS JOIN sys.all_columns AS c) AS g";
 
-async fn sql_server(connection: String) -> Figures {
+/// What only a server shows: the naive writer's pace, and where the writer's time goes.
+struct ServerFigures {
+    engine: String,
+    naive_rows_per_s: f64,
+    render: Duration,
+    parse: Duration,
+    run: Duration,
+}
+
+impl ServerFigures {
+    fn print(&self, writer: &Figures) {
+        let writer_rows_per_s = BATCH as f64 / writer.empty.as_secs_f64();
+        println!("sql server  engine: {}", self.engine);
+        println!(
+            "sql server  rows/s into an empty history: writer {writer_rows_per_s:>8.0}   naive one-row INSERTs {:>8.0}   ({:.1}x)",
+            self.naive_rows_per_s,
+            writer_rows_per_s / self.naive_rows_per_s
+        );
+        let total = self.render + self.parse + self.run;
+        let share = |part: Duration| 100.0 * part.as_secs_f64() / total.as_secs_f64();
+        println!(
+            "sql server  one {BATCH}-row batch: render {:.1} ms ({:.0}%), send + server parse {:.1} ms ({:.0}%), server run {:.1} ms ({:.0}%)",
+            self.render.as_secs_f64() * 1e3,
+            share(self.render),
+            self.parse.as_secs_f64() * 1e3,
+            share(self.parse),
+            self.run.as_secs_f64() * 1e3,
+            share(self.run),
+        );
+    }
+}
+
+/// `INSERT INTO <history> (<columns>) VALUES (<literals>)` for one row: what a writer without
+/// batching sends, once per row.
+fn naive_insert(row: &coincap_stream::domain::AssetRow) -> String {
+    let mut values = Vec::new();
+    for column in HISTORY_COLUMNS {
+        let mut out = String::new();
+        match (column.value)(row) {
+            Value::Text(Some(text)) => literal::nstring(&mut out, text),
+            Value::BigInt(Some(n)) => literal::integer(&mut out, n),
+            Value::Float(Some(x)) => literal::float(&mut out, x),
+            Value::Time(at) => literal::datetime(&mut out, at),
+            _ => out.push_str("NULL"),
+        }
+        values.push(out);
+    }
+    let names: Vec<&str> = HISTORY_COLUMNS.iter().map(|c| c.name).collect();
+    format!(
+        "INSERT INTO assets.asset_statistics_history_v3 ({}) VALUES ({})",
+        names.join(", "),
+        values.join(", ")
+    )
+}
+
+async fn timed(client: &mut TdsClient, sql: &str) -> (Duration, bool) {
+    let started = Instant::now();
+    let ok = match client.simple_query(sql).await {
+        Ok(stream) => stream.into_results().await.is_ok(),
+        Err(_) => false,
+    };
+    (started.elapsed(), ok)
+}
+
+/// The naive writer's rows/s and the writer's time split, into an empty history.
+async fn server_figures(client: &mut TdsClient) -> ServerFigures {
+    let engine = match client.simple_query("SELECT @@VERSION").await {
+        Ok(stream) => stream
+            .into_row()
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| row.get::<&str, _>(0).map(str::to_owned))
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let engine = engine.lines().next().unwrap_or("unknown").to_owned()
+        + " / "
+        + engine.lines().last().unwrap_or("");
+    let truncate = "TRUNCATE TABLE assets.asset_statistics_history_v3";
+    assert!(timed(client, truncate).await.1);
+    let naive = batch(-1_000);
+    let started = Instant::now();
+    for row in &naive.rows {
+        assert!(timed(client, &naive_insert(row)).await.1, "a naive insert");
+    }
+    let naive_rows_per_s = naive.rows.len() as f64 / started.elapsed().as_secs_f64();
+
+    let (mut render, mut parse, mut run) = (Vec::new(), Vec::new(), Vec::new());
+    for sample in 0..samples() {
+        assert!(timed(client, truncate).await.1);
+        let batch = batch(sample as i64);
+        let started = Instant::now();
+        let sql = build_batches(
+            &batch.rows,
+            &batch.rejects,
+            chrono::Utc::now(),
+            &IdType::default(),
+            &SYNAPSE_LIMITS,
+            Form::default(),
+        )
+        .remove(0)
+        .sql;
+        render.push(started.elapsed());
+        let (parsed, ok) = timed(client, &format!("{sql}\nSELEC parse_only;")).await;
+        assert!(!ok, "a syntax error keeps the whole batch from running");
+        parse.push(parsed);
+        let (whole, ok) = timed(client, &sql).await;
+        assert!(ok, "the batch is written");
+        run.push(whole.saturating_sub(parsed));
+    }
+    ServerFigures {
+        engine,
+        naive_rows_per_s,
+        render: median(render),
+        parse: median(parse),
+        run: median(run),
+    }
+}
+
+async fn sql_server(connection: String) -> (Figures, ServerFigures) {
     let secrets: Arc<dyn SecretSource> = Arc::new(Fixed(connection));
     let config = SynapseConfig {
         login: SynapseLogin::ConnectionString,
@@ -186,6 +314,7 @@ async fn sql_server(connection: String) -> Figures {
         eprintln!("{line}");
     }
     let mut client = manager.connect_client().await.expect("a connection");
+    let server = server_figures(&mut client).await;
     let mut run = async |sql: &str| {
         client
             .simple_query(sql)
@@ -208,7 +337,7 @@ async fn sql_server(connection: String) -> Figures {
         "sql server: filled {HISTORY} rows of history in {:.1} s",
         filling.elapsed().as_secs_f64()
     );
-    figures(&warehouse, empty).await
+    (figures(&warehouse, empty).await, server)
 }
 
 fn main() {
@@ -225,7 +354,9 @@ fn main() {
         sqlite().await.print("sqlite");
         match std::env::var("COINCAP_TEST_MSSQL") {
             Ok(connection) if !connection.trim().is_empty() => {
-                sql_server(connection).await.print("sql server")
+                let (writer, server) = sql_server(connection).await;
+                writer.print("sql server");
+                server.print(&writer);
             }
             _ => println!(
                 "sql server  not measured: set COINCAP_TEST_MSSQL to an ADO.NET connection string of a test database"

@@ -70,11 +70,13 @@ pub enum WarehouseError {
         message: String,
     },
     #[error(
-        "Synapse failed while {context} ({}{}): {message}",
+        "the SQL database failed while {context} ({}{}): {message}{}",
         if *transient { "transient" } else { "permanent" },
-        number.map(|n| format!(", SQL error {n}")).unwrap_or_default()
+        number.map(|n| format!(", SQL error {n}")).unwrap_or_default(),
+        number.and_then(synapse::retry::meaning).map(|m| format!(" ({m})")).unwrap_or_default()
     )]
-    /// A failure of the Synapse pool (or of connecting to it), classified by the retry rule.
+    /// A failure of the SQL database (a Synapse pool, Azure SQL, SQL Server) or of connecting
+    /// to it, classified by the retry rule.
     Sql {
         context: &'static str,
         number: Option<u32>,

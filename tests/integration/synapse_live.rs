@@ -159,25 +159,17 @@ async fn a_connection_lost_mid_batch_writes_nothing_and_the_retry_writes_it_whol
     let connection = connection_string();
     let _turn = serial().await;
     init(&connection).await;
-    let config = tiberius::Config::from_ado_string(&connection).unwrap();
-    let upstream = config.get_addr();
+    let upstream = address(&connection);
     let host = upstream
         .rsplit_once(':')
         .map(|(h, _)| h.to_owned())
         .unwrap();
     let proxy = Proxy::start(upstream).await;
-    let proxied: String = connection
-        .split(';')
-        .map(|part| {
-            if part.trim().to_ascii_lowercase().starts_with("server=") {
-                format!("Server=tcp:127.0.0.1,{}", proxy.port)
-            } else {
-                part.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(";")
-        + &format!(";HostNameInCertificate={host}");
+    let proxied = through(
+        &connection,
+        proxy.port,
+        &format!("HostNameInCertificate={host}"),
+    );
     let warehouse = warehouse(&proxied);
     // Connects (and reads the catalog) before the proxy is armed.
     let warm_up = events(&self::prefix(), 1, 1_747_000_000_000);

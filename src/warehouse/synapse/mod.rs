@@ -202,7 +202,7 @@ impl SynapseWarehouse {
             Err(error @ tiberius::error::Error::Io { kind, .. })
                 if kind != IoErrorKind::TimedOut =>
             {
-                tracing::warn!(%error, "Synapse connection lost during a batch; sending it once more on a new connection.");
+                tracing::warn!(%error, "Connection to the SQL database lost during a batch; sending it once more on a new connection.");
                 *connection = self.connection().await?;
                 self.round_trips.fetch_add(1, Ordering::Relaxed);
                 connection

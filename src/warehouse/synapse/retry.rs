@@ -23,6 +23,22 @@ pub const TRANSIENT_SQL_ERRORS: &[u32] = &[
     49920, // too many operations in progress
 ];
 
+/// What an error number means for this pipeline, where the server's own message leaves a reader
+/// guessing.
+pub fn meaning(number: u32) -> Option<&'static str> {
+    match number {
+        // "Serverless compute tier for Azure SQL Database": "If a serverless database is paused,
+        // the first connection attempt resumes the database and returns an error stating that
+        // the database is unavailable with error code 40613. Once the database resumes, retry
+        // the connection. Databases generally resume in less than one minute."
+        40613 => Some(
+            "the database is unavailable: an auto-paused serverless database answers this while it resumes, generally within a minute; the batch is retried",
+        ),
+        2601 | 2627 => Some("a unique index refused a key that is already stored"),
+        _ => None,
+    }
+}
+
 /// The named retry rule: connection-level failures and the listed error numbers are transient.
 pub fn is_transient(error: &Error) -> bool {
     match error {
@@ -86,6 +102,13 @@ mod tests {
         assert!(!is_transient(&Error::Protocol("bad".into())));
         assert!(!is_transient(&Error::Conversion("bad".into())));
         assert!(!is_transient(&Error::Tls("unknown issuer".into())));
+    }
+
+    #[test]
+    fn a_database_resuming_from_auto_pause_is_transient_and_says_so() {
+        assert!(is_transient_number(40613));
+        assert!(meaning(40613).unwrap().contains("resumes"));
+        assert_eq!(meaning(18456), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod keyvault;
 pub mod process;
 pub mod proxy;
+pub mod resuming;
 pub mod tls;
 
 use std::collections::HashMap;

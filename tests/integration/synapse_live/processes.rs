@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use super::support::*;
 use crate::common::coincap::{CoinCap, Reply, many_assets, page};
 use crate::common::process::Running;
+use crate::common::resuming::Resuming;
 use crate::common::{API_KEY, app_root, handler, sink_payload};
 
 /// `handler serve` writing into the server of `connection`.
@@ -225,4 +226,44 @@ async fn a_handler_killed_mid_transaction_loses_nothing_and_the_redelivery_waits
         "{answers:?}"
     );
     assert_eq!(repeated_keys(&connection, &prefix).await, 0);
+}
+
+/// An auto-paused serverless Azure SQL database answers the first login with 40613 while it
+/// resumes (played by a stand-in in front of the server): the invocation fails, transiently,
+/// saying the database was resuming; the host's redelivery writes the batch whole, once.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+async fn a_database_resuming_from_auto_pause_fails_the_first_delivery_and_loses_nothing() {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let prefix = prefix();
+    let resuming = Resuming::start(address(&connection), 1).await;
+    let via = through(&connection, resuming.port, "Encrypt=DANGER_PLAINTEXT");
+    let mut handler = Running::start(serve(&via, "60s")).await;
+    let payload = sink_payload(&events(&prefix, 100, 1_747_000_000_000), 0).to_string();
+
+    let first = handler.post("EventHubSink", payload.clone()).await;
+    let again = handler.post("EventHubSink", payload).await;
+    let stopped = handler.stop("-TERM").await;
+
+    assert_eq!(first.status, 503, "{}", first.body);
+    let error = first.body["error"].as_str().unwrap();
+    assert!(error.contains("(transient, SQL error 40613)"), "{error}");
+    assert!(
+        error.contains("an auto-paused serverless database answers this while it resumes"),
+        "{error}"
+    );
+    assert!(
+        stopped.stderr.contains("SQL error 40613"),
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(
+        resuming.refused.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.sink_counters().rows_written, 100);
+    assert_eq!(count(&connection, &prefix).await, 100);
 }

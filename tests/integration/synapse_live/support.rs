@@ -107,6 +107,30 @@ pub async fn scalar_i64(connection: &str, sql: &str) -> i64 {
     row.get::<i64, _>(0).unwrap()
 }
 
+/// `connection` sent to `127.0.0.1:port` instead (a stand-in in front of the server), with
+/// `extra` settings appended.
+pub fn through(connection: &str, port: u16, extra: &str) -> String {
+    let parts: Vec<String> = connection
+        .split(';')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            if part.trim().to_ascii_lowercase().starts_with("server=") {
+                format!("Server=tcp:127.0.0.1,{port}")
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect();
+    format!("{};{extra}", parts.join(";"))
+}
+
+/// The server's `host:port`.
+pub fn address(connection: &str) -> String {
+    tiberius::Config::from_ado_string(connection)
+        .unwrap()
+        .get_addr()
+}
+
 /// Whether another session holds the writer lock now (its transaction is open): this session's
 /// update of the lock row cannot get it within 200 ms.
 pub async fn writer_lock_held(connection: &str) -> bool {
