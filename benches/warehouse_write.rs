@@ -8,10 +8,10 @@
 //!   It runs `init-warehouse`'s steps, then EMPTIES `assets.asset_statistics_history_v3` in that
 //!   (test) database, fills it with 1 million older rows in one set-based statement, and writes
 //!   through `SynapseWarehouse` exactly as EventHubSink does. Into the empty table it also
-//!   measures the naive writer (one `INSERT ... VALUES` per row, one round trip each) for rows/s,
-//!   and where one batch's time goes: rendering it here, the server receiving and parsing it (the
-//!   same text with a syntax error at its end, which the server refuses before running any of
-//!   it), and running it (the rest of a real write of the same text).
+//!   measures where one batch's time goes: rendering it here, the server receiving and parsing it
+//!   (the same text with a syntax error at its end, which the server refuses before running any
+//!   of it), and running it (the rest of a real write of the same text). The naive writer's
+//!   rows/s, beside the writer's, is in `benches/compare.rs`.
 //!
 //! `cargo bench --bench warehouse_write` (scripts/bench.sh runs it). `BENCH_WAREHOUSE_SAMPLES`
 //! (default 15) batches are timed for each figure; the median is printed.
@@ -22,11 +22,9 @@ use std::time::{Duration, Instant};
 use coincap_stream::BoxFuture;
 use coincap_stream::domain::{EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
-use coincap_stream::warehouse::columns::{HISTORY_COLUMNS, Value};
 use coincap_stream::warehouse::synapse::connection::TdsClient;
 use coincap_stream::warehouse::synapse::connection::TdsManager;
 use coincap_stream::warehouse::synapse::init;
-use coincap_stream::warehouse::synapse::literal;
 use coincap_stream::warehouse::synapse::statement::{Form, IdType, SYNAPSE_LIMITS, build_batches};
 use coincap_stream::warehouse::synapse::{SynapseConfig, SynapseLogin};
 use coincap_stream::warehouse::{Batch, SqliteWarehouse, SynapseWarehouse, Warehouse};
@@ -179,24 +177,17 @@ SELECT CONCAT(N'asset-', RIGHT(CONCAT('000', n % 1000), 4)), n % 1000 + 1, N'F',
 FROM (SELECT TOP (1000000) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
       FROM sys.all_columns AS a CROSS JOIN sys.all_columns AS b CROSS JOIN sys.all_columns AS c) AS g";
 
-/// What only a server shows: the naive writer's pace, and where the writer's time goes.
+/// What only a server shows: where the writer's time goes.
 struct ServerFigures {
     engine: String,
-    naive_rows_per_s: f64,
     render: Duration,
     parse: Duration,
     run: Duration,
 }
 
 impl ServerFigures {
-    fn print(&self, writer: &Figures) {
-        let writer_rows_per_s = BATCH as f64 / writer.empty.as_secs_f64();
+    fn print(&self) {
         println!("sql server  engine: {}", self.engine);
-        println!(
-            "sql server  rows/s into an empty history: writer {writer_rows_per_s:>8.0}   naive one-row INSERTs {:>8.0}   ({:.1}x)",
-            self.naive_rows_per_s,
-            writer_rows_per_s / self.naive_rows_per_s
-        );
         let total = self.render + self.parse + self.run;
         let share = |part: Duration| 100.0 * part.as_secs_f64() / total.as_secs_f64();
         println!(
@@ -211,29 +202,6 @@ impl ServerFigures {
     }
 }
 
-/// `INSERT INTO <history> (<columns>) VALUES (<literals>)` for one row: what a writer without
-/// batching sends, once per row.
-fn naive_insert(row: &coincap_stream::domain::AssetRow) -> String {
-    let mut values = Vec::new();
-    for column in HISTORY_COLUMNS {
-        let mut out = String::new();
-        match (column.value)(row) {
-            Value::Text(Some(text)) => literal::nstring(&mut out, text),
-            Value::BigInt(Some(n)) => literal::integer(&mut out, n),
-            Value::Float(Some(x)) => literal::float(&mut out, x),
-            Value::Time(at) => literal::datetime(&mut out, at),
-            _ => out.push_str("NULL"),
-        }
-        values.push(out);
-    }
-    let names: Vec<&str> = HISTORY_COLUMNS.iter().map(|c| c.name).collect();
-    format!(
-        "INSERT INTO assets.asset_statistics_history_v3 ({}) VALUES ({})",
-        names.join(", "),
-        values.join(", ")
-    )
-}
-
 async fn timed(client: &mut TdsClient, sql: &str) -> (Duration, bool) {
     let started = Instant::now();
     let ok = match client.simple_query(sql).await {
@@ -243,7 +211,7 @@ async fn timed(client: &mut TdsClient, sql: &str) -> (Duration, bool) {
     (started.elapsed(), ok)
 }
 
-/// The naive writer's rows/s and the writer's time split, into an empty history.
+/// The writer's time split, into an empty history.
 async fn server_figures(client: &mut TdsClient) -> ServerFigures {
     let engine = match client.simple_query("SELECT @@VERSION").await {
         Ok(stream) => stream
@@ -259,13 +227,6 @@ async fn server_figures(client: &mut TdsClient) -> ServerFigures {
         + " / "
         + engine.lines().last().unwrap_or("");
     let truncate = "TRUNCATE TABLE assets.asset_statistics_history_v3";
-    assert!(timed(client, truncate).await.1);
-    let naive = batch(-1_000);
-    let started = Instant::now();
-    for row in &naive.rows {
-        assert!(timed(client, &naive_insert(row)).await.1, "a naive insert");
-    }
-    let naive_rows_per_s = naive.rows.len() as f64 / started.elapsed().as_secs_f64();
 
     let (mut render, mut parse, mut run) = (Vec::new(), Vec::new(), Vec::new());
     for sample in 0..samples() {
@@ -292,7 +253,6 @@ async fn server_figures(client: &mut TdsClient) -> ServerFigures {
     }
     ServerFigures {
         engine,
-        naive_rows_per_s,
         render: median(render),
         parse: median(parse),
         run: median(run),
@@ -356,7 +316,7 @@ fn main() {
             Ok(connection) if !connection.trim().is_empty() => {
                 let (writer, server) = sql_server(connection).await;
                 writer.print("sql server");
-                server.print(&writer);
+                server.print();
             }
             _ => println!(
                 "sql server  not measured: set COINCAP_TEST_MSSQL to an ADO.NET connection string of a test database"

@@ -7,14 +7,26 @@
 # and their ratio). A few minutes on 2 cores.
 #
 # Settings: CARGO_TARGET_DIR (default: target/), COINCAP_TEST_MSSQL (an ADO.NET connection string
-# to a SQL Server or Synapse pool: measures the Synapse writer too; the warehouse bench EMPTIES
-# assets.asset_statistics_history_v3 there, so point it at a test database),
+# to a SQL Server or Synapse pool: measures the SQL writer there; the warehouse bench EMPTIES
+# assets.asset_statistics_history_v3 there, so point it at a test database; unset, the
+# SQL Server-compatible engine beside the repository is started for the run when it is there,
+# see scripts/tsql-engine.sh),
 # BENCH_TIMER_ITERATIONS (30), BENCH_WAREHOUSE_SAMPLES (15).
 # Needs python3 (3.8+) with venv, and access to PyPI the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target_dir="${CARGO_TARGET_DIR:-target}"
+. scripts/tsql-engine.sh
+if [ -z "${COINCAP_TEST_MSSQL:-}" ]; then
+  engine=0
+  use_tsql_engine || engine=$?
+  case $engine in
+    0) ;;
+    1) echo "== the SQL writer is not measured (see the line above)" >&2 ;;
+    *) exit 1 ;;
+  esac
+fi
 venv="$target_dir/bench-venv"
 say() { printf '== %s\n' "$*" >&2; }
 
