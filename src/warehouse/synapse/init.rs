@@ -6,6 +6,7 @@
 //! index is created with `CREATE CLUSTERED INDEX`. The report and its advice are pure code in
 //! [`catalog`], which also gives the writer its start-up warning ([`design_warning`]).
 
+pub mod advice;
 pub mod catalog;
 
 pub use catalog::{ENGINE_EDITION_SYNAPSE, WRITER_LOCK_TABLE, design_warning};
@@ -229,7 +230,7 @@ pub async fn init_warehouse(
         done.extend(grant(&mut client, name).await?);
     }
     let facts = read_facts(&mut client, edition).await?;
-    done.extend(catalog::report(&facts));
+    done.extend(advice::report(&facts));
     Ok(done)
 }
 

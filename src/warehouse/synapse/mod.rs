@@ -1,8 +1,10 @@
 //! The Synapse dedicated SQL pool writer: one SQL batch per invocation through `simple_query`
 //! (several when it is bigger than the batch cap; statement building and literal rendering are
-//! pure code in [`statement`] and [`literal`]), over a bb8 pool of tiberius connections
-//! ([`connection`]), with a named retry rule ([`retry`]).
+//! pure code in [`statement`], [`select`], [`body`] and [`literal`]), over a bb8 pool of
+//! tiberius connections ([`connection`]), with a named retry rule ([`retry`]) and a cure for each
+//! refusal a redelivery would only meet again ([`refusals`]).
 
+mod body;
 pub mod connection;
 pub mod init;
 pub mod literal;

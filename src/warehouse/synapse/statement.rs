@@ -38,8 +38,9 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 
+pub use super::body::{BodyForm, escaped_body, stored_body};
 use super::literal;
-pub use super::select::{BodyForm, IdType, escaped_body, stored_body};
+pub use super::select::IdType;
 use super::select::{REJECT_ALIASES, Rendered, Select, datetime2, render_reject, render_row};
 use crate::domain::{AssetRow, Reject, WarehouseTime};
 use crate::warehouse::columns;
