@@ -1,8 +1,8 @@
 //! The Synapse dedicated SQL pool writer: one SQL batch per invocation through `simple_query`
 //! (several when it is bigger than the batch cap; statement building and literal rendering are
-//! pure code in [`statement`], [`select`], [`body`] and [`literal`]), over a bb8 pool of
+//! pure code in [`statement`], [`select`], `body` and [`literal`]), over a bb8 pool of
 //! tiberius connections ([`connection`]), with a named retry rule ([`retry`]) and a cure for each
-//! refusal a redelivery would only meet again ([`refusals`]).
+//! refusal a redelivery would only meet again (`refusals`).
 
 mod body;
 pub mod connection;
@@ -83,7 +83,7 @@ impl SynapseWarehouse {
         }
     }
 
-    /// Takes `stores_nul` as the server's answer to the NUL probe instead of asking it ([`refusals`]):
+    /// Takes `stores_nul` as the server's answer to the NUL probe instead of asking it (`refusals`):
     /// for tests that drive the refusal path on a server that refuses NUL.
     pub fn assume_server_stores_nul(self, stores_nul: bool) -> Self {
         Self {

@@ -1,6 +1,6 @@
 //! One row or reject as a `SELECT` of cast literals (with and without column aliases, and the
 //! row's key), and what it costs against the statement limits; the reject body as stored is
-//! [`super::body`]'s. Pure; [`super::statement`] joins these into statements and transactions.
+//! `body.rs`'s. Pure; [`super::statement`] joins these into statements and transactions.
 
 use std::sync::LazyLock;
 
