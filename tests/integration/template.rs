@@ -535,8 +535,46 @@ fn alert_rules_wait_for_their_action_group() {
 }
 
 #[test]
+fn the_site_waits_for_every_resource_its_settings_read_with_reference() {
+    // ARM adds an implicit dependency only for reference() by name, not by resource id
+    // ("Define the order for deploying resources in ARM templates"; "Resource functions",
+    // reference: "Implicit dependency"). Conditional ones not deployed drop out of dependsOn.
+    let t = template();
+    let site = one(&t, SITE);
+    let depends: Vec<&str> = site["dependsOn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let text = site["properties"]["siteConfig"].to_string();
+    let mut found = 0;
+    for (at, _) in text.match_indices("reference(resourceId(") {
+        let inner = &text[at + "reference(".len()..];
+        let mut depth = 0;
+        let end = inner
+            .char_indices()
+            .find(|&(_, c)| {
+                depth += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                depth == 0 && c == ')'
+            })
+            .unwrap()
+            .0;
+        let id = format!("[{}]", &inner[..=end]);
+        found += 1;
+        assert!(depends.contains(&id.as_str()), "{id} is not in {depends:?}");
+    }
+    assert!(found >= 2, "the pool's and the server's host names");
+}
+
+#[test]
 fn a_conditional_synapse_workspace_is_only_referenced_behind_its_condition() {
-    // ARM evaluates reference() even for a skipped resource: unguarded, deploySynapse=false fails.
+    // ARM evaluates reference() even for a skipped resource: unguarded, deploySynapse=false
+    // fails, and so does deploySynapse=true when warehouseKind=sqlDatabase creates no workspace.
     let t = template();
     for r in t["resources"].as_array().unwrap() {
         let text = r.to_string();
@@ -544,8 +582,8 @@ fn a_conditional_synapse_workspace_is_only_referenced_behind_its_condition() {
             && text.contains("reference(resourceId('Microsoft.Synapse/workspaces'")
         {
             assert!(
-                text.contains("if(parameters('deploySynapse'), reference("),
-                "{}: reference() to the conditional workspace must sit inside if()",
+                text.contains("if(variables('createSynapse'), reference("),
+                "{}: reference() to the conditional workspace must sit inside if() of its condition",
                 name(r)
             );
         }
