@@ -158,7 +158,7 @@ impl SecretSource for Fixed {
         let value = Secret::new(self.0.as_str());
         Box::pin(async move {
             match name {
-                SecretName::SynapseConnectionString => Ok(value),
+                SecretName::SqlConnectionString => Ok(value),
                 name => Err(SecretError::NotInEnvironment {
                     name,
                     var: name.env_var(),

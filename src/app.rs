@@ -49,15 +49,15 @@ impl AppState {
     }
 }
 
-/// Opens the configured warehouse: creates the SQLite tables on first use, or builds the Synapse
-/// pool (which connects on first use).
+/// Opens the configured warehouse: creates the SQLite tables on first use, or builds the SQL
+/// connection pool (which connects on first use).
 fn warehouse(
     config: &Config,
     secrets: Arc<dyn SecretSource>,
 ) -> Result<Arc<dyn Warehouse>, BuildError> {
     Ok(match &config.warehouse {
         WarehouseConfig::Sqlite(path) => Arc::new(SqliteWarehouse::open(path)?),
-        WarehouseConfig::Synapse => Arc::new(SynapseWarehouse::new(
+        WarehouseConfig::Sql => Arc::new(SynapseWarehouse::new(
             config.synapse.clone(),
             secrets,
             entra_tokens(config)?,
@@ -65,7 +65,7 @@ fn warehouse(
     })
 }
 
-/// Connections to the pool the settings name, for `init-warehouse`.
+/// Connections to the SQL database the settings name, for `init-warehouse`.
 pub fn synapse_manager(config: &Config) -> Result<TdsManager, BuildError> {
     let secrets = secrets::source(&config.secrets).map_err(BuildError::Secrets)?;
     Ok(TdsManager::new(
@@ -75,7 +75,7 @@ pub fn synapse_manager(config: &Config) -> Result<TdsManager, BuildError> {
     ))
 }
 
-/// The Entra credential, only when the Synapse login is passwordless (`SYNAPSE_SERVER`).
+/// The Entra credential, only when the SQL login is passwordless (`SQL_SERVER`).
 fn entra_tokens(config: &Config) -> Result<Option<Arc<dyn TokenSource>>, BuildError> {
     match config.synapse.login {
         SynapseLogin::Entra { .. } => secrets::entra_tokens(&config.secrets)

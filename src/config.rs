@@ -1,5 +1,5 @@
 //! Typed settings read from the environment (the Function App's app settings), assembled from the
-//! settings type each module owns. Secret values are never read here: only where they come from
+//! settings type each module owns. Secret values are never kept here: only where they come from
 //! (see [`crate::secrets`]).
 
 use std::str::FromStr;
@@ -8,11 +8,12 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::coincap::{CoinCapConfig, DEFAULT_COINCAP_BASE_URL, MAX_COINCAP_LIMIT};
-use crate::secrets::{SecretName, SecretsConfig, VaultNames, VaultSecretName};
+use crate::secrets::{EnvVars, SecretName, SecretsConfig, VaultNames, VaultSecretName};
 use crate::warehouse::WarehouseConfig;
 use crate::warehouse::synapse::{SynapseConfig, SynapseLogin};
 
-/// Which command is running: the defaults differ (serve targets Synapse, local a SQLite file).
+/// Which command is running: the defaults differ (serve targets the SQL warehouse, local a SQLite
+/// file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Serve,
@@ -20,11 +21,32 @@ pub enum Mode {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("setting {setting}={value:?} is invalid: {reason}")]
-pub struct ConfigError {
-    pub setting: &'static str,
-    pub value: String,
-    pub reason: String,
+pub enum ConfigError {
+    #[error("setting {setting}={value:?} is invalid: {reason}")]
+    Invalid {
+        setting: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// Both names of a renamed setting hold different values. Neither value is shown: one of
+    /// them may be a secret (`SQL_CONNECTION_STRING`).
+    #[error(
+        "settings {name} and {old} are both set, to different values: {name} replaces {old}, so set only {name} (or give both the same value)"
+    )]
+    Conflict {
+        name: &'static str,
+        old: &'static str,
+    },
+}
+
+impl ConfigError {
+    /// The setting to fix.
+    pub fn setting(&self) -> &'static str {
+        match self {
+            Self::Invalid { setting, .. } => setting,
+            Self::Conflict { name, .. } => name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,16 +55,21 @@ pub struct Config {
     pub port: u16,
     pub coincap: CoinCapConfig,
     pub warehouse: WarehouseConfig,
+    /// The `SQL_*` settings of the SQL warehouse (module `warehouse::synapse` writes to every
+    /// SQL Server-family engine).
     pub synapse: SynapseConfig,
     /// Six-field NCRONTAB, as the timer binding reads it.
     pub fetch_schedule: String,
     pub event_hub_name: String,
     pub consumer_group: String,
     pub secrets: SecretsConfig,
+    /// Renamed settings that were read under their old name (start-up logs a hint for each).
+    pub old_names: Vec<Renamed>,
 }
 
 /// Every app setting the handler reads (secret values come through [`crate::secrets`]). The README's
 /// configuration table and local.settings.json.example list exactly these; tests keep them in step.
+/// The old names of renamed ones ([`RENAMED`]) are read too, and named in the README's rows.
 pub const SETTINGS: &[&str] = &[
     "FUNCTIONS_CUSTOMHANDLER_PORT",
     "EVENT_HUB_NAME",
@@ -54,8 +81,8 @@ pub const SETTINGS: &[&str] = &[
     "COINCAP_API_KEY",
     "KEY_VAULT_URL",
     "COINCAP_API_KEY_SECRET",
-    "SYNAPSE_CONNECTION_STRING_SECRET",
-    "SYNAPSE_CONNECTION_STRING",
+    "SQL_CONNECTION_STRING_SECRET",
+    "SQL_CONNECTION_STRING",
     "SECRET_TTL",
     "AZURE_CLIENT_ID",
     "COINCAP_TIMEOUT",
@@ -63,18 +90,64 @@ pub const SETTINGS: &[&str] = &[
     "COINCAP_RETRY_BASE",
     "COINCAP_RETRY_BUDGET",
     "WAREHOUSE",
-    "SYNAPSE_SERVER",
-    "SYNAPSE_DATABASE",
-    "SYNAPSE_POOL_SIZE",
-    "SYNAPSE_COMMAND_TIMEOUT",
+    "SQL_SERVER",
+    "SQL_DATABASE",
+    "SQL_POOL_SIZE",
+    "SQL_COMMAND_TIMEOUT",
     "RUST_LOG",
+];
+
+/// A setting that was renamed: `name` is read first, `old` when `name` is unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renamed {
+    pub name: &'static str,
+    pub old: &'static str,
+}
+
+/// The warehouse settings were named after Synapse; the warehouse may as well be Azure SQL
+/// Database or SQL Server. The new name wins; both set to different values stop start-up.
+pub const RENAMED: &[Renamed] = &[
+    Renamed {
+        name: "SQL_CONNECTION_STRING_SECRET",
+        old: "SYNAPSE_CONNECTION_STRING_SECRET",
+    },
+    Renamed {
+        name: "SQL_CONNECTION_STRING",
+        old: "SYNAPSE_CONNECTION_STRING",
+    },
+    Renamed {
+        name: "SQL_SERVER",
+        old: "SYNAPSE_SERVER",
+    },
+    Renamed {
+        name: "SQL_DATABASE",
+        old: "SYNAPSE_DATABASE",
+    },
+    Renamed {
+        name: "SQL_POOL_SIZE",
+        old: "SYNAPSE_POOL_SIZE",
+    },
+    Renamed {
+        name: "SQL_COMMAND_TIMEOUT",
+        old: "SYNAPSE_COMMAND_TIMEOUT",
+    },
 ];
 
 pub const DEFAULT_FETCH_SCHEDULE: &str = "0 */5 * * * *";
 
 impl Config {
+    /// The settings of this process's environment; logs one hint per setting read under its
+    /// old name (the name only, never the value).
     pub fn from_env(mode: Mode) -> Result<Self, ConfigError> {
-        Self::from_lookup(mode, |key| std::env::var(key).ok())
+        let config = Self::from_lookup(mode, |key| std::env::var(key).ok())?;
+        for renamed in &config.old_names {
+            tracing::warn!(
+                old = renamed.old,
+                new = renamed.name,
+                "Setting read under its old name; rename it."
+            );
+        }
+        Ok(config)
     }
 
     /// Reads settings through `lookup` (the environment in production, a map in tests). Empty
@@ -83,129 +156,198 @@ impl Config {
         mode: Mode,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let settings = Settings { lookup: &lookup };
+        let old_names = settings.renamed()?;
         let default_warehouse = match mode {
-            Mode::Serve => "synapse",
+            Mode::Serve => "sql",
             Mode::Local => "sqlite:coincap.db",
         };
         Ok(Self {
-            port: parse(&get, "FUNCTIONS_CUSTOMHANDLER_PORT", "3000", |v| {
+            port: settings.parse("FUNCTIONS_CUSTOMHANDLER_PORT", "3000", |v| {
                 u16::from_str(v).map_err(|e| e.to_string())
             })?,
-            coincap: coincap(&get)?,
-            warehouse: parse(
-                &get,
-                "WAREHOUSE",
-                default_warehouse,
-                WarehouseConfig::from_str,
-            )?,
-            synapse: synapse(&get)?,
-            fetch_schedule: get("FETCH_SCHEDULE")
+            coincap: coincap(&settings)?,
+            warehouse: settings.parse("WAREHOUSE", default_warehouse, WarehouseConfig::from_str)?,
+            synapse: sql(&settings)?,
+            fetch_schedule: settings
+                .get("FETCH_SCHEDULE")
                 .unwrap_or_else(|| DEFAULT_FETCH_SCHEDULE.to_owned()),
-            event_hub_name: get("EVENT_HUB_NAME").unwrap_or_else(|| "coincaphub".to_owned()),
-            consumer_group: get("EVENT_HUB_CONSUMER_GROUP")
+            event_hub_name: settings
+                .get("EVENT_HUB_NAME")
+                .unwrap_or_else(|| "coincaphub".to_owned()),
+            consumer_group: settings
+                .get("EVENT_HUB_CONSUMER_GROUP")
                 .unwrap_or_else(|| "$Default".to_owned()),
-            secrets: secrets(&get)?,
+            secrets: secrets(&settings)?,
+            old_names,
         })
     }
 }
 
+/// The settings as read: empty values count as unset, and a renamed setting answers under its
+/// old name while its new one is unset.
+struct Settings<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Settings<'_> {
+    fn raw(&self, key: &str) -> Option<String> {
+        (self.lookup)(key).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The value of `setting` and the name it was found under.
+    fn read(&self, setting: &'static str) -> Option<(&'static str, String)> {
+        if let Some(value) = self.raw(setting) {
+            return Some((setting, value));
+        }
+        let old = RENAMED.iter().find(|r| r.name == setting)?.old;
+        self.raw(old).map(|value| (old, value))
+    }
+
+    fn get(&self, setting: &'static str) -> Option<String> {
+        self.read(setting).map(|(_, value)| value)
+    }
+
+    /// `setting` (or `default`) parsed; an error names the setting the value was read under.
+    fn parse<T>(
+        &self,
+        setting: &'static str,
+        default: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let (setting, value) = self
+            .read(setting)
+            .unwrap_or_else(|| (setting, default.to_owned()));
+        parse(value.trim()).map_err(|reason| ConfigError::Invalid {
+            setting,
+            value,
+            reason,
+        })
+    }
+
+    /// The renamed settings set only under their old name; an error when a setting is set under
+    /// both names to different values (compared, never kept: one may be a secret).
+    fn renamed(&self) -> Result<Vec<Renamed>, ConfigError> {
+        let mut old_names = Vec::new();
+        for renamed in RENAMED {
+            match (self.raw(renamed.name), self.raw(renamed.old)) {
+                (Some(new), Some(old)) if new.trim() != old.trim() => {
+                    return Err(ConfigError::Conflict {
+                        name: renamed.name,
+                        old: renamed.old,
+                    });
+                }
+                (None, Some(_)) => old_names.push(*renamed),
+                _ => {}
+            }
+        }
+        Ok(old_names)
+    }
+}
+
 /// The `COINCAP_*` settings.
-fn coincap(get: &impl Fn(&str) -> Option<String>) -> Result<CoinCapConfig, ConfigError> {
+fn coincap(settings: &Settings) -> Result<CoinCapConfig, ConfigError> {
     Ok(CoinCapConfig {
-        base_url: parse(
-            get,
-            "COINCAP_BASE_URL",
-            DEFAULT_COINCAP_BASE_URL,
-            parse_base_url,
-        )?,
-        limit: parse(get, "COINCAP_LIMIT", "100", |v| match u32::from_str(v) {
+        base_url: settings.parse("COINCAP_BASE_URL", DEFAULT_COINCAP_BASE_URL, parse_base_url)?,
+        limit: settings.parse("COINCAP_LIMIT", "100", |v| match u32::from_str(v) {
             Ok(n) if (1..=MAX_COINCAP_LIMIT).contains(&n) => Ok(n),
             _ => Err(format!(
                 "expected a whole number from 1 to {MAX_COINCAP_LIMIT}"
             )),
         })?,
-        ids: get("COINCAP_IDS")
+        ids: settings
+            .get("COINCAP_IDS")
             .map(|ids| ids.split(',').map(str::trim).collect::<Vec<_>>().join(",")),
-        timeout: parse(get, "COINCAP_TIMEOUT", "10s", duration)?,
-        max_retries: parse(get, "COINCAP_MAX_RETRIES", "4", |v| {
+        timeout: settings.parse("COINCAP_TIMEOUT", "10s", duration)?,
+        max_retries: settings.parse("COINCAP_MAX_RETRIES", "4", |v| {
             u32::from_str(v).map_err(|e| e.to_string())
         })?,
-        retry_base: parse(get, "COINCAP_RETRY_BASE", "500ms", duration)?,
-        retry_budget: parse(get, "COINCAP_RETRY_BUDGET", "60s", duration)?,
+        retry_base: settings.parse("COINCAP_RETRY_BASE", "500ms", duration)?,
+        retry_budget: settings.parse("COINCAP_RETRY_BUDGET", "60s", duration)?,
     })
 }
 
-/// The `SYNAPSE_*` settings (the connection string itself is a secret, read by the writer).
-fn synapse(get: &impl Fn(&str) -> Option<String>) -> Result<SynapseConfig, ConfigError> {
-    let login = match (get("SYNAPSE_SERVER"), get("SYNAPSE_DATABASE")) {
-        (Some(server), Some(database)) => SynapseLogin::Entra { server, database },
+/// The `SQL_*` settings (the connection string itself is a secret, read by the writer).
+fn sql(settings: &Settings) -> Result<SynapseConfig, ConfigError> {
+    let alone = |set: &str, missing: &'static str| ConfigError::Invalid {
+        setting: missing,
+        value: String::new(),
+        reason: format!(
+            "passwordless login needs both SQL_SERVER and SQL_DATABASE, and {set} is set alone"
+        ),
+    };
+    let login = match (settings.read("SQL_SERVER"), settings.read("SQL_DATABASE")) {
+        (Some((_, server)), Some((_, database))) => SynapseLogin::Entra { server, database },
         (None, None) => SynapseLogin::ConnectionString,
-        (server, _) => {
-            return Err(ConfigError {
-                setting: if server.is_some() {
-                    "SYNAPSE_DATABASE"
-                } else {
-                    "SYNAPSE_SERVER"
-                },
-                value: String::new(),
-                reason: "passwordless login needs both SYNAPSE_SERVER and SYNAPSE_DATABASE".into(),
-            });
-        }
+        (Some((set, _)), None) => return Err(alone(set, "SQL_DATABASE")),
+        (None, Some((set, _))) => return Err(alone(set, "SQL_SERVER")),
     };
     Ok(SynapseConfig {
         login,
-        pool_size: parse(get, "SYNAPSE_POOL_SIZE", "4", |v| match u32::from_str(v) {
+        pool_size: settings.parse("SQL_POOL_SIZE", "4", |v| match u32::from_str(v) {
             Ok(n) if (1..=64).contains(&n) => Ok(n),
             _ => Err("expected a whole number from 1 to 64".into()),
         })?,
-        command_timeout: parse(get, "SYNAPSE_COMMAND_TIMEOUT", "120s", duration)?,
+        command_timeout: settings.parse("SQL_COMMAND_TIMEOUT", "120s", duration)?,
     })
 }
 
-/// Where secrets come from: the vault's address and the secrets' names, never values.
-fn secrets(get: &impl Fn(&str) -> Option<String>) -> Result<SecretsConfig, ConfigError> {
+/// Where secrets come from: the vault's address, the secrets' names and the variables holding
+/// them, never values.
+fn secrets(settings: &Settings) -> Result<SecretsConfig, ConfigError> {
+    let (sql_connection_string, sql_connection_string_fallback) =
+        vault_name(settings, SecretName::SqlConnectionString)?;
     Ok(SecretsConfig {
-        key_vault_url: match get("KEY_VAULT_URL") {
+        key_vault_url: match settings.get("KEY_VAULT_URL") {
             None => None,
-            Some(_) => Some(parse(get, "KEY_VAULT_URL", "", parse_key_vault_url)?),
+            Some(_) => Some(settings.parse("KEY_VAULT_URL", "", parse_key_vault_url)?),
         },
         vault_names: VaultNames {
-            coincap_api_key: vault_name(get, SecretName::CoinCapApiKey)?,
-            synapse_connection_string: vault_name(get, SecretName::SynapseConnectionString)?,
+            coincap_api_key: vault_name(settings, SecretName::CoinCapApiKey)?.0,
+            sql_connection_string,
+            sql_connection_string_fallback,
         },
-        ttl: parse(get, "SECRET_TTL", "15m", |v| match duration(v)? {
+        env_vars: EnvVars {
+            coincap_api_key: env_var(settings, SecretName::CoinCapApiKey),
+            sql_connection_string: env_var(settings, SecretName::SqlConnectionString),
+        },
+        ttl: settings.parse("SECRET_TTL", "15m", |v| match duration(v)? {
             ttl if ttl.is_zero() => Err("must be longer than 0".into()),
             ttl => Ok(ttl),
         })?,
-        azure_client_id: get("AZURE_CLIENT_ID").map(|id| id.trim().to_owned()),
+        azure_client_id: settings
+            .get("AZURE_CLIENT_ID")
+            .map(|id| id.trim().to_owned()),
     })
 }
 
-fn parse<T>(
-    get: &impl Fn(&str) -> Option<String>,
-    setting: &'static str,
-    default: &str,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Result<T, ConfigError> {
-    let value = get(setting).unwrap_or_else(|| default.to_owned());
-    parse(value.trim()).map_err(|reason| ConfigError {
-        setting,
-        value,
-        reason,
-    })
-}
-
+/// The secret's name in the vault and, when no setting names it, its old default name to read
+/// if the vault lacks the current one (a vault set up before the rename keeps working).
 fn vault_name(
-    get: &impl Fn(&str) -> Option<String>,
+    settings: &Settings,
     name: SecretName,
-) -> Result<VaultSecretName, ConfigError> {
-    parse(
-        get,
-        name.vault_name_setting(),
-        name.default_vault_name(),
-        VaultSecretName::parse,
-    )
+) -> Result<(VaultSecretName, Option<VaultSecretName>), ConfigError> {
+    let setting = name.vault_name_setting();
+    let named = settings.parse(setting, name.default_vault_name(), VaultSecretName::parse)?;
+    if settings.read(setting).is_some() {
+        return Ok((named, None));
+    }
+    let fallback = name.old_default_vault_name().map(|old| {
+        VaultSecretName::parse(old).map_err(|reason| ConfigError::Invalid {
+            setting,
+            value: old.to_owned(),
+            reason,
+        })
+    });
+    Ok((named, fallback.transpose()?))
+}
+
+/// The variable the secret is read from without a vault: the one that is set (its current name
+/// unless only the old one is), else the current name, which errors then name.
+fn env_var(settings: &Settings, name: SecretName) -> &'static str {
+    settings
+        .read(name.env_var())
+        .map_or(name.env_var(), |(var, _)| var)
 }
 
 /// `https://<vault>.vault.azure.net/`. Only https: the SDK sends no token over plain http.
@@ -264,11 +406,20 @@ mod tests {
     }
 
     #[test]
-    fn serve_mode_defaults_to_synapse() {
+    fn serve_mode_defaults_to_the_sql_warehouse() {
         assert_eq!(
             config(Mode::Serve, &[]).unwrap().warehouse,
-            WarehouseConfig::Synapse
+            WarehouseConfig::Sql
         );
+        for value in ["sql", "synapse"] {
+            assert_eq!(
+                config(Mode::Local, &[("WAREHOUSE", value)])
+                    .unwrap()
+                    .warehouse,
+                WarehouseConfig::Sql,
+                "{value}"
+            );
+        }
     }
 
     #[test]
@@ -314,8 +465,30 @@ mod tests {
         asked.extend(SecretName::ALL.map(|name| name.env_var().to_owned()));
         for key in asked {
             assert!(
-                SETTINGS.contains(&key.as_str()),
-                "{key} is read but not in SETTINGS"
+                SETTINGS.contains(&key.as_str()) || RENAMED.iter().any(|r| r.old == key),
+                "{key} is read but neither in SETTINGS nor an old name in RENAMED"
+            );
+        }
+    }
+
+    #[test]
+    fn every_renamed_setting_replaces_a_listed_one_and_old_names_are_not_listed() {
+        for renamed in RENAMED {
+            assert!(SETTINGS.contains(&renamed.name), "{renamed:?}");
+            assert!(!SETTINGS.contains(&renamed.old), "{renamed:?}");
+            assert!(renamed.old.starts_with("SYNAPSE_"), "{renamed:?}");
+            assert_eq!(
+                renamed.name.strip_prefix("SQL_"),
+                renamed.old.strip_prefix("SYNAPSE_"),
+                "the same setting under its new name: {renamed:?}"
+            );
+        }
+        for name in SecretName::ALL {
+            let old = RENAMED.iter().find(|r| r.name == name.vault_name_setting());
+            assert_eq!(
+                old.is_some(),
+                name == SecretName::SqlConnectionString,
+                "{name:?}"
             );
         }
     }
@@ -337,6 +510,14 @@ mod tests {
         for name in SecretName::ALL {
             assert_eq!(values[name.env_var()], "", "no secret value in the example");
         }
+        for renamed in RENAMED {
+            assert!(
+                !values.contains_key(renamed.old),
+                "{}: the example uses the new name {}",
+                renamed.old,
+                renamed.name
+            );
+        }
         assert_eq!(values["FUNCTIONS_WORKER_RUNTIME"], "custom");
     }
 
@@ -349,33 +530,169 @@ mod tests {
                 "{setting} missing from the README's table"
             );
         }
+        for renamed in RENAMED {
+            let row = readme
+                .lines()
+                .find(|line| line.starts_with(&format!("| `{}` |", renamed.name)))
+                .unwrap();
+            assert!(
+                row.contains(&format!("Replaces `{}`", renamed.old)),
+                "the README's row of {} names the old name it replaces: {row}",
+                renamed.name
+            );
+        }
     }
 
     #[test]
-    fn synapse_login_is_passwordless_when_server_and_database_are_set() {
+    fn sql_login_is_passwordless_when_server_and_database_are_set() {
         let config = config(
             Mode::Serve,
             &[
-                ("SYNAPSE_SERVER", "ws.sql.azuresynapse.net"),
-                ("SYNAPSE_DATABASE", "pool1"),
+                ("SQL_SERVER", "coincap.database.windows.net"),
+                ("SQL_DATABASE", "coincap"),
             ],
         )
         .unwrap();
         assert_eq!(
             config.synapse.login,
             SynapseLogin::Entra {
-                server: "ws.sql.azuresynapse.net".into(),
-                database: "pool1".into()
+                server: "coincap.database.windows.net".into(),
+                database: "coincap".into()
             }
         );
         assert_eq!(config.synapse.command_timeout, Duration::from_secs(120));
         assert_eq!(config.synapse.pool_size, 4);
+        assert!(config.old_names.is_empty());
         assert_eq!(
             self::config(Mode::Serve, &[]).unwrap().synapse.login,
             SynapseLogin::ConnectionString
         );
-        let error = self::config(Mode::Serve, &[("SYNAPSE_SERVER", "ws")]).unwrap_err();
-        assert_eq!(error.setting, "SYNAPSE_DATABASE");
+        let error = self::config(Mode::Serve, &[("SQL_SERVER", "ws")]).unwrap_err();
+        assert_eq!(error.setting(), "SQL_DATABASE");
+        let error = self::config(Mode::Serve, &[("SYNAPSE_DATABASE", "pool1")]).unwrap_err();
+        assert_eq!(error.setting(), "SQL_SERVER");
+        assert!(
+            error.to_string().contains("SYNAPSE_DATABASE is set alone"),
+            "{error}"
+        );
+    }
+
+    /// Every renamed setting with a valid value, under the given name of each.
+    fn renamed_settings(old: bool) -> Vec<(&'static str, &'static str)> {
+        RENAMED
+            .iter()
+            .map(|r| {
+                let value = match r.name {
+                    "SQL_CONNECTION_STRING_SECRET" => "warehouse-login",
+                    "SQL_CONNECTION_STRING" => "Server=tcp:db,1433;Password=s3cret",
+                    "SQL_SERVER" => "ws.sql.azuresynapse.net",
+                    "SQL_DATABASE" => "pool1",
+                    "SQL_POOL_SIZE" => "9",
+                    "SQL_COMMAND_TIMEOUT" => "3m",
+                    other => panic!("give {other} a value in this test"),
+                };
+                (if old { r.old } else { r.name }, value)
+            })
+            .collect()
+    }
+
+    fn assert_renamed_settings_took_effect(config: &Config) {
+        assert_eq!(
+            config.synapse,
+            SynapseConfig {
+                login: SynapseLogin::Entra {
+                    server: "ws.sql.azuresynapse.net".into(),
+                    database: "pool1".into()
+                },
+                pool_size: 9,
+                command_timeout: Duration::from_secs(180),
+            }
+        );
+        assert_eq!(
+            config.secrets.vault_names.sql_connection_string.as_str(),
+            "warehouse-login"
+        );
+        assert_eq!(
+            config.secrets.vault_names.sql_connection_string_fallback,
+            None
+        );
+    }
+
+    #[test]
+    fn the_new_sql_names_are_read() {
+        let config = config(Mode::Serve, &renamed_settings(false)).unwrap();
+        assert_renamed_settings_took_effect(&config);
+        assert_eq!(
+            config.secrets.env_vars.sql_connection_string,
+            "SQL_CONNECTION_STRING"
+        );
+        assert!(config.old_names.is_empty());
+    }
+
+    #[test]
+    fn the_old_synapse_names_still_work_and_are_reported_for_a_hint() {
+        let config = config(Mode::Serve, &renamed_settings(true)).unwrap();
+        assert_renamed_settings_took_effect(&config);
+        assert_eq!(
+            config.secrets.env_vars.sql_connection_string, "SYNAPSE_CONNECTION_STRING",
+            "the connection string is read from the variable that holds it"
+        );
+        assert_eq!(config.old_names, RENAMED);
+    }
+
+    #[test]
+    fn both_names_with_the_same_value_are_fine_and_the_new_one_is_used() {
+        let mut settings = renamed_settings(false);
+        settings.extend(renamed_settings(true));
+        let config = config(Mode::Serve, &settings).unwrap();
+        assert_renamed_settings_took_effect(&config);
+        assert_eq!(
+            config.secrets.env_vars.sql_connection_string,
+            "SQL_CONNECTION_STRING"
+        );
+        assert!(config.old_names.is_empty(), "nothing to rename");
+        let padded = self::config(
+            Mode::Serve,
+            &[("SQL_POOL_SIZE", "9"), ("SYNAPSE_POOL_SIZE", " 9 ")],
+        );
+        assert!(padded.is_ok(), "values are compared as read: {padded:?}");
+    }
+
+    #[test]
+    fn both_names_with_different_values_stop_start_up_naming_both_and_neither_value() {
+        for renamed in RENAMED {
+            let error = config(
+                Mode::Serve,
+                &[
+                    (renamed.name, "value-one-31f"),
+                    (renamed.old, "value-two-8c2"),
+                ],
+            )
+            .unwrap_err();
+            assert_eq!(
+                error,
+                ConfigError::Conflict {
+                    name: renamed.name,
+                    old: renamed.old
+                }
+            );
+            assert_eq!(error.setting(), renamed.name);
+            let message = error.to_string();
+            assert!(message.contains(renamed.name), "{message}");
+            assert!(message.contains(renamed.old), "{message}");
+            assert!(
+                !message.contains("value-one") && !message.contains("value-two"),
+                "a value may be a secret: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_value_under_an_old_name_is_reported_under_that_name() {
+        let error = config(Mode::Serve, &[("SYNAPSE_POOL_SIZE", "lots")]).unwrap_err();
+        assert_eq!(error.setting(), "SYNAPSE_POOL_SIZE");
+        let error = config(Mode::Serve, &[("SQL_COMMAND_TIMEOUT", "soon")]).unwrap_err();
+        assert_eq!(error.setting(), "SQL_COMMAND_TIMEOUT");
     }
 
     #[test]
@@ -386,12 +703,43 @@ mod tests {
             secrets.vault_names.coincap_api_key.as_str(),
             "coincap-api-key"
         );
-        assert_eq!(
-            secrets.vault_names.synapse_connection_string.as_str(),
-            "synapse-connection-string"
-        );
+        assert_eq!(secrets.env_vars, EnvVars::default());
         assert_eq!(secrets.ttl, Duration::from_secs(15 * 60));
         assert_eq!(secrets.azure_client_id, None);
+    }
+
+    #[test]
+    fn the_connection_string_s_vault_name_defaults_to_sql_then_its_old_default() {
+        // Decision: the new default is sql-connection-string; a vault set up for an earlier
+        // version holds synapse-connection-string, which is read when the new name is absent.
+        let names = config(Mode::Serve, &[]).unwrap().secrets.vault_names;
+        assert_eq!(
+            names.sql_connection_string.as_str(),
+            "sql-connection-string"
+        );
+        assert_eq!(
+            names
+                .fallback(SecretName::SqlConnectionString)
+                .map(VaultSecretName::as_str),
+            Some("synapse-connection-string")
+        );
+        assert_eq!(names.fallback(SecretName::CoinCapApiKey), None);
+        // A name given by either setting is the only one read.
+        for setting in [
+            "SQL_CONNECTION_STRING_SECRET",
+            "SYNAPSE_CONNECTION_STRING_SECRET",
+        ] {
+            let names = config(Mode::Serve, &[(setting, "synapse-connection-string")])
+                .unwrap()
+                .secrets
+                .vault_names;
+            assert_eq!(
+                names.sql_connection_string.as_str(),
+                "synapse-connection-string",
+                "{setting}"
+            );
+            assert_eq!(names.sql_connection_string_fallback, None, "{setting}");
+        }
     }
 
     #[test]
@@ -401,7 +749,7 @@ mod tests {
             &[
                 ("KEY_VAULT_URL", " https://kv-coincap.vault.azure.net "),
                 ("COINCAP_API_KEY_SECRET", "coincap-key-prod"),
-                ("SYNAPSE_CONNECTION_STRING_SECRET", "synapse-prod"),
+                ("SQL_CONNECTION_STRING_SECRET", "sql-prod"),
                 ("SECRET_TTL", "5m"),
                 ("AZURE_CLIENT_ID", "0b4a1a4e-0000-4000-8000-000000000000"),
             ],
@@ -417,8 +765,8 @@ mod tests {
             "coincap-key-prod"
         );
         assert_eq!(
-            secrets.vault_names.synapse_connection_string.as_str(),
-            "synapse-prod"
+            secrets.vault_names.sql_connection_string.as_str(),
+            "sql-prod"
         );
         assert_eq!(secrets.ttl, Duration::from_secs(300));
         assert_eq!(
@@ -435,7 +783,7 @@ mod tests {
             "https://kv-coincap.vault.azure.net/secrets/coincap-api-key",
         ] {
             let error = config(Mode::Serve, &[("KEY_VAULT_URL", bad)]).unwrap_err();
-            assert_eq!(error.setting, "KEY_VAULT_URL", "{bad}");
+            assert_eq!(error.setting(), "KEY_VAULT_URL", "{bad}");
         }
         assert!(config(Mode::Serve, &[("KEY_VAULT_URL", "https://127.0.0.1:8443")]).is_ok());
     }
@@ -443,16 +791,16 @@ mod tests {
     #[test]
     fn a_bad_secret_name_or_ttl_is_rejected_at_start_up() {
         let error = config(Mode::Serve, &[("COINCAP_API_KEY_SECRET", "coincap_key")]).unwrap_err();
-        assert_eq!(error.setting, "COINCAP_API_KEY_SECRET");
+        assert_eq!(error.setting(), "COINCAP_API_KEY_SECRET");
         let error = config(Mode::Serve, &[("SECRET_TTL", "0s")]).unwrap_err();
-        assert_eq!(error.setting, "SECRET_TTL");
+        assert_eq!(error.setting(), "SECRET_TTL");
         assert!(config(Mode::Serve, &[("SECRET_TTL", "soon")]).is_err());
     }
 
     #[test]
     fn bad_values_name_the_setting() {
         let error = config(Mode::Local, &[("COINCAP_LIMIT", "5000")]).unwrap_err();
-        assert_eq!(error.setting, "COINCAP_LIMIT");
+        assert_eq!(error.setting(), "COINCAP_LIMIT");
         assert!(config(Mode::Local, &[("COINCAP_TIMEOUT", "soon")]).is_err());
         assert!(config(Mode::Local, &[("COINCAP_BASE_URL", "ftp://x")]).is_err());
         assert!(config(Mode::Local, &[("WAREHOUSE", "postgres")]).is_err());

@@ -12,8 +12,9 @@
 //! - [`host`]: the custom-handler protocol: envelopes, double decoding, timer and Event Hubs
 //!   payloads, the response. Both sides: the handler decodes, the local runner encodes.
 //! - [`warehouse`]: the [`warehouse::Warehouse`] trait; an embedded SQLite file
-//!   ([`warehouse::SqliteWarehouse`]) and a Synapse dedicated SQL pool ([`warehouse::synapse`]:
-//!   connections, statement building, literals, `init-warehouse`).
+//!   ([`warehouse::SqliteWarehouse`]) and a SQL Server-family database: Azure SQL Database, a
+//!   Synapse dedicated SQL pool or SQL Server ([`warehouse::synapse`]: connections, statement
+//!   building, literals, `init-warehouse`).
 //! - [`functions`]: one thin file per function (`TimerFetch`, `EventHubSink`) and their typed
 //!   closing-line counters.
 //! - [`config`]: the app settings, assembled from the settings type each module owns.

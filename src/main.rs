@@ -30,7 +30,8 @@ enum Command {
     /// Run the whole pipeline on this machine, playing the Functions host (timer, hub, retries).
     Local(LocalArgs),
     /// Create the warehouse schema and tables (and the app identity's user and grants) in the
-    /// Synapse dedicated SQL pool or SQL Server that WAREHOUSE=synapse settings point at.
+    /// SQL database the SQL_* settings point at (Azure SQL Database, a Synapse dedicated SQL pool
+    /// or SQL Server).
     InitWarehouse(InitArgs),
 }
 

@@ -15,6 +15,11 @@ pub trait Fetch: Send + Sync {
     fn fetch(&self, name: SecretName) -> BoxFuture<'_, Result<Secret, SecretError>>;
 
     fn describe(&self) -> String;
+
+    /// See [`SecretSource::origin`].
+    fn origin(&self, name: SecretName) -> String {
+        format!("secret {name:?}")
+    }
 }
 
 /// Caches each secret for `ttl`.
@@ -163,6 +168,10 @@ impl<F: Fetch> SecretSource for CachedSecrets<F> {
             self.fetcher.describe(),
             humantime::format_duration(self.ttl)
         )
+    }
+
+    fn origin(&self, name: SecretName) -> String {
+        self.fetcher.origin(name)
     }
 }
 
@@ -324,13 +333,10 @@ mod tests {
         let vault = FakeVault::holding("value");
         let cache = cache(&vault);
         cache.get(SecretName::CoinCapApiKey).await.unwrap();
-        cache
-            .get(SecretName::SynapseConnectionString)
-            .await
-            .unwrap();
+        cache.get(SecretName::SqlConnectionString).await.unwrap();
         cache.get(SecretName::CoinCapApiKey).await.unwrap();
         assert_eq!(vault.fetches(), 2);
-        cache.invalidate(SecretName::SynapseConnectionString);
+        cache.invalidate(SecretName::SqlConnectionString);
         cache.get(SecretName::CoinCapApiKey).await.unwrap();
         assert_eq!(
             vault.fetches(),

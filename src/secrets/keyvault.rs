@@ -1,7 +1,8 @@
 //! Secrets from Azure Key Vault, with the managed identity in Azure and the developer's
 //! `az login` elsewhere.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
@@ -13,7 +14,7 @@ use azure_identity::{
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 
 use super::cache::Fetch;
-use super::{Secret, SecretError, SecretName, VaultNames};
+use super::{Secret, SecretError, SecretName, VaultNames, VaultSecretName};
 use crate::BoxFuture;
 
 /// Which credential gets the vault's token.
@@ -73,7 +74,7 @@ fn client_options() -> ClientOptions {
     }
 }
 
-/// Entra access tokens from the same credential the vault uses: passwordless Synapse login
+/// Entra access tokens from the same credential the vault uses: passwordless SQL login
 /// (scope `https://database.windows.net/.default`). The credential caches tokens until shortly
 /// before they expire, so "a fresh token per connection" costs no extra request.
 pub struct EntraTokens {
@@ -120,6 +121,8 @@ pub struct KeyVault {
     url: String,
     names: VaultNames,
     identity: Identity,
+    /// The vault name each secret was last read under (its name, or its fallback).
+    read_as: Mutex<HashMap<SecretName, VaultSecretName>>,
 }
 
 impl KeyVault {
@@ -142,11 +145,50 @@ impl KeyVault {
             url: url.to_string(),
             names,
             identity,
+            read_as: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The secret under its configured name; when the vault has none by that name and the
+    /// secret has a fallback (its old default name), under that one.
     async fn fetch_secret(&self, name: SecretName) -> Result<Secret, SecretError> {
-        let secret = self.names.get(name).clone();
+        let primary = self.names.get(name);
+        let result = match (
+            self.fetch_named(name, primary).await,
+            self.names.fallback(name),
+        ) {
+            (Err(SecretError::NotInVault { .. }), Some(fallback)) => {
+                match self.fetch_named(name, fallback).await {
+                    Ok(secret) => Ok((secret, fallback)),
+                    // Neither exists: name the one to create, the current default.
+                    Err(SecretError::NotInVault { .. }) => Err(SecretError::NotInVault {
+                        vault: self.url.clone(),
+                        secret: primary.clone(),
+                        setting: name.vault_name_setting(),
+                    }),
+                    Err(error) => Err(error),
+                }
+            }
+            (result, _) => result.map(|secret| (secret, primary)),
+        };
+        let (secret, read_as) = result?;
+        let previous = lock(&self.read_as).insert(name, read_as.clone());
+        if read_as != primary && previous.as_ref() != Some(read_as) {
+            tracing::warn!(
+                secret = %read_as,
+                rename_to = %primary,
+                "Secret read under its old default name; rename it in the vault."
+            );
+        }
+        Ok(secret)
+    }
+
+    async fn fetch_named(
+        &self,
+        name: SecretName,
+        secret: &VaultSecretName,
+    ) -> Result<Secret, SecretError> {
+        let secret = secret.clone();
         let failed = |reason: String| SecretError::Vault {
             vault: self.url.clone(),
             secret: secret.clone(),
@@ -200,6 +242,19 @@ impl Fetch for KeyVault {
             self.identity.describe()
         )
     }
+
+    fn origin(&self, name: SecretName) -> String {
+        let read_as = lock(&self.read_as).get(&name).cloned();
+        let secret = read_as.unwrap_or_else(|| self.names.get(name).clone());
+        format!("Key Vault {} secret \"{secret}\"", self.url)
+    }
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the map is still valid.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// An SDK error in one line: its `Display` and those of its causes (the TLS or connection error

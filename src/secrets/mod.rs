@@ -48,6 +48,8 @@ pub struct SecretsConfig {
     /// `KEY_VAULT_URL`; without it secrets come from environment variables.
     pub key_vault_url: Option<Url>,
     pub vault_names: VaultNames,
+    /// The environment variable each secret is read from when secrets come from the environment.
+    pub env_vars: EnvVars,
     /// `SECRET_TTL`: how long a fetched secret is used before it is fetched again.
     pub ttl: Duration,
     /// `AZURE_CLIENT_ID`: the user-assigned managed identity to use, if not the system-assigned one.
@@ -58,17 +60,20 @@ pub struct SecretsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SecretName {
     CoinCapApiKey,
-    SynapseConnectionString,
+    /// The SQL warehouse's connection string (Azure SQL Database, a Synapse dedicated pool or SQL
+    /// Server), when its login is not passwordless.
+    SqlConnectionString,
 }
 
 impl SecretName {
-    pub const ALL: [SecretName; 2] = [Self::CoinCapApiKey, Self::SynapseConnectionString];
+    pub const ALL: [SecretName; 2] = [Self::CoinCapApiKey, Self::SqlConnectionString];
 
-    /// The environment variable read when secrets come from the environment.
+    /// The environment variable read when secrets come from the environment (the settings may
+    /// name an older one instead: `EnvVars`).
     pub fn env_var(self) -> &'static str {
         match self {
             Self::CoinCapApiKey => "COINCAP_API_KEY",
-            Self::SynapseConnectionString => "SYNAPSE_CONNECTION_STRING",
+            Self::SqlConnectionString => "SQL_CONNECTION_STRING",
         }
     }
 
@@ -76,7 +81,7 @@ impl SecretName {
     pub fn vault_name_setting(self) -> &'static str {
         match self {
             Self::CoinCapApiKey => "COINCAP_API_KEY_SECRET",
-            Self::SynapseConnectionString => "SYNAPSE_CONNECTION_STRING_SECRET",
+            Self::SqlConnectionString => "SQL_CONNECTION_STRING_SECRET",
         }
     }
 
@@ -84,7 +89,17 @@ impl SecretName {
     pub fn default_vault_name(self) -> &'static str {
         match self {
             Self::CoinCapApiKey => "coincap-api-key",
-            Self::SynapseConnectionString => "synapse-connection-string",
+            Self::SqlConnectionString => "sql-connection-string",
+        }
+    }
+
+    /// The default name this secret had before the SQL settings were renamed. Read when the vault
+    /// lacks [`SecretName::default_vault_name`] and no setting names the secret, so a vault set up
+    /// for an earlier version keeps working.
+    pub fn old_default_vault_name(self) -> Option<&'static str> {
+        match self {
+            Self::CoinCapApiKey => None,
+            Self::SqlConnectionString => Some("synapse-connection-string"),
         }
     }
 }
@@ -117,18 +132,55 @@ impl fmt::Display for VaultSecretName {
     }
 }
 
-/// The Key Vault name of each secret (`COINCAP_API_KEY_SECRET`, `SYNAPSE_CONNECTION_STRING_SECRET`).
+/// The Key Vault name of each secret (`COINCAP_API_KEY_SECRET`, `SQL_CONNECTION_STRING_SECRET`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VaultNames {
     pub coincap_api_key: VaultSecretName,
-    pub synapse_connection_string: VaultSecretName,
+    pub sql_connection_string: VaultSecretName,
+    /// Read when the vault lacks `sql_connection_string`: the old default name, when no setting
+    /// names the secret ([`SecretName::old_default_vault_name`]).
+    pub sql_connection_string_fallback: Option<VaultSecretName>,
 }
 
 impl VaultNames {
     pub fn get(&self, name: SecretName) -> &VaultSecretName {
         match name {
             SecretName::CoinCapApiKey => &self.coincap_api_key,
-            SecretName::SynapseConnectionString => &self.synapse_connection_string,
+            SecretName::SqlConnectionString => &self.sql_connection_string,
+        }
+    }
+
+    /// The name read when the vault has no secret named [`VaultNames::get`].
+    pub fn fallback(&self, name: SecretName) -> Option<&VaultSecretName> {
+        match name {
+            SecretName::CoinCapApiKey => None,
+            SecretName::SqlConnectionString => self.sql_connection_string_fallback.as_ref(),
+        }
+    }
+}
+
+/// The environment variable each secret is read from without a vault: its name, or the old name
+/// of a renamed one when only that is set (the settings decide, from their list of renamed ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVars {
+    pub coincap_api_key: &'static str,
+    pub sql_connection_string: &'static str,
+}
+
+impl EnvVars {
+    pub fn get(&self, name: SecretName) -> &'static str {
+        match name {
+            SecretName::CoinCapApiKey => self.coincap_api_key,
+            SecretName::SqlConnectionString => self.sql_connection_string,
+        }
+    }
+}
+
+impl Default for EnvVars {
+    fn default() -> Self {
+        Self {
+            coincap_api_key: SecretName::CoinCapApiKey.env_var(),
+            sql_connection_string: SecretName::SqlConnectionString.env_var(),
         }
     }
 }
@@ -166,9 +218,15 @@ pub trait SecretSource: Send + Sync {
 
     /// Where secrets come from, for start-up logs (`environment`, `Key Vault https://...`).
     fn describe(&self) -> String;
+
+    /// Where this secret's value was read, for errors about the value (never the value itself):
+    /// `environment variable SQL_CONNECTION_STRING`, `Key Vault secret "sql-connection-string"`.
+    fn origin(&self, name: SecretName) -> String {
+        format!("secret {name:?}")
+    }
 }
 
-/// Access tokens for passwordless login to Synapse (the managed identity in Azure, the
+/// Access tokens for passwordless login to the SQL warehouse (the managed identity in Azure, the
 /// developer's `az login` on a laptop): the same Entra credential Key Vault is read with.
 pub trait TokenSource: Send + Sync {
     fn token(&self, scope: &'static str) -> BoxFuture<'_, Result<Secret, String>>;
@@ -186,7 +244,9 @@ pub fn source(config: &SecretsConfig) -> Result<Arc<dyn SecretSource>, SecretErr
             )?;
             Ok(Arc::new(cache::CachedSecrets::new(vault, config.ttl)))
         }
-        None => Ok(Arc::new(EnvSecrets)),
+        None => Ok(Arc::new(EnvSecrets {
+            vars: config.env_vars.clone(),
+        })),
     }
 }
 
@@ -200,11 +260,13 @@ pub fn entra_tokens(config: &SecretsConfig) -> Result<Arc<dyn TokenSource>, Secr
 
 /// Secrets from environment variables, read at every `get` (nothing to cache or invalidate).
 #[derive(Debug, Default, Clone)]
-pub struct EnvSecrets;
+pub struct EnvSecrets {
+    vars: EnvVars,
+}
 
 impl SecretSource for EnvSecrets {
     fn get(&self, name: SecretName) -> BoxFuture<'_, Result<Secret, SecretError>> {
-        let var = name.env_var();
+        let var = self.vars.get(name);
         let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
         Box::pin(async move {
             value
@@ -215,6 +277,10 @@ impl SecretSource for EnvSecrets {
 
     fn describe(&self) -> String {
         "environment variables".into()
+    }
+
+    fn origin(&self, name: SecretName) -> String {
+        format!("environment variable {}", self.vars.get(name))
     }
 }
 
@@ -280,6 +346,28 @@ mod tests {
         assert_eq!(settings.len(), SecretName::ALL.len());
         for name in SecretName::ALL {
             assert!(VaultSecretName::parse(name.default_vault_name()).is_ok());
+            if let Some(old) = name.old_default_vault_name() {
+                assert!(VaultSecretName::parse(old).is_ok());
+                assert_ne!(old, name.default_vault_name());
+            }
         }
+    }
+
+    #[test]
+    fn environment_secrets_say_which_variable_they_read() {
+        let secrets = EnvSecrets {
+            vars: EnvVars {
+                sql_connection_string: "SYNAPSE_CONNECTION_STRING",
+                ..EnvVars::default()
+            },
+        };
+        assert_eq!(
+            secrets.origin(SecretName::SqlConnectionString),
+            "environment variable SYNAPSE_CONNECTION_STRING"
+        );
+        assert_eq!(
+            secrets.origin(SecretName::CoinCapApiKey),
+            "environment variable COINCAP_API_KEY"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Where rows land: the [`Warehouse`] trait, the `WAREHOUSE` setting, the history table's one
-//! column list ([`columns`]), and the implementations (an embedded SQLite file, a Synapse
-//! dedicated SQL pool).
+//! column list ([`columns`]), and the implementations (an embedded SQLite file; a SQL
+//! Server-family database: Azure SQL Database, a Synapse dedicated SQL pool or SQL Server).
 
 pub mod columns;
 mod sqlite;
@@ -20,8 +20,9 @@ use crate::domain::{AssetRow, Reject};
 pub enum WarehouseConfig {
     /// `sqlite:PATH`: an embedded SQLite file, created on first use.
     Sqlite(PathBuf),
-    /// `synapse`: an Azure Synapse dedicated SQL pool.
-    Synapse,
+    /// `sql` (or its old name `synapse`): a SQL Server-family database, an Azure SQL Database, a
+    /// Synapse dedicated SQL pool or SQL Server; the writer reads which engine it is.
+    Sql,
 }
 
 impl FromStr for WarehouseConfig {
@@ -30,8 +31,8 @@ impl FromStr for WarehouseConfig {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.split_once(':') {
             Some(("sqlite", path)) if !path.is_empty() => Ok(Self::Sqlite(PathBuf::from(path))),
-            _ if text == "synapse" => Ok(Self::Synapse),
-            _ => Err("expected sqlite:PATH or synapse".into()),
+            _ if text == "sql" || text == "synapse" => Ok(Self::Sql),
+            _ => Err("expected sql (or its old name synapse) or sqlite:PATH".into()),
         }
     }
 }
@@ -70,13 +71,13 @@ pub enum WarehouseError {
         message: String,
     },
     #[error(
-        "the SQL database failed while {context} ({}{}): {message}{}",
+        "the SQL warehouse failed while {context} ({}{}): {message}{}",
         if *transient { "transient" } else { "permanent" },
         number.map(|n| format!(", SQL error {n}")).unwrap_or_default(),
         number.and_then(synapse::retry::meaning).map(|m| format!(" ({m})")).unwrap_or_default()
     )]
-    /// A failure of the SQL database (a Synapse pool, Azure SQL, SQL Server) or of connecting
-    /// to it, classified by the retry rule.
+    /// A failure of the SQL warehouse (a Synapse pool, Azure SQL Database, SQL Server) or of
+    /// connecting to it, classified by the retry rule.
     Sql {
         context: &'static str,
         number: Option<u32>,
@@ -93,7 +94,7 @@ pub enum WarehouseError {
 pub trait Warehouse: Send + Sync {
     fn write(&self, batch: Batch) -> BoxFuture<'_, Result<WriteReport, WarehouseError>>;
 
-    /// For start-up logs: `sqlite:coincap.db`, `synapse (server/db)`.
+    /// For start-up logs: `sqlite:coincap.db`, `sql:server/db (Entra)`.
     fn describe(&self) -> String;
 }
 
@@ -111,7 +112,13 @@ mod tests {
             "sqlite:/a:b.db".parse(),
             Ok(WarehouseConfig::Sqlite("/a:b.db".into()))
         );
-        assert_eq!("synapse".parse(), Ok(WarehouseConfig::Synapse));
+        assert_eq!("sql".parse(), Ok(WarehouseConfig::Sql));
+        assert_eq!(
+            "synapse".parse(),
+            Ok(WarehouseConfig::Sql),
+            "the old name still works"
+        );
+        assert!("SQL".parse::<WarehouseConfig>().is_err());
         assert!("sqlite:".parse::<WarehouseConfig>().is_err());
         assert!("mysql://x".parse::<WarehouseConfig>().is_err());
     }

@@ -371,3 +371,136 @@ async fn the_local_runner_stops_at_once_when_the_vault_lacks_the_key() {
     );
     assert!(azure.coincap.seen().is_empty());
 }
+
+/// `handler serve` writing to the SQL database, with its connection string in the vault: what
+/// EventHubSink answers for one event, and what the handler wrote to stderr.
+async fn sink_with_connection_string_in_vault(
+    azure: &Azure,
+    extra: &[(&'static str, String)],
+) -> (Answer, String) {
+    let mut settings = azure.settings();
+    settings.push(("WAREHOUSE", "sql".into()));
+    settings.extend(extra.iter().cloned());
+    let mut handler = Handler::start(&settings).await;
+    let bodies = vec![r#"{"id":"bitcoin","timestamp":1747000000000}"#.to_owned()];
+    let answer = handler
+        .running
+        .post(
+            "EventHubSink",
+            crate::common::sink_payload(&bodies, 0).to_string(),
+        )
+        .await;
+    let (_, stderr) = handler.stop().await;
+    (answer, stderr)
+}
+
+/// A connection string to a port nothing listens on (kept closed while `port`'s socket lives).
+fn unreachable_server(port: u16) -> String {
+    format!(
+        "Server=tcp:127.0.0.1,{port};Database=coincap;User Id=loader;Password=pw-vault-3e9;TrustServerCertificate=true"
+    )
+}
+
+fn secrets_read(azure: &Azure) -> Vec<String> {
+    azure
+        .vault
+        .authorized()
+        .into_iter()
+        .map(|request| request.secret)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_connection_string_is_read_under_its_new_default_name() {
+    let (_closed, port) = closed_port();
+    let azure = Azure::start(&[
+        ("sql-connection-string", &unreachable_server(port)),
+        ("synapse-connection-string", "Server=tcp:never-read,1433"),
+    ])
+    .await;
+    let (answer, _) = sink_with_connection_string_in_vault(&azure, &[]).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    let error = error_of(&answer);
+    assert!(
+        error.contains(&format!("cannot reach 127.0.0.1:{port}")),
+        "{error}"
+    );
+    assert_eq!(secrets_read(&azure), ["sql-connection-string"]);
+}
+
+#[tokio::test]
+async fn a_vault_set_up_before_the_rename_keeps_working_through_the_old_default_name() {
+    let (_closed, port) = closed_port();
+    let azure = Azure::start(&[("synapse-connection-string", &unreachable_server(port))]).await;
+    let (answer, stderr) = sink_with_connection_string_in_vault(&azure, &[]).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    let error = error_of(&answer);
+    assert!(
+        error.contains(&format!("cannot reach 127.0.0.1:{port}")),
+        "the old secret was read and used: {error}"
+    );
+    assert_eq!(
+        secrets_read(&azure),
+        ["sql-connection-string", "synapse-connection-string"]
+    );
+    assert_eq!(
+        stderr
+            .matches("Secret read under its old default name")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pw-vault-3e9"), "{stderr}");
+}
+
+#[tokio::test]
+async fn without_either_default_name_the_error_names_the_new_one_and_its_setting() {
+    let azure = Azure::start(&[]).await;
+    let (answer, _) = sink_with_connection_string_in_vault(&azure, &[]).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    let error = error_of(&answer);
+    assert!(
+        error.contains("\"sql-connection-string\" does not exist"),
+        "{error}"
+    );
+    assert!(error.contains("SQL_CONNECTION_STRING_SECRET"), "{error}");
+    assert_eq!(
+        secrets_read(&azure),
+        ["sql-connection-string", "synapse-connection-string"]
+    );
+}
+
+#[tokio::test]
+async fn a_secret_named_by_a_setting_is_the_only_name_read() {
+    let (_closed, port) = closed_port();
+    let azure = Azure::start(&[("synapse-connection-string", &unreachable_server(port))]).await;
+    let (answer, _) = sink_with_connection_string_in_vault(
+        &azure,
+        &[("SQL_CONNECTION_STRING_SECRET", "warehouse-login".into())],
+    )
+    .await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    let error = error_of(&answer);
+    assert!(
+        error.contains("\"warehouse-login\" does not exist"),
+        "{error}"
+    );
+    assert_eq!(secrets_read(&azure), ["warehouse-login"]);
+}
+
+#[tokio::test]
+async fn a_broken_connection_string_names_the_vault_secret_it_came_from_not_its_content() {
+    let azure = Azure::start(&[(
+        "synapse-connection-string",
+        "jdbc:sqlserver://;password=pw-broken-51c;encrypt=maybe",
+    )])
+    .await;
+    let (answer, stderr) = sink_with_connection_string_in_vault(&azure, &[]).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    let error = error_of(&answer);
+    assert!(
+        error.contains("secret \"synapse-connection-string\" is not a valid"),
+        "{error}"
+    );
+    assert!(!error.contains("pw-broken") && !stderr.contains("pw-broken"));
+}

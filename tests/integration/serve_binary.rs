@@ -53,7 +53,7 @@ async fn a_failed_invocation_writes_its_reason_to_stderr() {
 }
 
 #[tokio::test]
-async fn serve_mode_defaults_to_synapse_and_a_missing_login_fails_the_batch_not_the_process() {
+async fn serve_mode_defaults_to_sql_and_a_missing_login_fails_the_batch_not_the_process() {
     let mut handler = Running::start(handler()).await;
     let answer = post_one_event(&mut handler).await;
     assert_eq!(
@@ -62,13 +62,13 @@ async fn serve_mode_defaults_to_synapse_and_a_missing_login_fails_the_batch_not_
         answer.body
     );
     let error = answer.body["error"].as_str().unwrap();
-    assert!(error.contains("SYNAPSE_CONNECTION_STRING"), "{error}");
+    assert!(error.contains("SQL_CONNECTION_STRING"), "{error}");
     let stopped = handler.stop("-TERM").await;
     assert!(stopped.status.success());
     assert!(
         stopped
             .stdout
-            .contains("warehouse=synapse (connection string secret)"),
+            .contains("warehouse=sql (connection string secret)"),
         "{}",
         stopped.stdout
     );
@@ -92,6 +92,7 @@ async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_lo
     let (_closed, closed) = closed_port();
     let password = "pw-4f1d9c-never-logged";
     let mut command = handler();
+    // The settings' old names (WAREHOUSE=synapse, SYNAPSE_*) keep working.
     command.env("WAREHOUSE", "synapse").env(
         "SYNAPSE_CONNECTION_STRING",
         format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password={password};TrustServerCertificate=true"),
@@ -113,6 +114,62 @@ async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_lo
     assert!(
         !logs.contains(password),
         "the connection string never reaches a log or an answer"
+    );
+}
+
+#[tokio::test]
+async fn the_new_sql_names_reach_the_server_and_an_old_name_gets_one_hint_at_start() {
+    let (_closed, closed) = closed_port();
+    let mut command = handler();
+    command
+        .env("WAREHOUSE", "sql")
+        .env(
+            "SQL_CONNECTION_STRING",
+            format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password=pw;TrustServerCertificate=true"),
+        )
+        .env("SYNAPSE_POOL_SIZE", "2");
+    let mut handler = Running::start(command).await;
+    let answer = post_one_event(&mut handler).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    let error = answer.body["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("cannot reach 127.0.0.1:{closed}")),
+        "{error}"
+    );
+    let stopped = handler.stop("-TERM").await;
+    let hints: Vec<&str> = stopped
+        .stderr
+        .lines()
+        .filter(|l| l.contains("old name"))
+        .collect();
+    assert_eq!(hints.len(), 1, "{}", stopped.stderr);
+    assert!(
+        hints[0].contains("SYNAPSE_POOL_SIZE") && hints[0].contains("SQL_POOL_SIZE"),
+        "{}",
+        hints[0]
+    );
+}
+
+#[tokio::test]
+async fn a_setting_set_under_both_names_to_different_values_stops_start_up_naming_both() {
+    let secret = "Password=pw-77a1-never-shown";
+    let output = handler()
+        .env("WAREHOUSE", "sql")
+        .env("SQL_CONNECTION_STRING", format!("Server=a;{secret}"))
+        .env("SYNAPSE_CONNECTION_STRING", format!("Server=b;{secret}"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SQL_CONNECTION_STRING and SYNAPSE_CONNECTION_STRING"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stderr.contains(secret) && !stdout.contains(secret),
+        "{stderr}"
     );
 }
 

@@ -4,6 +4,7 @@
 mod arm;
 mod funcignore;
 mod json_keys;
+mod warehouse;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -247,10 +248,18 @@ fn every_setting_the_host_and_the_handler_read_is_wired() {
         "COINCAP_API_KEY_SECRET",
         "FETCH_SCHEDULE",
         "WAREHOUSE",
-        "SYNAPSE_SERVER",
-        "SYNAPSE_DATABASE",
+        "SQL_SERVER",
+        "SQL_DATABASE",
     ] {
         assert!(settings.contains_key(key), "app setting {key} is missing");
+    }
+    for renamed in coincap_stream::config::RENAMED {
+        assert!(
+            !settings.contains_key(renamed.old),
+            "{}: the template writes the current name, {}",
+            renamed.old,
+            renamed.name
+        );
     }
     assert!(
         !settings.contains_key("FUNCTIONS_WORKER_RUNTIME"),
@@ -361,7 +370,8 @@ fn the_key_vault_settings_name_the_vault_it_creates_in_rbac_mode() {
     );
     assert_eq!(t["variables"]["coincapSecretName"], "coincap-api-key");
     let settings = app_settings(&t);
-    for secret in ["COINCAP_API_KEY", "SYNAPSE_CONNECTION_STRING"] {
+    let secrets = coincap_stream::secrets::SecretName::ALL.map(|name| name.env_var());
+    for secret in secrets.into_iter().chain(["SYNAPSE_CONNECTION_STRING"]) {
         assert!(
             !settings.contains_key(secret),
             "{secret}: no secret in app settings, not even a Key Vault reference; the handler reads the vault"
@@ -391,18 +401,15 @@ fn application_insights_is_the_one_it_creates_on_its_log_analytics_workspace() {
 }
 
 #[test]
-fn the_synapse_settings_name_the_pool_it_creates_or_the_existing_one() {
+fn the_sql_settings_name_the_pool_it_creates_or_the_existing_one() {
     let t = template();
-    assert_eq!(
-        setting(&t, "SYNAPSE_DATABASE"),
-        "[variables('synapseDatabase')]"
-    );
-    let server = setting(&t, "SYNAPSE_SERVER");
-    assert!(server.starts_with("[if(parameters('deploySynapse'), reference("));
+    assert_eq!(setting(&t, "SQL_DATABASE"), "[variables('sqlDatabase')]");
+    let server = setting(&t, "SQL_SERVER");
+    assert!(server.contains("if(parameters('deploySynapse'), reference("));
     assert!(server.contains("variables('synapseWorkspaceName')"));
     assert!(server.contains(".connectivityEndpoints.sql"));
     assert!(server.contains("parameters('existingSynapseServer')"));
-    let database = t["variables"]["synapseDatabase"].as_str().unwrap();
+    let database = t["variables"]["sqlDatabase"].as_str().unwrap();
     assert!(database.contains("parameters('synapseSqlPoolName')"));
     assert!(database.contains("parameters('existingSynapseDatabase')"));
 
@@ -528,8 +535,46 @@ fn alert_rules_wait_for_their_action_group() {
 }
 
 #[test]
+fn the_site_waits_for_every_resource_its_settings_read_with_reference() {
+    // ARM adds an implicit dependency only for reference() by name, not by resource id
+    // ("Define the order for deploying resources in ARM templates"; "Resource functions",
+    // reference: "Implicit dependency"). Conditional ones not deployed drop out of dependsOn.
+    let t = template();
+    let site = one(&t, SITE);
+    let depends: Vec<&str> = site["dependsOn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let text = site["properties"]["siteConfig"].to_string();
+    let mut found = 0;
+    for (at, _) in text.match_indices("reference(resourceId(") {
+        let inner = &text[at + "reference(".len()..];
+        let mut depth = 0;
+        let end = inner
+            .char_indices()
+            .find(|&(_, c)| {
+                depth += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                depth == 0 && c == ')'
+            })
+            .unwrap()
+            .0;
+        let id = format!("[{}]", &inner[..=end]);
+        found += 1;
+        assert!(depends.contains(&id.as_str()), "{id} is not in {depends:?}");
+    }
+    assert!(found >= 2, "the pool's and the server's host names");
+}
+
+#[test]
 fn a_conditional_synapse_workspace_is_only_referenced_behind_its_condition() {
-    // ARM evaluates reference() even for a skipped resource: unguarded, deploySynapse=false fails.
+    // ARM evaluates reference() even for a skipped resource: unguarded, deploySynapse=false
+    // fails, and so does deploySynapse=true when warehouseKind=sqlDatabase creates no workspace.
     let t = template();
     for r in t["resources"].as_array().unwrap() {
         let text = r.to_string();
@@ -537,8 +582,8 @@ fn a_conditional_synapse_workspace_is_only_referenced_behind_its_condition() {
             && text.contains("reference(resourceId('Microsoft.Synapse/workspaces'")
         {
             assert!(
-                text.contains("if(parameters('deploySynapse'), reference("),
-                "{}: reference() to the conditional workspace must sit inside if()",
+                text.contains("if(variables('createSynapse'), reference("),
+                "{}: reference() to the conditional workspace must sit inside if() of its condition",
                 name(r)
             );
         }
@@ -555,7 +600,7 @@ fn without_a_pool_the_sink_writes_a_throw_away_file_instead_of_stalling_the_hub(
     let warehouse = setting(&template(), "WAREHOUSE");
     assert_eq!(
         warehouse,
-        "[if(or(parameters('deploySynapse'), not(empty(parameters('existingSynapseServer')))), parameters('warehouse'), 'sqlite:/tmp/coincap.db')]"
+        "[if(or(variables('sqlDatabaseChosen'), parameters('deploySynapse'), not(empty(parameters('existingSynapseServer')))), parameters('warehouse'), 'sqlite:/tmp/coincap.db')]"
     );
 }
 
@@ -878,6 +923,14 @@ fn deployed_in(t: &Value, environment: Value, parameters: Value) -> HashMap<Stri
         "AzureCloud" => ("servicebus.windows.net", "sql.azuresynapse.net"),
         _ => ("servicebus.chinacloudapi.cn", "sql.azuresynapse.azure.cn"),
     };
+    let sql_suffix = deployment.environment["suffixes"]["sqlServerHostname"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    deployment.references.insert(
+        "Microsoft.Sql/servers/sql-coincap-tok3n".into(),
+        json!({"fullyQualifiedDomainName": format!("sql-coincap-tok3n{sql_suffix}")}),
+    );
     deployment.references.insert(
         format!("{NAMESPACE}/evhns-coincap-tok3n"),
         json!({"serviceBusEndpoint": format!("https://evhns-coincap-tok3n.{bus}:443/")}),
@@ -918,7 +971,7 @@ fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_dep
         "evhns-coincap-tok3n.servicebus.windows.net"
     );
     assert_eq!(
-        public["SYNAPSE_SERVER"],
+        public["SQL_SERVER"],
         "synw-coincap-tok3n.sql.azuresynapse.net"
     );
     assert_eq!(
@@ -927,6 +980,15 @@ fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_dep
     );
 
     let china = deployed_in(&t, arm::china_cloud(), pool);
+    let china_sql = deployed_in(
+        &t,
+        arm::china_cloud(),
+        json!({"warehouseKind": "sqlDatabase", "synapseAdminObjectId": ADMIN}),
+    );
+    assert_eq!(
+        china_sql["SQL_SERVER"], "sql-coincap-tok3n.database.chinacloudapi.cn",
+        "the server's host name is the one it reports"
+    );
     assert_eq!(
         china["EventHubConnection__fullyQualifiedNamespace"],
         "evhns-coincap-tok3n.servicebus.chinacloudapi.cn"
@@ -936,15 +998,16 @@ fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_dep
         china["EventHubConnection__fullyQualifiedNamespace"]
     );
     assert_eq!(
-        china["SYNAPSE_SERVER"],
+        china["SQL_SERVER"],
         "synw-coincap-tok3n.sql.azuresynapse.azure.cn"
     );
-    assert_eq!(china["output synapseServer"], china["SYNAPSE_SERVER"]);
+    assert_eq!(china["output sqlServer"], china["SQL_SERVER"]);
+    assert_eq!(china_sql["output sqlServer"], china_sql["SQL_SERVER"]);
     assert_eq!(
         china["KEY_VAULT_URL"],
         "https://kv-coincap-tok3n.vault.azure.cn/"
     );
-    for (key, value) in &china {
+    for (key, value) in china.iter().chain(&china_sql) {
         for public_suffix in ["windows.net", "azure.net", "azuresynapse.net", "azure.com"] {
             assert!(
                 !value.ends_with(public_suffix) && !value.contains(&format!("{public_suffix}/")),
@@ -958,8 +1021,8 @@ fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_dep
         arm::china_cloud(),
         json!({"existingSynapseServer": "mine.sql.azuresynapse.azure.cn", "existingSynapseDatabase": "dw"}),
     );
-    assert_eq!(existing["SYNAPSE_SERVER"], "mine.sql.azuresynapse.azure.cn");
-    assert_eq!(existing["SYNAPSE_DATABASE"], "dw");
+    assert_eq!(existing["SQL_SERVER"], "mine.sql.azuresynapse.azure.cn");
+    assert_eq!(existing["SQL_DATABASE"], "dw");
 }
 
 /// Every string of the template that ARM acts on: descriptions, comments and the schema URL aside.
@@ -1027,6 +1090,29 @@ fn the_deploy_steps_prepare_what_init_warehouse_checks() {
     assert!(steps.contains("SET READ_COMMITTED_SNAPSHOT ON"), "{steps}");
     assert!(steps.contains("`master`"));
     assert!(steps.contains("assets.asset_statistics_writer_lock"));
+}
+
+#[test]
+fn the_deploy_steps_set_both_warehouses_side_by_side_with_costs_and_guarantees() {
+    let steps = deploy_steps();
+    for needed in [
+        "warehouseKind=sqlDatabase",
+        "warehouseKind=synapsePool",
+        "sqlDatabaseFreeOffer",
+        "initWarehouseCommand",
+        "AllowAllWindowsAzureIps",
+        // Microsoft's pages the figures come from, cited by title.
+        "Azure Synapse Analytics pricing",
+        "Azure SQL Database pricing",
+        "Deploy Azure SQL Database for free",
+        "Serverless compute tier for Azure SQL Database",
+    ] {
+        assert!(steps.contains(needed), "docs/deploy.md: {needed}");
+    }
+    assert!(
+        !steps.contains("SYNAPSE_SERVER"),
+        "the steps use the current setting names"
+    );
 }
 
 #[test]

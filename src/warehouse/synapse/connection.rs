@@ -1,6 +1,7 @@
-//! Connections to the dedicated SQL pool: the login (a connection string as the portal shows it,
-//! or passwordless Entra with a fresh token per connection), TLS, login redirects, timeouts, and
-//! the bb8 manager that validates with `SELECT 1` and drops any connection that failed.
+//! Connections to the SQL database (a dedicated pool, Azure SQL Database, SQL Server): the login
+//! (a connection string as the portal shows it, or passwordless Entra with a fresh token per
+//! connection), TLS, login redirects, timeouts, and the bb8 manager that validates with
+//! `SELECT 1` and drops any connection that failed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,11 +22,16 @@ const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub enum ConnectError {
     #[error(transparent)]
     Secret(#[from] SecretError),
-    #[error("SYNAPSE_CONNECTION_STRING is not a valid ADO.NET or JDBC connection string: {0}")]
-    ConnectionString(String),
+    /// Names where the string was read (variable or vault secret), never its content.
+    #[error(
+        "the connection string in {origin} is not a valid ADO.NET or JDBC connection string: {reason}"
+    )]
+    ConnectionString { origin: String, reason: String },
     #[error("cannot get an Entra token for {DATABASE_SCOPE}: {0}")]
     Token(String),
-    #[error("passwordless login (SYNAPSE_SERVER) needs a credential, and none is configured")]
+    #[error(
+        "passwordless login (SQL_SERVER and SQL_DATABASE) needs an Entra credential, and none is configured"
+    )]
     NoCredential,
     #[error("cannot reach {address}: {message}")]
     Tcp { address: String, message: String },
@@ -43,18 +49,19 @@ impl ConnectError {
     }
 }
 
-/// Parses a connection string exactly as the Synapse portal shows it: ADO.NET
-/// (`Server=tcp:...;Initial Catalog=...`) or JDBC (`jdbc:sqlserver://...;database=...`).
+/// Parses a connection string exactly as the portal shows it: ADO.NET
+/// (`Server=tcp:...;Initial Catalog=...`) or JDBC (`jdbc:sqlserver://...;database=...`). The error
+/// is tiberius' reason, which does not quote the string.
 /// The portal's `hostNameInCertificate=*.sql.azuresynapse.net` is dropped: a wildcard is not a
 /// server name rustls can check against, and the real host name is what the certificate holds.
-pub fn parse_connection_string(text: &str) -> Result<Config, ConnectError> {
+pub fn parse_connection_string(text: &str) -> Result<Config, String> {
     let text = drop_wildcard_host_name_in_certificate(text.trim());
     let parsed = if text.to_ascii_lowercase().starts_with("jdbc:") {
         Config::from_jdbc_string(&text)
     } else {
         Config::from_ado_string(&text)
     };
-    parsed.map_err(|e| ConnectError::ConnectionString(e.to_string()))
+    parsed.map_err(|e| e.to_string())
 }
 
 fn drop_wildcard_host_name_in_certificate(text: &str) -> String {
@@ -118,20 +125,24 @@ impl TdsManager {
     pub fn describe(&self) -> String {
         match &self.config.login {
             SynapseLogin::Entra { server, database } => {
-                format!("synapse:{server}/{database} (Entra)")
+                format!("sql:{server}/{database} (Entra)")
             }
-            SynapseLogin::ConnectionString => "synapse (connection string secret)".into(),
+            SynapseLogin::ConnectionString => "sql (connection string secret)".into(),
         }
     }
 
     async fn tiberius_config(&self) -> Result<(Config, Option<Secret>), ConnectError> {
         let (mut config, secret) = match &self.config.login {
             SynapseLogin::ConnectionString => {
-                let secret = self
-                    .secrets
-                    .get(SecretName::SynapseConnectionString)
-                    .await?;
-                (parse_connection_string(secret.expose())?, Some(secret))
+                let name = SecretName::SqlConnectionString;
+                let secret = self.secrets.get(name).await?;
+                let config = parse_connection_string(secret.expose()).map_err(|reason| {
+                    ConnectError::ConnectionString {
+                        origin: self.secrets.origin(name),
+                        reason,
+                    }
+                })?;
+                (config, Some(secret))
             }
             SynapseLogin::Entra { server, database } => {
                 let tokens = self.tokens.as_ref().ok_or(ConnectError::NoCredential)?;
@@ -161,13 +172,13 @@ impl TdsManager {
             Err(ConnectError::Sql(error))
                 if super::retry::is_login_failure(&error) && secret.is_some() =>
             {
-                self.secrets.invalidate(SecretName::SynapseConnectionString);
+                self.secrets.invalidate(SecretName::SqlConnectionString);
                 let (config, fresh) = self.tiberius_config().await?;
                 if fresh == secret {
                     return Err(ConnectError::Sql(error));
                 }
                 tracing::warn!(
-                    "Synapse refused the cached login; retrying with the refreshed secret."
+                    "The database refused the cached login; retrying with the refreshed secret."
                 );
                 connect(config).await
             }
@@ -272,12 +283,18 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_string_is_a_clear_error_without_its_content() {
-        let error = parse_connection_string("jdbc:sqlserver://;password=hunter2;encrypt=maybe")
+    fn a_broken_string_is_a_clear_error_naming_where_it_was_read_without_its_content() {
+        let reason = parse_connection_string("jdbc:sqlserver://;password=hunter2;encrypt=maybe")
             .unwrap_err();
-        let message = error.to_string();
+        let message = ConnectError::ConnectionString {
+            origin: "environment variable SYNAPSE_CONNECTION_STRING".into(),
+            reason,
+        }
+        .to_string();
         assert!(
-            message.starts_with("SYNAPSE_CONNECTION_STRING is not a valid"),
+            message.starts_with(
+                "the connection string in environment variable SYNAPSE_CONNECTION_STRING is not a valid"
+            ),
             "{message}"
         );
         assert!(!message.contains("hunter2"), "{message}");

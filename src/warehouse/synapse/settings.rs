@@ -1,13 +1,13 @@
-//! The Synapse writer's settings: how it logs in, how many connections, how long it waits.
+//! The SQL writer's settings (`SQL_*`): how it logs in, how many connections, how long it waits.
 
 use std::time::Duration;
 
-/// How EventHubSink logs in to the Synapse dedicated SQL pool.
+/// How EventHubSink logs in to the SQL database (Azure SQL Database, a dedicated pool, SQL Server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SynapseLogin {
-    /// `SYNAPSE_CONNECTION_STRING` (a secret): ADO.NET or JDBC, as the portal shows it.
+    /// `SQL_CONNECTION_STRING` (a secret): ADO.NET or JDBC, as the portal shows it.
     ConnectionString,
-    /// `SYNAPSE_SERVER` + `SYNAPSE_DATABASE`: passwordless, with an Entra token per connection.
+    /// `SQL_SERVER` + `SQL_DATABASE`: passwordless, with an Entra token per connection.
     Entra { server: String, database: String },
 }
 

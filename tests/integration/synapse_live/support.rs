@@ -38,7 +38,7 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 
 pub fn secrets(connection: &str) -> Arc<dyn SecretSource> {
     Arc::new(FixedSecrets(HashMap::from([(
-        SecretName::SynapseConnectionString,
+        SecretName::SqlConnectionString,
         Secret::new(connection),
     )])))
 }
@@ -63,7 +63,7 @@ pub fn prefix() -> String {
 pub async fn init(connection: &str) -> String {
     let output = handler()
         .arg("init-warehouse")
-        .env("SYNAPSE_CONNECTION_STRING", connection)
+        .env("SQL_CONNECTION_STRING", connection)
         .output()
         .await
         .unwrap();

@@ -46,8 +46,26 @@ impl<'a> Deployment<'a> {
         }
     }
 
-    /// A template value: an expression string is evaluated, anything else is returned as is.
+    /// A template value: an expression string is evaluated, as are the ones inside objects and
+    /// arrays; anything else is returned as is.
     pub fn value(&self, v: &Value) -> Result<Value, String> {
+        match v {
+            Value::Object(map) => {
+                return map
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.value(v)?)))
+                    .collect::<Result<serde_json::Map<_, _>, String>>()
+                    .map(Value::Object);
+            }
+            Value::Array(items) => {
+                return items
+                    .iter()
+                    .map(|v| self.value(v))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Value::Array);
+            }
+            _ => {}
+        }
         match v.as_str() {
             Some(text) if text.starts_with('[') && !text.starts_with("[[") => {
                 let inner = &text[1..text.len() - 1];
@@ -218,6 +236,7 @@ impl<'a> Deployment<'a> {
             )),
             "replace" => Ok(Value::String(text(0)?.replace(&text(1)?, &text(2)?))),
             "createarray" => Ok(Value::Array(values)),
+            "union" => union(&values),
             "json" => serde_json::from_str(&text(0)?).map_err(|e| format!("json(): {e}")),
             "environment" => Ok(self.environment.clone()),
             "uniquestring" => Ok(Value::String("tok3n".into())),
@@ -235,6 +254,38 @@ impl<'a> Deployment<'a> {
             }
             other => Err(format!("the evaluator does not know {other}()")),
         }
+    }
+}
+
+/// `union` of objects: every property of each, a later value winning, nested objects merged
+/// ("Object functions for ARM templates", union); of arrays: each element once, in order.
+fn union(values: &[Value]) -> Result<Value, String> {
+    fn merge(into: &mut serde_json::Map<String, Value>, from: &serde_json::Map<String, Value>) {
+        for (key, value) in from {
+            match (into.get_mut(key), value) {
+                (Some(Value::Object(inner)), Value::Object(more)) => merge(inner, more),
+                _ => {
+                    into.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+    if values.iter().all(Value::is_object) {
+        let mut out = serde_json::Map::new();
+        for value in values {
+            merge(&mut out, value.as_object().unwrap());
+        }
+        Ok(Value::Object(out))
+    } else if values.iter().all(Value::is_array) {
+        let mut out: Vec<Value> = Vec::new();
+        for item in values.iter().flat_map(|v| v.as_array().unwrap()) {
+            if !out.contains(item) {
+                out.push(item.clone());
+            }
+        }
+        Ok(Value::Array(out))
+    } else {
+        Err(format!("union of mixed kinds: {values:?}"))
     }
 }
 
@@ -429,4 +480,19 @@ fn the_evaluator_follows_arm_semantics_for_what_the_template_uses() {
     );
     assert_eq!(v("[concat('it''s', string(2))]").unwrap(), "it's2");
     assert!(v("[unknownFunction()]").is_err());
+    assert_eq!(
+        v("[union(json('{\"a\": 1, \"n\": {\"x\": 1}}'), json('{\"b\": 2, \"n\": {\"y\": 2}}'))]")
+            .unwrap(),
+        json!({"a": 1, "b": 2, "n": {"x": 1, "y": 2}})
+    );
+    assert_eq!(
+        v("[union(createArray(1, 2), createArray(2, 3))]").unwrap(),
+        json!([1, 2, 3])
+    );
+    assert_eq!(
+        d.value(&json!({"nested": ["[parameters('name')]", {"deep": "[json('0.5')]"}]}))
+            .unwrap(),
+        json!({"nested": ["a-b", {"deep": 0.5}]}),
+        "expressions inside objects and arrays are evaluated"
+    );
 }

@@ -1,0 +1,368 @@
+//! The warehouse choice (`warehouseKind`): a Synapse dedicated pool (the default, as before) or an
+//! Azure SQL Database. Each choice is "deployed" with the evaluator: which resources it creates,
+//! what the app settings and outputs say, and that nothing refers to a resource it does not create.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::arm::{self, Deployment};
+use super::{ADMIN, SITE, app_settings, conditions, name, read, resources, template};
+
+const SQL_SERVER: &str = "Microsoft.Sql/servers";
+const SQL_DATABASE: &str = "Microsoft.Sql/servers/databases";
+const SQL_FIREWALL: &str = "Microsoft.Sql/servers/firewallRules";
+const SQL_API: &str = "2023-08-01";
+
+fn sql_database(extra: Value) -> Value {
+    let mut parameters = json!({"warehouseKind": "sqlDatabase", "synapseAdminObjectId": ADMIN});
+    for (key, value) in extra.as_object().unwrap() {
+        parameters[key] = value.clone();
+    }
+    parameters
+}
+
+/// The resource types the template reads with `reference()`.
+const REPORTING: [&str; 6] = [
+    "Microsoft.Storage/storageAccounts",
+    "Microsoft.EventHub/namespaces",
+    "Microsoft.Synapse/workspaces",
+    SQL_SERVER,
+    "Microsoft.Insights/components",
+    SITE,
+];
+
+/// What a resource of the template reports to `reference()` once deployed in `environment`.
+fn reported(kind: &str, name: &str, environment: &Value) -> Value {
+    match kind {
+        "Microsoft.Storage/storageAccounts" => {
+            json!({"primaryEndpoints": {"blob": format!("https://{name}.blob.core.windows.net/")}})
+        }
+        "Microsoft.EventHub/namespaces" => {
+            json!({"serviceBusEndpoint": format!("https://{name}.servicebus.windows.net:443/")})
+        }
+        "Microsoft.Synapse/workspaces" => json!({
+            "connectivityEndpoints": {
+                "sql": format!("{name}.sql.azuresynapse.net"),
+                "sqlOnDemand": format!("{name}-ondemand.sql.azuresynapse.net")
+            },
+            "identity": {"principalId": "workspace-principal"}
+        }),
+        SQL_SERVER => json!({"fullyQualifiedDomainName": format!(
+            "{name}{}",
+            environment["suffixes"]["sqlServerHostname"].as_str().unwrap()
+        )}),
+        "Microsoft.Insights/components" => json!({"ConnectionString": "InstrumentationKey=k"}),
+        SITE => json!({"identity": {"principalId": "principal"}}),
+        other => panic!("{other} reports nothing this test knows"),
+    }
+}
+
+/// The app settings and outputs of one deployment. `reference()` answers only for resources
+/// this deployment creates, so a setting that refers to a resource of the other choice fails
+/// here as it would fail in ARM. Every resource's properties are evaluated too, skipped ones
+/// included: ARM evaluates `reference()` in a resource "even if the resource isn't deployed"
+/// ("Resource functions for ARM templates", reference).
+fn deploy(parameters: Value) -> Result<HashMap<String, String>, String> {
+    let t = template();
+    let created: Vec<(String, String)> = conditions(&t, parameters.clone())?
+        .into_iter()
+        .filter(|(_, _, created)| *created)
+        .map(|(kind, name, _)| (kind, name))
+        .collect();
+    let mut deployment = Deployment::new(&t, parameters);
+    let environment = arm::public_cloud();
+    for r in t["resources"].as_array().unwrap() {
+        let kind = r["type"].as_str().unwrap();
+        let unconditional = r.get("condition").is_none();
+        let conditional_and_created = created.iter().any(|(k, n)| k == kind && n == name(r));
+        let read_by_reference = REPORTING.contains(&kind);
+        if read_by_reference && (unconditional || conditional_and_created) {
+            let evaluated = deployment.value(&r["name"])?;
+            let evaluated = evaluated.as_str().unwrap();
+            deployment.references.insert(
+                format!("{kind}/{evaluated}"),
+                reported(kind, evaluated, &environment),
+            );
+        }
+    }
+    for r in t["resources"].as_array().unwrap() {
+        deployment
+            .value(&r["properties"])
+            .map_err(|e| format!("{}: {e}", name(r)))?;
+    }
+    let mut out = HashMap::new();
+    for (key, value) in app_settings(&t) {
+        let v = deployment.value(&Value::String(value))?;
+        out.insert(key, v.as_str().unwrap().to_owned());
+    }
+    for (key, output) in t["outputs"].as_object().unwrap() {
+        let v = deployment.value(&output["value"])?;
+        out.insert(format!("output {key}"), v.as_str().unwrap().to_owned());
+    }
+    Ok(out)
+}
+
+/// The resources (type, name expression) one set of parameters creates, conditional ones only.
+fn created(parameters: Value) -> Vec<(String, String)> {
+    conditions(&template(), parameters)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, _, created)| *created)
+        .map(|(kind, name, _)| (kind, name))
+        .collect()
+}
+
+fn creates(created: &[(String, String)], kind: &str, name_part: &str) -> bool {
+    created
+        .iter()
+        .any(|(k, n)| k == kind && n.contains(name_part))
+}
+
+/// The template's one resource of a type that is created under a condition.
+fn conditional<'a>(t: &'a Value, kind: &str, name_part: &str) -> &'a Value {
+    let found: Vec<_> = resources(t, kind)
+        .into_iter()
+        .filter(|r| name(r).contains(name_part))
+        .collect();
+    assert_eq!(found.len(), 1, "{kind} {name_part}");
+    found[0]
+}
+
+#[test]
+fn one_parameter_chooses_the_warehouse_and_the_pool_stays_the_default() {
+    let t = template();
+    let kind = &t["parameters"]["warehouseKind"];
+    assert_eq!(kind["type"], "string");
+    assert_eq!(kind["defaultValue"], "synapsePool");
+    assert_eq!(kind["allowedValues"], json!(["synapsePool", "sqlDatabase"]));
+    let file = read("infra/azuredeploy.parameters.json");
+    assert_eq!(file["parameters"]["warehouseKind"]["value"], "synapsePool");
+    assert_eq!(t["parameters"]["warehouse"]["defaultValue"], "sql");
+}
+
+#[test]
+fn each_choice_creates_its_own_resources_and_none_of_the_other() {
+    let none = created(json!({}));
+    assert!(
+        none.iter()
+            .all(|(k, _)| !k.starts_with("Microsoft.Sql/") && !k.starts_with("Microsoft.Synapse/")),
+        "the defaults create no warehouse: {none:?}"
+    );
+
+    let pool = created(json!({"deploySynapse": true, "synapseAdminObjectId": ADMIN}));
+    assert!(creates(&pool, "Microsoft.Synapse/workspaces/sqlPools", ""));
+    assert!(pool.iter().all(|(k, _)| !k.starts_with("Microsoft.Sql/")));
+
+    let sql = created(sql_database(json!({})));
+    assert!(creates(&sql, SQL_SERVER, "sqlServerName"));
+    assert!(creates(&sql, SQL_DATABASE, "sqlDatabaseName"));
+    assert!(creates(&sql, SQL_FIREWALL, "AllowAllWindowsAzureIps"));
+    assert!(!creates(&sql, SQL_FIREWALL, "client"), "no IP given");
+    assert!(
+        sql.iter()
+            .all(|(k, _)| !k.starts_with("Microsoft.Synapse/")),
+        "{sql:?}"
+    );
+
+    let with_ip = created(sql_database(json!({"clientIpAddress": "203.0.113.7"})));
+    assert!(creates(&with_ip, SQL_FIREWALL, "client"));
+
+    // Switching a deployment that made a pool: the one parameter wins, no second warehouse.
+    let switched = created(sql_database(json!({"deploySynapse": true})));
+    assert!(creates(&switched, SQL_DATABASE, ""));
+    assert!(
+        switched
+            .iter()
+            .all(|(k, _)| !k.starts_with("Microsoft.Synapse/")),
+        "{switched:?}"
+    );
+
+    // Every Azure SQL resource hangs on the same condition.
+    for r in template()["resources"].as_array().unwrap() {
+        if r["type"].as_str().unwrap().starts_with("Microsoft.Sql/") {
+            assert!(
+                r["condition"]
+                    .as_str()
+                    .unwrap()
+                    .contains("variables('createSqlDatabase')"),
+                "{}",
+                name(r)
+            );
+        }
+    }
+}
+
+#[test]
+fn an_azure_sql_database_without_an_entra_administrator_is_refused() {
+    let t = template();
+    for parameters in [
+        json!({"warehouseKind": "sqlDatabase"}),
+        json!({"warehouseKind": "sqlDatabase", "synapseAdminObjectId": ""}),
+    ] {
+        let refused = conditions(&t, parameters).unwrap_err();
+        assert!(
+            refused.contains("warehouseKind=sqlDatabase needs synapseAdminObjectId"),
+            "ARM shows this: {refused}"
+        );
+    }
+}
+
+#[test]
+fn each_choice_writes_the_settings_and_outputs_of_its_warehouse_and_refers_to_nothing_else() {
+    let pool = deploy(json!({"deploySynapse": true, "synapseAdminObjectId": ADMIN})).unwrap();
+    assert_eq!(pool["WAREHOUSE"], "sql");
+    assert_eq!(
+        pool["SQL_SERVER"],
+        "synw-coincap-tok3n.sql.azuresynapse.net"
+    );
+    assert_eq!(pool["SQL_DATABASE"], "coincap");
+
+    let existing = deploy(json!({
+        "existingSynapseServer": "mine.sql.azuresynapse.net",
+        "existingSynapseDatabase": "dw"
+    }))
+    .unwrap();
+    assert_eq!(existing["WAREHOUSE"], "sql");
+    assert_eq!(existing["SQL_SERVER"], "mine.sql.azuresynapse.net");
+    assert_eq!(existing["SQL_DATABASE"], "dw");
+
+    let sql = deploy(sql_database(json!({}))).unwrap();
+    assert_eq!(sql["WAREHOUSE"], "sql");
+    assert_eq!(sql["SQL_SERVER"], "sql-coincap-tok3n.database.windows.net");
+    assert_eq!(sql["SQL_DATABASE"], "coincap");
+    assert_eq!(sql["output sqlServer"], sql["SQL_SERVER"]);
+    assert_eq!(sql["output sqlDatabase"], "coincap");
+    assert_eq!(
+        sql["output initWarehouseCommand"],
+        "SQL_SERVER=sql-coincap-tok3n.database.windows.net SQL_DATABASE=coincap cargo run --release -- init-warehouse --app-identity coincap-tok3n"
+    );
+
+    // A pool's parameters left in place do not leak into the Azure SQL choice.
+    let switched = deploy(sql_database(json!({
+        "deploySynapse": true,
+        "existingSynapseServer": "mine.sql.azuresynapse.net"
+    })))
+    .unwrap();
+    assert_eq!(switched["SQL_SERVER"], sql["SQL_SERVER"]);
+    assert_eq!(switched["SQL_DATABASE"], "coincap");
+
+    let without = deploy(json!({})).unwrap();
+    assert_eq!(without["WAREHOUSE"], "sqlite:/tmp/coincap.db");
+    assert_eq!(without["SQL_SERVER"], "");
+
+    let file: serde_json::Map<String, Value> =
+        read("infra/azuredeploy.parameters.json")["parameters"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v["value"].clone()))
+            .collect();
+    let mut file_with_sql = Value::Object(file.clone());
+    file_with_sql["warehouseKind"] = json!("sqlDatabase");
+    file_with_sql["synapseAdminObjectId"] = json!(ADMIN);
+    assert_eq!(
+        deploy(file_with_sql).unwrap()["SQL_SERVER"],
+        sql["SQL_SERVER"],
+        "the parameters file plus the one parameter (and the admin) deploys Azure SQL"
+    );
+    assert_eq!(
+        deploy(Value::Object(file)).unwrap()["WAREHOUSE"],
+        "sqlite:/tmp/coincap.db"
+    );
+}
+
+#[test]
+fn the_server_accepts_only_microsoft_entra_sign_ins_with_the_pool_s_administrator() {
+    let t = template();
+    let server = conditional(&t, SQL_SERVER, "sqlServerName");
+    assert_eq!(server["apiVersion"], SQL_API);
+    let properties = &server["properties"];
+    assert!(properties.get("administratorLogin").is_none());
+    assert!(properties.get("administratorLoginPassword").is_none());
+    assert_eq!(properties["minimalTlsVersion"], "1.2");
+    let admin = &properties["administrators"];
+    assert_eq!(admin["administratorType"], "ActiveDirectory");
+    assert_eq!(admin["azureADOnlyAuthentication"], true);
+    assert_eq!(admin["sid"], "[parameters('synapseAdminObjectId')]");
+    assert_eq!(
+        admin["principalType"],
+        "[parameters('sqlAdminPrincipalType')]"
+    );
+    assert_eq!(admin["tenantId"], "[subscription().tenantId]");
+    let pool_admin =
+        &conditional(&t, "Microsoft.Synapse/workspaces/administrators", "")["properties"];
+    assert_eq!(
+        admin["login"], pool_admin["login"],
+        "the same administrator"
+    );
+}
+
+#[test]
+fn the_database_is_serverless_general_purpose_with_auto_pause_and_the_free_offer_as_a_parameter() {
+    let t = template();
+    let database = conditional(&t, SQL_DATABASE, "sqlDatabaseName");
+    assert_eq!(database["apiVersion"], SQL_API);
+    assert_eq!(
+        database["sku"],
+        json!({"name": "GP_S_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 2})
+    );
+    let offer = &t["parameters"]["sqlDatabaseFreeOffer"];
+    assert_eq!(offer["defaultValue"], "AutoPause");
+    for (choice, free, behaviour) in [
+        ("AutoPause", true, Some("AutoPause")),
+        ("BillOverUsage", true, Some("BillOverUsage")),
+        ("None", false, None),
+    ] {
+        assert!(
+            offer["allowedValues"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(choice))
+        );
+        let deployment = Deployment::new(&t, sql_database(json!({"sqlDatabaseFreeOffer": choice})));
+        let properties = deployment.value(&database["properties"]).unwrap();
+        assert_eq!(properties["useFreeLimit"], free, "{choice}");
+        assert_eq!(
+            properties.get("freeLimitExhaustionBehavior"),
+            behaviour.map(|b| json!(b)).as_ref(),
+            "{choice}: only sent with the free offer"
+        );
+        assert_eq!(properties["minCapacity"], 0.5);
+        assert_eq!(
+            properties["autoPauseDelay"], 60,
+            "the default, the one the free offer takes"
+        );
+        assert_eq!(
+            properties["maxSizeBytes"],
+            32u64 << 30,
+            "the free offer's 32 GB"
+        );
+        assert_eq!(properties["requestedBackupStorageRedundancy"], "Local");
+    }
+}
+
+#[test]
+fn the_function_app_reaches_the_server_through_the_azure_services_rule() {
+    let t = template();
+    let rule = conditional(&t, SQL_FIREWALL, "AllowAllWindowsAzureIps");
+    assert_eq!(
+        rule["properties"],
+        json!({"startIpAddress": "0.0.0.0", "endIpAddress": "0.0.0.0"})
+    );
+    let client = conditional(&t, SQL_FIREWALL, "client");
+    assert!(
+        client["condition"]
+            .as_str()
+            .unwrap()
+            .contains("parameters('clientIpAddress')")
+    );
+    for r in [rule, client, conditional(&t, SQL_DATABASE, "")] {
+        assert_eq!(
+            r["dependsOn"],
+            json!(["[resourceId('Microsoft.Sql/servers', variables('sqlServerName'))]"]),
+            "{}",
+            name(r)
+        );
+    }
+}
