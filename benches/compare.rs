@@ -880,7 +880,7 @@ async fn synapse_live(handler: &Path, connection: &str, table: &mut Table) {
     const NAIVE_BATCHES: usize = 2;
     let init = Command::new(handler)
         .arg("init-warehouse")
-        .env("SYNAPSE_CONNECTION_STRING", connection)
+        .env("SQL_CONNECTION_STRING", connection)
         .stdout(Stdio::null())
         .status()
         .expect("init-warehouse runs");

@@ -21,9 +21,9 @@ fn serve(connection: &str, command_timeout: &str) -> tokio::process::Command {
     let mut command = handler();
     command
         .arg("serve")
-        .env("WAREHOUSE", "synapse")
-        .env("SYNAPSE_CONNECTION_STRING", connection)
-        .env("SYNAPSE_COMMAND_TIMEOUT", command_timeout)
+        .env("WAREHOUSE", "sql")
+        .env("SQL_CONNECTION_STRING", connection)
+        .env("SQL_COMMAND_TIMEOUT", command_timeout)
         .env("COINCAP_API_KEY", API_KEY);
     command
 }
@@ -76,6 +76,7 @@ async fn a_server_outage_during_a_local_run_loses_and_duplicates_nothing() {
         .args(["local", "--every", "2s", "--ticks", &TICKS.to_string()])
         .arg("--app-root")
         .arg(app_root())
+        // The names of earlier versions, which keep working.
         .env("WAREHOUSE", "synapse")
         .env("SYNAPSE_CONNECTION_STRING", &connection)
         .env("COINCAP_BASE_URL", &coincap.url)
@@ -163,7 +164,7 @@ async fn several_serve_processes_given_overlapping_batches_store_one_row_per_key
 
 /// The host redelivers a batch whose handler died. The dead handler's transaction may still be
 /// open on the server; the new handler's write waits for it behind the writer lock, but never
-/// longer than `SYNAPSE_COMMAND_TIMEOUT` (then it fails, transiently, and is redelivered).
+/// longer than `SQL_COMMAND_TIMEOUT` (then it fails, transiently, and is redelivered).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
 async fn a_handler_killed_mid_transaction_loses_nothing_and_the_redelivery_waits_at_most_the_command_timeout()
