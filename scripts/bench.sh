@@ -23,7 +23,7 @@ if [ -z "${COINCAP_TEST_MSSQL:-}" ]; then
   use_tsql_engine || engine=$?
   case $engine in
     0) ;;
-    1) echo "== the SQL writer is not measured (see the line above)" >&2 ;;
+    1) echo "== the SQL writer is not measured: COINCAP_TEST_MSSQL is unset and there is no engine at $TSQL_ENGINE_BIN/start" >&2 ;;
     *) exit 1 ;;
   esac
 fi

@@ -4,8 +4,8 @@
 # a clean clone was made from; TSQL_ENGINE_HOME overrides), starts it in a directory and on ports of
 # its own, stops and wipes it when the calling script exits, and exports COINCAP_TEST_MSSQL (its
 # connection string) and COINCAP_TEST_MSSQL_STOP / _START (the commands the outage test runs).
-# Returns 1, saying why in one line, when there is no engine; 2 when it is there but did not start.
-# Run from the repository root.
+# Returns 1 when there is no engine (TSQL_ENGINE_BIN then says where it was looked for), 2 when it
+# is there but did not start. Run from the repository root.
 
 use_tsql_engine() {
   local engine origin free_port
@@ -14,15 +14,12 @@ use_tsql_engine() {
   if [ ! -x "$engine/start" ] && [ -d "$origin" ]; then
     engine=$(cd "$origin" && pwd)/../shared/tsql-engine
   fi
-  if [ ! -x "$engine/start" ]; then
-    echo "no SQL Server-compatible engine: COINCAP_TEST_MSSQL is unset and there is no $engine/start" >&2
-    return 1
-  fi
+  TSQL_ENGINE_BIN=$engine
+  [ -x "$engine/start" ] || return 1
   free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
   TSQL_ENGINE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/coincap-engine.XXXXXX")
   TSQL_ENGINE_PORT=$(free_port)
   TSQL_ENGINE_PG_PORT=$(free_port)
-  TSQL_ENGINE_BIN=$engine
   export TSQL_ENGINE_DIR TSQL_ENGINE_PORT TSQL_ENGINE_PG_PORT
   trap '"$TSQL_ENGINE_BIN/stop" --wipe >/dev/null 2>&1; rm -rf "$TSQL_ENGINE_DIR"' EXIT
   echo "== start the SQL Server-compatible engine ($engine/start, TDS on 127.0.0.1:$TSQL_ENGINE_PORT)" >&2
