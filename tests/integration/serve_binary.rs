@@ -63,6 +63,11 @@ async fn serve_mode_defaults_to_synapse_and_a_missing_login_fails_the_batch_not_
     );
     let error = answer.body["error"].as_str().unwrap();
     assert!(error.contains("SYNAPSE_CONNECTION_STRING"), "{error}");
+    assert_eq!(
+        answer.body["fault"]["kind"], "permanent",
+        "the body says another attempt fails the same way: {}",
+        answer.body
+    );
     let stopped = handler.stop("-TERM").await;
     assert!(stopped.status.success());
     assert!(
@@ -108,6 +113,7 @@ async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_lo
         error.contains("transient") && error.contains(&format!("cannot reach 127.0.0.1:{closed}")),
         "{error}"
     );
+    assert_eq!(answer.body["fault"]["kind"], "transient", "{}", answer.body);
     let stopped = handler.stop("-TERM").await;
     let logs = format!("{}{}{}", stopped.stdout, stopped.stderr, answer.body);
     assert!(
