@@ -45,7 +45,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoinCapError {
-    #[error("CoinCap refused the API key (HTTP {status}): check the CoinCap API key")]
+    #[error("CoinCap refused the API key (HTTP {status})")]
     Unauthorized { status: u16 },
     #[error("CoinCap answered HTTP {status}: {body}")]
     Status {
@@ -77,11 +77,13 @@ pub enum CoinCapError {
 
 impl CoinCapError {
     /// The retry rule: rate limits, exhausted credits, server errors, timeouts and connection
-    /// failures may pass; a refused key or a malformed answer will not.
+    /// failures may pass; a refused key, a malformed answer, an unknown host name or a refused
+    /// certificate will not.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Status { status, .. } => is_transient_status(*status),
-            Self::Transport { .. } => true,
+            // Not a host name that does not resolve, nor a refused certificate.
+            Self::Transport { .. } => self.fault() == Fault::Transient,
             _ => false,
         }
     }
@@ -100,9 +102,9 @@ impl CoinCapError {
             }
             Self::Empty => Fault::permanent("check COINCAP_IDS: CoinCap knows none of these ids"),
             Self::Transport { message } => match name_resolution(message) {
-                Some(NameResolution::Unknown) => Fault::permanent(format!(
-                    "{BASE_URL}: its host name does not resolve"
-                )),
+                Some(NameResolution::Unknown) => {
+                    Fault::permanent(format!("{BASE_URL}: its host name does not resolve"))
+                }
                 _ if message.contains("certificate") => Fault::permanent(format!(
                     "{BASE_URL}: its TLS certificate was refused (is this machine's clock right? SSL_CERT_FILE names extra trusted roots)"
                 )),
@@ -374,7 +376,11 @@ mod tests {
             last: Box::new(CoinCapError::Unauthorized { status: 403 }),
         };
         assert!(gave_up.fault().is_permanent());
-        assert!(fix(CoinCapError::NotAnAssetList("an object".into())).unwrap().contains("COINCAP_BASE_URL"));
+        assert!(
+            fix(CoinCapError::NotAnAssetList("an object".into()))
+                .unwrap()
+                .contains("COINCAP_BASE_URL")
+        );
         let unknown = CoinCapError::Transport {
             message: "error sending request: client error (Connect): dns error: failed to lookup address information: Name or service not known".into(),
         };
@@ -397,7 +403,9 @@ mod tests {
                 message: "Connection refused (os error 111)".into(),
             },
             CoinCapError::Transport {
-                message: "failed to lookup address information: Temporary failure in name resolution".into(),
+                message:
+                    "failed to lookup address information: Temporary failure in name resolution"
+                        .into(),
             },
             CoinCapError::NotJson {
                 status: 200,

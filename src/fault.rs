@@ -92,7 +92,10 @@ mod tests {
     fn the_verdict_travels_in_the_body_and_its_absence_is_transient() {
         let fault = Fault::permanent("set COINCAP_API_KEY");
         let body = json!({"error": "x", "fault": fault.to_json()});
-        assert_eq!(body["fault"], json!({"kind": "permanent", "fix": "set COINCAP_API_KEY"}));
+        assert_eq!(
+            body["fault"],
+            json!({"kind": "permanent", "fix": "set COINCAP_API_KEY"})
+        );
         assert_eq!(Fault::of_body(&body), fault);
         assert_eq!(
             Fault::of_body(&json!({"fault": {"kind": "transient"}})),
@@ -115,7 +118,10 @@ mod tests {
         let offline = "failed to lookup address information: Temporary failure in name resolution";
         assert_eq!(name_resolution(offline), Some(NameResolution::Temporary));
         let musl_offline = "failed to lookup address information: Try again";
-        assert_eq!(name_resolution(musl_offline), Some(NameResolution::Temporary));
+        assert_eq!(
+            name_resolution(musl_offline),
+            Some(NameResolution::Temporary)
+        );
         assert_eq!(name_resolution("Connection refused (os error 111)"), None);
     }
 }

@@ -184,9 +184,9 @@ impl SecretError {
                 Some(NameResolution::Unknown) => {
                     Fault::permanent("check KEY_VAULT_URL: its host name does not resolve")
                 }
-                _ if reason.contains("certificate") => Fault::permanent(
-                    "check KEY_VAULT_URL: the vault's TLS certificate was refused",
-                ),
+                _ if reason.contains("certificate") => {
+                    Fault::permanent("check KEY_VAULT_URL: the vault's TLS certificate was refused")
+                }
                 _ => Fault::Transient,
             },
         }

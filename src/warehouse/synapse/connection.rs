@@ -80,11 +80,11 @@ impl ConnectError {
     }
 }
 
-/// A server's error as its message and number; any other as tiberius says it.
+/// A server's error as its message and number; any other as [`retry::message`] says it.
 fn describe(error: &tiberius::error::Error) -> String {
     match retry::sql_error_number(error) {
         Some(number) => format!("{} (SQL error {number})", retry::message(error)),
-        None => error.to_string(),
+        None => retry::message(error),
     }
 }
 
@@ -445,7 +445,11 @@ mod tests {
             tcp("failed to lookup address information: Temporary failure in name resolution")
                 .is_transient()
         );
-        assert!(ConnectError::Token("az login".into()).fault().is_permanent());
+        assert!(
+            ConnectError::Token("az login".into())
+                .fault()
+                .is_permanent()
+        );
     }
 
     #[test]

@@ -87,6 +87,11 @@ pub fn fault_of_number(number: u32) -> Fault {
 pub fn message(error: &Error) -> String {
     match error {
         Error::Server(token) => token.message().to_owned(),
+        // Without the advice on tiberius' own API that follows the reason.
+        Error::Tls(reason) => format!(
+            "the TLS handshake failed: {}",
+            reason.split(". To connect anyway").next().unwrap_or(reason)
+        ),
         other => other.to_string(),
     }
 }
@@ -172,9 +177,15 @@ mod tests {
         for code in [40613, 42109, 4060, 40501, 1205] {
             assert_eq!(fault_of_number(code), Fault::Transient, "{code}");
         }
+        assert_eq!(fault(&io(IoErrorKind::ConnectionRefused)), Fault::Transient);
+    }
+
+    #[test]
+    fn a_tls_failure_is_told_without_advice_on_tiberius_api() {
+        let error = Error::Tls("the server's certificate was rejected: UnknownIssuer. To connect anyway you can: (1) trust ...".into());
         assert_eq!(
-            fault(&io(IoErrorKind::ConnectionRefused)),
-            Fault::Transient
+            message(&error),
+            "the TLS handshake failed: the server's certificate was rejected: UnknownIssuer"
         );
     }
 
