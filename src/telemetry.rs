@@ -10,7 +10,19 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 /// WARN and ERROR to stderr, the rest to stdout; `RUST_LOG` filters (default `info`).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_quiet(&[]);
+}
+
+/// [`init`] with these log targets off whatever `RUST_LOG` says: the local runner prints its own
+/// line for each failed invocation, so the handler's line and tiberius' own error events (the
+/// same failure again) would repeat it.
+pub fn init_quiet(targets: &[&str]) {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    for target in targets {
+        if let Ok(directive) = format!("{target}=off").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let writer = std::io::stderr
         .with_max_level(Level::WARN)
         .or_else(std::io::stdout);

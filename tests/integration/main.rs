@@ -9,6 +9,7 @@ mod architecture;
 mod event_hub_sink;
 mod key_vault;
 mod local_runner;
+mod local_stops;
 mod monitoring;
 mod package;
 mod protocol;
