@@ -163,7 +163,12 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     // the host's readiness probe is answered at once.
     let coincap = Arc::clone(&state.coincap);
     tokio::task::spawn_blocking(move || coincap.warm_up());
-    server::run(listener, state, server::shutdown_signal()).await?;
+    // On SIGTERM (what the host sends) the invocations in flight finish, then it exits 0.
+    let shutdown = async {
+        server::shutdown_signal().await;
+        tracing::info!("Stopping: no new invocations; finishing those in flight.");
+    };
+    server::run(listener, state, shutdown).await?;
     tracing::info!("Custom handler stopped.");
     Ok(())
 }
