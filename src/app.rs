@@ -88,6 +88,14 @@ pub async fn rows_destination(
 /// Connections to the pool the settings name, for `init-warehouse`.
 pub fn synapse_manager(config: &Config) -> Result<TdsManager, BuildError> {
     let secrets = secrets::source(&config.secrets).map_err(BuildError::Secrets)?;
+    synapse_manager_with(config, secrets)
+}
+
+/// The same with a given secret source (`handler check` reads each secret once, through it).
+pub fn synapse_manager_with(
+    config: &Config,
+    secrets: Arc<dyn SecretSource>,
+) -> Result<TdsManager, BuildError> {
     Ok(TdsManager::new(
         config.synapse.clone(),
         secrets,

@@ -20,6 +20,7 @@
 //! - [`app`]: the one composition root: settings in, the shared handles out.
 //! - [`server`]: the axum router and the serve loop with graceful shutdown.
 //! - [`local`]: `handler local`, which plays the Functions host on one machine.
+//! - [`check`]: `handler check`, each dependency the settings name checked once, read only.
 //! - [`telemetry`]: process-level logging (stdout/stderr, as the host reads them).
 //! - [`fault`]: what a failure means to whoever would try again: transient, or permanent with
 //!   what to change (each layer classifies its own errors; the local runner stops on permanent).
@@ -27,6 +28,7 @@
 //! - [`text`]: log excerpts and the millisecond timestamp form (used by every layer).
 
 pub mod app;
+pub mod check;
 pub mod coincap;
 pub mod config;
 pub mod domain;

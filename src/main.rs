@@ -1,4 +1,5 @@
-//! `handler`: what host.json starts (`serve`, the default) and the local runner (`local`).
+//! `handler`: what host.json starts (`serve`, the default), the local runner (`local`), the
+//! configuration check (`check`) and the warehouse's preparation (`init-warehouse`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use coincap_stream::functions::FAILED_TARGET;
 use coincap_stream::server;
 use coincap_stream::warehouse::synapse::connection::ConnectError;
 use coincap_stream::warehouse::synapse::init;
-use coincap_stream::{local, telemetry};
+use coincap_stream::{check, local, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -31,9 +32,20 @@ enum Command {
     Serve,
     /// Run the whole pipeline on this machine, playing the Functions host (timer, hub, retries).
     Local(LocalArgs),
+    /// Check the configuration before the first tick: the settings, each secret (by name), the
+    /// CoinCap key and the warehouse, one line each; changes nothing. Exit 0 only when all pass.
+    Check(CheckArgs),
     /// Create the warehouse schema and tables (and the app identity's user and grants) in the
     /// Synapse dedicated SQL pool or SQL Server that WAREHOUSE=synapse settings point at.
     InitWarehouse(InitArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Read the settings with `serve`'s defaults (WAREHOUSE=synapse), as a deployed app does;
+    /// without it, with `local`'s (WAREHOUSE=sqlite:coincap.db).
+    #[arg(long)]
+    serve: bool,
 }
 
 #[derive(clap::Args)]
@@ -64,12 +76,12 @@ struct LocalArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // At a terminal each failure is said once: tiberius' own events repeat the error these
-    // commands print, and the local runner prints its own line for a failed invocation.
+    // At a terminal each failure is said once, by the command (see `init_for_terminal`); the
+    // local runner prints its own line for a failed invocation.
     match cli.command {
         None | Some(Command::Serve) => telemetry::init(),
-        Some(Command::Local(_)) => telemetry::init_quiet(&[FAILED_TARGET, "tiberius"]),
-        Some(_) => telemetry::init_quiet(&["tiberius"]),
+        Some(Command::Local(_)) => telemetry::init_for_terminal(&[FAILED_TARGET]),
+        Some(_) => telemetry::init_for_terminal(&[]),
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -85,6 +97,7 @@ fn main() -> ExitCode {
         Command::Serve => None,
         Command::Local(_) => Some("handler local cannot start"),
         Command::InitWarehouse(_) => Some("handler init-warehouse failed"),
+        Command::Check(_) => Some("handler check failed"),
     };
     let result = runtime.block_on(async {
         match command {
@@ -105,6 +118,14 @@ fn main() -> ExitCode {
                 })
             }
             Command::InitWarehouse(args) => init_warehouse(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Check(args) => {
+                let mode = if args.serve { Mode::Serve } else { Mode::Local };
+                Ok(if check::run(mode).await.all_passed() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            }
         }
     });
     // Whatever an abandoned invocation still waits for, the process ends now.

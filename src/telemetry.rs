@@ -10,16 +10,26 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 /// WARN and ERROR to stderr, the rest to stdout; `RUST_LOG` filters (default `info`).
 pub fn init() {
-    init_quiet(&[]);
+    init_with(&[]);
 }
 
-/// [`init`] with these log targets off whatever `RUST_LOG` says: the local runner prints its own
-/// line for each failed invocation, so the handler's line and tiberius' own error events (the
-/// same failure again) would repeat it.
-pub fn init_quiet(targets: &[&str]) {
+/// [`init`] for a command a person runs at a terminal (`local`, `check`, `init-warehouse`), which
+/// says each failure once, in its own words: tiberius' error events and the Azure SDK's notes
+/// (which credential it picked) are off whatever `RUST_LOG` says, and so are `off`'s targets.
+pub fn init_for_terminal(off: &[&str]) {
+    let mut directives = vec![
+        "tiberius=off".to_owned(),
+        "azure_identity=warn".to_owned(),
+        "azure_core=warn".to_owned(),
+    ];
+    directives.extend(off.iter().map(|target| format!("{target}=off")));
+    init_with(&directives);
+}
+
+fn init_with(directives: &[String]) {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    for target in targets {
-        if let Ok(directive) = format!("{target}=off").parse() {
+    for directive in directives {
+        if let Ok(directive) = directive.parse() {
             filter = filter.add_directive(directive);
         }
     }

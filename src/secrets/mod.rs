@@ -65,6 +65,14 @@ pub enum SecretName {
 impl SecretName {
     pub const ALL: [SecretName; 2] = [Self::CoinCapApiKey, Self::SynapseConnectionString];
 
+    /// What the secret is, for sentences.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CoinCapApiKey => "CoinCap API key",
+            Self::SynapseConnectionString => "warehouse's connection string",
+        }
+    }
+
     /// The environment variable read when secrets come from the environment.
     pub fn env_var(self) -> &'static str {
         match self {
@@ -138,7 +146,7 @@ impl VaultNames {
 /// value: these messages go to logs and to the host in error bodies.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SecretError {
-    #[error("secret {name:?} is not set: set the environment variable {var}")]
+    #[error("{var} is not set: set it to the {}", name.describe())]
     NotInEnvironment { name: SecretName, var: &'static str },
     #[error(
         "secret \"{secret}\" does not exist in Key Vault {vault}: create it (az keyvault secret set --vault-name <vault> --name {secret} --value ...) or set {setting} to its name"
@@ -275,7 +283,7 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "secret CoinCapApiKey is not set: set the environment variable COINCAP_API_KEY"
+            "COINCAP_API_KEY is not set: set it to the CoinCap API key"
         );
     }
 

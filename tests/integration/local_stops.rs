@@ -104,7 +104,8 @@ async fn an_unknown_warehouse_host_stops_the_run_at_once_naming_the_setting_to_f
     let host = unresolvable_host();
     let mut command = local(&app_root(), &coincap.url, API_KEY);
     into_synapse_at(&mut command, &format!("{host},1433"));
-    command.args(["--every", "200ms"]);
+    // The next tick would be in an hour: the run must end by itself.
+    command.args(["--every", "1h"]);
 
     let stopped = Spawned::start(command)
         .finish(Duration::from_secs(30))

@@ -6,6 +6,7 @@ mod common;
 mod elf;
 
 mod architecture;
+mod check;
 mod event_hub_sink;
 mod key_vault;
 mod local_runner;
