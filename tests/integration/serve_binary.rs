@@ -75,7 +75,7 @@ async fn serve_mode_defaults_to_synapse_and_a_missing_login_fails_the_batch_not_
     assert!(
         stopped
             .stdout
-            .contains("warehouse=synapse (connection string secret)"),
+            .contains("warehouse=synapse (SQL login from the connection string)"),
         "{}",
         stopped.stdout
     );

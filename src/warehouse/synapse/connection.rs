@@ -232,7 +232,9 @@ impl TdsManager {
             SynapseLogin::Entra { server, database } => {
                 format!("synapse:{server}/{database} (Entra)")
             }
-            SynapseLogin::ConnectionString => "synapse (connection string secret)".into(),
+            SynapseLogin::ConnectionString => {
+                "synapse (SQL login from the connection string)".into()
+            }
         }
     }
 
