@@ -148,6 +148,60 @@ async fn an_unknown_warehouse_host_stops_the_run_at_once_naming_the_setting_to_f
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_refused_tls_certificate_stops_the_run_at_once_and_check_names_it_too() {
+    // CoinCap over HTTPS with a certificate from a CA this machine does not trust (no
+    // SSL_CERT_FILE): every attempt would be refused the same way.
+    let ca = crate::common::tls::TestCa::new();
+    let page = page(1_747_000_000_000, &realistic_assets());
+    let coincap = CoinCap::start_https(&ca, vec![], crate::common::coincap::Reply::ok(page)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    let mut command = local(&app_root(), &coincap.url, API_KEY);
+    command
+        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+        .args(["--every", "200ms"]);
+
+    let stopped = Spawned::start(command)
+        .finish(Duration::from_secs(30))
+        .await;
+
+    assert!(!stopped.status.success(), "{}", stopped.stdout);
+    let tick = stopped
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("tick   1 |"))
+        .unwrap_or_else(|| panic!("{}", stopped.stdout));
+    assert!(
+        tick.starts_with("tick   1 | TimerFetch failed permanently, stopping at once: CoinCap request failed: ")
+            && tick.contains("certificate")
+            && tick.ends_with(". Fix: check COINCAP_BASE_URL (CoinCap v3 is https://rest.coincap.io/v3): its TLS certificate was refused (is this machine's clock right? SSL_CERT_FILE names extra trusted roots)"),
+        "{tick}"
+    );
+    assert!(
+        !tick.contains("gave up after"),
+        "a refused certificate is not retried: {tick}"
+    );
+
+    let output = handler()
+        .arg("check")
+        .env("COINCAP_BASE_URL", &coincap.url)
+        .env("COINCAP_API_KEY", API_KEY)
+        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success());
+    assert!(
+        stdout.contains(&format!(
+            "FAIL  CoinCap {}: CoinCap request failed: ",
+            coincap.url
+        )) && stdout.contains("its TLS certificate was refused"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_refused_connection_is_retried_one_line_each_and_sigterm_ends_it_at_the_drain_deadline() {
     let coincap = coincap().await;
     let (_closed, port) = closed_port();
