@@ -52,9 +52,8 @@ pub fn is_transient_number(number: u32) -> bool {
     TRANSIENT_SQL_ERRORS.contains(&number)
 }
 
-/// What another attempt would meet. Transient as [`is_transient`] says, except that a refused
-/// login, a missing database or table, a refused certificate and a paused Synapse pool name their
-/// fix. Error 4060 ("cannot open database") is transient here (Azure SQL answers it during a
+/// What another attempt would meet. Transient as [`is_transient`] says; of the permanent ones, a
+/// refused login, a missing database or table and a refused certificate name their fix. Error 4060 ("cannot open database") is transient here (Azure SQL answers it during a
 /// failover; Microsoft lists it among the transient errors); one met before this process ever
 /// reached the database is judged by the caller ([`super::connection::TdsManager`]).
 pub fn fault(error: &Error) -> Fault {
@@ -75,9 +74,6 @@ pub fn fault_of_number(number: u32) -> Fault {
         911 => Fault::permanent(DATABASE_FIX),
         // "Invalid object name": a table the writer needs is missing.
         208 => Fault::permanent(TABLES_FIX),
-        42108 => Fault::permanent(
-            "resume the Synapse SQL pool (az synapse sql pool resume --name <pool> --workspace-name <workspace> -g <resource group>)",
-        ),
         _ => Fault::SELF_EXPLAINED,
     }
 }
@@ -165,7 +161,6 @@ mod tests {
             fault(&Error::Tls("unknown issuer".into())).fix(),
             Some(TLS_FIX)
         );
-        assert!(fault_of_number(42108).fix().unwrap().contains("resume"));
         assert_eq!(fault_of_number(8152), Fault::SELF_EXPLAINED);
         assert_eq!(fault(&Error::Protocol("bad".into())), Fault::SELF_EXPLAINED);
     }
