@@ -7,7 +7,7 @@ use crate::coincap::CoinCapClient;
 use crate::config::Config;
 use crate::secrets::{self, SecretError, SecretSource, TokenSource};
 use crate::warehouse::synapse::SynapseLogin;
-use crate::warehouse::synapse::connection::TdsManager;
+use crate::warehouse::synapse::connection::{ConnectError, TdsManager};
 use crate::warehouse::{SqliteWarehouse, SynapseWarehouse, Warehouse, WarehouseConfig};
 
 /// What every invocation shares: cheap to clone, each I/O edge behind a handle.
@@ -29,6 +29,8 @@ pub enum BuildError {
     HttpClient(#[from] reqwest::Error),
     #[error("warehouse: {0}")]
     Warehouse(#[from] crate::warehouse::WarehouseError),
+    #[error("{0}")]
+    Connection(#[from] ConnectError),
 }
 
 impl AppState {
@@ -65,9 +67,33 @@ fn warehouse(
     })
 }
 
+/// Where rows go, for sentences: `the SQLite file coincap.db`, or `database coincap on
+/// myws.sql.azuresynapse.net:1433 (login from SQL_CONNECTION_STRING)`. Reads the connection
+/// string (from `secrets`, never shown) for its host and database, so a missing one is named here.
+pub async fn rows_destination(
+    config: &Config,
+    secrets: &Arc<dyn SecretSource>,
+) -> Result<String, BuildError> {
+    Ok(match &config.warehouse {
+        WarehouseConfig::Sqlite(path) => format!("the SQLite file {}", path.display()),
+        WarehouseConfig::Sql => TdsManager::new(config.synapse.clone(), Arc::clone(secrets), None)
+            .target()
+            .await?
+            .to_string(),
+    })
+}
+
 /// Connections to the SQL database the settings name, for `init-warehouse`.
 pub fn synapse_manager(config: &Config) -> Result<TdsManager, BuildError> {
     let secrets = secrets::source(&config.secrets).map_err(BuildError::Secrets)?;
+    synapse_manager_with(config, secrets)
+}
+
+/// The same with a given secret source (`handler check` reads each secret once, through it).
+pub fn synapse_manager_with(
+    config: &Config,
+    secrets: Arc<dyn SecretSource>,
+) -> Result<TdsManager, BuildError> {
     Ok(TdsManager::new(
         config.synapse.clone(),
         secrets,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
+use crate::fault::{Fault, NameResolution, name_resolution};
 use crate::secrets::Secret;
 use crate::spare::Spare;
 
@@ -44,7 +45,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoinCapError {
-    #[error("CoinCap refused the API key (HTTP {status}): check the CoinCap API key")]
+    #[error("CoinCap refused the API key (HTTP {status})")]
     Unauthorized { status: u16 },
     #[error("CoinCap answered HTTP {status}: {body}")]
     Status {
@@ -76,12 +77,41 @@ pub enum CoinCapError {
 
 impl CoinCapError {
     /// The retry rule: rate limits, exhausted credits, server errors, timeouts and connection
-    /// failures may pass; a refused key or a malformed answer will not.
+    /// failures may pass; a refused key, a malformed answer, an unknown host name or a refused
+    /// certificate will not.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Status { status, .. } => is_transient_status(*status),
-            Self::Transport { .. } => true,
+            // Not a host name that does not resolve, nor a refused certificate.
+            Self::Transport { .. } => self.fault() == Fault::Transient,
             _ => false,
+        }
+    }
+
+    /// What another fetch would meet: a refused key, a base URL that is no CoinCap v3, ids CoinCap
+    /// does not know, a host name that does not resolve or a refused certificate stay as they are
+    /// until a setting changes; anything else may pass next time (the next tick tries again).
+    pub fn fault(&self) -> Fault {
+        const BASE_URL: &str = "check COINCAP_BASE_URL (CoinCap v3 is https://rest.coincap.io/v3)";
+        match self {
+            Self::Unauthorized { .. } => Fault::permanent(
+                "set COINCAP_API_KEY to a key CoinCap accepts (with KEY_VAULT_URL: the vault's secret named by COINCAP_API_KEY_SECRET); keys are at https://pro.coincap.io/dashboard",
+            ),
+            Self::Status { status: 404, .. } | Self::NotAnAssetList(_) => {
+                Fault::permanent(BASE_URL)
+            }
+            Self::Empty => Fault::permanent("check COINCAP_IDS: CoinCap knows none of these ids"),
+            Self::Transport { message } => match name_resolution(message) {
+                Some(NameResolution::Unknown) => {
+                    Fault::permanent(format!("{BASE_URL}: its host name does not resolve"))
+                }
+                _ if message.contains("certificate") => Fault::permanent(format!(
+                    "{BASE_URL}: its TLS certificate was refused (is this machine's clock right? SSL_CERT_FILE names extra trusted roots)"
+                )),
+                _ => Fault::Transient,
+            },
+            Self::GaveUp { last, .. } => last.fault(),
+            _ => Fault::Transient,
         }
     }
 
@@ -333,6 +363,57 @@ mod tests {
             }
             .is_transient()
         );
+    }
+
+    #[test]
+    fn a_refused_key_a_wrong_url_or_an_unknown_host_is_permanent_with_its_fix() {
+        let fix = |error: CoinCapError| error.fault().fix().map(str::to_owned);
+        let key = fix(CoinCapError::Unauthorized { status: 401 }).unwrap();
+        assert!(key.contains("COINCAP_API_KEY"), "{key}");
+        let gave_up = CoinCapError::GaveUp {
+            attempts: 2,
+            elapsed_ms: 5,
+            last: Box::new(CoinCapError::Unauthorized { status: 403 }),
+        };
+        assert!(gave_up.fault().is_permanent());
+        assert!(
+            fix(CoinCapError::NotAnAssetList("an object".into()))
+                .unwrap()
+                .contains("COINCAP_BASE_URL")
+        );
+        let unknown = CoinCapError::Transport {
+            message: "error sending request: client error (Connect): dns error: failed to lookup address information: Name or service not known".into(),
+        };
+        assert!(fix(unknown).unwrap().contains("does not resolve"));
+        let certificate = CoinCapError::Transport {
+            message: "client error (Connect): invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert!(fix(certificate).unwrap().contains("certificate"));
+    }
+
+    #[test]
+    fn rate_limits_outages_and_lost_connections_are_transient() {
+        for error in [
+            CoinCapError::Status {
+                status: 429,
+                body: String::new(),
+                retry_after: None,
+            },
+            CoinCapError::Transport {
+                message: "Connection refused (os error 111)".into(),
+            },
+            CoinCapError::Transport {
+                message:
+                    "failed to lookup address information: Temporary failure in name resolution"
+                        .into(),
+            },
+            CoinCapError::NotJson {
+                status: 200,
+                excerpt: "<html>".into(),
+            },
+        ] {
+            assert_eq!(error.fault(), Fault::Transient, "{error}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! coincap-stream: an Azure Functions custom handler that streams CoinCap v3 asset statistics
 //! through Event Hubs into a warehouse table.
 //!
-//! Map of the crate; each module uses only modules above it and the two leaves at the end,
+//! Map of the crate; each module uses only modules above it and the leaves at the end, `fault`,
 //! `spare` and `text` (a test keeps the graph acyclic):
 //! - [`secrets`]: where secrets come from (Key Vault through the managed identity, cached; or the
 //!   environment), the redacting [`secrets::Secret`] type and Entra tokens.
@@ -21,14 +21,19 @@
 //! - [`app`]: the one composition root: settings in, the shared handles out.
 //! - [`server`]: the axum router and the serve loop with graceful shutdown.
 //! - [`local`]: `handler local`, which plays the Functions host on one machine.
+//! - [`check`]: `handler check`, each dependency the settings name checked once, read only.
 //! - [`telemetry`]: process-level logging (stdout/stderr, as the host reads them).
+//! - [`fault`]: what a failure means to whoever would try again: transient, or permanent with
+//!   what to change (each layer classifies its own errors; the local runner stops on permanent).
 //! - [`spare`]: buffers kept from one invocation for the next (no page faults on ~1 MB each).
 //! - [`text`]: log excerpts and the millisecond timestamp form (used by every layer).
 
 pub mod app;
+pub mod check;
 pub mod coincap;
 pub mod config;
 pub mod domain;
+pub mod fault;
 pub mod functions;
 pub mod host;
 pub mod local;

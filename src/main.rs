@@ -1,4 +1,5 @@
-//! `handler`: what host.json starts (`serve`, the default) and the local runner (`local`).
+//! `handler`: what host.json starts (`serve`, the default), the local runner (`local`), the
+//! configuration check (`check`) and the warehouse's preparation (`init-warehouse`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -9,9 +10,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use coincap_stream::app::{self, AppState};
 use coincap_stream::config::{Config, Mode};
+use coincap_stream::functions::FAILED_TARGET;
 use coincap_stream::server;
+use coincap_stream::warehouse::synapse::connection::ConnectError;
 use coincap_stream::warehouse::synapse::init;
-use coincap_stream::{local, telemetry};
+use coincap_stream::{check, local, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -29,10 +32,21 @@ enum Command {
     Serve,
     /// Run the whole pipeline on this machine, playing the Functions host (timer, hub, retries).
     Local(LocalArgs),
+    /// Check the configuration before the first tick: the settings, each secret (by name), the
+    /// CoinCap key and the warehouse, one line each; changes nothing. Exit 0 only when all pass.
+    Check(CheckArgs),
     /// Create the warehouse schema and tables (and the app identity's user and grants) in the
     /// SQL database the SQL_* settings point at (Azure SQL Database, a Synapse dedicated SQL pool
     /// or SQL Server).
     InitWarehouse(InitArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Read the settings with `serve`'s defaults (WAREHOUSE=synapse), as a deployed app does;
+    /// without it, with `local`'s (WAREHOUSE=sqlite:coincap.db).
+    #[arg(long)]
+    serve: bool,
 }
 
 #[derive(clap::Args)]
@@ -54,11 +68,22 @@ struct LocalArgs {
     /// The Functions app root holding host.json and the function folders.
     #[arg(long, default_value = ".")]
     app_root: PathBuf,
+    /// After Ctrl-C or SIGTERM, how long what was fetched may take to be written before it is
+    /// abandoned (counted as not written); a second signal abandons it at once. The default stays
+    /// under the 30 s Kubernetes waits between SIGTERM and SIGKILL, so the summary is printed.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
+    drain_timeout: Duration,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
+    // At a terminal each failure is said once, by the command (see `init_for_terminal`); the
+    // local runner prints its own line for a failed invocation.
+    match cli.command {
+        None | Some(Command::Serve) => telemetry::init(),
+        Some(Command::Local(_)) => telemetry::init_for_terminal(&[FAILED_TARGET]),
+        Some(_) => telemetry::init_for_terminal(&[]),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -66,24 +91,53 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let command = cli.command.unwrap_or(Command::Serve);
+    // What a person at a terminal reads when the command cannot do its job; `serve` logs it for
+    // the host instead.
+    let failed = match &command {
+        Command::Serve => None,
+        Command::Local(_) => Some("handler local cannot start"),
+        Command::InitWarehouse(_) => Some("handler init-warehouse failed"),
+        Command::Check(_) => Some("handler check failed"),
+    };
     let result = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve().await,
+        match command {
+            Command::Serve => serve().await.map(|()| ExitCode::SUCCESS),
             Command::Local(args) => {
                 let options = local::Options {
                     every: args.every,
                     ticks: args.ticks,
                     app_root: args.app_root,
+                    drain_timeout: args.drain_timeout,
                 };
-                local::run(Config::from_env(Mode::Local)?, options).await?;
-                Ok(())
+                let config = Config::from_env(Mode::Local)?;
+                let summary = local::run(config, options).await?;
+                Ok(if summary.succeeded() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
             }
-            Command::InitWarehouse(args) => init_warehouse(args).await,
+            Command::InitWarehouse(args) => init_warehouse(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Check(args) => {
+                let mode = if args.serve { Mode::Serve } else { Mode::Local };
+                Ok(if check::run(mode).await.all_passed() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            }
         }
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+    // Whatever an abandoned invocation still waits for, the process ends now.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match (result, failed) {
+        (Ok(code), _) => code,
+        (Err(error), Some(failed)) => {
+            eprintln!("{failed}: {error}");
+            ExitCode::FAILURE
+        }
+        (Err(error), None) => {
             tracing::error!("{error}");
             ExitCode::FAILURE
         }
@@ -93,8 +147,16 @@ fn main() -> ExitCode {
 async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env(Mode::Serve)?;
     let manager = app::synapse_manager(&config)?;
-    println!("Preparing {}.", manager.describe());
-    for step in init::init_warehouse(&manager, args.app_identity.as_deref()).await? {
+    let explained = |error: ConnectError| match error.fault().fix() {
+        Some(fix) => format!("{error}. Fix: {fix}"),
+        None => error.to_string(),
+    };
+    let target = manager.target().await.map_err(explained)?;
+    println!("Preparing {target}.");
+    let steps = init::init_warehouse(&manager, args.app_identity.as_deref())
+        .await
+        .map_err(explained)?;
+    for step in steps {
         println!("{step}");
     }
     Ok(())
@@ -123,7 +185,12 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     // the host's readiness probe is answered at once.
     let coincap = Arc::clone(&state.coincap);
     tokio::task::spawn_blocking(move || coincap.warm_up());
-    server::run(listener, state, server::shutdown_signal()).await?;
+    // On SIGTERM (what the host sends) the invocations in flight finish, then it exits 0.
+    let shutdown = async {
+        server::shutdown_signal().await;
+        tracing::info!("Stopping: no new invocations; finishing those in flight.");
+    };
+    server::run(listener, state, shutdown).await?;
     tracing::info!("Custom handler stopped.");
     Ok(())
 }

@@ -17,10 +17,14 @@ pub use event_hub_sink::event_hub_sink;
 pub use timer_fetch::{ANSWERS as TIMER_FETCH_ANSWERS, TimerFetch, timer_fetch};
 
 use crate::coincap::CoinCapError;
+use crate::fault::Fault;
 use crate::host::{EnvelopeError, InvocationResponse};
 use crate::secrets::SecretError;
 use crate::warehouse::WarehouseError;
 use counters::{Counters, FINISHED};
+
+/// The log target of a failed invocation's closing line.
+pub const FAILED_TARGET: &str = "coincap_stream::invocation_failed";
 
 /// Folder names of the functions (the routes the host posts to) and their binding names.
 pub const TIMER_FETCH: &str = "TimerFetch";
@@ -41,6 +45,17 @@ pub enum FunctionError {
 }
 
 impl FunctionError {
+    /// Whether another attempt may succeed, as the layer that failed judges it. A malformed
+    /// invocation is the caller's bug: the same payload fails the same way.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::Envelope(_) => Fault::SELF_EXPLAINED,
+            Self::Secret(error) => error.fault(),
+            Self::CoinCap(error) => error.fault(),
+            Self::Warehouse(error) => error.fault(),
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::Envelope(_) => StatusCode::BAD_REQUEST,
@@ -95,8 +110,10 @@ impl Invocation {
     }
 
     /// A failed invocation: the closing line goes to stderr (the host logs it at Error level; the
-    /// Logs and body of a non-2xx answer are discarded) and into a JSON body for anyone else calling.
+    /// Logs and body of a non-2xx answer are discarded) and into a JSON body for anyone else
+    /// calling, with the verdict ([`Fault`]): the local runner stops at once on a permanent one.
     pub fn fail(mut self, error: FunctionError) -> Failure {
+        let fault = error.fault();
         let mut line = format!("Invocation failed. function={}", self.function);
         if let FunctionError::CoinCap(coincap) = &error {
             let status = coincap
@@ -108,15 +125,25 @@ impl Invocation {
                 coincap.retries()
             );
         }
-        let _ = write!(line, " elapsed_ms={} error=\"{error}\"", self.elapsed_ms());
+        let _ = write!(line, " elapsed_ms={}", self.elapsed_ms());
+        match &fault {
+            Fault::Transient => line.push_str(" fault=transient"),
+            Fault::Permanent { fix: None } => line.push_str(" fault=permanent"),
+            Fault::Permanent { fix: Some(fix) } => {
+                let _ = write!(line, " fault=permanent fix=\"{fix}\"");
+            }
+        }
+        let _ = write!(line, " error=\"{error}\"");
         // The host discards the Logs of a failed invocation: stderr carries the same line, with the
-        // same keys, so the monitoring queries read failures like any other invocation.
-        tracing::error!(invocation_id = %self.id, "{line}");
+        // same keys, so the monitoring queries read failures like any other invocation. (The
+        // local runner prints its own line for a failure, so it turns this target off.)
+        tracing::error!(target: FAILED_TARGET, invocation_id = %self.id, "{line}");
         self.logs.push(line);
         Failure {
             status: error.status(),
             body: json!({
                 "error": error.to_string(),
+                Fault::KEY: fault.to_json(),
                 "function": self.function,
                 "invocationId": self.id,
                 "Logs": self.logs,

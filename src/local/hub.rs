@@ -8,7 +8,7 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::app_files::RetryPolicy;
-use super::invoke::HostClient;
+use super::invoke::{Failed, HostClient};
 use super::progress::{SinkCounts, Summary, TickLine, counters};
 use super::stop::Stop;
 use crate::functions::EVENT_HUB_SINK;
@@ -55,7 +55,7 @@ pub enum HubMessage {
     },
     TickFailed {
         tick: u64,
-        error: String,
+        failed: Failed,
     },
 }
 
@@ -99,8 +99,14 @@ pub async fn sink_worker(
                 println!("{line}");
                 summary.add(&line);
             }
-            HubMessage::TickFailed { tick, error } => {
-                println!("tick {tick:>3} | TimerFetch failed: {error}");
+            HubMessage::TickFailed { tick, failed } => {
+                if failed.fault.is_permanent() {
+                    println!(
+                        "tick {tick:>3} | TimerFetch failed permanently, stopping at once: {failed}"
+                    );
+                } else {
+                    println!("tick {tick:>3} | TimerFetch failed: {failed}");
+                }
                 summary.failed_ticks += 1;
             }
         }
@@ -108,6 +114,9 @@ pub async fn sink_worker(
     summary
 }
 
+/// One batch, with the function's retry policy, until it is written, the policy gives up, the
+/// run is abandoned (at once, even mid-invocation) or a failure another attempt would repeat
+/// stops the run.
 async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkCounts {
     let source = PartitionSource {
         namespace: &target.namespace,
@@ -117,13 +126,14 @@ async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkC
     };
     let lost = events.len() as u64;
     let mut retries: u32 = 0;
+    let unwritten = |retries: u32| SinkCounts {
+        unwritten: lost,
+        retries: retries.into(),
+        ..Default::default()
+    };
     loop {
         if stop.abandoned() {
-            return SinkCounts {
-                unwritten: lost,
-                retries: retries.into(),
-                ..Default::default()
-            };
+            return unwritten(retries);
         }
         let retry = target.retry.map(|policy| RetryState {
             retry_count: retries,
@@ -137,7 +147,11 @@ async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkC
             Utc::now(),
             retry,
         );
-        match target.host.invoke(EVENT_HUB_SINK, &body).await {
+        let answer = tokio::select! {
+            answer = target.host.invoke(EVENT_HUB_SINK, &body) => answer,
+            () = stop.abandoned_now() => return unwritten(retries),
+        };
+        let failed = match answer {
             Ok(response) => {
                 let counters: EventHubSinkCounters = counters(&response);
                 return SinkCounts {
@@ -148,33 +162,34 @@ async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkC
                     ..Default::default()
                 };
             }
-            Err(error) => {
-                let Some(policy) = target.retry.filter(|policy| policy.allows(retries)) else {
-                    eprintln!(
-                        "EventHubSink failed and its retry policy is exhausted: the host would checkpoint past these {lost} events. error: {error}"
-                    );
-                    return SinkCounts {
-                        dropped: lost,
-                        retries: retries.into(),
-                        ..Default::default()
-                    };
-                };
-                let delay = policy.delay(retries);
-                eprintln!(
-                    "EventHubSink failed (retry {} in {} ms, as the retry policy says): {error}",
-                    retries + 1,
-                    delay.as_millis()
-                );
-                if !stop.sleep_unless_abandoned(delay).await {
-                    return SinkCounts {
-                        unwritten: lost,
-                        retries: retries.into(),
-                        ..Default::default()
-                    };
-                }
-                retries += 1;
-            }
+            Err(failed) => failed,
+        };
+        if failed.fault.is_permanent() {
+            eprintln!("EventHubSink failed permanently, stopping at once: {failed}");
+            stop.mark_permanent();
+            stop.abandon();
+            return unwritten(retries);
         }
+        let Some(policy) = target.retry.filter(|policy| policy.allows(retries)) else {
+            eprintln!(
+                "EventHubSink failed and its retry policy is exhausted: the host would checkpoint past these {lost} events. error: {failed}"
+            );
+            return SinkCounts {
+                dropped: lost,
+                retries: retries.into(),
+                ..Default::default()
+            };
+        };
+        let delay = policy.delay(retries);
+        eprintln!(
+            "EventHubSink failed (retry {} in {}, as EventHubSink/function.json's retry policy says): {failed}",
+            retries + 1,
+            humantime::format_duration(delay)
+        );
+        if !stop.sleep_unless_abandoned(delay).await {
+            return unwritten(retries);
+        }
+        retries += 1;
     }
 }
 

@@ -1,10 +1,12 @@
 //! Calls the handler over real HTTP the way the host does: `POST /<FunctionName>` with the
 //! invocation id header and the JSON envelope.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::fault::Fault;
 use crate::host::INVOCATION_ID_HEADER;
 
 #[derive(Clone)]
@@ -22,8 +24,13 @@ impl HostClient {
         Ok(Self { http, base_url })
     }
 
-    /// One invocation; a non-2xx answer (a failed invocation) is an error carrying its reason.
-    pub async fn invoke(&self, function: &str, body: &Value) -> Result<Value, String> {
+    /// One invocation; a non-2xx answer (a failed invocation) is an error carrying its reason and
+    /// the handler's verdict on another attempt.
+    pub async fn invoke(&self, function: &str, body: &Value) -> Result<Value, Failed> {
+        let transient = |error: String| Failed {
+            error,
+            fault: Fault::Transient,
+        };
         let response = self
             .http
             .post(format!("{}/{function}", self.base_url))
@@ -32,21 +39,42 @@ impl HostClient {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| format!("{function} could not be invoked: {e}"))?;
+            .map_err(|e| transient(format!("{function} could not be invoked: {e}")))?;
         let status = response.status();
         let text = response
             .text()
             .await
-            .map_err(|e| format!("{function} answer was cut: {e}"))?;
+            .map_err(|e| transient(format!("{function} answer was cut: {e}")))?;
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status.is_success() {
             Ok(answer)
         } else {
-            let reason = answer["error"]
-                .as_str()
-                .map_or_else(|| answer.to_string(), str::to_owned);
-            Err(format!("HTTP {}: {reason}", status.as_u16()))
+            Err(Failed {
+                error: answer["error"].as_str().map_or_else(
+                    || format!("HTTP {}: {answer}", status.as_u16()),
+                    str::to_owned,
+                ),
+                fault: Fault::of_body(&answer),
+            })
         }
+    }
+}
+
+/// A failed invocation, as the runner sees it: the handler's reason and its verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failed {
+    pub error: String,
+    pub fault: Fault,
+}
+
+impl fmt::Display for Failed {
+    /// The reason, then what to change when the handler said: `<error>. Fix: <fix>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.error)?;
+        if let Some(fix) = self.fault.fix() {
+            write!(f, ". Fix: {fix}")?;
+        }
+        Ok(())
     }
 }
 

@@ -3,7 +3,10 @@
 //! It reads host.json and both function.json files, starts the handler's HTTP server in-process
 //! on a free port and talks to it over real HTTP with the host's exact payloads: TimerFetch on the
 //! schedule, its `Outputs.events` through an in-process hub, EventHubSink in batches of
-//! `maxEventBatchSize`, the function.json retry policy on failures. Ctrl-C drains first.
+//! `maxEventBatchSize`, the function.json retry policy on transient failures. A failure another
+//! attempt would repeat stops it at once ([`crate::fault`]); Ctrl-C and SIGTERM drain what was
+//! fetched, within a deadline ([`stop`]). The summary's verdict says whether everything fetched
+//! was written, and the exit code follows it ([`Summary::succeeded`]).
 
 mod app_files;
 mod hub;
@@ -23,15 +26,16 @@ pub use app_files::{AppFiles, RetryPolicy, RetryStrategy, parse_timespan};
 pub use progress::Summary;
 pub use schedule::Schedule;
 
-use crate::app::AppState;
+use crate::app::{self, AppState};
 use crate::config::Config;
+use crate::fault::Fault;
 use crate::functions::TIMER_FETCH;
 use crate::functions::counters::TimerFetchCounters;
 use crate::host::timer;
 use crate::secrets::{self, SecretName};
 use crate::server;
 use hub::{HubMessage, Partition, SinkTarget};
-use invoke::{HostClient, output_events};
+use invoke::{Failed, HostClient, output_events};
 use stop::Stop;
 
 /// Where to get a CoinCap key, for the error a new user sees first.
@@ -40,6 +44,10 @@ const GET_A_KEY: &str = "get a free API key at https://pro.coincap.io/dashboard,
 /// The longest the runner waits for one invocation (the host's functionTimeout plays this part).
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How long the in-process handler gets to finish once the run is over (an invocation abandoned
+/// at the stop may still be waiting on the warehouse; the process ends anyway).
+const HANDLER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Overrides the schedule with a fixed interval.
@@ -47,44 +55,48 @@ pub struct Options {
     /// Stops after this many ticks, once everything they fetched is written.
     pub ticks: Option<u64>,
     pub app_root: PathBuf,
+    /// After Ctrl-C or SIGTERM, how long what was fetched may take to be written.
+    pub drain_timeout: Duration,
 }
 
+/// Why the run could not start (a run that started ends with a [`Summary`]).
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     #[error("{}: {reason}", path.display())]
     AppFile { path: PathBuf, reason: String },
     #[error("{0}")]
     Setup(String),
-    #[error(
-        "stopped with {0} fetched events not written (abandoned or dropped by the retry policy)"
-    )]
-    Unwritten(u64),
 }
 
 fn setup(context: &str) -> impl Fn(&dyn std::fmt::Display) -> LocalError + '_ {
     move |error| LocalError::Setup(format!("{context}: {error}"))
 }
 
+/// Runs until `--ticks` are done and written, a stop, or a failure another attempt would repeat;
+/// prints the summary and its verdict and returns the summary ([`Summary::succeeded`] is the exit
+/// code).
 pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError> {
     let started = Instant::now();
     let plan = Plan::read(&config, &options)?;
-    let state = handles(&config).await?;
-    let warehouse_name = state.warehouse.describe();
+    let (state, destination) = handles(&config).await?;
+    let secrets_from = state.secrets.describe();
     let handler = InProcessHandler::start(state).await?;
+    tracing::debug!(url = %handler.base_url, "The handler listens.");
+    println!("coincap-stream local: rows go to {destination}; secrets come from {secrets_from}.");
     println!(
-        "coincap-stream local: handler on {}, warehouse {warehouse_name}",
-        handler.base_url
-    );
-    println!(
-        "TimerFetch {}; EventHubSink in batches of up to {} from hub {:?}; Ctrl-C stops after writing what was fetched.",
+        "TimerFetch fires now, then {}; EventHubSink takes batches of up to {} from hub {:?}.",
         plan.schedule.describe(),
         plan.files.max_event_batch_size,
         plan.event_hub
     );
+    println!(
+        "Ctrl-C or SIGTERM stops: no new ticks, and what was fetched is written within {} (--drain-timeout); a second one abandons it.",
+        humantime::format_duration(options.drain_timeout)
+    );
 
     let host = HostClient::new(handler.base_url.clone(), INVOCATION_TIMEOUT)
         .map_err(|e| setup("HTTP client")(&e))?;
-    let stop = Stop::listen();
+    let stop = Stop::listen(options.drain_timeout);
     let (hub, messages) = mpsc::unbounded_channel();
     let sink = tokio::spawn(hub::sink_worker(
         SinkTarget {
@@ -109,14 +121,17 @@ pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError
     .await;
     drop(hub);
     let mut summary = sink.await.map_err(|e| setup("sink worker")(&e))?;
-    handler.stop().await;
-    summary.elapsed = started.elapsed();
-    println!("{summary}");
-    println!("Rows are in {warehouse_name}.");
-    match summary.sink.unwritten + summary.sink.dropped {
-        0 => Ok(summary),
-        lost => Err(LocalError::Unwritten(lost)),
+    if tokio::time::timeout(HANDLER_STOP_TIMEOUT, handler.stop())
+        .await
+        .is_err()
+    {
+        tracing::debug!("The handler was still busy with an abandoned invocation.");
     }
+    summary.elapsed = started.elapsed();
+    summary.permanent = stop.permanent();
+    println!("{summary}");
+    println!("{}", summary.verdict(&destination));
+    Ok(summary)
 }
 
 /// What the app files and settings ask the runner to play: the schedule and the hub.
@@ -161,10 +176,10 @@ impl Plan {
     }
 }
 
-/// The handler's handles, built by the composition root; fails before the first tick, with the
-/// fix, when there is no CoinCap key (from CoinCap for the environment, or the vault's own
-/// message, which names the vault and the secret).
-async fn handles(config: &Config) -> Result<AppState, LocalError> {
+/// The handler's handles, built by the composition root, and where rows go; fails before the
+/// first tick, with the fix, when there is no CoinCap key (from CoinCap for the environment, or
+/// the vault's own message, which names the vault and the secret) or no connection string.
+async fn handles(config: &Config) -> Result<(AppState, String), LocalError> {
     let secrets = secrets::source(&config.secrets).map_err(|e| setup("secrets")(&e))?;
     if let Err(error) = secrets.get(SecretName::CoinCapApiKey).await {
         return Err(LocalError::Setup(match config.secrets.key_vault_url {
@@ -172,7 +187,12 @@ async fn handles(config: &Config) -> Result<AppState, LocalError> {
             Some(_) => error.to_string(),
         }));
     }
-    AppState::build_with(config, secrets).map_err(|e| LocalError::Setup(e.to_string()))
+    let destination = app::rows_destination(config, &secrets)
+        .await
+        .map_err(|e| LocalError::Setup(e.to_string()))?;
+    let state =
+        AppState::build_with(config, secrets).map_err(|e| LocalError::Setup(e.to_string()))?;
+    Ok((state, destination))
 }
 
 /// The handler's HTTP server, in this process, on a port of its own.
@@ -210,7 +230,8 @@ impl InProcessHandler {
     }
 }
 
-/// Fires TimerFetch on the schedule and publishes what it answers, until `ticks` or a stop.
+/// Fires TimerFetch on the schedule and publishes what it answers, until `ticks`, a stop, or a
+/// failure another attempt would repeat (which drains what earlier ticks fetched).
 async fn run_timer(
     host: &HostClient,
     files: &AppFiles,
@@ -259,7 +280,13 @@ async fn run_timer(
                     started,
                 }
             }
-            Err(error) => HubMessage::TickFailed { tick, error },
+            Err(failed) => {
+                if failed.fault.is_permanent() {
+                    stop.mark_permanent();
+                    stop.drain();
+                }
+                HubMessage::TickFailed { tick, failed }
+            }
         };
         // The sink worker outlives this loop: the channel is open until it is dropped.
         let _ = hub.send(message);
@@ -269,26 +296,35 @@ async fn run_timer(
     }
 }
 
-/// TimerFetch with its function.json retry policy, if it has one.
+/// TimerFetch with its function.json retry policy, if it has one, for transient failures; an
+/// abandoned run does not wait for its answer.
 async fn invoke_timer(
     host: &HostClient,
     retry: Option<RetryPolicy>,
     body: &serde_json::Value,
     stop: &Stop,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, Failed> {
     let mut retries = 0;
     loop {
-        match host.invoke(TIMER_FETCH, body).await {
+        let answer = tokio::select! {
+            answer = host.invoke(TIMER_FETCH, body) => answer,
+            () = stop.abandoned_now() => return Err(Failed {
+                error: "abandoned at the stop before it answered".into(),
+                fault: Fault::Transient,
+            }),
+        };
+        let failed = match answer {
             Ok(response) => return Ok(response),
-            Err(error) => match retry.filter(|policy| policy.allows(retries)) {
-                Some(policy) if !stop.requested() => {
-                    if !stop.sleep_unless_abandoned(policy.delay(retries)).await {
-                        return Err(error);
-                    }
-                    retries += 1;
+            Err(failed) => failed,
+        };
+        match retry.filter(|policy| policy.allows(retries)) {
+            Some(policy) if !stop.requested() && !failed.fault.is_permanent() => {
+                if !stop.sleep_unless_abandoned(policy.delay(retries)).await {
+                    return Err(failed);
                 }
-                _ => return Err(error),
-            },
+                retries += 1;
+            }
+            _ => return Err(failed),
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct Summary {
     pub published: u64,
     pub sink: SinkCounts,
     pub elapsed: Duration,
+    /// A failure another attempt would repeat stopped the run.
+    pub permanent: bool,
 }
 
 impl Summary {
@@ -91,6 +93,54 @@ impl Summary {
         self.fetched += line.fetched;
         self.published += line.published;
         self.sink += line.sink;
+    }
+
+    /// Fetched events that were not written: given up by the retry policy or left at the stop.
+    pub fn not_written(&self) -> u64 {
+        self.sink.dropped + self.sink.unwritten
+    }
+
+    /// Whether the run did its job: no failure another attempt would repeat, at least one tick
+    /// that fetched, and everything fetched written (or kept as a duplicate or a reject). A script
+    /// reads it as the exit code.
+    pub fn succeeded(&self) -> bool {
+        !self.permanent && self.ticks > 0 && self.not_written() == 0
+    }
+
+    /// The closing sentence, after the summary line: where the rows are, or why not all are.
+    /// It names no row it did not write.
+    pub fn verdict(&self, destination: &str) -> String {
+        let not_written = self.not_written();
+        let lost = match (self.sink.dropped, self.sink.unwritten) {
+            (0, _) => "left unwritten at the stop".to_owned(),
+            (_, 0) => "given up by the retry policy".to_owned(),
+            (dropped, unwritten) => {
+                format!("{dropped} given up by the retry policy, {unwritten} left at the stop")
+            }
+        };
+        let written = match self.sink.written {
+            0 => "No rows were written".to_owned(),
+            rows => format!("The {rows} rows written are in {destination}"),
+        };
+        if self.permanent {
+            let also = match not_written {
+                0 => String::new(),
+                n => format!(", and {n} fetched events were not written"),
+            };
+            format!(
+                "Stopped at once by a failure another attempt would repeat (see above){also}. {written}."
+            )
+        } else if not_written > 0 {
+            format!("Not written: {not_written} fetched events ({lost}). {written}.")
+        } else if self.ticks == 0 {
+            "No rows were written: every tick failed (see above).".to_owned()
+        } else if self.sink.written + self.sink.duplicates == 0 {
+            format!(
+                "No rows were written: every fetched event was rejected (the rejects table in {destination} says why)."
+            )
+        } else {
+            format!("Rows are in {destination}.")
+        }
     }
 }
 
@@ -129,6 +179,86 @@ mod tests {
         let counters: EventHubSinkCounters = counters(&response);
         assert_eq!(counters.rows_written, 2, "only the closing line counts");
         assert_eq!(counters.duplicates, 1);
+    }
+
+    fn summary(ticks: u64, failed_ticks: u64, sink: SinkCounts) -> Summary {
+        Summary {
+            ticks,
+            failed_ticks,
+            sink,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_run_that_wrote_everything_succeeds_and_says_where_the_rows_are() {
+        let run = summary(
+            2,
+            1,
+            SinkCounts {
+                written: 4,
+                duplicates: 4,
+                ..Default::default()
+            },
+        );
+        assert!(run.succeeded(), "one failed tick of two is weather");
+        assert_eq!(
+            run.verdict("the SQLite file x.db"),
+            "Rows are in the SQLite file x.db."
+        );
+    }
+
+    #[test]
+    fn a_run_whose_every_tick_failed_fails_and_claims_no_rows() {
+        let run = summary(0, 1, SinkCounts::default());
+        assert!(!run.succeeded());
+        let verdict = run.verdict("the SQLite file x.db");
+        assert_eq!(
+            verdict,
+            "No rows were written: every tick failed (see above)."
+        );
+    }
+
+    #[test]
+    fn a_run_that_left_events_unwritten_fails_and_counts_them() {
+        let run = summary(
+            1,
+            0,
+            SinkCounts {
+                unwritten: 4,
+                retries: 2,
+                ..Default::default()
+            },
+        );
+        assert!(!run.succeeded());
+        assert_eq!(
+            run.verdict("database coincap on h:1433"),
+            "Not written: 4 fetched events (left unwritten at the stop). No rows were written."
+        );
+        let run = summary(
+            2,
+            0,
+            SinkCounts {
+                written: 4,
+                dropped: 4,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            run.verdict("the SQLite file x.db"),
+            "Not written: 4 fetched events (given up by the retry policy). The 4 rows written are in the SQLite file x.db."
+        );
+    }
+
+    #[test]
+    fn a_permanent_failure_fails_the_run_even_when_nothing_was_left() {
+        let mut run = summary(0, 1, SinkCounts::default());
+        run.permanent = true;
+        assert!(!run.succeeded());
+        assert_eq!(
+            run.verdict("the SQLite file x.db"),
+            "Stopped at once by a failure another attempt would repeat (see above). No rows were written."
+        );
     }
 
     #[test]

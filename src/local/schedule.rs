@@ -47,7 +47,7 @@ impl Schedule {
 
     pub fn describe(&self) -> String {
         match self {
-            Self::Cron { pattern, .. } => format!("NCRONTAB \"{pattern}\""),
+            Self::Cron { pattern, .. } => format!("on the NCRONTAB schedule \"{pattern}\""),
             Self::Every(interval) => format!("every {}", humantime::format_duration(*interval)),
         }
     }

@@ -1,56 +1,228 @@
-//! Ctrl-C for the local runner: the first press stops the timer and drains what was fetched; a
-//! second press abandons what is still unwritten.
+//! Stopping the local runner. SIGTERM or the first Ctrl-C drains: no new ticks, and what was
+//! fetched is written for at most the drain deadline (`--drain-timeout`); the deadline, or a
+//! second signal, abandons what is still unwritten (it is counted as not written). A permanent
+//! failure stops it without a signal: of TimerFetch, by draining; of EventHubSink, by abandoning.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-#[derive(Clone)]
-pub struct Stop(watch::Receiver<u8>);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Running,
+    Draining,
+    Abandoned,
+}
 
-const DRAIN: u8 = 1;
-const ABANDON: u8 = 2;
+#[derive(Clone)]
+pub struct Stop(Arc<Inner>);
+
+struct Inner {
+    level: watch::Sender<Level>,
+    drain: Duration,
+    /// A failure another attempt would repeat stopped the run.
+    permanent: AtomicBool,
+}
 
 impl Stop {
-    /// Listens for Ctrl-C and SIGTERM in the background.
-    pub fn listen() -> Self {
-        let (sender, receiver) = watch::channel(0);
+    /// A stop that only [`Stop::drain`] and [`Stop::abandon`] move.
+    pub fn new(drain: Duration) -> Self {
+        Self(Arc::new(Inner {
+            level: watch::channel(Level::Running).0,
+            drain,
+            permanent: AtomicBool::new(false),
+        }))
+    }
+
+    /// [`Stop::new`], moved by Ctrl-C and SIGTERM too (listened for in the background).
+    pub fn listen(drain: Duration) -> Self {
+        let stop = Self::new(drain);
+        let listening = stop.clone();
         tokio::spawn(async move {
-            crate::server::shutdown_signal().await;
-            eprintln!(
-                "Stopping: no more ticks; writing everything already fetched (Ctrl-C again to abandon it)."
-            );
-            let _ = sender.send(DRAIN);
-            crate::server::shutdown_signal().await;
-            eprintln!("Abandoning: events not yet written are counted as not written.");
-            let _ = sender.send(ABANDON);
+            let mut signals = match Signals::new() {
+                Ok(signals) => signals,
+                Err(error) => {
+                    tracing::error!(%error, "Cannot listen for Ctrl-C and SIGTERM.");
+                    return;
+                }
+            };
+            let first = signals.next().await;
+            if listening.drain() {
+                eprintln!(
+                    "Stopping ({first}): no new ticks; writing what was already fetched for at most {} (--drain-timeout). Ctrl-C or SIGTERM again abandons it.",
+                    humantime::format_duration(listening.0.drain)
+                );
+            } else if listening.abandon() {
+                eprintln!(
+                    "Abandoning ({first}): events not yet written are counted as not written."
+                );
+            }
+            let second = signals.next().await;
+            if listening.abandon() {
+                eprintln!(
+                    "Abandoning ({second} again): events not yet written are counted as not written."
+                );
+            }
         });
-        Self(receiver)
+        stop
+    }
+
+    /// No new ticks; writing goes on until the drain deadline, then what is left is abandoned.
+    /// False when the run was already stopping.
+    pub fn drain(&self) -> bool {
+        if !self.raise(Level::Draining) {
+            return false;
+        }
+        let deadline = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline.0.drain).await;
+            if deadline.abandon() {
+                eprintln!(
+                    "Abandoning: the drain deadline of {} (--drain-timeout) passed; events not yet written are counted as not written.",
+                    humantime::format_duration(deadline.0.drain)
+                );
+            }
+        });
+        true
+    }
+
+    /// Stops writing at once: what is unwritten stays so. False when it already was abandoned.
+    pub fn abandon(&self) -> bool {
+        self.raise(Level::Abandoned)
+    }
+
+    /// Records that a failure another attempt would repeat stopped the run.
+    pub fn mark_permanent(&self) {
+        self.0.permanent.store(true, Ordering::Relaxed);
+    }
+
+    pub fn permanent(&self) -> bool {
+        self.0.permanent.load(Ordering::Relaxed)
+    }
+
+    fn raise(&self, to: Level) -> bool {
+        self.0.level.send_if_modified(|level| {
+            let raised = *level < to;
+            if raised {
+                *level = to;
+            }
+            raised
+        })
     }
 
     pub fn requested(&self) -> bool {
-        *self.0.borrow() >= DRAIN
+        *self.0.level.borrow() >= Level::Draining
     }
 
     pub fn abandoned(&self) -> bool {
-        *self.0.borrow() >= ABANDON
+        *self.0.level.borrow() >= Level::Abandoned
     }
 
     /// Resolves once a stop is requested.
     pub async fn requested_now(&self) {
-        let mut receiver = self.0.clone();
-        // The sender lives as long as the listening task; if it is gone, never resolve.
-        if receiver.wait_for(|level| *level >= DRAIN).await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        self.reached(Level::Draining).await;
+    }
+
+    /// Resolves once the run is abandoned.
+    pub async fn abandoned_now(&self) {
+        self.reached(Level::Abandoned).await;
+    }
+
+    async fn reached(&self, level: Level) {
+        let mut receiver = self.0.level.subscribe();
+        // The sender lives in `self`, so the wait cannot end with an error while it runs.
+        let _ = receiver.wait_for(|now| *now >= level).await;
     }
 
     /// Sleeps for `delay`; false if the run was abandoned meanwhile.
     pub async fn sleep_unless_abandoned(&self, delay: Duration) -> bool {
-        let mut receiver = self.0.clone();
         tokio::select! {
-            () = tokio::time::sleep(delay) => true,
-            result = receiver.wait_for(|level| *level >= ABANDON) => result.is_err(),
+            () = tokio::time::sleep(delay) => !self.abandoned(),
+            () = self.abandoned_now() => false,
         }
+    }
+}
+
+/// Ctrl-C and SIGTERM, each named as it arrives.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    #[cfg(unix)]
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "Ctrl-C",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> &'static str {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        "Ctrl-C"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_abandons_at_its_deadline() {
+        let stop = Stop::new(Duration::from_secs(20));
+        assert!(!stop.requested());
+        assert!(stop.drain());
+        assert!(!stop.drain(), "draining already");
+        assert!(stop.requested() && !stop.abandoned());
+        assert!(!stop.sleep_unless_abandoned(Duration::from_secs(60)).await);
+        assert!(stop.abandoned());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandon_ends_a_wait_at_once_and_counts_once() {
+        let stop = Stop::new(Duration::from_secs(20));
+        let waiting = stop.clone();
+        let wait = tokio::spawn(async move {
+            waiting
+                .sleep_unless_abandoned(Duration::from_secs(300))
+                .await
+        });
+        tokio::task::yield_now().await;
+        assert!(stop.abandon());
+        assert!(!stop.abandon());
+        assert!(!wait.await.unwrap());
+        assert!(stop.requested(), "an abandoned run is a stopped one");
+        assert!(!stop.drain(), "nothing to drain once abandoned");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sleep_ends_normally_while_running() {
+        let stop = Stop::new(Duration::from_secs(20));
+        assert!(stop.sleep_unless_abandoned(Duration::from_secs(5)).await);
+        assert!(!stop.permanent());
+        stop.mark_permanent();
+        assert!(stop.permanent());
     }
 }

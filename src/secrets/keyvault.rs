@@ -194,6 +194,11 @@ impl KeyVault {
             secret: secret.clone(),
             reason,
         };
+        let denied = |reason: String| SecretError::Denied {
+            vault: self.url.clone(),
+            secret: secret.clone(),
+            reason,
+        };
         let response = match self.client.get_secret(secret.as_str(), None).await {
             Ok(response) => response,
             Err(error) if error.http_status() == Some(StatusCode::NotFound) => {
@@ -204,14 +209,14 @@ impl KeyVault {
                 });
             }
             Err(error) if error.http_status() == Some(StatusCode::Forbidden) => {
-                return Err(failed(format!(
+                return Err(denied(format!(
                     "{} (grant the {} the role Key Vault Secrets User on this vault)",
                     describe(&error),
                     self.identity.describe()
                 )));
             }
             Err(error) if matches!(error.kind(), ErrorKind::Credential) => {
-                return Err(failed(format!(
+                return Err(denied(format!(
                     "cannot get a token with the {}: {}",
                     self.identity.describe(),
                     describe(&error)

@@ -14,6 +14,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::BoxFuture;
+use crate::fault::{Fault, NameResolution, name_resolution};
 
 /// A secret value. `Debug` and `Display` print `[REDACTED]`; only [`Secret::expose`] reveals it,
 /// at the one place it is sent.
@@ -67,6 +68,14 @@ pub enum SecretName {
 
 impl SecretName {
     pub const ALL: [SecretName; 2] = [Self::CoinCapApiKey, Self::SqlConnectionString];
+
+    /// What the secret is, for sentences.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CoinCapApiKey => "CoinCap API key",
+            Self::SqlConnectionString => "SQL warehouse's connection string",
+        }
+    }
 
     /// The environment variable read when secrets come from the environment (the settings may
     /// name an older one instead: `EnvVars`).
@@ -189,7 +198,7 @@ impl Default for EnvVars {
 /// value: these messages go to logs and to the host in error bodies.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SecretError {
-    #[error("secret {name:?} is not set: set the environment variable {var}")]
+    #[error("{var} is not set: set it to the {}", name.describe())]
     NotInEnvironment { name: SecretName, var: &'static str },
     #[error(
         "secret \"{secret}\" does not exist in Key Vault {vault}: create it (az keyvault secret set --vault-name <vault> --name {secret} --value ...) or set {setting} to its name"
@@ -199,14 +208,49 @@ pub enum SecretError {
         secret: VaultSecretName,
         setting: &'static str,
     },
+    /// The vault could not be read now (unreachable, busy, an answer it could not give).
     #[error("cannot read secret \"{secret}\" from Key Vault {vault}: {reason}")]
     Vault {
         vault: String,
         secret: VaultSecretName,
         reason: String,
     },
+    /// The vault or Entra ID refused the identity: no token, or no role on the vault. The reason
+    /// says what to grant or whom to sign in as.
+    #[error("cannot read secret \"{secret}\" from Key Vault {vault}: {reason}")]
+    Denied {
+        vault: String,
+        secret: VaultSecretName,
+        reason: String,
+    },
     #[error("cannot use Key Vault {vault}: {reason}")]
     Setup { vault: String, reason: String },
+}
+
+impl SecretError {
+    /// Whether reading again can help: a secret that is not set or not in the vault, a refused
+    /// identity and a vault that cannot be used stay so until someone changes something (each
+    /// message says what); a vault that did not answer may answer next time, unless its host
+    /// name does not resolve or its certificate was refused.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::NotInEnvironment { .. } | Self::NotInVault { .. } | Self::Denied { .. } => {
+                Fault::SELF_EXPLAINED
+            }
+            Self::Setup { .. } => Fault::permanent(
+                "sign in with `az login` on this machine; in Azure the Function App's managed identity reads the vault",
+            ),
+            Self::Vault { reason, .. } => match name_resolution(reason) {
+                Some(NameResolution::Unknown) => {
+                    Fault::permanent("check KEY_VAULT_URL: its host name does not resolve")
+                }
+                _ if reason.contains("certificate") => {
+                    Fault::permanent("check KEY_VAULT_URL: the vault's TLS certificate was refused")
+                }
+                _ => Fault::Transient,
+            },
+        }
+    }
 }
 
 /// A source of secrets. Implementations cache as they see fit; [`SecretSource::invalidate`] tells
@@ -305,7 +349,7 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "secret CoinCapApiKey is not set: set the environment variable COINCAP_API_KEY"
+            "COINCAP_API_KEY is not set: set it to the CoinCap API key"
         );
     }
 
@@ -323,6 +367,35 @@ mod tests {
         );
         assert!(text.contains("\"coincap-api-key\""), "{text}");
         assert!(text.contains("COINCAP_API_KEY_SECRET"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_or_refused_secret_is_permanent_and_an_unanswered_read_is_transient() {
+        let secret = VaultSecretName::parse("coincap-api-key").unwrap();
+        let vault = "https://kv-coincap.vault.azure.net/".to_owned();
+        let denied = SecretError::Denied {
+            vault: vault.clone(),
+            secret: secret.clone(),
+            reason: "Forbidden (grant the system-assigned managed identity the role Key Vault Secrets User on this vault)".into(),
+        };
+        assert_eq!(denied.fault(), Fault::SELF_EXPLAINED);
+        let missing = SecretError::NotInEnvironment {
+            name: SecretName::CoinCapApiKey,
+            var: "COINCAP_API_KEY",
+        };
+        assert!(missing.fault().is_permanent());
+        let unreachable = SecretError::Vault {
+            vault: vault.clone(),
+            secret: secret.clone(),
+            reason: "connection refused".into(),
+        };
+        assert_eq!(unreachable.fault(), Fault::Transient);
+        let unknown = SecretError::Vault {
+            vault,
+            secret,
+            reason: "failed to lookup address information: Name or service not known".into(),
+        };
+        assert!(unknown.fault().fix().unwrap().contains("KEY_VAULT_URL"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub use synapse::SynapseWarehouse;
 
 use crate::BoxFuture;
 use crate::domain::{AssetRow, Reject};
+use crate::fault::Fault;
 
 /// The `WAREHOUSE` setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +73,7 @@ pub enum WarehouseError {
     },
     #[error(
         "the SQL warehouse failed while {context} ({}{}): {message}{}",
-        if *transient { "transient" } else { "permanent" },
+        if fault.is_permanent() { "permanent" } else { "transient" },
         number.map(|n| format!(", SQL error {n}")).unwrap_or_default(),
         number.and_then(synapse::retry::meaning).map(|m| format!(" ({m})")).unwrap_or_default()
     )]
@@ -81,9 +82,21 @@ pub enum WarehouseError {
     Sql {
         context: &'static str,
         number: Option<u32>,
-        transient: bool,
+        fault: Fault,
         message: String,
     },
+}
+
+impl WarehouseError {
+    /// Whether another attempt may write. A store error without a SQL error number (SQLite busy
+    /// or failing, an answer of the wrong shape) may pass next time; a SQL error is classified
+    /// where it happened (see [`synapse::retry`]).
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::Store { .. } => Fault::Transient,
+            Self::Sql { fault, .. } => fault.clone(),
+        }
+    }
 }
 
 /// A sink for batches. `write` is idempotent on `(id, runtime_timestamp)` (and rejects on their

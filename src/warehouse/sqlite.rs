@@ -109,6 +109,52 @@ impl SqliteWarehouse {
         })
     }
 
+    /// What the file holds, read only (`handler check` creates neither file nor table): both
+    /// tables and the history's rows, or what the first write will create.
+    pub fn inspect(path: &Path) -> Result<String, WarehouseError> {
+        let file = format!("the SQLite file {}", path.display());
+        if !path.exists() {
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            return if dir.is_dir() {
+                Ok(format!(
+                    "{file} does not exist yet: the first write creates it and its tables"
+                ))
+            } else {
+                Err(WarehouseError::Store {
+                    context: "checking the SQLite file",
+                    message: format!("the directory {} does not exist", dir.display()),
+                })
+            };
+        }
+        let read = |e: rusqlite::Error| WarehouseError::Store {
+            context: "reading the SQLite file",
+            message: format!("{e} ({})", path.display()),
+        };
+        let connection =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(read)?;
+        let tables: Vec<String> = connection
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('asset_statistics_history_v3', 'asset_statistics_rejects') ORDER BY name")
+            .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+            .map_err(read)?;
+        if tables.len() < 2 {
+            return Ok(format!(
+                "{file} exists; the first write adds the tables it lacks"
+            ));
+        }
+        let rows: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM asset_statistics_history_v3",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(read)?;
+        Ok(format!("{file} holds both tables ({rows} rows)"))
+    }
+
     /// Runs blocking SQLite work off the async threads.
     async fn with_connection<T: Send + 'static>(
         &self,
@@ -186,6 +232,25 @@ impl Warehouse for SqliteWarehouse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inspecting_creates_nothing_and_says_what_the_file_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let said = SqliteWarehouse::inspect(&path).unwrap();
+        assert!(
+            said.ends_with("does not exist yet: the first write creates it and its tables"),
+            "{said}"
+        );
+        assert!(!path.exists(), "nothing created");
+        SqliteWarehouse::open(&path).unwrap();
+        let said = SqliteWarehouse::inspect(&path).unwrap();
+        assert!(said.ends_with("holds both tables (0 rows)"), "{said}");
+        let nowhere = dir.path().join("no-such-dir").join("w.db");
+        assert!(SqliteWarehouse::inspect(&nowhere).is_err());
+        std::fs::write(dir.path().join("text.db"), "not a database, not at all, no").unwrap();
+        assert!(SqliteWarehouse::inspect(&dir.path().join("text.db")).is_err());
+    }
     use crate::domain::{EventCoordinates, map_events};
 
     fn event(id: &str, ts: i64, price: &str) -> String {

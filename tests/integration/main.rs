@@ -6,9 +6,11 @@ mod common;
 mod elf;
 
 mod architecture;
+mod check;
 mod event_hub_sink;
 mod key_vault;
 mod local_runner;
+mod local_stops;
 mod monitoring;
 mod package;
 mod protocol;

@@ -187,3 +187,85 @@ fn the_workbook_charts_the_queries_of_queries_kql() {
         );
     }
 }
+
+/// Every comparison on the `success` column in a query text (comment lines aside), as written:
+/// from the expression that holds `success` to the value it is compared with.
+fn success_comparisons(text: &str) -> Vec<String> {
+    let code: String = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let lower = code.to_ascii_lowercase();
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    lower
+        .match_indices("success")
+        .filter(|(at, _)| {
+            let before = lower[..*at].chars().next_back();
+            let after = lower[at + "success".len()..].chars().next();
+            !before.is_some_and(word) && !after.is_some_and(word)
+        })
+        .map(|(at, _)| {
+            let start = lower[..at].rfind(['(', ' ', '\n']).map_or(0, |i| i + 1);
+            let start = if lower[..start].ends_with("tostring(") {
+                start - "tostring(".len()
+            } else {
+                start
+            };
+            let end = lower[at..]
+                .find(['\n', '|'])
+                .map_or(lower.len(), |i| at + i);
+            let comparison = code[start..end].trim();
+            // Up to the compared value: the closing quote of `"false"`, or the word after `==`.
+            let cut = comparison
+                .find("\"false\"")
+                .map(|i| i + "\"false\"".len())
+                .or_else(|| comparison.find(" by ").or_else(|| comparison.find(" and ")))
+                .unwrap_or(comparison.len());
+            comparison[..cut].trim_end_matches(')').to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_success_reader_finds_each_comparison_as_written() {
+    assert_eq!(
+        success_comparisons("requests\n| summarize f = countif(success == false) by name"),
+        ["success == false"]
+    );
+    assert_eq!(
+        success_comparisons(
+            "// success == false in a comment\nrequests | where name in (\"a\") and tostring(success) =~ \"false\"\n| project successful_rate"
+        ),
+        ["tostring(success) =~ \"false\""]
+    );
+}
+
+/// `success` is a string in the classic `requests` table and a bool in the workspace's
+/// `AppRequests` (Microsoft Learn, "Migrate to workspace-based Application Insights resources",
+/// table structure): `success == false` never matches the string, `success == "False"` never the
+/// bool. `tostring(success) =~ "false"` holds for both.
+#[test]
+fn failures_are_counted_alike_in_the_queries_the_workbook_and_the_alert_for_both_schemas() {
+    let sources = [
+        ("monitoring/queries.kql", read("monitoring/queries.kql")),
+        (
+            "monitoring/workbook.json",
+            json_strings("monitoring/workbook.json"),
+        ),
+        (
+            "infra/azuredeploy.json",
+            json_strings("infra/azuredeploy.json"),
+        ),
+    ];
+    for (path, text) in sources {
+        let comparisons = success_comparisons(&text);
+        assert!(!comparisons.is_empty(), "{path} counts failed requests");
+        for comparison in comparisons {
+            assert_eq!(
+                comparison, "tostring(success) =~ \"false\"",
+                "{path}: a comparison that holds for one schema only"
+            );
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! The real `handler` binary, started the way the Functions host starts it.
 
-use crate::common::coincap::{CoinCap, page, realistic_assets};
+use std::time::{Duration, Instant};
+
+use crate::common::coincap::{CoinCap, Reply, page, realistic_assets};
 use crate::common::process::Running;
 use crate::common::{API_KEY, Answer, app_root, closed_port, handler, serve, timer_payload};
 
@@ -63,12 +65,17 @@ async fn serve_mode_defaults_to_sql_and_a_missing_login_fails_the_batch_not_the_
     );
     let error = answer.body["error"].as_str().unwrap();
     assert!(error.contains("SQL_CONNECTION_STRING"), "{error}");
+    assert_eq!(
+        answer.body["fault"]["kind"], "permanent",
+        "the body says another attempt fails the same way: {}",
+        answer.body
+    );
     let stopped = handler.stop("-TERM").await;
     assert!(stopped.status.success());
     assert!(
         stopped
             .stdout
-            .contains("warehouse=sql (connection string secret)"),
+            .contains("warehouse=sql (SQL login from the connection string)"),
         "{}",
         stopped.stdout
     );
@@ -109,6 +116,7 @@ async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_lo
         error.contains("transient") && error.contains(&format!("cannot reach 127.0.0.1:{closed}")),
         "{error}"
     );
+    assert_eq!(answer.body["fault"]["kind"], "transient", "{}", answer.body);
     let stopped = handler.stop("-TERM").await;
     let logs = format!("{}{}{}", stopped.stdout, stopped.stderr, answer.body);
     assert!(
@@ -171,6 +179,54 @@ async fn a_setting_set_under_both_names_to_different_values_stops_start_up_namin
         !stderr.contains(secret) && !stdout.contains(secret),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_invocation_in_flight_finish_then_exits_0() {
+    // CoinCap takes 2 s to answer: SIGTERM arrives while TimerFetch waits for it.
+    let coincap = CoinCap::start(
+        vec![],
+        Reply::ok(page(1_747_000_000_000, &realistic_assets())).delayed(Duration::from_secs(2)),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let handler = Running::start(serve(&coincap.url, &dir.path().join("w.db"))).await;
+    let url = format!("http://127.0.0.1:{}/TimerFetch", handler.port);
+    let in_flight = tokio::spawn(async move {
+        let response = reqwest::Client::new()
+            .post(url)
+            .header("Content-Type", "application/json")
+            .header(
+                "X-Azure-Functions-InvocationId",
+                "00000000-0000-4000-8000-00000000000b",
+            )
+            .body(timer_payload().to_string())
+            .send()
+            .await
+            .unwrap();
+        Answer::read(response).await
+    });
+    let asked = Instant::now();
+    while coincap.seen().is_empty() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "TimerFetch never called CoinCap"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let stopped = handler.stop("-TERM").await;
+    let answer = in_flight.await.unwrap();
+
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.events().len(), 4);
+    assert!(stopped.status.success(), "{}", stopped.status);
+    let stdout = &stopped.stdout;
+    let stopping = stdout
+        .find("Stopping: no new invocations; finishing those in flight.")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let stopped_at = stdout.find("Custom handler stopped.").unwrap();
+    assert!(stopping < stopped_at, "{stdout}");
 }
 
 /// One valid event to EventHubSink, as the host posts a batch.

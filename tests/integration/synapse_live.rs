@@ -6,6 +6,7 @@
 //! Each test writes ids under its own random prefix, so runs never see each other's rows. The tests
 //! of one run take turns ([`serial`]): one of them swaps a seed-shaped table in for a while.
 
+mod check;
 mod processes;
 mod refusals;
 mod seed;

@@ -3,14 +3,18 @@
 //! connection), TLS, login redirects, timeouts, and the bb8 manager that validates with
 //! `SELECT 1` and drops any connection that failed.
 
+use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tiberius::{AuthMethod, Client, Config};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
+use super::retry::{self, DATABASE_FIX, HOST_FIX};
 use super::settings::{SynapseConfig, SynapseLogin};
+use crate::fault::{Fault, NameResolution, name_resolution};
 use crate::secrets::{Secret, SecretError, SecretName, SecretSource, TokenSource};
 
 /// The scope of Azure SQL and Synapse SQL tokens.
@@ -35,18 +39,93 @@ pub enum ConnectError {
     NoCredential,
     #[error("cannot reach {address}: {message}")]
     Tcp { address: String, message: String },
-    #[error("{0}")]
+    #[error("{}", describe(.0))]
     Sql(#[from] tiberius::error::Error),
+    /// Error 4060 before this process ever reached the database: it is missing, or the login may
+    /// not open it (after a first connection, the same error is a failover: [`Self::Sql`]).
+    #[error("{} (this process has not reached the database yet)", describe(.0))]
+    CannotOpenDatabase(tiberius::error::Error),
 }
 
 impl ConnectError {
-    pub fn is_transient(&self) -> bool {
+    /// Whether another attempt may connect; see [`retry::fault`].
+    pub fn fault(&self) -> Fault {
         match self {
-            Self::Tcp { .. } => true,
-            Self::Sql(error) => super::retry::is_transient(error),
-            _ => false,
+            Self::Secret(error) => error.fault(),
+            Self::ConnectionString { .. } | Self::NoCredential => Fault::SELF_EXPLAINED,
+            Self::Token(_) => Fault::permanent(
+                "sign in with `az login` on this machine; in Azure the Function App's managed identity provides the token",
+            ),
+            Self::Tcp { message, .. } => match name_resolution(message) {
+                Some(NameResolution::Unknown) => Fault::permanent(HOST_FIX),
+                _ => Fault::Transient,
+            },
+            Self::CannotOpenDatabase(_) => Fault::permanent(DATABASE_FIX),
+            Self::Sql(error) => retry::fault(error),
         }
     }
+
+    pub fn is_transient(&self) -> bool {
+        self.fault() == Fault::Transient
+    }
+
+    /// The SQL error number, when the server sent one.
+    pub fn number(&self) -> Option<u32> {
+        match self {
+            Self::Sql(error) | Self::CannotOpenDatabase(error) => retry::sql_error_number(error),
+            _ => None,
+        }
+    }
+
+    /// The message without the SQL error number (reported beside it).
+    pub fn message(&self) -> String {
+        match self {
+            Self::Sql(error) => retry::message(error),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A server's error as its message and number; any other as [`retry::message`] says it.
+fn describe(error: &tiberius::error::Error) -> String {
+    match retry::sql_error_number(error) {
+        Some(number) => format!("{} (SQL error {number})", retry::message(error)),
+        None => retry::message(error),
+    }
+}
+
+/// Where the writer connects, for sentences: `database coincap on myws.sql.azuresynapse.net:1433`.
+/// No secret in it: the connection string's host, port and database only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub address: String,
+    /// `None` when the connection string names none (the login's default database).
+    pub database: Option<String>,
+    /// How it logs in: `passwordless Entra login`, `login from environment variable ...`.
+    pub login: String,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.database {
+            Some(database) => write!(f, "database {database} on {}", self.address)?,
+            None => write!(f, "the login's default database on {}", self.address)?,
+        }
+        write!(f, " ({})", self.login)
+    }
+}
+
+/// The database a connection string names (`Database`, `Initial Catalog`, JDBC's `databaseName`).
+fn database_of(text: &str) -> Option<String> {
+    text.split(';').find_map(|part| {
+        let (key, value) = part.split_once('=')?;
+        let key: String = key.chars().filter(|c| !c.is_whitespace()).collect();
+        let named = ["database", "initialcatalog", "databasename"]
+            .iter()
+            .any(|k| key.eq_ignore_ascii_case(k));
+        let value = value.trim().trim_start_matches('{').trim_end_matches('}');
+        (named && !value.is_empty()).then(|| value.to_owned())
+    })
 }
 
 /// Parses a connection string exactly as the portal shows it: ADO.NET
@@ -106,6 +185,8 @@ pub struct TdsManager {
     config: SynapseConfig,
     secrets: Arc<dyn SecretSource>,
     tokens: Option<Arc<dyn TokenSource>>,
+    /// Set by the first login that succeeds: from then on "cannot open database" is a failover.
+    reached: AtomicBool,
 }
 
 impl TdsManager {
@@ -118,7 +199,38 @@ impl TdsManager {
             config,
             secrets,
             tokens,
+            reached: AtomicBool::new(false),
         }
+    }
+
+    /// Where it connects; reads the connection string secret (never shown) for its host and
+    /// database.
+    pub async fn target(&self) -> Result<Target, ConnectError> {
+        Ok(match &self.config.login {
+            SynapseLogin::ConnectionString => {
+                let name = SecretName::SqlConnectionString;
+                let secret = self.secrets.get(name).await?;
+                let config = parse_connection_string(secret.expose()).map_err(|reason| {
+                    ConnectError::ConnectionString {
+                        origin: self.secrets.origin(name),
+                        reason,
+                    }
+                })?;
+                Target {
+                    address: config.get_addr(),
+                    database: database_of(secret.expose()),
+                    login: format!("login from {}", self.secrets.origin(name)),
+                }
+            }
+            SynapseLogin::Entra { server, database } => {
+                let (host, port) = split_server(server);
+                Target {
+                    address: format!("{host}:{port}"),
+                    database: Some(database.clone()),
+                    login: "passwordless Entra login".into(),
+                }
+            }
+        })
     }
 
     /// `server/database` for logs; never the connection string.
@@ -127,7 +239,7 @@ impl TdsManager {
             SynapseLogin::Entra { server, database } => {
                 format!("sql:{server}/{database} (Entra)")
             }
-            SynapseLogin::ConnectionString => "sql (connection string secret)".into(),
+            SynapseLogin::ConnectionString => "sql (SQL login from the connection string)".into(),
         }
     }
 
@@ -167,6 +279,22 @@ impl TdsManager {
     /// Connects, following a login redirect; a refused connection-string login refreshes the
     /// secret once (a rotated password) and tries again if it changed.
     pub async fn connect_client(&self) -> Result<TdsClient, ConnectError> {
+        match self.login().await {
+            Ok(client) => {
+                self.reached.store(true, Ordering::Relaxed);
+                Ok(client)
+            }
+            Err(ConnectError::Sql(error))
+                if retry::sql_error_number(&error) == Some(4060)
+                    && !self.reached.load(Ordering::Relaxed) =>
+            {
+                Err(ConnectError::CannotOpenDatabase(error))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn login(&self) -> Result<TdsClient, ConnectError> {
         let (config, secret) = self.tiberius_config().await?;
         match connect(config).await {
             Err(ConnectError::Sql(error))
@@ -298,6 +426,47 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn the_database_is_read_from_either_form_without_the_rest() {
+        assert_eq!(database_of(PORTAL_JDBC).as_deref(), Some("pool1"));
+        assert_eq!(database_of(PORTAL_ADO).as_deref(), Some("pool1"));
+        assert_eq!(
+            database_of("Server=tcp:h,1433;Database = coincap ;User Id=u").as_deref(),
+            Some("coincap")
+        );
+        assert_eq!(database_of("Server=tcp:h,1433;User Id=u;Password=p"), None);
+        let target = Target {
+            address: "myws.sql.azuresynapse.net:1433".into(),
+            database: Some("pool1".into()),
+            login: "login from environment variable SQL_CONNECTION_STRING".into(),
+        };
+        assert_eq!(
+            target.to_string(),
+            "database pool1 on myws.sql.azuresynapse.net:1433 (login from environment variable SQL_CONNECTION_STRING)"
+        );
+    }
+
+    #[test]
+    fn an_unknown_host_is_permanent_and_a_refused_connection_transient() {
+        let tcp = |message: &str| ConnectError::Tcp {
+            address: "h:1433".into(),
+            message: message.into(),
+        };
+        let unknown = tcp("failed to lookup address information: Name or service not known");
+        assert_eq!(unknown.fault().fix(), Some(HOST_FIX));
+        assert!(!unknown.is_transient());
+        assert!(tcp("Connection refused (os error 111)").is_transient());
+        assert!(
+            tcp("failed to lookup address information: Temporary failure in name resolution")
+                .is_transient()
+        );
+        assert!(
+            ConnectError::Token("az login".into())
+                .fault()
+                .is_permanent()
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! (SQL Server for development) the tables' `WITH (...)` clause is dropped and their clustered
 //! index is created with `CREATE CLUSTERED INDEX`. The report and its advice are pure code in
 //! [`catalog`], which also gives the writer its start-up warning ([`design_warning`]).
+//! `handler check` reads the same facts without changing anything ([`inspect`]).
 
 pub mod advice;
 pub mod catalog;
@@ -14,7 +15,8 @@ pub use catalog::{ENGINE_EDITION_SYNAPSE, WRITER_LOCK_TABLE, design_warning};
 use super::connection::{ConnectError, TdsClient, TdsManager};
 use super::literal;
 use super::statement::{HISTORY_TABLE, REJECTS_TABLE};
-use catalog::{Facts, query};
+pub use catalog::Facts;
+use catalog::query;
 
 pub const HISTORY_DDL: &str = include_str!("../../../sql/asset_statistics_history_v3.sql");
 pub const REJECTS_DDL: &str = include_str!("../../../sql/asset_statistics_rejects.sql");
@@ -211,6 +213,53 @@ async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Fact
         rejects: catalog::read_design(client, REJECTS_TABLE, synapse).await?,
         lock_rows,
     })
+}
+
+/// What the writer relies on, read without changing anything (`handler check`): the engine
+/// edition and the facts [`catalog::report`] judges.
+pub async fn inspect(manager: &TdsManager) -> Result<Facts, ConnectError> {
+    let mut client = manager.connect_client().await?;
+    let edition = scalar_i32(&mut client, catalog::ENGINE_EDITION_QUERY).await?;
+    read_facts(&mut client, edition).await
+}
+
+/// What keeps the writer from writing, as found (empty when it can write): a missing table, an
+/// `id` that is not text, a lock table without exactly one row. `init-warehouse` fixes each.
+pub fn writer_not_ready(facts: &Facts) -> Vec<String> {
+    let mut wrong = Vec::new();
+    match (&facts.history, facts.history_id_type.as_deref()) {
+        (None, _) => wrong.push(format!("{HISTORY_TABLE} is missing")),
+        (Some(_), Some(kind))
+            if ["char", "varchar", "nchar", "nvarchar"]
+                .iter()
+                .any(|text| kind.starts_with(&format!("{text}("))) => {}
+        (Some(_), kind) => wrong.push(format!(
+            "{HISTORY_TABLE}.id is {}, not a char, varchar, nchar or nvarchar key",
+            kind.unwrap_or("missing")
+        )),
+    }
+    if facts.rejects.is_none() {
+        wrong.push(format!("{REJECTS_TABLE} is missing"));
+    }
+    match facts.lock_rows {
+        Some(1) => {}
+        None => wrong.push(format!("{WRITER_LOCK_TABLE} is missing")),
+        Some(rows) => wrong.push(format!(
+            "{WRITER_LOCK_TABLE} holds {rows} rows, not exactly 1"
+        )),
+    }
+    wrong
+}
+
+/// The kind of server, from `SERVERPROPERTY('EngineEdition')`.
+pub fn engine_name(edition: Option<i32>) -> &'static str {
+    match edition {
+        Some(ENGINE_EDITION_SYNAPSE) => "a Synapse dedicated SQL pool",
+        Some(5) => "Azure SQL Database",
+        Some(8) => "Azure SQL Managed Instance",
+        Some(_) => "SQL Server",
+        None => "an engine of unknown edition",
+    }
 }
 
 /// Applies the schema and reports what the writer relies on; one line per step, for the terminal.

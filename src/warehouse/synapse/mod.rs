@@ -26,6 +26,7 @@ use tiberius::error::IoErrorKind;
 
 use super::{Batch, Warehouse, WarehouseError, WriteReport};
 use crate::BoxFuture;
+use crate::fault::Fault;
 use crate::secrets::{SecretSource, TokenSource};
 use connection::{ConnectError, TdsManager};
 use init::catalog::{self, TableDesign};
@@ -133,12 +134,10 @@ impl SynapseWarehouse {
         if let Some(id_type) = self.id_type.get() {
             return Ok(id_type.clone());
         }
-        let results = connection.run(&WRITER_FACTS_SQL).await.map_err(|error| {
-            sql_error(
-                "reading the tables' design (run `handler init-warehouse`)",
-                &error,
-            )
-        })?;
+        let results = connection
+            .run(&WRITER_FACTS_SQL)
+            .await
+            .map_err(|error| not_ready(sql_error("reading the tables' design", &error)))?;
         let facts = TableFacts::read(&results).inspect_err(|_| connection.broken = true)?;
         // Concurrent first writes may both read; one stores the answer and warns.
         let mut first = false;
@@ -255,8 +254,10 @@ struct TableFacts {
 
 impl TableFacts {
     fn read(results: &[Vec<tiberius::Row>]) -> Result<Self, WarehouseError> {
-        let fail = |message: String| WarehouseError::Store {
+        let fail = |message: String| WarehouseError::Sql {
             context: "reading the tables' design",
+            number: None,
+            fault: Fault::permanent(retry::TABLES_FIX),
             message,
         };
         let [columns, indexes, lock_rows] = results else {
@@ -301,17 +302,14 @@ fn pool_error(error: RunError<ConnectError>) -> WarehouseError {
     match error {
         RunError::User(error) => WarehouseError::Sql {
             context: "connecting",
-            number: match &error {
-                ConnectError::Sql(e) => retry::sql_error_number(e),
-                _ => None,
-            },
-            transient: error.is_transient(),
-            message: error.to_string(),
+            number: error.number(),
+            fault: error.fault(),
+            message: error.message(),
         },
         RunError::TimedOut => WarehouseError::Sql {
             context: "waiting for a pooled connection",
             number: None,
-            transient: true,
+            fault: Fault::Transient,
             message: "timed out".into(),
         },
     }
@@ -321,8 +319,27 @@ fn sql_error(context: &'static str, error: &tiberius::error::Error) -> Warehouse
     WarehouseError::Sql {
         context,
         number: retry::sql_error_number(error),
-        transient: retry::is_transient(error),
-        message: error.to_string(),
+        fault: retry::fault(error),
+        message: retry::message(error),
+    }
+}
+
+/// A permanent failure to read the tables' design means they are not as the writer needs them
+/// (missing, on SQL Server error 208; other engines name it otherwise): `init-warehouse` fixes it.
+fn not_ready(error: WarehouseError) -> WarehouseError {
+    match error {
+        WarehouseError::Sql {
+            context,
+            number,
+            fault: Fault::Permanent { .. },
+            message,
+        } => WarehouseError::Sql {
+            context,
+            number,
+            fault: Fault::permanent(retry::TABLES_FIX),
+            message,
+        },
+        other => other,
     }
 }
 

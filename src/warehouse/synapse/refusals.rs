@@ -29,6 +29,7 @@ use super::statement::{
     BatchSql, BodyForm, Duplicates, Form, IdType, SYNAPSE_LIMITS, build_batches,
 };
 use super::{SynapseWarehouse, sql_error};
+use crate::fault::Fault;
 use crate::text::excerpt;
 use crate::warehouse::{Batch, WarehouseError, WriteReport};
 
@@ -64,7 +65,7 @@ pub const NO_NUL: &str = "this server does not store NUL (U+0000) characters as 
 fn refused_for_good(error: &WarehouseError) -> Option<(u32, &str)> {
     match error {
         WarehouseError::Sql {
-            transient: false,
+            fault: Fault::Permanent { .. },
             number: Some(number),
             message,
             ..
@@ -240,18 +241,19 @@ mod tests {
 
     #[test]
     fn only_errors_numbered_by_the_server_and_not_transient_are_refusals() {
-        let sql = |transient, number| WarehouseError::Sql {
+        let sql = |fault, number| WarehouseError::Sql {
             context: "writing a batch",
             number,
-            transient,
+            fault,
             message: "no".into(),
         };
+        let permanent = || Fault::permanent("change something");
         assert_eq!(
-            refused_for_good(&sql(false, Some(2627))),
+            refused_for_good(&sql(permanent(), Some(2627))),
             Some((2627, "no"))
         );
-        assert_eq!(refused_for_good(&sql(true, Some(40613))), None);
-        assert_eq!(refused_for_good(&sql(false, None)), None);
+        assert_eq!(refused_for_good(&sql(Fault::Transient, Some(40613))), None);
+        assert_eq!(refused_for_good(&sql(permanent(), None)), None);
         let store = WarehouseError::Store {
             context: "x",
             message: "y".into(),

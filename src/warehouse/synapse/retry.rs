@@ -1,15 +1,30 @@
 //! Which SQL failures are worth a retry. Either way the invocation fails and the retry policy
 //! redelivers the batch; the rule decides how loudly: a transient failure is expected weather, a
-//! permanent one is a bug or a misconfiguration to fix, logged with its SQL error number.
+//! permanent one is a bug or a misconfiguration to fix, logged with its SQL error number and, where
+//! it is known, what to change ([`fault`]; the local runner stops on it).
 
 use tiberius::error::Error;
+
+use crate::fault::Fault;
+
+/// What to change when the server refuses the login.
+pub const LOGIN_FIX: &str = "check the login: User Id and Password in SQL_CONNECTION_STRING (in Key Vault: the secret named by SQL_CONNECTION_STRING_SECRET); with passwordless login (SQL_SERVER), the identity needs a database user: `handler init-warehouse --app-identity <app name>`";
+/// What to change when the database cannot be opened.
+pub const DATABASE_FIX: &str = "check the database name (Database= or Initial Catalog= in SQL_CONNECTION_STRING, or SQL_DATABASE), that it exists and that the login may open it";
+/// What to run when the writer's tables are missing or not as it needs them.
+pub const TABLES_FIX: &str =
+    "run `handler init-warehouse` with the same settings: it creates the tables and the lock row";
+/// What to change when the server's certificate is refused.
+pub const TLS_FIX: &str = "the server's TLS certificate was refused: Azure's are trusted as they are; a development server with a self-signed certificate needs TrustServerCertificate=true in SQL_CONNECTION_STRING";
+/// What to change when the server's host name does not resolve.
+pub const HOST_FIX: &str = "check the server's host name (Server= in SQL_CONNECTION_STRING, or SQL_SERVER): it does not resolve";
 
 /// SQL Server / Synapse error numbers that pass: throttling, failover, connection drops.
 pub const TRANSIENT_SQL_ERRORS: &[u32] = &[
     64,    // connection dropped during login
     233,   // no process on the other end of the pipe
     1205,  // deadlock victim
-    4060,  // database unavailable (failover)
+    4060,  // cannot open the database (failover; see `fault` for a database never reached)
     10053, // connection aborted by the host
     10054, // connection reset by the peer
     10060, // connection attempt timed out
@@ -21,6 +36,7 @@ pub const TRANSIENT_SQL_ERRORS: &[u32] = &[
     49918, // not enough resources to process the request
     49919, // too many create/update operations
     49920, // too many operations in progress
+    42109, // the SQL pool is warming up (Synapse, resuming)
 ];
 
 /// What an error number means for this pipeline, where the server's own message leaves a reader
@@ -52,6 +68,46 @@ pub fn is_transient_number(number: u32) -> bool {
     TRANSIENT_SQL_ERRORS.contains(&number)
 }
 
+/// What another attempt would meet. Transient as [`is_transient`] says; of the permanent ones, a
+/// refused login, a missing database or table and a refused certificate name their fix. Error 4060 ("cannot open database") is transient here (Azure SQL answers it during a
+/// failover; Microsoft lists it among the transient errors); one met before this process ever
+/// reached the database is judged by the caller ([`super::connection::TdsManager`]).
+pub fn fault(error: &Error) -> Fault {
+    match error {
+        Error::Tls(_) => Fault::permanent(TLS_FIX),
+        Error::Server(token) => fault_of_number(token.code()),
+        _ if is_transient(error) => Fault::Transient,
+        _ => Fault::SELF_EXPLAINED,
+    }
+}
+
+/// [`fault`] of an error the server sent, by its number.
+pub fn fault_of_number(number: u32) -> Fault {
+    match number {
+        n if is_transient_number(n) => Fault::Transient,
+        n if is_login_number(n) => Fault::permanent(LOGIN_FIX),
+        // SQL Server's "database does not exist" (and the development engine's, at login).
+        911 => Fault::permanent(DATABASE_FIX),
+        // "Invalid object name": a table the writer needs is missing.
+        208 => Fault::permanent(TABLES_FIX),
+        _ => Fault::SELF_EXPLAINED,
+    }
+}
+
+/// The server's message without tiberius' wrapping ("Token error: '...' on server X executing on
+/// line 1 (code: ..., state: ..., class: ...)"); the SQL error number is reported beside it.
+pub fn message(error: &Error) -> String {
+    match error {
+        Error::Server(token) => token.message().to_owned(),
+        // Without the advice on tiberius' own API that follows the reason.
+        Error::Tls(reason) => format!(
+            "the TLS handshake failed: {}",
+            reason.split(". To connect anyway").next().unwrap_or(reason)
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// The SQL error number, when the server sent one.
 pub fn sql_error_number(error: &Error) -> Option<u32> {
     match error {
@@ -68,10 +124,11 @@ pub fn is_duplicate_key(number: u32) -> bool {
 
 /// Login failures (18456 and friends) mean the credential is wrong or was rotated.
 pub fn is_login_failure(error: &Error) -> bool {
-    matches!(
-        sql_error_number(error),
-        Some(18456 | 18452 | 18470 | 18486 | 18487 | 18488)
-    )
+    sql_error_number(error).is_some_and(is_login_number)
+}
+
+fn is_login_number(number: u32) -> bool {
+    matches!(number, 18456 | 18452 | 18470 | 18486 | 18487 | 18488)
 }
 
 #[cfg(test)]
@@ -115,11 +172,52 @@ mod tests {
     fn every_listed_number_is_transient_and_data_errors_are_not() {
         for code in [
             40501, 40613, 40197, 49918, 49919, 49920, 10928, 10929, 4060, 233, 10053, 10054, 10060,
+            42109,
         ] {
             assert!(is_transient_number(code), "{code}");
         }
         for code in [8152, 245, 8114, 2627, 102, 208, 18456] {
             assert!(!is_transient_number(code), "{code}");
         }
+    }
+
+    #[test]
+    fn a_refused_login_a_missing_database_or_table_and_a_refused_certificate_name_their_fix() {
+        assert_eq!(fault_of_number(18456).fix(), Some(LOGIN_FIX));
+        assert_eq!(fault_of_number(911).fix(), Some(DATABASE_FIX));
+        assert_eq!(fault_of_number(208).fix(), Some(TABLES_FIX));
+        assert_eq!(
+            fault(&Error::Tls("unknown issuer".into())).fix(),
+            Some(TLS_FIX)
+        );
+        assert_eq!(fault_of_number(8152), Fault::SELF_EXPLAINED);
+        assert_eq!(fault(&Error::Protocol("bad".into())), Fault::SELF_EXPLAINED);
+    }
+
+    #[test]
+    fn a_resuming_database_and_a_failover_stay_transient() {
+        // 40613: an auto-paused Azure SQL serverless database while it resumes; 42109: a Synapse
+        // pool warming up; 4060: a failover (before the first connection, see TdsManager).
+        for code in [40613, 42109, 4060, 40501, 1205] {
+            assert_eq!(fault_of_number(code), Fault::Transient, "{code}");
+        }
+        assert_eq!(fault(&io(IoErrorKind::ConnectionRefused)), Fault::Transient);
+    }
+
+    #[test]
+    fn a_tls_failure_is_told_without_advice_on_tiberius_api() {
+        let error = Error::Tls("the server's certificate was rejected: UnknownIssuer. To connect anyway you can: (1) trust ...".into());
+        assert_eq!(
+            message(&error),
+            "the TLS handshake failed: the server's certificate was rejected: UnknownIssuer"
+        );
+    }
+
+    #[test]
+    fn a_message_other_than_the_server_s_is_the_error_s_own() {
+        assert_eq!(
+            message(&Error::Protocol("bad".into())),
+            "Protocol error: bad"
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! A CoinCap v3 stand-in on 127.0.0.1: checks the bearer key, answers from a script, and records
-//! every request it sees.
+//! A CoinCap v3 stand-in on 127.0.0.1 (over HTTP, or HTTPS with a test CA's certificate): checks
+//! the bearer key, answers from a script, and records every request it sees.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -15,6 +15,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::API_KEY;
+use super::tls::TestCa;
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
@@ -74,6 +75,35 @@ pub struct CoinCap {
 impl CoinCap {
     /// Starts a stand-in whose every answer is `fallback` after the `script` is used up.
     pub async fn start(script: Vec<Reply>, fallback: Reply) -> Self {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let url = format!("http://{}/v3", listener.local_addr().unwrap());
+        Self::serve_on(listener, url, script, fallback)
+    }
+
+    /// The same over HTTPS on `https://localhost:<port>/v3`, with a certificate from `ca` (which
+    /// the handler trusts only through `SSL_CERT_FILE`).
+    pub async fn start_https(ca: &TestCa, script: Vec<Reply>, fallback: Reply) -> Self {
+        let listener = ca.listener().await;
+        let port = axum::serve::Listener::local_addr(&listener).unwrap().port();
+        Self::serve_on(
+            listener,
+            format!("https://localhost:{port}/v3"),
+            script,
+            fallback,
+        )
+    }
+
+    fn serve_on<L: axum::serve::Listener>(
+        listener: L,
+        url: String,
+        script: Vec<Reply>,
+        fallback: Reply,
+    ) -> Self
+    where
+        L::Addr: std::fmt::Debug,
+    {
         let inner = Arc::new(Mutex::new(Inner {
             script: script.into(),
             fallback,
@@ -83,10 +113,6 @@ impl CoinCap {
         let app = Router::new()
             .route("/v3/assets", get(assets))
             .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .unwrap();
-        let url = format!("http://{}/v3", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { url, inner }
     }

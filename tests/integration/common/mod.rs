@@ -259,6 +259,23 @@ pub fn serve(coincap_url: &str, db: &std::path::Path) -> tokio::process::Command
     command
 }
 
+/// A copy of the Functions app whose EventHubSink retries after 200 ms, then 400 ms at most
+/// (instead of 5 s up to 5 minutes), so a test sees several retries in a second.
+pub fn fast_retry_app_root() -> TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let repo = app_root();
+    std::fs::copy(repo.join("host.json"), root.path().join("host.json")).unwrap();
+    for function in ["TimerFetch", "EventHubSink"] {
+        std::fs::create_dir(root.path().join(function)).unwrap();
+        let text = std::fs::read_to_string(repo.join(function).join("function.json")).unwrap();
+        let fast = text
+            .replace("00:00:05", "00:00:00.200")
+            .replace("00:05:00", "00:00:00.400");
+        std::fs::write(root.path().join(function).join("function.json"), fast).unwrap();
+    }
+    root
+}
+
 /// The repository root: the Functions app root.
 pub fn app_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

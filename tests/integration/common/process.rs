@@ -1,7 +1,8 @@
 //! A running `handler serve` child: it binds a port of its own choosing (port 0, so no other
 //! process can take it between a test choosing it and the handler binding it), the test reads the
 //! port from its start-up line, and its output is collected as it comes (a full pipe would block
-//! it). One way to stop a child: a signal, then a bounded wait.
+//! it). One way to stop a child: a signal, then a bounded wait. [`Spawned`] does the same for any
+//! other command (`handler local`).
 
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
@@ -115,6 +116,81 @@ impl Running {
         }
         let stdout = self.stdout.lock().unwrap().clone();
         let stderr = self.stderr.lock().unwrap().clone();
+        Stopped {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// Any `handler` child (`local`, say), its output collected as it comes, so a test can wait for a
+/// line, send a signal and time how long the child takes to stop.
+pub struct Spawned {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Spawned {
+    pub fn start(mut command: Command) -> Self {
+        let mut child = command.spawn().unwrap();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), Arc::clone(&stdout)),
+            collect(child.stderr.take().unwrap(), Arc::clone(&stderr)),
+        ];
+        Self {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// What it wrote so far: (stdout, stderr).
+    pub fn output(&self) -> (String, String) {
+        (
+            self.stdout.lock().unwrap().clone(),
+            self.stderr.lock().unwrap().clone(),
+        )
+    }
+
+    /// Waits until `seen(stdout, stderr)` holds, at most `timeout` (then fails, showing both).
+    pub async fn wait_for(&self, timeout: Duration, seen: impl Fn(&str, &str) -> bool) {
+        let started = std::time::Instant::now();
+        loop {
+            let (stdout, stderr) = self.output();
+            if seen(&stdout, &stderr) {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "not seen within {timeout:?}:\n{stdout}\n{stderr}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        super::signal(&self.child, signal);
+    }
+
+    /// Waits for it to exit by itself, at most `timeout`.
+    pub async fn finish(mut self, timeout: Duration) -> Stopped {
+        let status = match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => {
+                let (stdout, stderr) = self.output();
+                panic!("still running after {timeout:?}:\n{stdout}\n{stderr}");
+            }
+        };
+        for reader in self.readers.drain(..) {
+            reader.await.unwrap();
+        }
+        let (stdout, stderr) = self.output();
         Stopped {
             status,
             stdout,

@@ -272,3 +272,43 @@ fn the_writer_reads_the_id_type_the_indexes_and_the_lock_in_one_batch() {
         "{sql}"
     );
 }
+
+#[test]
+fn the_writer_is_ready_with_the_three_tables_a_text_id_and_one_lock_row() {
+    let ready = synapse_facts(new_design());
+    assert!(writer_not_ready(&ready).is_empty());
+    let seed = Facts {
+        history_id_type: Some("varchar(255)".into()),
+        ..synapse_facts(seed_design())
+    };
+    assert!(
+        writer_not_ready(&seed).is_empty(),
+        "slow, but the writer can write"
+    );
+    let empty = Facts {
+        engine_edition: Some(2),
+        ..Facts::default()
+    };
+    assert_eq!(
+        writer_not_ready(&empty),
+        [
+            "assets.asset_statistics_history_v3 is missing",
+            "assets.asset_statistics_rejects is missing",
+            "assets.asset_statistics_writer_lock is missing"
+        ]
+    );
+    let odd = Facts {
+        history_id_type: Some("int".into()),
+        lock_rows: Some(0),
+        ..synapse_facts(new_design())
+    };
+    assert_eq!(
+        writer_not_ready(&odd),
+        [
+            "assets.asset_statistics_history_v3.id is int, not a char, varchar, nchar or nvarchar key",
+            "assets.asset_statistics_writer_lock holds 0 rows, not exactly 1"
+        ]
+    );
+    assert_eq!(engine_name(Some(6)), "a Synapse dedicated SQL pool");
+    assert_eq!(engine_name(Some(2)), "SQL Server");
+}

@@ -1,0 +1,298 @@
+//! `handler check`: is the configuration right, before the first tick? With the settings `serve`
+//! or `local` reads, it checks each dependency once and prints one line each: the settings parse;
+//! each secret the settings use is readable (by name, from Key Vault or the environment; never a
+//! value); CoinCap accepts the key (the smallest call: one asset); the warehouse is reachable and
+//! ready for the writer (with `init-warehouse`'s report). It changes nothing: no table, no file.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::app;
+use crate::coincap::CoinCapClient;
+use crate::config::{Config, Mode};
+use crate::fault::Fault;
+use crate::secrets::{self, Secret, SecretName, SecretSource};
+use crate::warehouse::synapse::{SynapseLogin, init};
+use crate::warehouse::{SqliteWarehouse, WarehouseConfig};
+
+/// CoinCap reportedly bills about 1 credit per 2.5 KB of answer (there is no stored copy of its
+/// pricing page; its dashboard shows the real consumption).
+const BYTES_PER_CREDIT: usize = 2500;
+
+/// How one check went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Failed,
+    /// Not tried: what it needs failed above.
+    Skipped,
+}
+
+/// The checks so far, printed as they are made.
+#[derive(Debug, Default)]
+pub struct Checks {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Checks {
+    fn record(&mut self, status: Status, what: &str, detail: impl fmt::Display) {
+        let label = match status {
+            Status::Ok => {
+                self.passed += 1;
+                "ok"
+            }
+            Status::Failed => {
+                self.failed += 1;
+                "FAIL"
+            }
+            Status::Skipped => {
+                self.skipped += 1;
+                "skip"
+            }
+        };
+        println!("{label:<5} {what}: {detail}");
+    }
+
+    /// A failure with what to change, when the error does not already say it.
+    fn fail(&mut self, what: &str, error: impl fmt::Display, fault: &Fault) {
+        match fault.fix() {
+            Some(fix) => self.record(Status::Failed, what, format!("{error}. Fix: {fix}")),
+            None => self.record(Status::Failed, what, error),
+        }
+    }
+
+    /// Exit 0 only when every check passed.
+    pub fn all_passed(&self) -> bool {
+        self.failed == 0 && self.skipped == 0
+    }
+
+    /// The closing line.
+    pub fn verdict(&self) -> String {
+        let total = self.passed + self.failed + self.skipped;
+        if self.all_passed() {
+            return format!("All {total} checks passed.");
+        }
+        let skipped = match self.skipped {
+            0 => String::new(),
+            n => format!(" ({n} not tried)"),
+        };
+        format!(
+            "{} of {total} checks did not pass{skipped}: fix what they say and run `handler check` again.",
+            self.failed + self.skipped
+        )
+    }
+}
+
+/// Checks everything the settings of `mode` name, printing a line per check and the verdict.
+pub async fn run(mode: Mode) -> Checks {
+    let mut checks = Checks::default();
+    let config = match Config::from_env(mode) {
+        Ok(config) => {
+            checks.record(Status::Ok, "settings", settings_line(&config, mode));
+            config
+        }
+        Err(error) => {
+            checks.record(Status::Failed, "settings", error);
+            println!("{}", checks.verdict());
+            return checks;
+        }
+    };
+    let secrets = match secrets::source(&config.secrets) {
+        Ok(secrets) => secrets,
+        Err(error) => {
+            checks.fail("secrets", &error, &error.fault());
+            println!("{}", checks.verdict());
+            return checks;
+        }
+    };
+    let key = secret(&mut checks, &config, &secrets, SecretName::CoinCapApiKey).await;
+    let login_ok = !needs_connection_string(&config)
+        || secret(
+            &mut checks,
+            &config,
+            &secrets,
+            SecretName::SqlConnectionString,
+        )
+        .await
+        .is_some();
+    match key {
+        Some(key) => coincap(&mut checks, &config, &key).await,
+        None => checks.record(Status::Skipped, "CoinCap", "no API key to try (see above)"),
+    }
+    if login_ok {
+        warehouse(&mut checks, &config, secrets).await;
+    } else {
+        checks.record(Status::Skipped, "warehouse", "no login to try (see above)");
+    }
+    println!("{}", checks.verdict());
+    checks
+}
+
+fn settings_line(config: &Config, mode: Mode) -> String {
+    let defaults = match mode {
+        Mode::Serve => "serve",
+        Mode::Local => "local",
+    };
+    let warehouse = match &config.warehouse {
+        WarehouseConfig::Sqlite(path) => format!("sqlite:{}", path.display()),
+        WarehouseConfig::Sql => "sql".into(),
+    };
+    let secrets = match &config.secrets.key_vault_url {
+        Some(url) => format!("secrets from Key Vault {url}"),
+        None => "secrets from environment variables (KEY_VAULT_URL unset)".into(),
+    };
+    format!(
+        "every setting parses (defaults of `handler {defaults}`; WAREHOUSE={warehouse}; {secrets})"
+    )
+}
+
+fn needs_connection_string(config: &Config) -> bool {
+    config.warehouse == WarehouseConfig::Sql
+        && config.synapse.login == SynapseLogin::ConnectionString
+}
+
+/// Reads one secret by name; the line says where from, never what.
+async fn secret(
+    checks: &mut Checks,
+    config: &Config,
+    secrets: &Arc<dyn SecretSource>,
+    name: SecretName,
+) -> Option<Secret> {
+    let what = match &config.secrets.key_vault_url {
+        Some(_) => format!(
+            "secret \"{}\" (named by {})",
+            config.secrets.vault_names.get(name),
+            name.vault_name_setting()
+        ),
+        None => format!("secret {}", name.env_var()),
+    };
+    match secrets.get(name).await {
+        Ok(secret) => {
+            let mut detail = format!("readable from {}", secrets.describe());
+            let named = config.secrets.vault_names.get(name);
+            let origin = secrets.origin(name);
+            if config.secrets.key_vault_url.is_some() && !origin.ends_with(&format!("\"{named}\""))
+            {
+                detail.push_str(&format!(
+                    "; found as {origin}, the old default name: set {} to that name, or rename the secret",
+                    name.vault_name_setting()
+                ));
+            }
+            checks.record(Status::Ok, &what, detail);
+            Some(secret)
+        }
+        Err(error) => {
+            checks.fail(&what, &error, &error.fault());
+            None
+        }
+    }
+}
+
+/// The smallest call CoinCap answers: one asset, whatever `COINCAP_LIMIT` and `COINCAP_IDS` say.
+async fn coincap(checks: &mut Checks, config: &Config, key: &Secret) {
+    let mut settings = config.coincap.clone();
+    settings.limit = 1;
+    settings.ids = None;
+    let what = format!("CoinCap {}", config.coincap.base_url);
+    let client = match CoinCapClient::new(settings) {
+        Ok(client) => client,
+        Err(error) => return checks.record(Status::Failed, &what, error),
+    };
+    let url = client.assets_url();
+    let answer = client
+        .fetch_assets(key)
+        .await
+        .and_then(|page| page.read().map(|assets| (assets.assets.len(), page.len())));
+    match answer {
+        Ok((assets, bytes)) => checks.record(
+            Status::Ok,
+            &what,
+            format!(
+                "the API key is accepted (GET {}?{}: {assets} asset, {bytes} bytes, about {} credit; CoinCap reportedly bills 1 credit per 2.5 KB of answer)",
+                url.path(),
+                url.query().unwrap_or_default(),
+                bytes.div_ceil(BYTES_PER_CREDIT).max(1)
+            ),
+        ),
+        Err(error) => checks.fail(&what, &error, &error.fault()),
+    }
+}
+
+async fn warehouse(checks: &mut Checks, config: &Config, secrets: Arc<dyn SecretSource>) {
+    match &config.warehouse {
+        WarehouseConfig::Sqlite(path) => match SqliteWarehouse::inspect(path) {
+            Ok(detail) => checks.record(Status::Ok, "warehouse", detail),
+            Err(error) => checks.fail("warehouse", &error, &error.fault()),
+        },
+        WarehouseConfig::Sql => synapse(checks, config, secrets).await,
+    }
+}
+
+/// Connects as the writer would and reads what it relies on; the report follows, indented.
+async fn synapse(checks: &mut Checks, config: &Config, secrets: Arc<dyn SecretSource>) {
+    let manager = match app::synapse_manager_with(config, secrets) {
+        Ok(manager) => manager,
+        Err(error) => return checks.record(Status::Failed, "warehouse", error),
+    };
+    let target = match manager.target().await {
+        Ok(target) => target.to_string(),
+        Err(error) => return checks.fail("warehouse", &error, &error.fault()),
+    };
+    let what = format!("warehouse {target}");
+    let facts = match init::inspect(&manager).await {
+        Ok(facts) => facts,
+        Err(error) => return checks.fail(&what, &error, &error.fault()),
+    };
+    let engine = init::engine_name(facts.engine_edition);
+    let wrong = init::writer_not_ready(&facts);
+    if wrong.is_empty() {
+        checks.record(
+            Status::Ok,
+            &what,
+            format!("reachable, {engine}; the writer's tables are ready"),
+        );
+    } else {
+        checks.record(
+            Status::Failed,
+            &what,
+            format!(
+                "reachable, {engine}; {}. Fix: {}",
+                wrong.join("; "),
+                crate::warehouse::synapse::retry::TABLES_FIX
+            ),
+        );
+    }
+    // The report's advice covers tables that exist; missing ones are the fix above.
+    for line in init::advice::report(&facts) {
+        if line != "Nothing to change." || wrong.is_empty() {
+            println!("      {line}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_passes_only_when_every_check_passed() {
+        let all = Checks {
+            passed: 4,
+            ..Default::default()
+        };
+        assert!(all.all_passed());
+        assert_eq!(all.verdict(), "All 4 checks passed.");
+        let some = Checks {
+            passed: 2,
+            failed: 1,
+            skipped: 1,
+        };
+        assert!(!some.all_passed());
+        assert_eq!(
+            some.verdict(),
+            "2 of 4 checks did not pass (1 not tried): fix what they say and run `handler check` again."
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! `handler check` with the real binary, as a new user runs it before the first tick: one line per
+//! dependency, exit 0 only when all pass, never a secret's value, nothing created. Against the
+//! CoinCap stand-in, the HTTPS Key Vault and managed identity stand-ins, SQLite files and a closed
+//! port; the SQL Server side runs in the live suite (synapse_live/check.rs).
+
+use std::process::Output;
+
+use tokio::process::Command;
+
+use crate::common::coincap::{CoinCap, page, realistic_assets};
+use crate::common::identity::IdentityEndpoint;
+use crate::common::keyvault::KeyVault;
+use crate::common::tls::TestCa;
+use crate::common::{API_KEY, closed_port, handler};
+
+const VAULT_KEY: &str = "vault-key-0c5e27b9";
+const PASSWORD: &str = "pw-51d0aa-never-shown";
+
+/// A CoinCap stand-in answering one asset, as it does to `limit=1`.
+async fn coincap() -> CoinCap {
+    CoinCap::serving(page(1_747_000_000_000, &realistic_assets()[..1])).await
+}
+
+fn check(coincap: &CoinCap) -> Command {
+    let mut command = handler();
+    command
+        .arg("check")
+        .env("COINCAP_BASE_URL", &coincap.url)
+        .env("COINCAP_RETRY_BASE", "10ms");
+    command
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_local_settings_every_check_passes_with_the_cheapest_call_and_creates_nothing() {
+    let coincap = coincap().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    let output = check(&coincap)
+        .env("COINCAP_API_KEY", API_KEY)
+        .env("COINCAP_LIMIT", "2000")
+        .env("COINCAP_IDS", "bitcoin,ethereum")
+        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        5,
+        "one line per check and the verdict: {stdout}"
+    );
+    assert!(
+        lines[0].starts_with("ok    settings: every setting parses (defaults of `handler local`;"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[1],
+        "ok    secret COINCAP_API_KEY: readable from environment variables"
+    );
+    let coincap_line = format!(
+        "ok    CoinCap {}: the API key is accepted (GET /v3/assets?limit=1: 1 asset, ",
+        coincap.url
+    );
+    assert!(lines[2].starts_with(&coincap_line), "{stdout}");
+    assert!(
+        lines[2].ends_with(
+            "bytes, about 1 credit; CoinCap reportedly bills 1 credit per 2.5 KB of answer)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[3],
+        format!(
+            "ok    warehouse: the SQLite file {} does not exist yet: the first write creates it and its tables",
+            db.display()
+        )
+    );
+    assert_eq!(lines[4], "All 4 checks passed.");
+    let seen = coincap.seen();
+    assert_eq!(seen.len(), 1, "one call");
+    assert_eq!(
+        seen[0].path_and_query, "/v3/assets?limit=1",
+        "the smallest call, whatever COINCAP_LIMIT and COINCAP_IDS say"
+    );
+    assert!(!db.exists(), "check creates no file");
+    assert!(!stdout.contains(API_KEY) && !stderr.contains(API_KEY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_key_and_a_missing_directory_fail_their_lines_with_the_fix_and_the_exit_code() {
+    let coincap = coincap().await;
+    let output = check(&coincap)
+        .env("COINCAP_API_KEY", "not-the-key-77aa")
+        .env("WAREHOUSE", "sqlite:/no-such-directory-17/local.db")
+        .output()
+        .await
+        .unwrap();
+    let (stdout, _) = text(&output);
+
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "FAIL  CoinCap {}: CoinCap refused the API key (HTTP 401). Fix: set COINCAP_API_KEY",
+            coincap.url
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL  warehouse: the warehouse failed while checking the SQLite file: the directory /no-such-directory-17 does not exist"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some("2 of 4 checks did not pass: fix what they say and run `handler check` again.")
+    );
+    assert!(!stdout.contains("not-the-key-77aa"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_setting_is_the_one_line_and_nothing_is_called() {
+    let coincap = coincap().await;
+    let output = check(&coincap)
+        .env("COINCAP_API_KEY", API_KEY)
+        .env("COINCAP_LIMIT", "lots")
+        .output()
+        .await
+        .unwrap();
+    let (stdout, _) = text(&output);
+    assert!(!output.status.success());
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "FAIL  settings: setting COINCAP_LIMIT=\"lots\" is invalid: expected a whole number from 1 to 2000",
+            "1 of 1 checks did not pass: fix what they say and run `handler check` again."
+        ]
+    );
+    assert!(coincap.seen().is_empty());
+}
+
+/// A deployed app's settings on this machine: Key Vault through the managed identity (stand-ins
+/// speaking the real protocols), `serve`'s defaults, a connection string in the vault.
+struct Azure {
+    ca: TestCa,
+    identity: IdentityEndpoint,
+    vault: KeyVault,
+    coincap: CoinCap,
+}
+
+impl Azure {
+    async fn start(secrets: &[(&str, &str)]) -> Self {
+        let ca = TestCa::new();
+        let identity = IdentityEndpoint::start().await;
+        let vault = KeyVault::start(&ca, &identity.token, secrets).await;
+        let coincap = coincap().await;
+        coincap.set_keys(&[VAULT_KEY]);
+        Self {
+            ca,
+            identity,
+            vault,
+            coincap,
+        }
+    }
+
+    async fn check(&self) -> Output {
+        check(&self.coincap)
+            .arg("--serve")
+            .env("KEY_VAULT_URL", &self.vault.url)
+            .env("IDENTITY_ENDPOINT", &self.identity.endpoint)
+            .env("IDENTITY_HEADER", &self.identity.header)
+            .env("SSL_CERT_FILE", self.ca.ca_file.display().to_string())
+            .output()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_deployed_app_s_settings_each_secret_is_read_by_name_and_the_pool_is_tried() {
+    let (_closed, port) = closed_port();
+    let connection = format!(
+        "Server=tcp:127.0.0.1,{port};Database=coincap;User Id=loader;Password={PASSWORD};TrustServerCertificate=true"
+    );
+    let azure = Azure::start(&[
+        ("coincap-api-key", VAULT_KEY),
+        ("synapse-connection-string", &connection),
+    ])
+    .await;
+
+    let output = azure.check().await;
+    let (stdout, stderr) = text(&output);
+
+    assert!(!output.status.success(), "the pool is down: {stdout}");
+    let vault = format!(
+        "readable from Key Vault {} with the system-assigned managed identity (cached for 15m)",
+        azure.vault.url
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].contains("defaults of `handler serve`; WAREHOUSE=sql; secrets from Key Vault"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[1],
+        format!("ok    secret \"coincap-api-key\" (named by COINCAP_API_KEY_SECRET): {vault}")
+    );
+    // A vault an earlier version was deployed with: its secret still has the old default name.
+    assert_eq!(
+        lines[2],
+        format!(
+            "ok    secret \"sql-connection-string\" (named by SQL_CONNECTION_STRING_SECRET): {vault}; found as Key Vault {} secret \"synapse-connection-string\", the old default name: set SQL_CONNECTION_STRING_SECRET to that name, or rename the secret",
+            azure.vault.url
+        )
+    );
+    assert!(
+        lines[3].starts_with(&format!(
+            "ok    CoinCap {}: the API key is accepted",
+            azure.coincap.url
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[4],
+        format!(
+            "FAIL  warehouse database coincap on 127.0.0.1:{port} (login from Key Vault {} secret \"synapse-connection-string\"): cannot reach 127.0.0.1:{port}: Connection refused (os error 111)",
+            azure.vault.url
+        )
+    );
+    assert_eq!(
+        lines[5],
+        "1 of 5 checks did not pass: fix what they say and run `handler check` again."
+    );
+    let authorized: Vec<String> = azure
+        .vault
+        .authorized()
+        .into_iter()
+        .map(|r| r.secret)
+        .collect();
+    assert_eq!(
+        authorized,
+        [
+            "coincap-api-key",
+            "sql-connection-string",
+            "synapse-connection-string"
+        ],
+        "each secret read once (the connection string under its new default name, missing, then its old)"
+    );
+    for secret in [VAULT_KEY, PASSWORD, azure.identity.token.as_str()] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "a secret value was printed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_missing_from_the_vault_is_named_with_its_setting_and_what_needs_it_is_not_tried()
+{
+    let azure = Azure::start(&[]).await;
+
+    let output = azure.check().await;
+    let (stdout, _) = text(&output);
+
+    assert!(!output.status.success());
+    assert!(
+        stdout.contains(&format!("FAIL  secret \"coincap-api-key\" (named by COINCAP_API_KEY_SECRET): secret \"coincap-api-key\" does not exist in Key Vault {}: create it", azure.vault.url)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "FAIL  secret \"sql-connection-string\" (named by SQL_CONNECTION_STRING_SECRET)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("skip  CoinCap: no API key to try (see above)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("skip  warehouse: no login to try (see above)"),
+        "{stdout}"
+    );
+    assert!(azure.coincap.seen().is_empty());
+}

@@ -1,0 +1,362 @@
+//! How `handler local` stops, as a new user meets it: a failure another attempt would repeat stops
+//! it at once with one line that names the fix; a transient one is retried by the function's
+//! policy, one line per retry; SIGTERM and Ctrl-C drain within `--drain-timeout`, a second signal
+//! abandons at once; the exit code and the summary's last line say whether everything fetched was
+//! written. The real binary, the CoinCap stand-in, SQLite files and closed or unresolvable servers.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::process::Command;
+
+use crate::common::coincap::{CoinCap, page, realistic_assets};
+use crate::common::process::{Spawned, Stopped};
+use crate::common::{API_KEY, app_root, closed_port, fast_retry_app_root, handler};
+
+/// The login of the warehouse settings below: it must never be printed.
+const PASSWORD: &str = "pw-9c2e71-never-shown";
+
+/// A host name no resolver answers, whatever the network: its first label has 64 characters, one
+/// more than DNS allows, so the C library refuses it ("Name or service not known") without asking
+/// a server.
+fn unresolvable_host() -> String {
+    format!("{}.invalid", "a".repeat(64))
+}
+
+fn local(root: &Path, coincap_url: &str, key: &str) -> Command {
+    let mut command = handler();
+    command
+        .arg("local")
+        .arg("--app-root")
+        .arg(root)
+        .env("COINCAP_BASE_URL", coincap_url)
+        .env("COINCAP_API_KEY", key)
+        .env("COINCAP_RETRY_BASE", "10ms");
+    command
+}
+
+/// `WAREHOUSE=synapse` with a connection string for `server` (`host,port`).
+fn into_synapse_at(command: &mut Command, server: &str) {
+    command.env("WAREHOUSE", "sql").env(
+        "SQL_CONNECTION_STRING",
+        format!("Server=tcp:{server};Database=coincap;User Id=loader;Password={PASSWORD};TrustServerCertificate=true"),
+    );
+}
+
+async fn coincap() -> CoinCap {
+    CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await
+}
+
+fn assert_never_shown(stopped: &Stopped, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(
+            !stopped.stdout.contains(secret) && !stopped.stderr.contains(secret),
+            "{secret} was printed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_coincap_key_stops_the_run_at_once_with_its_fix_and_a_failing_exit() {
+    let coincap = coincap().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    let mut command = local(&app_root(), &coincap.url, "not-the-key-3e1b");
+    // No --ticks: the run must end by itself.
+    command
+        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+        .args(["--every", "200ms"]);
+
+    let stopped = Spawned::start(command)
+        .finish(Duration::from_secs(30))
+        .await;
+
+    assert!(!stopped.status.success(), "{}", stopped.stdout);
+    let lines: Vec<&str> = stopped.stdout.lines().collect();
+    assert_eq!(
+        lines[3],
+        "tick   1 | TimerFetch failed permanently, stopping at once: CoinCap refused the API key (HTTP 401). Fix: set COINCAP_API_KEY to a key CoinCap accepts (with KEY_VAULT_URL: the vault's secret named by COINCAP_API_KEY_SECRET); keys are at https://pro.coincap.io/dashboard",
+        "{}",
+        stopped.stdout
+    );
+    assert!(
+        lines[4].starts_with("Summary: 1 ticks (1 failed), fetched 0, published 0, written 0"),
+        "{}",
+        stopped.stdout
+    );
+    assert_eq!(
+        lines[5..],
+        [
+            "Stopped at once by a failure another attempt would repeat (see above). No rows were written."
+        ]
+    );
+    assert_eq!(
+        coincap.seen().len(),
+        1,
+        "one call: a refused key is not retried, and no tick follows"
+    );
+    assert_never_shown(&stopped, &["not-the-key-3e1b"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_warehouse_host_stops_the_run_at_once_naming_the_setting_to_fix() {
+    let coincap = coincap().await;
+    let host = unresolvable_host();
+    let mut command = local(&app_root(), &coincap.url, API_KEY);
+    into_synapse_at(&mut command, &format!("{host},1433"));
+    // The next tick would be in an hour: the run must end by itself.
+    command.args(["--every", "1h"]);
+
+    let stopped = Spawned::start(command)
+        .finish(Duration::from_secs(30))
+        .await;
+
+    assert!(!stopped.status.success(), "{}", stopped.stdout);
+    assert_eq!(
+        stopped.stdout.lines().next(),
+        Some(
+            format!("coincap-stream local: rows go to database coincap on {host}:1433 (login from environment variable SQL_CONNECTION_STRING); secrets come from environment variables.")
+                .as_str()
+        )
+    );
+    let failures: Vec<&str> = stopped.stderr.lines().collect();
+    assert_eq!(failures.len(), 1, "one line per failure: {failures:?}");
+    let line = failures[0];
+    assert!(
+        line.starts_with(&format!(
+            "EventHubSink failed permanently, stopping at once: the SQL warehouse failed while connecting (permanent): cannot reach {host}:1433: "
+        )) && line.ends_with(
+            ". Fix: check the server's host name (Server= in SQL_CONNECTION_STRING, or SQL_SERVER): it does not resolve"
+        ),
+        "{line}"
+    );
+    assert!(
+        stopped.stdout.contains(
+            "written 0, duplicates skipped 0, rejected 0, sink retries 0, dropped 0, not written 4"
+        ),
+        "{}",
+        stopped.stdout
+    );
+    assert_eq!(
+        stopped.stdout.lines().last(),
+        Some(
+            "Stopped at once by a failure another attempt would repeat (see above), and 4 fetched events were not written. No rows were written."
+        )
+    );
+    assert_eq!(coincap.seen().len(), 1, "no second tick");
+    assert_never_shown(&stopped, &[PASSWORD]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_tls_certificate_stops_the_run_at_once_and_check_names_it_too() {
+    // CoinCap over HTTPS with a certificate from a CA this machine does not trust (no
+    // SSL_CERT_FILE): every attempt would be refused the same way.
+    let ca = crate::common::tls::TestCa::new();
+    let page = page(1_747_000_000_000, &realistic_assets());
+    let coincap = CoinCap::start_https(&ca, vec![], crate::common::coincap::Reply::ok(page)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    let mut command = local(&app_root(), &coincap.url, API_KEY);
+    command
+        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+        .args(["--every", "200ms"]);
+
+    let stopped = Spawned::start(command)
+        .finish(Duration::from_secs(30))
+        .await;
+
+    assert!(!stopped.status.success(), "{}", stopped.stdout);
+    let tick = stopped
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("tick   1 |"))
+        .unwrap_or_else(|| panic!("{}", stopped.stdout));
+    assert!(
+        tick.starts_with("tick   1 | TimerFetch failed permanently, stopping at once: CoinCap request failed: ")
+            && tick.contains("certificate")
+            && tick.ends_with(". Fix: check COINCAP_BASE_URL (CoinCap v3 is https://rest.coincap.io/v3): its TLS certificate was refused (is this machine's clock right? SSL_CERT_FILE names extra trusted roots)"),
+        "{tick}"
+    );
+    assert!(
+        !tick.contains("gave up after"),
+        "a refused certificate is not retried: {tick}"
+    );
+
+    let output = handler()
+        .arg("check")
+        .env("COINCAP_BASE_URL", &coincap.url)
+        .env("COINCAP_API_KEY", API_KEY)
+        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success());
+    assert!(
+        stdout.contains(&format!(
+            "FAIL  CoinCap {}: CoinCap request failed: ",
+            coincap.url
+        )) && stdout.contains("its TLS certificate was refused"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_connection_is_retried_one_line_each_and_sigterm_ends_it_at_the_drain_deadline() {
+    let coincap = coincap().await;
+    let (_closed, port) = closed_port();
+    let root = fast_retry_app_root();
+    let mut command = local(root.path(), &coincap.url, API_KEY);
+    into_synapse_at(&mut command, &format!("127.0.0.1,{port}"));
+    command.args(["--ticks", "1", "--drain-timeout", "2s"]);
+    let child = Spawned::start(command);
+    child
+        .wait_for(Duration::from_secs(30), |_, stderr| {
+            stderr.matches("EventHubSink failed (retry").count() >= 3
+        })
+        .await;
+
+    let signalled = Instant::now();
+    child.signal("-TERM");
+    let stopped = child.finish(Duration::from_secs(30)).await;
+    let took = signalled.elapsed();
+
+    assert!(!stopped.status.success(), "{}", stopped.stdout);
+    // It drains until the deadline (retrying meanwhile), then abandons: about 2 s, with generous
+    // slack for a loaded machine.
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let retry = format!(
+        "as EventHubSink/function.json's retry policy says): the SQL warehouse failed while connecting (transient): cannot reach 127.0.0.1:{port}: Connection refused"
+    );
+    for line in stopped.stderr.lines() {
+        let known = (line.starts_with("EventHubSink failed (retry ") && line.contains(&retry))
+            || line
+                == "Stopping (SIGTERM): no new ticks; writing what was already fetched for at most 2s (--drain-timeout). Ctrl-C or SIGTERM again abandons it."
+            || line
+                == "Abandoning: the drain deadline of 2s (--drain-timeout) passed; events not yet written are counted as not written.";
+        assert!(known, "one line per retry, nothing else: {line}");
+    }
+    assert!(stopped.stderr.contains("Abandoning: the drain deadline"));
+    assert!(
+        stopped.stdout.contains("dropped 0, not written 4"),
+        "{}",
+        stopped.stdout
+    );
+    assert_eq!(
+        stopped.stdout.lines().last(),
+        Some("Not written: 4 fetched events (left unwritten at the stop). No rows were written.")
+    );
+    assert_never_shown(&stopped, &[PASSWORD]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_abandons_at_once_whatever_the_drain_deadline() {
+    let coincap = coincap().await;
+    let (_closed, port) = closed_port();
+    let mut command = local(&app_root(), &coincap.url, API_KEY);
+    into_synapse_at(&mut command, &format!("127.0.0.1,{port}"));
+    command.args(["--ticks", "1", "--drain-timeout", "10m"]);
+    let child = Spawned::start(command);
+    child
+        .wait_for(Duration::from_secs(30), |_, stderr| {
+            stderr.contains("EventHubSink failed (retry 1 in 5s")
+        })
+        .await;
+    child.signal("-TERM");
+    child
+        .wait_for(Duration::from_secs(10), |_, stderr| {
+            stderr.contains("Stopping (SIGTERM)")
+        })
+        .await;
+
+    let signalled = Instant::now();
+    child.signal("-INT");
+    let stopped = child.finish(Duration::from_secs(30)).await;
+
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert!(!stopped.status.success());
+    assert!(
+        stopped.stderr.contains(
+            "Abandoning (Ctrl-C again): events not yet written are counted as not written."
+        ),
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(
+        stopped.stdout.lines().last(),
+        Some("Not written: 4 fetched events (left unwritten at the stop). No rows were written.")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_what_was_fetched_and_a_complete_run_exits_0() {
+    let coincap = coincap().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    let mut command = local(&app_root(), &coincap.url, API_KEY);
+    command
+        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+        .args(["--every", "1h"]);
+    let child = Spawned::start(command);
+    child
+        .wait_for(Duration::from_secs(30), |stdout, _| {
+            stdout.contains("tick   1 |")
+        })
+        .await;
+    child.signal("-TERM");
+    let stopped = child.finish(Duration::from_secs(30)).await;
+
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert!(
+        stopped.stderr.starts_with("Stopping (SIGTERM)"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(
+        stopped
+            .stdout
+            .contains("Summary: 1 ticks (0 failed), fetched 4, published 4, written 4"),
+        "{}",
+        stopped.stdout
+    );
+    assert_eq!(
+        stopped.stdout.lines().last(),
+        Some(format!("Rows are in the SQLite file {}.", db.display()).as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_every_tick_failed_exits_non_zero_and_claims_no_rows() {
+    let (_closed, port) = closed_port();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    let output = local(&app_root(), &format!("http://127.0.0.1:{port}/v3"), API_KEY)
+        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+        .env("COINCAP_MAX_RETRIES", "0")
+        .args(["--ticks", "1"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("tick   1 | TimerFetch failed: CoinCap request failed:"),
+        "a refused connection is weather, not a stop: {stdout}"
+    );
+    assert!(
+        stdout.contains("Summary: 1 ticks (1 failed), fetched 0, published 0, written 0"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some("No rows were written: every tick failed (see above).")
+    );
+    assert!(!stdout.contains("Rows are in"), "{stdout}");
+}

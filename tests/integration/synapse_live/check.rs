@@ -1,0 +1,222 @@
+//! `handler check` and `handler local` against the live server: the warehouse line with
+//! `init-warehouse`'s report, and the fix each names for a refused login, a missing database and a
+//! missing table (the local runner stopping at once on each). Ignored unless asked for, like the
+//! rest of the live suite.
+
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use super::support::{connection_string, execute, init, serial, synapse};
+use crate::common::coincap::{CoinCap, page, realistic_assets};
+use crate::common::process::{Spawned, Stopped};
+use crate::common::{API_KEY, app_root, handler};
+
+const LOCK: &str = "assets.asset_statistics_writer_lock";
+
+async fn coincap() -> CoinCap {
+    CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await
+}
+
+fn with_warehouse(mut command: Command, coincap: &CoinCap, connection: &str) -> Command {
+    command
+        .env("COINCAP_BASE_URL", &coincap.url)
+        .env("COINCAP_API_KEY", API_KEY)
+        .env("WAREHOUSE", "sql")
+        .env("SQL_CONNECTION_STRING", connection);
+    command
+}
+
+async fn check(coincap: &CoinCap, connection: &str) -> (bool, String) {
+    let mut command = handler();
+    command.arg("check");
+    let output = with_warehouse(command, coincap, connection)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.success(), stdout)
+}
+
+/// `handler local` until it stops by itself (it must: the failure is permanent; the next tick
+/// would be in an hour, and the wait is one minute).
+async fn local(coincap: &CoinCap, connection: &str) -> Stopped {
+    let mut command = handler();
+    command
+        .arg("local")
+        .arg("--app-root")
+        .arg(app_root())
+        .args(["--every", "1h"]);
+    Spawned::start(with_warehouse(command, coincap, connection))
+        .finish(Duration::from_secs(60))
+        .await
+}
+
+/// The connection string with one `key=value` part replaced.
+fn with_part(connection: &str, key: &str, value: &str) -> String {
+    connection
+        .split(';')
+        .map(|part| match part.split_once('=') {
+            Some((k, _)) if k.trim().eq_ignore_ascii_case(key) => format!("{k}={value}"),
+            _ => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn password_of(connection: &str) -> Option<String> {
+    connection.split(';').find_map(|part| {
+        let (k, v) = part.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("password")
+            .then(|| v.to_owned())
+    })
+}
+
+fn assert_stopped_at_once_with(stopped: &Stopped, fix: &str) {
+    assert!(!stopped.status.success(), "{}", stopped.stdout);
+    let failures: Vec<&str> = stopped.stderr.lines().collect();
+    assert_eq!(failures.len(), 1, "one line: {failures:?}");
+    assert!(
+        failures[0].starts_with("EventHubSink failed permanently, stopping at once: ")
+            && failures[0].contains(fix),
+        "{}",
+        failures[0]
+    );
+    assert_eq!(
+        stopped.stdout.lines().last(),
+        Some(
+            "Stopped at once by a failure another attempt would repeat (see above), and 4 fetched events were not written. No rows were written."
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+async fn check_after_init_warehouse_reports_the_writer_ready_with_its_design() {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let coincap = coincap().await;
+
+    let (passed, stdout) = check(&coincap, &connection).await;
+
+    assert!(passed, "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("ok    warehouse database "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("(login from environment variable SQL_CONNECTION_STRING): reachable, ")
+            && line.ends_with("; the writer's tables are ready"),
+        "{line}"
+    );
+    for reported in [
+        "      What the writer relies on:",
+        "        id column: ",
+        "        assets.asset_statistics_writer_lock: 1 row (writers serialize on it)",
+        "        is_read_committed_snapshot_on",
+    ] {
+        assert!(stdout.contains(reported), "{reported}: {stdout}");
+    }
+    assert_eq!(stdout.lines().last(), Some("All 5 checks passed."));
+    if let Some(password) = password_of(&connection) {
+        assert!(!stdout.contains(&password), "the password is never shown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+async fn a_refused_login_and_a_missing_database_name_their_fix_and_stop_local_at_once() {
+    let connection = connection_string();
+    let _turn = serial().await;
+    let coincap = coincap().await;
+    let wrong_password = with_part(&connection, "Password", "not-the-password-5e");
+    let no_database = with_part(
+        &with_part(&connection, "Database", "coincap_missing_17"),
+        "Initial Catalog",
+        "coincap_missing_17",
+    );
+    let cases = [
+        (
+            wrong_password,
+            "Fix: check the login: User Id and Password in SQL_CONNECTION_STRING",
+        ),
+        (
+            no_database,
+            "Fix: check the database name (Database= or Initial Catalog= in SQL_CONNECTION_STRING, or SQL_DATABASE)",
+        ),
+    ];
+    for (settings, fix) in cases {
+        let (passed, stdout) = check(&coincap, &settings).await;
+        assert!(!passed, "{stdout}");
+        let line = stdout
+            .lines()
+            .find(|line| line.starts_with("FAIL  warehouse "))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert!(line.contains(fix), "{line}");
+
+        let stopped = local(&coincap, &settings).await;
+        assert_stopped_at_once_with(&stopped, fix);
+        assert!(!stopped.stderr.contains("not-the-password-5e"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+async fn with_a_table_missing_check_changes_nothing_and_local_stops_naming_init_warehouse() {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let synapse = synapse(&connection).await;
+    let away = "asset_statistics_writer_lock_away_17";
+    execute(&connection, &rename_lock(synapse, LOCK, away)).await;
+
+    let outcome = tokio::spawn({
+        let connection = connection.clone();
+        async move {
+            let coincap = coincap().await;
+            let (passed, stdout) = check(&coincap, &connection).await;
+            assert!(!passed, "{stdout}");
+            assert!(
+                stdout.contains(&format!(
+                    "{LOCK} is missing. Fix: run `handler init-warehouse` with the same settings"
+                )),
+                "{stdout}"
+            );
+            // Read only: the table is still missing.
+            let (_, again) = check(&coincap, &connection).await;
+            assert!(again.contains(&format!("{LOCK} is missing")), "{again}");
+
+            let stopped = local(&coincap, &connection).await;
+            assert_stopped_at_once_with(
+                &stopped,
+                "Fix: run `handler init-warehouse` with the same settings",
+            );
+        }
+    })
+    .await;
+
+    execute(
+        &connection,
+        &rename_lock(
+            synapse,
+            &format!("assets.{away}"),
+            "asset_statistics_writer_lock",
+        ),
+    )
+    .await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// Renames a table: `RENAME OBJECT` on a pool, `sp_rename` elsewhere (with its object type, which
+/// SQL Server takes and some compatible engines require).
+fn rename_lock(synapse: bool, from: &str, to: &str) -> String {
+    if synapse {
+        format!("RENAME OBJECT {from} TO {to}")
+    } else {
+        format!("EXEC sp_rename N'{from}', N'{to}', N'OBJECT'")
+    }
+}
