@@ -49,10 +49,10 @@ const BIG_BATCH_RUNS: usize = 5;
 const API_KEY: &str = "bench-key";
 /// The deployed warehouse setting; nothing listens there, and nothing connects before an
 /// EventHubSink invocation.
-const SYNAPSE_SETTINGS: &[(&str, &str)] = &[
-    ("WAREHOUSE", "synapse"),
+const SQL_SETTINGS: &[(&str, &str)] = &[
+    ("WAREHOUSE", "sql"),
     (
-        "SYNAPSE_CONNECTION_STRING",
+        "SQL_CONNECTION_STRING",
         "Server=tcp:127.0.0.1,9;Database=coincap;User Id=bench;Password=unused",
     ),
 ];
@@ -116,13 +116,13 @@ fn main() {
 
     // 1. Cold start.
     eprintln!("== cold start ({COLD_STARTS} runs)");
-    // As deployed (WAREHOUSE=synapse: the pool connects on first use), and as run locally (a
+    // As deployed (WAREHOUSE=sql: the database connects on first use), and as run locally (a
     // fresh SQLite file: its tables are created, and synced, before the server listens).
-    let (starts, start_rss) = bench.cold_starts("synapse", SYNAPSE_SETTINGS);
+    let (starts, start_rss) = bench.cold_starts("sql", SQL_SETTINGS);
     let (local_starts, _) = bench.cold_starts("sqlite", &[]);
     let seed_start = python.as_deref().map(seed_starts);
     table.row(
-        "Cold start: spawn -> first GET / (ms), WAREHOUSE=synapse",
+        "Cold start: spawn -> first GET / (ms), WAREHOUSE=sql",
         &starts,
         "",
         None,
