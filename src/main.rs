@@ -43,7 +43,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct CheckArgs {
-    /// Read the settings with `serve`'s defaults (WAREHOUSE=synapse), as a deployed app does;
+    /// Read the settings with `serve`'s defaults (WAREHOUSE=sql), as a deployed app does;
     /// without it, with `local`'s (WAREHOUSE=sqlite:coincap.db).
     #[arg(long)]
     serve: bool,
