@@ -6,7 +6,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::common::coincap::{CoinCap, Reply, many_assets, page, realistic_assets};
-use crate::common::{API_KEY, app_root, fast_retry_app_root, handler, signal};
+use crate::common::process::Spawned;
+use crate::common::{API_KEY, app_root, fast_retry_app_root, handler};
 
 fn count(db: &Path, table: &str) -> i64 {
     rusqlite::Connection::open(db)
@@ -158,34 +159,18 @@ async fn ctrl_c_stops_the_timer_and_drains_what_was_fetched() {
     let coincap = CoinCap::serving(page(1_747_000_000_000, &many_assets(300))).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let mut child = local(&coincap, &db)
-        .args(["--every", "1h"])
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        let first_tick = line.starts_with("tick");
-        seen.push(line);
-        if first_tick {
-            break;
-        }
-    }
-    signal(&child, "-INT");
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        seen.push(line);
-    }
-    let status = child.wait().await.unwrap();
-    let seen = seen.join("\n");
-    assert!(status.success(), "{seen}");
+    let mut command = local(&coincap, &db);
+    command.args(["--every", "1h"]);
+    let child = Spawned::start(command);
+    child
+        .wait_for(Duration::from_secs(30), |stdout, _| {
+            stdout.lines().any(|line| line.starts_with("tick"))
+        })
+        .await;
+    child.signal("-INT");
+    let stopped = child.finish(Duration::from_secs(30)).await;
+    let seen = stopped.stdout;
+    assert!(stopped.status.success(), "{seen}");
     assert!(
         seen.contains("Summary: 1 ticks (0 failed), fetched 300, published 300, written 300"),
         "{seen}"

@@ -208,18 +208,14 @@ impl TdsManager {
     pub async fn target(&self) -> Result<Target, ConnectError> {
         Ok(match &self.config.login {
             SynapseLogin::ConnectionString => {
-                let name = SecretName::SqlConnectionString;
-                let secret = self.secrets.get(name).await?;
-                let config = parse_connection_string(secret.expose()).map_err(|reason| {
-                    ConnectError::ConnectionString {
-                        origin: self.secrets.origin(name),
-                        reason,
-                    }
-                })?;
+                let (config, secret) = self.connection_string().await?;
                 Target {
                     address: config.get_addr(),
                     database: database_of(secret.expose()),
-                    login: format!("login from {}", self.secrets.origin(name)),
+                    login: format!(
+                        "login from {}",
+                        self.secrets.origin(SecretName::SqlConnectionString)
+                    ),
                 }
             }
             SynapseLogin::Entra { server, database } => {
@@ -243,17 +239,24 @@ impl TdsManager {
         }
     }
 
+    /// The connection string secret, and what it says; a string that does not parse is named by
+    /// where it was read, never shown.
+    async fn connection_string(&self) -> Result<(Config, Secret), ConnectError> {
+        let name = SecretName::SqlConnectionString;
+        let secret = self.secrets.get(name).await?;
+        let config = parse_connection_string(secret.expose()).map_err(|reason| {
+            ConnectError::ConnectionString {
+                origin: self.secrets.origin(name),
+                reason,
+            }
+        })?;
+        Ok((config, secret))
+    }
+
     async fn tiberius_config(&self) -> Result<(Config, Option<Secret>), ConnectError> {
         let (mut config, secret) = match &self.config.login {
             SynapseLogin::ConnectionString => {
-                let name = SecretName::SqlConnectionString;
-                let secret = self.secrets.get(name).await?;
-                let config = parse_connection_string(secret.expose()).map_err(|reason| {
-                    ConnectError::ConnectionString {
-                        origin: self.secrets.origin(name),
-                        reason,
-                    }
-                })?;
+                let (config, secret) = self.connection_string().await?;
                 (config, Some(secret))
             }
             SynapseLogin::Entra { server, database } => {

@@ -16,21 +16,9 @@ use super::Answer;
 /// How long a child gets to stop after a signal.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Sends `signal` (`-TERM`, `-INT`) to `child` and waits for it to exit, at most 10 seconds.
-pub async fn stop_child(child: &mut Child, signal: &str) -> ExitStatus {
-    super::signal(child, signal);
-    tokio::time::timeout(STOP_TIMEOUT, child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("the child did not stop within {STOP_TIMEOUT:?} of {signal}"))
-        .unwrap()
-}
-
 pub struct Running {
-    child: Child,
+    spawned: Spawned,
     pub port: u16,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<tokio::task::JoinHandle<()>>,
     /// Every answer's body, as text, for leak checks.
     pub bodies: Vec<String>,
 }
@@ -46,40 +34,29 @@ impl Running {
     /// Spawns `command` (a `handler` with its settings) on port 0 and waits until it listens.
     pub async fn start(mut command: Command) -> Self {
         command.env("FUNCTIONS_CUSTOMHANDLER_PORT", "0");
-        let mut child = command.spawn().unwrap();
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), Arc::clone(&stdout)),
-            collect(child.stderr.take().unwrap(), Arc::clone(&stderr)),
-        ];
+        let mut spawned = Spawned::start(command);
         let mut port = None;
         for _ in 0..1200 {
-            port = listening_port(&stdout.lock().unwrap());
+            let (stdout, stderr) = spawned.output();
+            port = listening_port(&stdout);
             if port.is_some() {
                 break;
             }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "the handler exited ({status}) before listening: {}",
-                    stderr.lock().unwrap()
-                );
+            if let Some(status) = spawned.child.try_wait().unwrap() {
+                panic!("the handler exited ({status}) before listening: {stderr}");
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         let port = port.unwrap_or_else(|| {
             panic!(
                 "the handler never said where it listens: {}",
-                stdout.lock().unwrap()
+                spawned.output().0
             )
         });
         super::wait_ready(port).await;
         Self {
-            child,
+            spawned,
             port,
-            stdout,
-            stderr,
-            readers,
             bodies: Vec::new(),
         }
     }
@@ -105,22 +82,14 @@ impl Running {
 
     /// Kills it (`SIGKILL`): no chance to finish anything, as when its machine dies.
     pub async fn kill(mut self) {
-        self.child.kill().await.unwrap();
+        self.spawned.child.kill().await.unwrap();
     }
 
-    /// Stops it with `signal`, as the host (`-TERM`) or a developer (`-INT`) does.
-    pub async fn stop(mut self, signal: &str) -> Stopped {
-        let status = stop_child(&mut self.child, signal).await;
-        for reader in self.readers.drain(..) {
-            reader.await.unwrap();
-        }
-        let stdout = self.stdout.lock().unwrap().clone();
-        let stderr = self.stderr.lock().unwrap().clone();
-        Stopped {
-            status,
-            stdout,
-            stderr,
-        }
+    /// Stops it with `signal`, as the host (`-TERM`) or a developer (`-INT`) does, and waits at
+    /// most 10 seconds for it to exit.
+    pub async fn stop(self, signal: &str) -> Stopped {
+        self.spawned.signal(signal);
+        self.spawned.finish(STOP_TIMEOUT).await
     }
 }
 

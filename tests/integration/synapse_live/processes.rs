@@ -8,11 +8,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::support::*;
 use crate::common::coincap::{CoinCap, Reply, many_assets, page};
-use crate::common::process::Running;
+use crate::common::process::{Running, Spawned};
 use crate::common::resuming::Resuming;
 use crate::common::{API_KEY, app_root, handler, sink_payload};
 
@@ -72,7 +71,8 @@ async fn a_server_outage_during_a_local_run_loses_and_duplicates_nothing() {
         })
         .collect();
     let coincap = CoinCap::start(pages, Reply::status(500, "{}")).await;
-    let mut child = handler()
+    let mut command = handler();
+    command
         .args(["local", "--every", "2s", "--ticks", &TICKS.to_string()])
         .arg("--app-root")
         .arg(app_root())
@@ -80,42 +80,23 @@ async fn a_server_outage_during_a_local_run_loses_and_duplicates_nothing() {
         .env("WAREHOUSE", "synapse")
         .env("SYNAPSE_CONNECTION_STRING", &connection)
         .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
+        .env("COINCAP_API_KEY", API_KEY);
+    let local = Spawned::start(command);
     // The first tick is written; then the server goes away for a while.
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), stdout.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        let first_tick = line.starts_with("tick");
-        seen.push(line);
-        if first_tick {
-            break;
-        }
-    }
-    assert_eq!(count(&connection, &prefix).await, ASSETS as i64, "{seen:?}");
+    local
+        .wait_for(Duration::from_secs(60), |stdout, _| {
+            stdout.lines().any(|line| line.starts_with("tick"))
+        })
+        .await;
+    assert_eq!(count(&connection, &prefix).await, ASSETS as i64);
     run_setting("COINCAP_TEST_MSSQL_STOP").await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     run_setting("COINCAP_TEST_MSSQL_START").await;
 
     // The runner finishes on its own: the sink's retries find the server back.
-    let status = tokio::time::timeout(Duration::from_secs(240), child.wait())
-        .await
-        .expect("the runner finishes on its own once the server is back")
-        .unwrap();
-    while let Ok(Some(line)) = stdout.next_line().await {
-        seen.push(line);
-    }
-    let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
-        .await
-        .unwrap();
-    let seen = seen.join("\n");
-    assert!(status.success(), "{seen}\n{stderr}");
+    let stopped = local.finish(Duration::from_secs(240)).await;
+    let seen = format!("{}\n{}", stopped.stdout, stopped.stderr);
+    assert!(stopped.status.success(), "{seen}");
     assert_eq!(coincap.seen().len(), TICKS as usize, "every tick fetched");
     assert_eq!(
         count(&connection, &prefix).await,
