@@ -7,10 +7,8 @@ use std::process::Output;
 
 use tokio::process::Command;
 
+use crate::common::azure::Azure;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::identity::IdentityEndpoint;
-use crate::common::keyvault::KeyVault;
-use crate::common::tls::TestCa;
 use crate::common::{API_KEY, closed_port, handler};
 
 const VAULT_KEY: &str = "vault-key-0c5e27b9";
@@ -147,41 +145,19 @@ async fn a_bad_setting_is_the_one_line_and_nothing_is_called() {
     assert!(coincap.seen().is_empty());
 }
 
-/// A deployed app's settings on this machine: Key Vault through the managed identity (stand-ins
-/// speaking the real protocols), `serve`'s defaults, a connection string in the vault.
-struct Azure {
-    ca: TestCa,
-    identity: IdentityEndpoint,
-    vault: KeyVault,
-    coincap: CoinCap,
+/// `handler check --serve` with a deployed app's settings on this machine: Key Vault through the
+/// managed identity (stand-ins speaking the real protocols), `serve`'s defaults.
+async fn check_deployed(azure: &Azure) -> Output {
+    let mut command = check(&azure.coincap);
+    command.arg("--serve");
+    for (key, value) in azure.settings() {
+        command.env(key, value);
+    }
+    command.output().await.unwrap()
 }
 
-impl Azure {
-    async fn start(secrets: &[(&str, &str)]) -> Self {
-        let ca = TestCa::new();
-        let identity = IdentityEndpoint::start().await;
-        let vault = KeyVault::start(&ca, &identity.token, secrets).await;
-        let coincap = coincap().await;
-        coincap.set_keys(&[VAULT_KEY]);
-        Self {
-            ca,
-            identity,
-            vault,
-            coincap,
-        }
-    }
-
-    async fn check(&self) -> Output {
-        check(&self.coincap)
-            .arg("--serve")
-            .env("KEY_VAULT_URL", &self.vault.url)
-            .env("IDENTITY_ENDPOINT", &self.identity.endpoint)
-            .env("IDENTITY_HEADER", &self.identity.header)
-            .env("SSL_CERT_FILE", self.ca.ca_file.display().to_string())
-            .output()
-            .await
-            .unwrap()
-    }
+async fn azure(secrets: &[(&str, &str)]) -> Azure {
+    Azure::start(secrets, coincap().await, VAULT_KEY).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -190,13 +166,13 @@ async fn with_a_deployed_app_s_settings_each_secret_is_read_by_name_and_the_pool
     let connection = format!(
         "Server=tcp:127.0.0.1,{port};Database=coincap;User Id=loader;Password={PASSWORD};TrustServerCertificate=true"
     );
-    let azure = Azure::start(&[
+    let azure = azure(&[
         ("coincap-api-key", VAULT_KEY),
         ("synapse-connection-string", &connection),
     ])
     .await;
 
-    let output = azure.check().await;
+    let output = check_deployed(&azure).await;
     let (stdout, stderr) = text(&output);
 
     assert!(!output.status.success(), "the pool is down: {stdout}");
@@ -265,9 +241,9 @@ async fn with_a_deployed_app_s_settings_each_secret_is_read_by_name_and_the_pool
 #[tokio::test(flavor = "multi_thread")]
 async fn a_secret_missing_from_the_vault_is_named_with_its_setting_and_what_needs_it_is_not_tried()
 {
-    let azure = Azure::start(&[]).await;
+    let azure = azure(&[]).await;
 
-    let output = azure.check().await;
+    let output = check_deployed(&azure).await;
     let (stdout, _) = text(&output);
 
     assert!(!output.status.success());

@@ -4,58 +4,18 @@
 
 use std::time::Duration;
 
+use crate::common::azure::Azure;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::identity::IdentityEndpoint;
-use crate::common::keyvault::KeyVault;
 use crate::common::process::Running;
-use crate::common::tls::TestCa;
 use crate::common::{Answer, app_root, closed_port, handler, timer_payload};
 
 const KEY: &str = "vault-key-5d1e9a07c3";
 const ROTATED_KEY: &str = "vault-key-rotated-8f42b6";
 
-/// Azure, on this machine: identity endpoint, vault (trusting `ca`), and CoinCap accepting `KEY`.
-struct Azure {
-    ca: TestCa,
-    identity: IdentityEndpoint,
-    vault: KeyVault,
-    coincap: CoinCap,
-}
-
-impl Azure {
-    async fn start(secrets: &[(&str, &str)]) -> Self {
-        let ca = TestCa::new();
-        let identity = IdentityEndpoint::start().await;
-        let vault = KeyVault::start(&ca, &identity.token, secrets).await;
-        let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
-        coincap.set_keys(&[KEY]);
-        Self {
-            ca,
-            identity,
-            vault,
-            coincap,
-        }
-    }
-
-    /// The settings a Function App gives the handler, plus the test CA.
-    fn settings(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("KEY_VAULT_URL", self.vault.url.clone()),
-            ("IDENTITY_ENDPOINT", self.identity.endpoint.clone()),
-            ("IDENTITY_HEADER", self.identity.header.clone()),
-            ("SSL_CERT_FILE", self.ca.ca_file.display().to_string()),
-            ("COINCAP_BASE_URL", self.coincap.url.clone()),
-            ("COINCAP_RETRY_BASE", "10ms".into()),
-        ]
-    }
-
-    fn coincap_authorizations(&self) -> Vec<String> {
-        self.coincap
-            .seen()
-            .into_iter()
-            .map(|seen| seen.authorization.unwrap_or_default())
-            .collect()
-    }
+/// Azure on this machine, its CoinCap serving a page to `KEY`.
+async fn azure(secrets: &[(&str, &str)]) -> Azure {
+    let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
+    Azure::start(secrets, coincap, KEY).await
 }
 
 /// `handler serve` with a temporary SQLite warehouse and the given settings.
@@ -109,7 +69,7 @@ fn error_of(answer: &Answer) -> String {
 
 #[tokio::test]
 async fn timer_fetch_uses_the_vault_s_key_read_with_the_managed_identity_s_token() {
-    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let azure = azure(&[("coincap-api-key", KEY)]).await;
     let mut handler = Handler::start(&azure.settings()).await;
 
     let answer = handler.timer_fetch().await;
@@ -156,7 +116,7 @@ async fn timer_fetch_uses_the_vault_s_key_read_with_the_managed_identity_s_token
 
 #[tokio::test]
 async fn a_key_rotated_in_the_vault_works_at_the_next_invocation_without_a_restart() {
-    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let azure = azure(&[("coincap-api-key", KEY)]).await;
     let mut handler = Handler::start(&azure.settings()).await;
     assert_eq!(handler.timer_fetch().await.status, 200);
 
@@ -189,7 +149,7 @@ async fn a_key_rotated_in_the_vault_works_at_the_next_invocation_without_a_resta
 
 #[tokio::test]
 async fn the_vault_name_of_the_key_is_a_setting() {
-    let azure = Azure::start(&[("coincap-key-prod", KEY)]).await;
+    let azure = azure(&[("coincap-key-prod", KEY)]).await;
     let mut settings = azure.settings();
     settings.push(("COINCAP_API_KEY_SECRET", "coincap-key-prod".into()));
     let mut handler = Handler::start(&settings).await;
@@ -200,7 +160,7 @@ async fn the_vault_name_of_the_key_is_a_setting() {
 
 #[tokio::test]
 async fn a_user_assigned_identity_is_asked_for_by_its_client_id() {
-    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let azure = azure(&[("coincap-api-key", KEY)]).await;
     let mut settings = azure.settings();
     settings.push((
         "AZURE_CLIENT_ID",
@@ -221,7 +181,7 @@ async fn a_user_assigned_identity_is_asked_for_by_its_client_id() {
 
 #[tokio::test]
 async fn a_secret_missing_from_the_vault_fails_the_invocation_naming_the_vault_and_the_secret() {
-    let azure = Azure::start(&[]).await;
+    let azure = azure(&[]).await;
     let mut handler = Handler::start(&azure.settings()).await;
 
     let answer = handler.timer_fetch().await;
@@ -238,7 +198,7 @@ async fn a_secret_missing_from_the_vault_fails_the_invocation_naming_the_vault_a
 
 #[tokio::test]
 async fn an_unreachable_identity_endpoint_fails_the_invocation_naming_the_vault_and_the_secret() {
-    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let azure = azure(&[("coincap-api-key", KEY)]).await;
     let (_closed, port) = closed_port();
     let unreachable = format!("http://127.0.0.1:{port}/msi/token");
     let settings: Vec<_> = azure
@@ -268,7 +228,7 @@ async fn an_unreachable_identity_endpoint_fails_the_invocation_naming_the_vault_
 
 #[tokio::test]
 async fn without_ssl_cert_file_the_handler_does_not_trust_the_test_vault() {
-    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let azure = azure(&[("coincap-api-key", KEY)]).await;
     let settings: Vec<_> = azure
         .settings()
         .into_iter()
@@ -289,7 +249,7 @@ async fn without_ssl_cert_file_the_handler_does_not_trust_the_test_vault() {
 
 #[tokio::test]
 async fn no_log_line_or_response_body_holds_a_secret_value_even_at_trace_level() {
-    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let azure = azure(&[("coincap-api-key", KEY)]).await;
     let mut settings = azure.settings();
     settings.push(("RUST_LOG", "trace".into()));
     let mut handler = Handler::start(&settings).await;
@@ -341,7 +301,7 @@ async fn run_local(azure: &Azure) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_local_runner_reads_the_key_from_the_vault_too() {
-    let azure = Azure::start(&[("coincap-api-key", KEY)]).await;
+    let azure = azure(&[("coincap-api-key", KEY)]).await;
 
     let output = run_local(&azure).await;
 
@@ -355,7 +315,7 @@ async fn the_local_runner_reads_the_key_from_the_vault_too() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_local_runner_stops_at_once_when_the_vault_lacks_the_key() {
-    let azure = Azure::start(&[]).await;
+    let azure = azure(&[]).await;
 
     let output = run_local(&azure).await;
 
@@ -413,7 +373,7 @@ fn secrets_read(azure: &Azure) -> Vec<String> {
 #[tokio::test]
 async fn the_connection_string_is_read_under_its_new_default_name() {
     let (_closed, port) = closed_port();
-    let azure = Azure::start(&[
+    let azure = azure(&[
         ("sql-connection-string", &unreachable_server(port)),
         ("synapse-connection-string", "Server=tcp:never-read,1433"),
     ])
@@ -431,7 +391,7 @@ async fn the_connection_string_is_read_under_its_new_default_name() {
 #[tokio::test]
 async fn a_vault_set_up_before_the_rename_keeps_working_through_the_old_default_name() {
     let (_closed, port) = closed_port();
-    let azure = Azure::start(&[("synapse-connection-string", &unreachable_server(port))]).await;
+    let azure = azure(&[("synapse-connection-string", &unreachable_server(port))]).await;
     let (answer, stderr) = sink_with_connection_string_in_vault(&azure, &[]).await;
     assert_eq!(answer.status, 503, "{}", answer.body);
     let error = error_of(&answer);
@@ -455,7 +415,7 @@ async fn a_vault_set_up_before_the_rename_keeps_working_through_the_old_default_
 
 #[tokio::test]
 async fn without_either_default_name_the_error_names_the_new_one_and_its_setting() {
-    let azure = Azure::start(&[]).await;
+    let azure = azure(&[]).await;
     let (answer, _) = sink_with_connection_string_in_vault(&azure, &[]).await;
     assert_eq!(answer.status, 503, "{}", answer.body);
     let error = error_of(&answer);
@@ -473,7 +433,7 @@ async fn without_either_default_name_the_error_names_the_new_one_and_its_setting
 #[tokio::test]
 async fn a_secret_named_by_a_setting_is_the_only_name_read() {
     let (_closed, port) = closed_port();
-    let azure = Azure::start(&[("synapse-connection-string", &unreachable_server(port))]).await;
+    let azure = azure(&[("synapse-connection-string", &unreachable_server(port))]).await;
     let (answer, _) = sink_with_connection_string_in_vault(
         &azure,
         &[("SQL_CONNECTION_STRING_SECRET", "warehouse-login".into())],
@@ -490,7 +450,7 @@ async fn a_secret_named_by_a_setting_is_the_only_name_read() {
 
 #[tokio::test]
 async fn a_broken_connection_string_names_the_vault_secret_it_came_from_not_its_content() {
-    let azure = Azure::start(&[(
+    let azure = azure(&[(
         "synapse-connection-string",
         "jdbc:sqlserver://;password=pw-broken-51c;encrypt=maybe",
     )])

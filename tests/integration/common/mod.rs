@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod azure;
 pub mod coincap;
 pub mod identity;
 pub mod keyvault;
