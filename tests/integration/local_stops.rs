@@ -35,7 +35,7 @@ fn local(root: &Path, coincap_url: &str, key: &str) -> Command {
     command
 }
 
-/// `WAREHOUSE=synapse` with a connection string for `server` (`host,port`).
+/// `WAREHOUSE=sql` with a connection string for `server` (`host,port`).
 fn into_synapse_at(command: &mut Command, server: &str) {
     command.env("WAREHOUSE", "sql").env(
         "SQL_CONNECTION_STRING",

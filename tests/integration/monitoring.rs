@@ -138,10 +138,10 @@ fn the_queries_read_every_stable_key() {
     }
 }
 
-#[tokio::test]
-async fn every_key_the_queries_workbook_and_alerts_read_is_one_the_handler_writes() {
-    let output = handler_output().await;
-    let sources = [
+/// Every text that holds queries: the queries file, the workbook's strings, the template's
+/// strings (its alert rules).
+fn query_sources() -> [(&'static str, String); 3] {
+    [
         ("monitoring/queries.kql", read("monitoring/queries.kql")),
         (
             "monitoring/workbook.json",
@@ -151,7 +151,13 @@ async fn every_key_the_queries_workbook_and_alerts_read_is_one_the_handler_write
             "infra/azuredeploy.json",
             json_strings("infra/azuredeploy.json"),
         ),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn every_key_the_queries_workbook_and_alerts_read_is_one_the_handler_writes() {
+    let output = handler_output().await;
+    let sources = query_sources();
     for (path, text) in sources {
         let keys = keys_read(&text);
         assert!(!keys.is_empty(), "{path} reads keys");
@@ -247,17 +253,7 @@ fn the_success_reader_finds_each_comparison_as_written() {
 /// bool. `tostring(success) =~ "false"` holds for both.
 #[test]
 fn failures_are_counted_alike_in_the_queries_the_workbook_and_the_alert_for_both_schemas() {
-    let sources = [
-        ("monitoring/queries.kql", read("monitoring/queries.kql")),
-        (
-            "monitoring/workbook.json",
-            json_strings("monitoring/workbook.json"),
-        ),
-        (
-            "infra/azuredeploy.json",
-            json_strings("infra/azuredeploy.json"),
-        ),
-    ];
+    let sources = query_sources();
     for (path, text) in sources {
         let comparisons = success_comparisons(&text);
         assert!(!comparisons.is_empty(), "{path} counts failed requests");
