@@ -892,16 +892,20 @@ fn the_template_refuses_a_pool_without_an_entra_administrator() {
     }
 }
 
+/// The values infra/azuredeploy.parameters.json gives, by parameter name.
+fn parameter_values() -> serde_json::Map<String, Value> {
+    read("infra/azuredeploy.parameters.json")["parameters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["value"].clone()))
+        .collect()
+}
+
 #[test]
 fn the_parameters_file_deploys_as_it_is() {
     let t = template();
-    let values: serde_json::Map<String, Value> =
-        read("infra/azuredeploy.parameters.json")["parameters"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v["value"].clone()))
-            .collect();
+    let values = parameter_values();
     if values.get("deploySynapse") == Some(&Value::Bool(true)) {
         assert!(
             values

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::arm::{self, Deployment};
-use super::{ADMIN, SITE, app_settings, conditions, name, read, resources, template};
+use super::{
+    ADMIN, SITE, app_settings, conditions, name, parameter_values, read, resources, template,
+};
 
 const SQL_SERVER: &str = "Microsoft.Sql/servers";
 const SQL_DATABASE: &str = "Microsoft.Sql/servers/databases";
@@ -251,13 +253,7 @@ fn each_choice_writes_the_settings_and_outputs_of_its_warehouse_and_refers_to_no
     assert_eq!(without["WAREHOUSE"], "sqlite:/tmp/coincap.db");
     assert_eq!(without["SQL_SERVER"], "");
 
-    let file: serde_json::Map<String, Value> =
-        read("infra/azuredeploy.parameters.json")["parameters"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v["value"].clone()))
-            .collect();
+    let file = parameter_values();
     let mut file_with_sql = Value::Object(file.clone());
     file_with_sql["warehouseKind"] = json!("sqlDatabase");
     file_with_sql["synapseAdminObjectId"] = json!(ADMIN);
