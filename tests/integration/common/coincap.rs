@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 use super::API_KEY;
 use super::tls::TestCa;
@@ -24,6 +25,8 @@ pub struct Reply {
     pub body: String,
     pub retry_after: Option<String>,
     pub delay: Duration,
+    /// Answered only once this is notified: the test decides when the request is answered.
+    pub gate: Option<Arc<Notify>>,
 }
 
 impl Reply {
@@ -37,6 +40,7 @@ impl Reply {
             body: body.into(),
             retry_after: None,
             delay: Duration::ZERO,
+            gate: None,
         }
     }
 
@@ -47,6 +51,12 @@ impl Reply {
 
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// Held until `gate` is notified (a notification that comes first is kept for it).
+    pub fn held_until(mut self, gate: Arc<Notify>) -> Self {
+        self.gate = Some(gate);
         self
     }
 }
@@ -154,6 +164,9 @@ async fn assets(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Heade
             inner.script.pop_front().unwrap_or(fallback)
         }
     };
+    if let Some(gate) = &reply.gate {
+        gate.notified().await;
+    }
     tokio::time::sleep(reply.delay).await;
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     response

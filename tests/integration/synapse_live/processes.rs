@@ -5,9 +5,11 @@
 //! them for the engine it starts; for a SQL Server container, `docker stop <name>` and
 //! `docker start <name>`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::sync::Notify;
 
 use super::support::*;
 use crate::common::coincap::{CoinCap, Reply, many_assets, page};
@@ -62,12 +64,20 @@ async fn a_server_outage_during_a_local_run_loses_and_duplicates_nothing() {
     let prefix = prefix();
     const TICKS: i64 = 6;
     const ASSETS: usize = 200;
+    // The second fetch is answered only once the server is down: ticks run one after another,
+    // so nothing but the first tick can be written before the outage, however slow the machine,
+    // and the second tick's batch surely meets it.
+    let outage_begun = Arc::new(Notify::new());
     let pages: Vec<Reply> = (0..TICKS)
         .map(|tick| {
-            Reply::ok(page(
+            let reply = Reply::ok(page(
                 1_747_000_000_000 + tick * 60_000,
                 &assets(&prefix, ASSETS),
-            ))
+            ));
+            match tick {
+                1 => reply.held_until(Arc::clone(&outage_begun)),
+                _ => reply,
+            }
         })
         .collect();
     let coincap = CoinCap::start(pages, Reply::status(500, "{}")).await;
@@ -80,21 +90,34 @@ async fn a_server_outage_during_a_local_run_loses_and_duplicates_nothing() {
         .env("WAREHOUSE", "synapse")
         .env("SYNAPSE_CONNECTION_STRING", &connection)
         .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY);
+        .env("COINCAP_API_KEY", API_KEY)
+        // The held fetch waits as long as stopping the server takes: no timeout or retry of its
+        // own, which would take the next tick's page.
+        .env("COINCAP_TIMEOUT", "10m")
+        .env("COINCAP_RETRY_BUDGET", "10m");
     let local = Spawned::start(command);
-    // The first tick is written; then the server goes away for a while.
     local
-        .wait_for(Duration::from_secs(60), |stdout, _| {
+        .wait_for(Duration::from_secs(120), |stdout, _| {
             stdout.lines().any(|line| line.starts_with("tick"))
         })
         .await;
-    assert_eq!(count(&connection, &prefix).await, ASSETS as i64);
+    assert_eq!(
+        count(&connection, &prefix).await,
+        ASSETS as i64,
+        "the first tick is written, and only it"
+    );
     run_setting("COINCAP_TEST_MSSQL_STOP").await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    outage_begun.notify_one();
+    // The runner reports the failed write and retries it, as the host's retry policy would.
+    local
+        .wait_for(Duration::from_secs(120), |_, stderr| {
+            stderr.contains("EventHubSink failed (retry 1 in")
+        })
+        .await;
     run_setting("COINCAP_TEST_MSSQL_START").await;
 
     // The runner finishes on its own: the sink's retries find the server back.
-    let stopped = local.finish(Duration::from_secs(240)).await;
+    let stopped = local.finish(Duration::from_secs(300)).await;
     let seen = format!("{}\n{}", stopped.stdout, stopped.stderr);
     assert!(stopped.status.success(), "{seen}");
     assert_eq!(coincap.seen().len(), TICKS as usize, "every tick fetched");
