@@ -9,7 +9,7 @@
 //!   /proc/<pid>/task/*/schedstat, ns). The seed: benches/seed_producer.py on the same page.
 //! - EventHubSink: criterion's samples of decode + map + render (benches/sink_batch.rs), rows per
 //!   second into SQLite in 1000-event batches, VmHWM after one 10,000-event batch.
-//! - Synapse: round trips per batch and rows per second, against `COINCAP_TEST_MSSQL` if set.
+//! - The SQL writer: round trips per batch and rows per second, against `COINCAP_TEST_MSSQL` if set.
 //! - With valgrind installed: instructions (callgrind) per TimerFetch page in the whole handler
 //!   process, and per 1000 events of the sink's decode + map + render; stable on a busy machine.
 //!
@@ -33,11 +33,11 @@ use chrono::Utc;
 use coincap_stream::BoxFuture;
 use coincap_stream::domain::{AssetRow, EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
-use coincap_stream::warehouse::synapse::connection::TdsManager;
-use coincap_stream::warehouse::synapse::literal;
-use coincap_stream::warehouse::synapse::statement::{Form, IdType, SYNAPSE_LIMITS, build_batches};
-use coincap_stream::warehouse::synapse::{SynapseConfig, SynapseLogin};
-use coincap_stream::warehouse::{Batch, SynapseWarehouse, Warehouse};
+use coincap_stream::warehouse::sql::connection::TdsManager;
+use coincap_stream::warehouse::sql::literal;
+use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, IdType, build_batches};
+use coincap_stream::warehouse::sql::{SqlConfig, SqlLogin};
+use coincap_stream::warehouse::{Batch, SqlWarehouse, Warehouse};
 use serde_json::Value;
 
 const COLD_STARTS: usize = 20;
@@ -265,9 +265,9 @@ fn main() {
     );
     table.row("  (RSS at readiness, same runs) (MiB)", &baseline, "", None);
 
-    // 4. Synapse.
-    eprintln!("== Synapse writer");
-    bench.synapse(&mut table);
+    // 4. The SQL writer.
+    eprintln!("== SQL writer");
+    bench.sql_writer(&mut table);
 
     table.print();
 }
@@ -603,9 +603,9 @@ impl Bench {
         (baseline, peak)
     }
 
-    fn synapse(&self, table: &mut Table) {
+    fn sql_writer(&self, table: &mut Table) {
         // What the code guarantees, measured on the rendered text: one string per batch, sent by
-        // one `simple_query` in SynapseWarehouse::write_batch.
+        // one `simple_query` in SqlWarehouse::write_batch.
         let now = Utc::now();
         let bodies = common::fresh_bodies(SINK_BATCH_EVENTS, 0, now.timestamp_millis());
         let batch = to_batch(&bodies);
@@ -614,7 +614,7 @@ impl Bench {
             &batch.rejects,
             now,
             &IdType::default(),
-            &SYNAPSE_LIMITS,
+            &BATCH_LIMITS,
             Form::default(),
         );
         assert_eq!(transactions.len(), 1, "a 1000-row batch is one transaction");
@@ -624,7 +624,7 @@ impl Bench {
             .filter(|v| !v.trim().is_empty());
         let Some(connection) = connection else {
             table.line(
-                "Synapse: round trips per 1000-row batch",
+                "SQL writer: round trips per 1000-row batch",
                 "1 (by construction)",
                 &format!("1 SQL text, {statements} statements"),
                 "1",
@@ -637,16 +637,13 @@ impl Bench {
                 "",
                 "",
             );
-            for name in [
-                "Synapse writer: rows/s",
-                "Naive one-row INSERT writer: rows/s",
-            ] {
+            for name in ["SQL writer: rows/s", "Naive one-row INSERT writer: rows/s"] {
                 table.missing(name, "not measured (set COINCAP_TEST_MSSQL)");
             }
             return;
         };
         self.runtime
-            .block_on(synapse_live(&self.handler, &connection, table));
+            .block_on(sql_live(&self.handler, &connection, table));
     }
 }
 
@@ -874,8 +871,8 @@ impl SecretSource for FixedSecret {
     }
 }
 
-/// SynapseWarehouse and a naive one-INSERT-per-row writer, same rows (fresh ids), same server.
-async fn synapse_live(handler: &Path, connection: &str, table: &mut Table) {
+/// SqlWarehouse and a naive one-INSERT-per-row writer, same rows (fresh ids), same server.
+async fn sql_live(handler: &Path, connection: &str, table: &mut Table) {
     const BATCHES: usize = 5;
     const NAIVE_BATCHES: usize = 2;
     let init = Command::new(handler)
@@ -886,8 +883,8 @@ async fn synapse_live(handler: &Path, connection: &str, table: &mut Table) {
         .expect("init-warehouse runs");
     assert!(init.success(), "handler init-warehouse failed");
     let secrets: Arc<dyn SecretSource> = Arc::new(FixedSecret(Secret::new(connection)));
-    let config = SynapseConfig {
-        login: SynapseLogin::ConnectionString,
+    let config = SqlConfig {
+        login: SqlLogin::ConnectionString,
         pool_size: 2,
         command_timeout: Duration::from_secs(120),
     };
@@ -907,7 +904,7 @@ async fn synapse_live(handler: &Path, connection: &str, table: &mut Table) {
         to_batch(&bodies)
     };
 
-    let warehouse = SynapseWarehouse::new(config.clone(), Arc::clone(&secrets), None);
+    let warehouse = SqlWarehouse::new(config.clone(), Arc::clone(&secrets), None);
     warehouse
         .write(rows_of("w", 999))
         .await
@@ -924,13 +921,13 @@ async fn synapse_live(handler: &Path, connection: &str, table: &mut Table) {
     }
     let trips = (warehouse.round_trips() - trips_before) as f64 / BATCHES as f64;
     table.line(
-        "Synapse: round trips per 1000-row batch (measured)",
+        "SQL writer: round trips per 1000-row batch (measured)",
         &format!("{trips:.1}"),
         "",
         "1",
         if trips <= 1.0 { "yes" } else { "no" },
     );
-    table.row("Synapse writer: rows/s", &rates, "", None);
+    table.row("SQL writer: rows/s", &rates, "", None);
 
     let manager = TdsManager::new(config, secrets, None);
     let mut client = manager.connect_client().await.expect("a connection");

@@ -1,6 +1,6 @@
 //! EventHubSink's pure work on one 1000-event batch, as the Functions host delivers it: parse the
 //! invocation body, undo the double encoding (`ReceivedBatch::from_request`), map events to rows
-//! (`map_events`) and render the Synapse SQL batch (`build_batches`). No I/O.
+//! (`map_events`) and render the T-SQL batch (`build_batches`). No I/O.
 //!
 //! `cargo bench --bench sink_batch` (scripts/bench.sh runs it and reads criterion's samples).
 
@@ -13,7 +13,7 @@ use chrono::Utc;
 use coincap_stream::domain::map_events;
 use coincap_stream::host::InvocationRequest;
 use coincap_stream::host::event_hubs::ReceivedBatch;
-use coincap_stream::warehouse::synapse::statement::{Form, IdType, SYNAPSE_LIMITS, build_batches};
+use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, IdType, build_batches};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const EVENTS: usize = 1000;
@@ -52,7 +52,7 @@ fn sink_batch(c: &mut Criterion) {
                 &mapped.rejects,
                 Utc::now(),
                 &IdType::default(),
-                &SYNAPSE_LIMITS,
+                &BATCH_LIMITS,
                 Form::default(),
             )
         })

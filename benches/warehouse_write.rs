@@ -4,10 +4,10 @@
 //! prints the figures and their ratio and fails nothing.
 //!
 //! - SQLite: always (a temporary file; history written through the same `Warehouse::write`).
-//! - SQL Server or a Synapse pool: when `COINCAP_TEST_MSSQL` holds an ADO.NET connection string.
+//! - A SQL Server-family database (Azure SQL Database, SQL Server, a dedicated pool): when `COINCAP_TEST_MSSQL` holds an ADO.NET connection string.
 //!   It runs `init-warehouse`'s steps, then EMPTIES `assets.asset_statistics_history_v3` in that
 //!   (test) database, fills it with 1 million older rows in one set-based statement, and writes
-//!   through `SynapseWarehouse` exactly as EventHubSink does. Into the empty table it also
+//!   through `SqlWarehouse` exactly as EventHubSink does. Into the empty table it also
 //!   measures where one batch's time goes: rendering it here, the server receiving and parsing it
 //!   (the same text behind a `THROW`, which ends the batch once it is parsed, before any of the
 //!   rest runs), and running it (the rest of a real write of the same text). A syntax error at
@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 use coincap_stream::BoxFuture;
 use coincap_stream::domain::{EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
-use coincap_stream::warehouse::synapse::connection::TdsClient;
-use coincap_stream::warehouse::synapse::connection::TdsManager;
-use coincap_stream::warehouse::synapse::init;
-use coincap_stream::warehouse::synapse::statement::{Form, IdType, SYNAPSE_LIMITS, build_batches};
-use coincap_stream::warehouse::synapse::{SynapseConfig, SynapseLogin};
-use coincap_stream::warehouse::{Batch, SqliteWarehouse, SynapseWarehouse, Warehouse};
+use coincap_stream::warehouse::sql::connection::TdsClient;
+use coincap_stream::warehouse::sql::connection::TdsManager;
+use coincap_stream::warehouse::sql::init;
+use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, IdType, build_batches};
+use coincap_stream::warehouse::sql::{SqlConfig, SqlLogin};
+use coincap_stream::warehouse::{Batch, SqlWarehouse, SqliteWarehouse, Warehouse};
 use serde_json::json;
 
 const BATCH: usize = 1000;
@@ -240,7 +240,7 @@ async fn server_figures(client: &mut TdsClient) -> ServerFigures {
             &batch.rejects,
             chrono::Utc::now(),
             &IdType::default(),
-            &SYNAPSE_LIMITS,
+            &BATCH_LIMITS,
             Form::default(),
         )
         .remove(0)
@@ -263,8 +263,8 @@ async fn server_figures(client: &mut TdsClient) -> ServerFigures {
 
 async fn sql_server(connection: String) -> (Figures, ServerFigures) {
     let secrets: Arc<dyn SecretSource> = Arc::new(Fixed(connection));
-    let config = SynapseConfig {
-        login: SynapseLogin::ConnectionString,
+    let config = SqlConfig {
+        login: SqlLogin::ConnectionString,
         pool_size: 2,
         command_timeout: Duration::from_secs(600),
     };
@@ -286,7 +286,7 @@ async fn sql_server(connection: String) -> (Figures, ServerFigures) {
             .await
             .expect(sql);
     };
-    let warehouse = SynapseWarehouse::new(config, secrets, None);
+    let warehouse = SqlWarehouse::new(config, secrets, None);
     let mut empty = Vec::new();
     for _ in 0..samples() {
         run("TRUNCATE TABLE assets.asset_statistics_history_v3").await;

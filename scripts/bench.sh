@@ -7,7 +7,7 @@
 # and their ratio). A few minutes on 2 cores.
 #
 # Settings: CARGO_TARGET_DIR (default: target/), COINCAP_TEST_MSSQL (an ADO.NET connection string
-# to a SQL Server or Synapse pool: measures the SQL writer there; the warehouse bench EMPTIES
+# to a SQL Server-family database: measures the SQL writer there; the warehouse bench EMPTIES
 # assets.asset_statistics_history_v3 there, so point it at a test database; unset, the
 # SQL Server-compatible engine beside the repository is started for the run when it is there,
 # see scripts/tsql-engine.sh),

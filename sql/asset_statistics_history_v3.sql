@@ -1,7 +1,7 @@
 -- The seed's table (same 14 columns, same names), in a design whose idempotency probe costs what the
 -- batch costs, not what the history costs. One deliberate type change: nvarchar instead of varchar,
 -- so non-Latin names survive (a varchar column stores them as '?'). The handler also writes into an
--- existing seed table (varchar, ROUND_ROBIN HEAP); `init-warehouse` then warns and docs/synapse.md
+-- existing seed table (varchar, ROUND_ROBIN HEAP); `init-warehouse` then warns and docs/sql-warehouse.md
 -- shows the migration (CTAS into this design, then RENAME OBJECT).
 --
 -- The workload: one writer at a time (see asset_statistics_writer_lock.sql) appends 100 to 2,000
@@ -52,7 +52,7 @@
 --   (SQL Server, Azure SQL Database) `init-warehouse` makes the clustered index UNIQUE, so the
 --   database itself refuses a second row per key ("CREATE INDEX (Transact-SQL)"); a writer that
 --   meets a duplicate-key error (2601, 2627) sends its batch again with the database picking one
---   row per key (see src/warehouse/synapse/refusals.rs).
+--   row per key (see src/warehouse/sql/refusals.rs).
 -- CREATE TABLE (Azure Synapse Analytics): https://learn.microsoft.com/sql/t-sql/statements/create-table-azure-sql-data-warehouse
 -- On SQL Server engines (engine edition other than 6) `init-warehouse` drops the WITH clause and
 -- creates the index with CREATE UNIQUE CLUSTERED INDEX [cix_asset_statistics_history_v3].

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use crate::coincap::CoinCapClient;
 use crate::config::Config;
 use crate::secrets::{self, SecretError, SecretSource, TokenSource};
-use crate::warehouse::synapse::SynapseLogin;
-use crate::warehouse::synapse::connection::{ConnectError, TdsManager};
-use crate::warehouse::{SqliteWarehouse, SynapseWarehouse, Warehouse, WarehouseConfig};
+use crate::warehouse::sql::SqlLogin;
+use crate::warehouse::sql::connection::{ConnectError, TdsManager};
+use crate::warehouse::{SqlWarehouse, SqliteWarehouse, Warehouse, WarehouseConfig};
 
 /// What every invocation shares: cheap to clone, each I/O edge behind a handle.
 #[derive(Clone)]
@@ -59,8 +59,8 @@ fn warehouse(
 ) -> Result<Arc<dyn Warehouse>, BuildError> {
     Ok(match &config.warehouse {
         WarehouseConfig::Sqlite(path) => Arc::new(SqliteWarehouse::open(path)?),
-        WarehouseConfig::Sql => Arc::new(SynapseWarehouse::new(
-            config.synapse.clone(),
+        WarehouseConfig::Sql => Arc::new(SqlWarehouse::new(
+            config.sql.clone(),
             secrets,
             entra_tokens(config)?,
         )),
@@ -76,7 +76,7 @@ pub async fn rows_destination(
 ) -> Result<String, BuildError> {
     Ok(match &config.warehouse {
         WarehouseConfig::Sqlite(path) => format!("the SQLite file {}", path.display()),
-        WarehouseConfig::Sql => TdsManager::new(config.synapse.clone(), Arc::clone(secrets), None)
+        WarehouseConfig::Sql => TdsManager::new(config.sql.clone(), Arc::clone(secrets), None)
             .target()
             .await?
             .to_string(),
@@ -84,18 +84,18 @@ pub async fn rows_destination(
 }
 
 /// Connections to the SQL database the settings name, for `init-warehouse`.
-pub fn synapse_manager(config: &Config) -> Result<TdsManager, BuildError> {
+pub fn sql_manager(config: &Config) -> Result<TdsManager, BuildError> {
     let secrets = secrets::source(&config.secrets).map_err(BuildError::Secrets)?;
-    synapse_manager_with(config, secrets)
+    sql_manager_with(config, secrets)
 }
 
 /// The same with a given secret source (`handler check` reads each secret once, through it).
-pub fn synapse_manager_with(
+pub fn sql_manager_with(
     config: &Config,
     secrets: Arc<dyn SecretSource>,
 ) -> Result<TdsManager, BuildError> {
     Ok(TdsManager::new(
-        config.synapse.clone(),
+        config.sql.clone(),
         secrets,
         entra_tokens(config)?,
     ))
@@ -103,10 +103,10 @@ pub fn synapse_manager_with(
 
 /// The Entra credential, only when the SQL login is passwordless (`SQL_SERVER`).
 fn entra_tokens(config: &Config) -> Result<Option<Arc<dyn TokenSource>>, BuildError> {
-    match config.synapse.login {
-        SynapseLogin::Entra { .. } => secrets::entra_tokens(&config.secrets)
+    match config.sql.login {
+        SqlLogin::Entra { .. } => secrets::entra_tokens(&config.secrets)
             .map(Some)
             .map_err(BuildError::Credential),
-        SynapseLogin::ConnectionString => Ok(None),
+        SqlLogin::ConnectionString => Ok(None),
     }
 }

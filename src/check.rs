@@ -12,7 +12,7 @@ use crate::coincap::CoinCapClient;
 use crate::config::{Config, Mode};
 use crate::fault::Fault;
 use crate::secrets::{self, Secret, SecretName, SecretSource};
-use crate::warehouse::synapse::{SynapseLogin, init};
+use crate::warehouse::sql::{SqlLogin, init};
 use crate::warehouse::{SqliteWarehouse, WarehouseConfig};
 
 /// CoinCap reportedly bills about 1 credit per 2.5 KB of answer (there is no stored copy of its
@@ -149,8 +149,7 @@ fn settings_line(config: &Config, mode: Mode) -> String {
 }
 
 fn needs_connection_string(config: &Config) -> bool {
-    config.warehouse == WarehouseConfig::Sql
-        && config.synapse.login == SynapseLogin::ConnectionString
+    config.warehouse == WarehouseConfig::Sql && config.sql.login == SqlLogin::ConnectionString
 }
 
 /// Reads one secret by name; the line says where from, never what.
@@ -226,13 +225,13 @@ async fn warehouse(checks: &mut Checks, config: &Config, secrets: Arc<dyn Secret
             Ok(detail) => checks.record(Status::Ok, "warehouse", detail),
             Err(error) => checks.fail("warehouse", &error, &error.fault()),
         },
-        WarehouseConfig::Sql => synapse(checks, config, secrets).await,
+        WarehouseConfig::Sql => sql_warehouse(checks, config, secrets).await,
     }
 }
 
 /// Connects as the writer would and reads what it relies on; the report follows, indented.
-async fn synapse(checks: &mut Checks, config: &Config, secrets: Arc<dyn SecretSource>) {
-    let manager = match app::synapse_manager_with(config, secrets) {
+async fn sql_warehouse(checks: &mut Checks, config: &Config, secrets: Arc<dyn SecretSource>) {
+    let manager = match app::sql_manager_with(config, secrets) {
         Ok(manager) => manager,
         Err(error) => return checks.record(Status::Failed, "warehouse", error),
     };
@@ -260,7 +259,7 @@ async fn synapse(checks: &mut Checks, config: &Config, secrets: Arc<dyn SecretSo
             format!(
                 "reachable, {engine}; {}. Fix: {}",
                 wrong.join("; "),
-                crate::warehouse::synapse::retry::TABLES_FIX
+                crate::warehouse::sql::retry::TABLES_FIX
             ),
         );
     }

@@ -10,7 +10,7 @@ use reqwest::Url;
 use crate::coincap::{CoinCapConfig, DEFAULT_COINCAP_BASE_URL, MAX_COINCAP_LIMIT};
 use crate::secrets::{EnvVars, SecretName, SecretsConfig, VaultNames, VaultSecretName};
 use crate::warehouse::WarehouseConfig;
-use crate::warehouse::synapse::{SynapseConfig, SynapseLogin};
+use crate::warehouse::sql::{SqlConfig, SqlLogin};
 
 /// Which command is running: the defaults differ (serve targets the SQL warehouse, local a SQLite
 /// file).
@@ -55,9 +55,9 @@ pub struct Config {
     pub port: u16,
     pub coincap: CoinCapConfig,
     pub warehouse: WarehouseConfig,
-    /// The `SQL_*` settings of the SQL warehouse (module `warehouse::synapse` writes to every
+    /// The `SQL_*` settings of the SQL warehouse (module `warehouse::sql` writes to every
     /// SQL Server-family engine).
-    pub synapse: SynapseConfig,
+    pub sql: SqlConfig,
     /// Six-field NCRONTAB, as the timer binding reads it.
     pub fetch_schedule: String,
     pub event_hub_name: String,
@@ -168,7 +168,7 @@ impl Config {
             })?,
             coincap: coincap(&settings)?,
             warehouse: settings.parse("WAREHOUSE", default_warehouse, WarehouseConfig::from_str)?,
-            synapse: sql(&settings)?,
+            sql: sql(&settings)?,
             fetch_schedule: settings
                 .get("FETCH_SCHEDULE")
                 .unwrap_or_else(|| DEFAULT_FETCH_SCHEDULE.to_owned()),
@@ -268,7 +268,7 @@ fn coincap(settings: &Settings) -> Result<CoinCapConfig, ConfigError> {
 }
 
 /// The `SQL_*` settings (the connection string itself is a secret, read by the writer).
-fn sql(settings: &Settings) -> Result<SynapseConfig, ConfigError> {
+fn sql(settings: &Settings) -> Result<SqlConfig, ConfigError> {
     let alone = |set: &str, missing: &'static str| ConfigError::Invalid {
         setting: missing,
         value: String::new(),
@@ -277,12 +277,12 @@ fn sql(settings: &Settings) -> Result<SynapseConfig, ConfigError> {
         ),
     };
     let login = match (settings.read("SQL_SERVER"), settings.read("SQL_DATABASE")) {
-        (Some((_, server)), Some((_, database))) => SynapseLogin::Entra { server, database },
-        (None, None) => SynapseLogin::ConnectionString,
+        (Some((_, server)), Some((_, database))) => SqlLogin::Entra { server, database },
+        (None, None) => SqlLogin::ConnectionString,
         (Some((set, _)), None) => return Err(alone(set, "SQL_DATABASE")),
         (None, Some((set, _))) => return Err(alone(set, "SQL_SERVER")),
     };
-    Ok(SynapseConfig {
+    Ok(SqlConfig {
         login,
         pool_size: settings.parse("SQL_POOL_SIZE", "4", |v| match u32::from_str(v) {
             Ok(n) if (1..=64).contains(&n) => Ok(n),
@@ -554,18 +554,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            config.synapse.login,
-            SynapseLogin::Entra {
+            config.sql.login,
+            SqlLogin::Entra {
                 server: "coincap.database.windows.net".into(),
                 database: "coincap".into()
             }
         );
-        assert_eq!(config.synapse.command_timeout, Duration::from_secs(120));
-        assert_eq!(config.synapse.pool_size, 4);
+        assert_eq!(config.sql.command_timeout, Duration::from_secs(120));
+        assert_eq!(config.sql.pool_size, 4);
         assert!(config.old_names.is_empty());
         assert_eq!(
-            self::config(Mode::Serve, &[]).unwrap().synapse.login,
-            SynapseLogin::ConnectionString
+            self::config(Mode::Serve, &[]).unwrap().sql.login,
+            SqlLogin::ConnectionString
         );
         let error = self::config(Mode::Serve, &[("SQL_SERVER", "ws")]).unwrap_err();
         assert_eq!(error.setting(), "SQL_DATABASE");
@@ -598,9 +598,9 @@ mod tests {
 
     fn assert_renamed_settings_took_effect(config: &Config) {
         assert_eq!(
-            config.synapse,
-            SynapseConfig {
-                login: SynapseLogin::Entra {
+            config.sql,
+            SqlConfig {
+                login: SqlLogin::Entra {
                     server: "ws.sql.azuresynapse.net".into(),
                     database: "pool1".into()
                 },

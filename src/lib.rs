@@ -13,7 +13,7 @@
 //!   payloads, the response. Both sides: the handler decodes, the local runner encodes.
 //! - [`warehouse`]: the [`warehouse::Warehouse`] trait; an embedded SQLite file
 //!   ([`warehouse::SqliteWarehouse`]) and a SQL Server-family database: Azure SQL Database, a
-//!   Synapse dedicated SQL pool or SQL Server ([`warehouse::synapse`]: connections, statement
+//!   Synapse dedicated SQL pool or SQL Server ([`warehouse::sql`]: connections, statement
 //!   building, literals, `init-warehouse`).
 //! - [`functions`]: one thin file per function (`TimerFetch`, `EventHubSink`) and their typed
 //!   closing-line counters.

@@ -12,8 +12,8 @@ use coincap_stream::app::{self, AppState};
 use coincap_stream::config::{Config, Mode};
 use coincap_stream::functions::FAILED_TARGET;
 use coincap_stream::server;
-use coincap_stream::warehouse::synapse::connection::ConnectError;
-use coincap_stream::warehouse::synapse::init;
+use coincap_stream::warehouse::sql::connection::ConnectError;
+use coincap_stream::warehouse::sql::init;
 use coincap_stream::{check, local, telemetry};
 
 #[derive(Parser)]
@@ -146,7 +146,7 @@ fn main() -> ExitCode {
 
 async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env(Mode::Serve)?;
-    let manager = app::synapse_manager(&config)?;
+    let manager = app::sql_manager(&config)?;
     let explained = |error: ConnectError| match error.fault().fix() {
         Some(fix) => format!("{error}. Fix: {fix}"),
         None => error.to_string(),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use coincap_stream::domain::{AssetEvent, map_events};
 use coincap_stream::host::InvocationRequest;
 use coincap_stream::host::event_hubs::{self, HubEvent, PartitionSource, ReceivedBatch};
-use coincap_stream::warehouse::synapse::statement::{Form, IdType, SYNAPSE_LIMITS, build_batches};
+use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, IdType, build_batches};
 use serde_json::{Value, json};
 
 /// A small deterministic generator (no `rand` in the tree): the same page on every run.
@@ -150,7 +150,7 @@ pub fn sink_payload(events: usize) -> Vec<u8> {
 }
 
 /// EventHubSink's pure work on one batch: parse the invocation body, undo the double encoding, map
-/// the events to rows, render the Synapse SQL batch. Returns the SQL's length.
+/// the events to rows, render the T-SQL batch. Returns the SQL's length.
 #[inline(never)] // one frame to count under callgrind (`--toggle-collect`)
 pub fn decode_map_render(body: &[u8]) -> usize {
     let request = InvocationRequest::parse(body).expect("a valid envelope");
@@ -163,7 +163,7 @@ pub fn decode_map_render(body: &[u8]) -> usize {
         &mapped.rejects,
         Utc::now(),
         &IdType::default(),
-        &SYNAPSE_LIMITS,
+        &BATCH_LIMITS,
         Form::default(),
     )
     .iter()

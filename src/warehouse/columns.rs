@@ -1,5 +1,5 @@
 //! The history table's columns, once: each column's name, its type in each SQL dialect, and how to
-//! read its value from an [`AssetRow`]. SQLite's schema and insert and Synapse's column list and
+//! read its value from an [`AssetRow`]. SQLite's schema and insert and the SQL writer's column list and
 //! row `SELECT` are all built from [`HISTORY_COLUMNS`]; a test holds the list against
 //! `sql/asset_statistics_history_v3.sql`. Adding a column is one entry here plus the DDL.
 
@@ -26,9 +26,9 @@ impl Kind {
         }
     }
 
-    /// The type in our Synapse DDL, and what a Synapse literal is cast to (the key's text
+    /// The T-SQL type in our DDL, and what a T-SQL literal is cast to (the key's text
     /// column is cast to the table's own type instead, read from the catalog).
-    pub const fn synapse(self) -> &'static str {
+    pub const fn sql_type(self) -> &'static str {
         match self {
             Self::Text => "nvarchar(255)",
             Self::BigInt => "bigint",
@@ -192,7 +192,7 @@ mod tests {
             .collect();
         let listed: Vec<(String, String)> = HISTORY_COLUMNS
             .iter()
-            .map(|c| (c.name.to_owned(), c.kind.synapse().to_owned()))
+            .map(|c| (c.name.to_owned(), c.kind.sql_type().to_owned()))
             .collect();
         assert_eq!(declared, listed);
     }

@@ -3,14 +3,14 @@
 //! Server-family database: Azure SQL Database, a Synapse dedicated SQL pool or SQL Server).
 
 pub mod columns;
+pub mod sql;
 mod sqlite;
-pub mod synapse;
 
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use sql::SqlWarehouse;
 pub use sqlite::SqliteWarehouse;
-pub use synapse::SynapseWarehouse;
 
 use crate::BoxFuture;
 use crate::domain::{AssetRow, Reject};
@@ -75,7 +75,7 @@ pub enum WarehouseError {
         "the SQL warehouse failed while {context} ({}{}): {message}{}",
         if fault.is_permanent() { "permanent" } else { "transient" },
         number.map(|n| format!(", SQL error {n}")).unwrap_or_default(),
-        number.and_then(synapse::retry::meaning).map(|m| format!(" ({m})")).unwrap_or_default()
+        number.and_then(sql::retry::meaning).map(|m| format!(" ({m})")).unwrap_or_default()
     )]
     /// A failure of the SQL warehouse (a Synapse pool, Azure SQL Database, SQL Server) or of
     /// connecting to it, classified by the retry rule.
@@ -90,7 +90,7 @@ pub enum WarehouseError {
 impl WarehouseError {
     /// Whether another attempt may write. A store error without a SQL error number (SQLite busy
     /// or failing, an answer of the wrong shape) may pass next time; a SQL error is classified
-    /// where it happened (see [`synapse::retry`]).
+    /// where it happened (see [`sql::retry`]).
     pub fn fault(&self) -> Fault {
         match self {
             Self::Store { .. } => Fault::Transient,
@@ -101,8 +101,8 @@ impl WarehouseError {
 
 /// A sink for batches. `write` is idempotent on `(id, runtime_timestamp)` (and rejects on their
 /// Event Hubs coordinates): writing the same batch twice adds nothing the second time. SQLite
-/// commits a batch in one transaction; Synapse in one per size-capped part (see
-/// [`synapse::statement`]), so a failed write may have committed earlier parts, which the
+/// commits a batch in one transaction; the SQL writer in one per size-capped part (see
+/// [`sql::statement`]), so a failed write may have committed earlier parts, which the
 /// redelivery then counts as duplicates.
 pub trait Warehouse: Send + Sync {
     fn write(&self, batch: Batch) -> BoxFuture<'_, Result<WriteReport, WarehouseError>>;

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS asset_statistics_rejects (
 const INSERT_REJECT: &str = "INSERT INTO asset_statistics_rejects (received_at, reason_code, reason, raw_body, partition_id, event_offset, sequence_number, enqueued_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (partition_id, sequence_number) DO NOTHING";
 
 /// The seed's table (the same columns, from [`HISTORY_COLUMNS`]) with the natural key enforced,
-/// then the rejects table. The key's index leads with the timestamp, as the Synapse table's
+/// then the rejects table. The key's index leads with the timestamp, as the SQL table's
 /// clustered index does: a batch's new rows then land at the end of the index, so a write touches a
 /// few pages whatever the history holds (led by `id`, each of a tick's assets lands in a different
 /// page: 20x slower at 1 million rows, `benches/warehouse_write.rs`).

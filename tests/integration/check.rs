@@ -1,7 +1,7 @@
 //! `handler check` with the real binary, as a new user runs it before the first tick: one line per
 //! dependency, exit 0 only when all pass, never a secret's value, nothing created. Against the
 //! CoinCap stand-in, the HTTPS Key Vault and managed identity stand-ins, SQLite files and a closed
-//! port; the SQL Server side runs in the live suite (synapse_live/check.rs).
+//! port; the SQL Server side runs in the live suite (sql_live/check.rs).
 
 use std::process::Output;
 

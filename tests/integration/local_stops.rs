@@ -36,7 +36,7 @@ fn local(root: &Path, coincap_url: &str, key: &str) -> Command {
 }
 
 /// `WAREHOUSE=sql` with a connection string for `server` (`host,port`).
-fn into_synapse_at(command: &mut Command, server: &str) {
+fn into_sql_at(command: &mut Command, server: &str) {
     command.env("WAREHOUSE", "sql").env(
         "SQL_CONNECTION_STRING",
         format!("Server=tcp:{server};Database=coincap;User Id=loader;Password={PASSWORD};TrustServerCertificate=true"),
@@ -103,7 +103,7 @@ async fn an_unknown_warehouse_host_stops_the_run_at_once_naming_the_setting_to_f
     let coincap = coincap().await;
     let host = unresolvable_host();
     let mut command = local(&app_root(), &coincap.url, API_KEY);
-    into_synapse_at(&mut command, &format!("{host},1433"));
+    into_sql_at(&mut command, &format!("{host},1433"));
     // The next tick would be in an hour: the run must end by itself.
     command.args(["--every", "1h"]);
 
@@ -207,7 +207,7 @@ async fn a_refused_connection_is_retried_one_line_each_and_sigterm_ends_it_at_th
     let (_closed, port) = closed_port();
     let root = fast_retry_app_root();
     let mut command = local(root.path(), &coincap.url, API_KEY);
-    into_synapse_at(&mut command, &format!("127.0.0.1,{port}"));
+    into_sql_at(&mut command, &format!("127.0.0.1,{port}"));
     command.args(["--ticks", "1", "--drain-timeout", "2s"]);
     let child = Spawned::start(command);
     child
@@ -257,7 +257,7 @@ async fn a_second_signal_abandons_at_once_whatever_the_drain_deadline() {
     let coincap = coincap().await;
     let (_closed, port) = closed_port();
     let mut command = local(&app_root(), &coincap.url, API_KEY);
-    into_synapse_at(&mut command, &format!("127.0.0.1,{port}"));
+    into_sql_at(&mut command, &format!("127.0.0.1,{port}"));
     command.args(["--ticks", "1", "--drain-timeout", "10m"]);
     let child = Spawned::start(command);
     child

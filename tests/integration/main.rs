@@ -15,6 +15,6 @@ mod monitoring;
 mod package;
 mod protocol;
 mod serve_binary;
-mod synapse_live;
+mod sql_live;
 mod template;
 mod timer_fetch;

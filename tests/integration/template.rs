@@ -1,6 +1,7 @@
 //! infra/azuredeploy.json: the resources, roles and app settings the deployment needs, and the
 //! references between them (a setting that names a resource names the one the template creates).
 
+mod administrator;
 mod arm;
 mod funcignore;
 mod json_keys;
@@ -628,7 +629,7 @@ fn event_hubs_batches_fill_one_warehouse_statement_and_the_wait_is_not_ignored()
     let max = hubs["maxEventBatchSize"].as_u64().unwrap();
     let min = hubs["minEventBatchSize"].as_u64().unwrap();
     let rows_per_statement =
-        coincap_stream::warehouse::synapse::statement::SYNAPSE_LIMITS.max_rows as u64;
+        coincap_stream::warehouse::sql::statement::BATCH_LIMITS.max_rows as u64;
     assert_eq!(
         max, rows_per_statement,
         "one invocation = one INSERT of the Synapse writer (fewer, larger statements on a dedicated pool)"
@@ -839,19 +840,16 @@ fn the_template_refuses_a_pool_without_an_entra_administrator() {
     let t = template();
     let refused = conditions(&t, json!({"deploySynapse": true})).unwrap_err();
     assert!(
-        refused.contains("deploySynapse=true needs synapseAdminObjectId"),
+        refused.contains("deploySynapse=true needs sqlAdminObjectId"),
         "ARM shows this: {refused}"
     );
-    let refused = conditions(
-        &t,
-        json!({"deploySynapse": true, "synapseAdminObjectId": ""}),
-    )
-    .unwrap_err();
-    assert!(refused.contains("synapseAdminObjectId"), "{refused}");
+    let refused =
+        conditions(&t, json!({"deploySynapse": true, "sqlAdminObjectId": ""})).unwrap_err();
+    assert!(refused.contains("sqlAdminObjectId"), "{refused}");
 
     let with_admin = conditions(
         &t,
-        json!({"deploySynapse": true, "synapseAdminObjectId": ADMIN}),
+        json!({"deploySynapse": true, "sqlAdminObjectId": ADMIN}),
     )
     .unwrap();
     for kind in [
@@ -909,7 +907,7 @@ fn the_parameters_file_deploys_as_it_is() {
     if values.get("deploySynapse") == Some(&Value::Bool(true)) {
         assert!(
             values
-                .get("synapseAdminObjectId")
+                .get("sqlAdminObjectId")
                 .and_then(Value::as_str)
                 .is_some_and(|id| !id.is_empty()),
             "a pool needs its Entra administrator"
@@ -968,7 +966,7 @@ fn deployed_in(t: &Value, environment: Value, parameters: Value) -> HashMap<Stri
 #[test]
 fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_deploy_it() {
     let t = template();
-    let pool = json!({"deploySynapse": true, "synapseAdminObjectId": ADMIN});
+    let pool = json!({"deploySynapse": true, "sqlAdminObjectId": ADMIN});
     let public = deployed_in(&t, arm::public_cloud(), pool.clone());
     assert_eq!(
         public["EventHubConnection__fullyQualifiedNamespace"],
@@ -987,7 +985,7 @@ fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_dep
     let china_sql = deployed_in(
         &t,
         arm::china_cloud(),
-        json!({"warehouseKind": "sqlDatabase", "synapseAdminObjectId": ADMIN}),
+        json!({"warehouseKind": "sqlDatabase", "sqlAdminObjectId": ADMIN}),
     );
     assert_eq!(
         china_sql["SQL_SERVER"], "sql-coincap-tok3n.database.chinacloudapi.cn",

@@ -11,13 +11,13 @@ use super::{
     ADMIN, SITE, app_settings, conditions, name, parameter_values, read, resources, template,
 };
 
-const SQL_SERVER: &str = "Microsoft.Sql/servers";
+pub(super) const SQL_SERVER: &str = "Microsoft.Sql/servers";
 const SQL_DATABASE: &str = "Microsoft.Sql/servers/databases";
 const SQL_FIREWALL: &str = "Microsoft.Sql/servers/firewallRules";
 const SQL_API: &str = "2023-08-01";
 
 fn sql_database(extra: Value) -> Value {
-    let mut parameters = json!({"warehouseKind": "sqlDatabase", "synapseAdminObjectId": ADMIN});
+    let mut parameters = json!({"warehouseKind": "sqlDatabase", "sqlAdminObjectId": ADMIN});
     for (key, value) in extra.as_object().unwrap() {
         parameters[key] = value.clone();
     }
@@ -122,7 +122,7 @@ fn creates(created: &[(String, String)], kind: &str, name_part: &str) -> bool {
 }
 
 /// The template's one resource of a type that is created under a condition.
-fn conditional<'a>(t: &'a Value, kind: &str, name_part: &str) -> &'a Value {
+pub(super) fn conditional<'a>(t: &'a Value, kind: &str, name_part: &str) -> &'a Value {
     let found: Vec<_> = resources(t, kind)
         .into_iter()
         .filter(|r| name(r).contains(name_part))
@@ -152,7 +152,7 @@ fn each_choice_creates_its_own_resources_and_none_of_the_other() {
         "the defaults create no warehouse: {none:?}"
     );
 
-    let pool = created(json!({"deploySynapse": true, "synapseAdminObjectId": ADMIN}));
+    let pool = created(json!({"deploySynapse": true, "sqlAdminObjectId": ADMIN}));
     assert!(creates(&pool, "Microsoft.Synapse/workspaces/sqlPools", ""));
     assert!(pool.iter().all(|(k, _)| !k.starts_with("Microsoft.Sql/")));
 
@@ -200,11 +200,11 @@ fn an_azure_sql_database_without_an_entra_administrator_is_refused() {
     let t = template();
     for parameters in [
         json!({"warehouseKind": "sqlDatabase"}),
-        json!({"warehouseKind": "sqlDatabase", "synapseAdminObjectId": ""}),
+        json!({"warehouseKind": "sqlDatabase", "sqlAdminObjectId": ""}),
     ] {
         let refused = conditions(&t, parameters).unwrap_err();
         assert!(
-            refused.contains("warehouseKind=sqlDatabase needs synapseAdminObjectId"),
+            refused.contains("warehouseKind=sqlDatabase needs sqlAdminObjectId"),
             "ARM shows this: {refused}"
         );
     }
@@ -212,7 +212,7 @@ fn an_azure_sql_database_without_an_entra_administrator_is_refused() {
 
 #[test]
 fn each_choice_writes_the_settings_and_outputs_of_its_warehouse_and_refers_to_nothing_else() {
-    let pool = deploy(json!({"deploySynapse": true, "synapseAdminObjectId": ADMIN})).unwrap();
+    let pool = deploy(json!({"deploySynapse": true, "sqlAdminObjectId": ADMIN})).unwrap();
     assert_eq!(pool["WAREHOUSE"], "sql");
     assert_eq!(
         pool["SQL_SERVER"],
@@ -256,7 +256,7 @@ fn each_choice_writes_the_settings_and_outputs_of_its_warehouse_and_refers_to_no
     let file = parameter_values();
     let mut file_with_sql = Value::Object(file.clone());
     file_with_sql["warehouseKind"] = json!("sqlDatabase");
-    file_with_sql["synapseAdminObjectId"] = json!(ADMIN);
+    file_with_sql["sqlAdminObjectId"] = json!(ADMIN);
     assert_eq!(
         deploy(file_with_sql).unwrap()["SQL_SERVER"],
         sql["SQL_SERVER"],
@@ -280,7 +280,7 @@ fn the_server_accepts_only_microsoft_entra_sign_ins_with_the_pool_s_administrato
     let admin = &properties["administrators"];
     assert_eq!(admin["administratorType"], "ActiveDirectory");
     assert_eq!(admin["azureADOnlyAuthentication"], true);
-    assert_eq!(admin["sid"], "[parameters('synapseAdminObjectId')]");
+    assert_eq!(admin["sid"], "[variables('adminObjectId')]");
     assert_eq!(
         admin["principalType"],
         "[parameters('sqlAdminPrincipalType')]"

@@ -1,4 +1,6 @@
-//! The Synapse dedicated SQL pool writer: one SQL batch per invocation through `simple_query`
+//! The SQL Server-family writer (Azure SQL Database, SQL Server, a Synapse dedicated SQL pool; the
+//! catalog says which, and only the pool's differences are named after it): one SQL batch per
+//! invocation through `simple_query`
 //! (several when it is bigger than the batch cap; statement building and literal rendering are
 //! pure code in [`statement`], [`select`], `body` and [`literal`]), over a bb8 pool of
 //! tiberius connections ([`connection`]), with a named retry rule ([`retry`]) and a cure for each
@@ -14,7 +16,7 @@ pub mod select;
 mod settings;
 pub mod statement;
 
-pub use settings::{SynapseConfig, SynapseLogin};
+pub use settings::{SqlConfig, SqlLogin};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -30,14 +32,14 @@ use crate::fault::Fault;
 use crate::secrets::{SecretSource, TokenSource};
 use connection::{ConnectError, TdsManager};
 use init::catalog::{self, TableDesign};
-use statement::{BatchSql, IdType, SYNAPSE_LIMITS, build_batches};
+use statement::{BATCH_LIMITS, BatchSql, IdType, build_batches};
 
 /// Idle pooled connections are closed after this (Azure's gateway drops them after 30 minutes).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 60);
 /// No connection lives longer than this: tokens and failovers move on.
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
-pub struct SynapseWarehouse {
+pub struct SqlWarehouse {
     pool: Pool<TdsManager>,
     pool_size: u32,
     description: String,
@@ -48,11 +50,11 @@ pub struct SynapseWarehouse {
     stores_nul: tokio::sync::OnceCell<bool>,
 }
 
-impl SynapseWarehouse {
+impl SqlWarehouse {
     /// Builds the pool without connecting: the first invocation connects, so a pool that is
     /// paused or unreachable at start-up fails invocations (which are retried), not the process.
     pub fn new(
-        config: SynapseConfig,
+        config: SqlConfig,
         secrets: Arc<dyn SecretSource>,
         tokens: Option<Arc<dyn TokenSource>>,
     ) -> Self {
@@ -166,7 +168,7 @@ impl SynapseWarehouse {
             &batch.rejects,
             Utc::now(),
             &id_type,
-            &SYNAPSE_LIMITS,
+            &BATCH_LIMITS,
             form,
         );
         if transactions.len() > 1 {
@@ -343,7 +345,7 @@ fn not_ready(error: WarehouseError) -> WarehouseError {
     }
 }
 
-impl Warehouse for SynapseWarehouse {
+impl Warehouse for SqlWarehouse {
     fn write(&self, batch: Batch) -> BoxFuture<'_, Result<WriteReport, WarehouseError>> {
         Box::pin(self.write_batch(batch))
     }

@@ -14,9 +14,10 @@
 //! COMMIT TRAN;
 //! ```
 //!
-//! Pure: rows in, text out. Synapse has no multi-row `VALUES`, no usable `MERGE` on this table, no
-//! `@@ROWCOUNT`, and rejects tiberius' parameterised queries, hence literals and `UNION ALL`; the
-//! counts come back as one small result set per row chunk.
+//! Pure: rows in, text out. One text serves every target, so it is written for the strictest, a
+//! dedicated pool: it has no multi-row `VALUES`, no usable `MERGE` on this table, no `@@ROWCOUNT`,
+//! and rejects tiberius' parameterised queries, hence literals and `UNION ALL`; the counts come
+//! back as one small result set per row chunk.
 //!
 //! **Exactly once under READ UNCOMMITTED.** A dedicated pool reads uncommitted rows by default, so
 //! a `NOT EXISTS` probe alone would count another session's uncommitted (maybe doomed) rows as
@@ -59,18 +60,18 @@ static REJECT_COLUMNS: LazyLock<String> = LazyLock::new(|| REJECT_ALIASES.join("
 pub struct Limits {
     /// `SELECT`s joined by `UNION ALL` in one statement (deep unions cost compile time and stack).
     pub max_rows: usize,
-    /// Synapse allows 20,000 string literals per statement.
+    /// A dedicated pool allows 20,000 string literals per statement.
     pub max_string_literals: usize,
     /// Bytes (UTF-8) of one statement.
     pub max_statement_bytes: usize,
-    /// Bytes of one SQL batch (one transaction) on the wire, where it travels as UTF-16. Synapse
-    /// allows 65,536 times the packet size (256 MiB with the default 4096-byte packets).
+    /// Bytes of one SQL batch (one transaction) on the wire, where it travels as UTF-16. A
+    /// dedicated pool allows 65,536 times the packet size (256 MiB with the default 4096-byte packets).
     pub max_batch_bytes: usize,
     /// UTF-16 code units of a reject body kept whole; a longer body is stored truncated.
     pub max_body_units: usize,
 }
 
-pub const SYNAPSE_LIMITS: Limits = Limits {
+pub const BATCH_LIMITS: Limits = Limits {
     max_rows: 1000,
     max_string_literals: 20_000,
     max_statement_bytes: 16 * 1024 * 1024,
@@ -463,7 +464,7 @@ mod tests {
 
     #[test]
     fn a_batch_is_one_transaction_that_takes_the_writer_lock_before_any_probe() {
-        let batch = build_one(&rows(3, "a"), &[reject("not json", 7)], &SYNAPSE_LIMITS);
+        let batch = build_one(&rows(3, "a"), &[reject("not json", 7)], &BATCH_LIMITS);
         assert_eq!(
             shape(&batch.sql),
             [
@@ -494,7 +495,7 @@ mod tests {
             &[reject("not json", 7)],
             now(),
             &IdType::default(),
-            &SYNAPSE_LIMITS,
+            &BATCH_LIMITS,
             form,
         );
         let batch = batches.remove(0);
@@ -525,7 +526,7 @@ mod tests {
                 &[],
                 now(),
                 &IdType::default(),
-                &SYNAPSE_LIMITS,
+                &BATCH_LIMITS,
                 Form::default()
             )
             .is_empty()
@@ -534,7 +535,7 @@ mod tests {
 
     #[test]
     fn rejects_alone_take_the_lock_too() {
-        let batch = build_one(&[], &[reject("x", 1)], &SYNAPSE_LIMITS);
+        let batch = build_one(&[], &[reject("x", 1)], &BATCH_LIMITS);
         assert_eq!(
             shape(&batch.sql),
             ["set", "begin", "lock", "insert", "commit"]
@@ -544,7 +545,7 @@ mod tests {
 
     #[test]
     fn every_column_is_cast_to_its_type_and_null_stays_null() {
-        let batch = build_one(&rows(1, "x"), &[], &SYNAPSE_LIMITS);
+        let batch = build_one(&rows(1, "x"), &[], &BATCH_LIMITS);
         let sql = &batch.sql;
         assert!(
             sql.contains(
@@ -582,7 +583,7 @@ mod tests {
                 &[],
                 now(),
                 id_type,
-                &SYNAPSE_LIMITS,
+                &BATCH_LIMITS,
                 Form::default(),
             );
             let sql = &batches[0].sql;
@@ -606,7 +607,7 @@ mod tests {
 
     #[test]
     fn the_probe_is_bounded_by_the_earliest_timestamp_of_the_chunk() {
-        let batch = build_one(&rows(3, "a"), &[], &SYNAPSE_LIMITS);
+        let batch = build_one(&rows(3, "a"), &[], &BATCH_LIMITS);
         assert_eq!(
             batch
                 .sql
@@ -621,7 +622,7 @@ mod tests {
     fn chunks_stop_at_the_row_limit() {
         let limits = Limits {
             max_rows: 2,
-            ..SYNAPSE_LIMITS
+            ..BATCH_LIMITS
         };
         let batch = build_one(&rows(5, "a"), &[], &limits);
         assert_eq!(batch.row_chunks, 3);
@@ -644,7 +645,7 @@ mod tests {
         // A row here has 4 literals (id, name, symbol, timestamp) plus 2 in its key: 6.
         let limits = Limits {
             max_string_literals: 20,
-            ..SYNAPSE_LIMITS
+            ..BATCH_LIMITS
         };
         let batch = build_one(&rows(7, "a"), &[], &limits);
         assert_eq!(
@@ -665,7 +666,7 @@ mod tests {
     fn chunks_stop_before_the_statement_size_limit_but_hold_at_least_one_row() {
         let limits = Limits {
             max_statement_bytes: 1,
-            ..SYNAPSE_LIMITS
+            ..BATCH_LIMITS
         };
         let batch = build_one(&rows(3, "a"), &[], &limits);
         assert_eq!(batch.row_chunks, 3);
@@ -674,11 +675,11 @@ mod tests {
     #[test]
     fn a_thousand_rows_fit_one_statement_and_one_more_starts_another() {
         assert_eq!(
-            build_one(&rows(1000, "a"), &[], &SYNAPSE_LIMITS).row_chunks,
+            build_one(&rows(1000, "a"), &[], &BATCH_LIMITS).row_chunks,
             1
         );
         assert_eq!(
-            build_one(&rows(1001, "a"), &[], &SYNAPSE_LIMITS).row_chunks,
+            build_one(&rows(1001, "a"), &[], &BATCH_LIMITS).row_chunks,
             2
         );
     }
@@ -694,10 +695,10 @@ mod tests {
         let rejects: Vec<Reject> = (0..6)
             .map(|i| reject(&format!("{}\0 body {i}", "x".repeat(3000)), i))
             .collect();
-        let whole = build_one(&rows, &rejects, &SYNAPSE_LIMITS);
+        let whole = build_one(&rows, &rejects, &BATCH_LIMITS);
         let limits = Limits {
             max_batch_bytes: wire_bytes(&whole.sql) / 4,
-            ..SYNAPSE_LIMITS
+            ..BATCH_LIMITS
         };
         let parts = build_batches(
             &rows,
@@ -740,7 +741,7 @@ mod tests {
     fn a_row_bigger_than_the_cap_still_goes_alone_in_its_own_transaction() {
         let limits = Limits {
             max_batch_bytes: 1,
-            ..SYNAPSE_LIMITS
+            ..BATCH_LIMITS
         };
         let parts = build_batches(
             &rows(3, "a"),
@@ -761,7 +762,7 @@ mod tests {
         let body = format!("{}é😀{}", "a".repeat(9), "b".repeat(100));
         let limits = Limits {
             max_body_units: 11,
-            ..SYNAPSE_LIMITS
+            ..BATCH_LIMITS
         };
         let batch = build_one(&[], &[reject(&body, 9)], &limits);
         // 9 + 'é' (1 unit) fit; the emoji (2 units) would pass 11: cut before it.
@@ -794,7 +795,7 @@ mod tests {
 
     #[test]
     fn rejects_keep_body_reason_and_coordinates_and_match_null_safely() {
-        let batch = build_one(&[], &[reject("it's \0 bad", 101)], &SYNAPSE_LIMITS);
+        let batch = build_one(&[], &[reject("it's \0 bad", 101)], &BATCH_LIMITS);
         let sql = &batch.sql;
         assert!(
             sql.contains("CAST(CAST(0x6900740027007300200000002000620061006400 AS nvarchar(max)) AS nvarchar(max)) AS raw_body"),
@@ -830,7 +831,7 @@ mod tests {
     fn a_reject_without_coordinates_has_null_keys() {
         let mut without = reject("x", 1);
         without.coordinates = EventCoordinates::default();
-        let batch = build_one(&[], &[without], &SYNAPSE_LIMITS);
+        let batch = build_one(&[], &[without], &BATCH_LIMITS);
         assert!(
             batch
                 .sql
@@ -849,7 +850,7 @@ mod tests {
         let batch = build_one(
             &hostile,
             &[reject("'; DELETE FROM x; --", 1)],
-            &SYNAPSE_LIMITS,
+            &BATCH_LIMITS,
         );
         assert_eq!(
             shape(&batch.sql),
@@ -872,7 +873,7 @@ mod tests {
             ));
             let mapped = map_events(events);
             let rejects: Vec<Reject> = bodies.iter().enumerate().map(|(i, b)| reject(&format!("x{b}"), i as i64)).collect();
-            let limits = Limits { max_rows, ..SYNAPSE_LIMITS };
+            let limits = Limits { max_rows, ..BATCH_LIMITS };
             let batches = build_batches(&mapped.rows, &rejects, now(), &IdType::default(), &limits, Form::default());
             if mapped.rows.is_empty() && rejects.is_empty() {
                 proptest::prop_assert!(batches.is_empty());
@@ -898,7 +899,7 @@ mod tests {
         ) {
             let rows = rows(rows_n, "p");
             let rejects: Vec<Reject> = bodies.iter().enumerate().map(|(i, b)| reject(&format!("x{b}"), i as i64)).collect();
-            let limits = Limits { max_batch_bytes: cap, max_rows: 7, ..SYNAPSE_LIMITS };
+            let limits = Limits { max_batch_bytes: cap, max_rows: 7, ..BATCH_LIMITS };
             let parts = build_batches(&rows, &rejects, now(), &IdType::default(), &limits, Form::default());
             proptest::prop_assert_eq!(parts.iter().map(|p| p.rows.len()).sum::<usize>(), rows_n);
             proptest::prop_assert_eq!(parts.iter().map(|p| p.rejects.len()).sum::<usize>(), rejects.len());

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use coincap_stream::domain::{EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretName, SecretSource};
-use coincap_stream::warehouse::synapse::connection::{TdsClient, TdsManager};
-use coincap_stream::warehouse::synapse::{SynapseConfig, SynapseLogin};
-use coincap_stream::warehouse::{Batch, SynapseWarehouse};
+use coincap_stream::warehouse::sql::connection::{TdsClient, TdsManager};
+use coincap_stream::warehouse::sql::{SqlConfig, SqlLogin};
+use coincap_stream::warehouse::{Batch, SqlWarehouse};
 use serde_json::json;
 
 use crate::common::{FixedSecrets, handler};
@@ -25,7 +25,7 @@ pub fn connection_string() -> String {
         .filter(|v| !v.trim().is_empty())
         .unwrap_or_else(|| {
             panic!(
-                "needs {VARIABLE} (SQL Server or a Synapse pool): set it to an ADO.NET connection string of a test database"
+                "needs {VARIABLE} (Azure SQL Database, SQL Server or a dedicated pool): set it to an ADO.NET connection string of a test database"
             )
         })
 }
@@ -43,16 +43,16 @@ pub fn secrets(connection: &str) -> Arc<dyn SecretSource> {
     )])))
 }
 
-pub fn config() -> SynapseConfig {
-    SynapseConfig {
-        login: SynapseLogin::ConnectionString,
+pub fn config() -> SqlConfig {
+    SqlConfig {
+        login: SqlLogin::ConnectionString,
         pool_size: 2,
         command_timeout: Duration::from_secs(300),
     }
 }
 
-pub fn warehouse(connection: &str) -> SynapseWarehouse {
-    SynapseWarehouse::new(config(), secrets(connection), None)
+pub fn warehouse(connection: &str) -> SqlWarehouse {
+    SqlWarehouse::new(config(), secrets(connection), None)
 }
 
 pub fn prefix() -> String {
@@ -170,7 +170,7 @@ pub async fn rejects(connection: &str, partition: &str) -> i64 {
     .await
 }
 
-pub async fn synapse(connection: &str) -> bool {
+pub async fn is_dedicated_pool(connection: &str) -> bool {
     scalar_i64(
         connection,
         "SELECT CAST(SERVERPROPERTY('EngineEdition') AS bigint)",
@@ -286,9 +286,9 @@ pub fn long_body(len: usize) -> String {
 }
 
 /// The seed's table, as the original tutorial created it (varchar ids, a ROUND_ROBIN heap).
-pub fn seed_table_ddl(synapse: bool) -> String {
+pub fn seed_table_ddl(dedicated_pool: bool) -> String {
     let columns = "[id_asset_statistics_history] bigint IDENTITY(1,1), [id] varchar(255) NOT NULL, [asset_rank] bigint, [symbol] varchar(255), [asset_name] varchar(255), [supply] float, [maxSupply] float, [marketCapUsd] float, [volumeUsd24Hr] float, [priceUsd] float, [changePercent24Hr] float, [vwap24Hr] float, [explorer] varchar(255), [runtime_timestamp] datetime NOT NULL";
-    let with = if synapse {
+    let with = if dedicated_pool {
         " WITH (DISTRIBUTION = ROUND_ROBIN, HEAP)"
     } else {
         ""
@@ -307,9 +307,9 @@ where
     let connection = connection_string();
     let _turn = serial().await;
     init(&connection).await;
-    let synapse = synapse(&connection).await;
+    let dedicated_pool = is_dedicated_pool(&connection).await;
     execute(&connection, &format!("DROP TABLE {HISTORY}")).await;
-    execute(&connection, &seed_table_ddl(synapse)).await;
+    execute(&connection, &seed_table_ddl(dedicated_pool)).await;
 
     let outcome = tokio::spawn(test(connection.clone())).await;
 

@@ -53,7 +53,7 @@ impl IdType {
 impl Default for IdType {
     /// Our DDL's `nvarchar(255)`.
     fn default() -> Self {
-        Self::new(Kind::Text.synapse().to_owned())
+        Self::new(Kind::Text.sql_type().to_owned())
     }
 }
 
@@ -266,7 +266,7 @@ pub(super) const REJECT_ALIASES: [&str; 8] = [
 static HISTORY_CASTS: LazyLock<Vec<String>> = LazyLock::new(|| {
     HISTORY_COLUMNS
         .iter()
-        .map(|column| format!(" AS {})", column.kind.synapse()))
+        .map(|column| format!(" AS {})", column.kind.sql_type()))
         .collect()
 });
 

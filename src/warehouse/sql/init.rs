@@ -36,9 +36,9 @@ const TABLES: [(&str, &str); 3] = [
 /// Server engines enforce one row per key ("CREATE INDEX (Transact-SQL)": "A unique index is
 /// one in which no two rows are permitted to have the same index key value"); a dedicated pool
 /// enforces no unique index ("Primary key, foreign key, and unique key using dedicated SQL pool").
-pub fn ddl_for_engine(ddl: &str, synapse: bool) -> String {
+pub fn ddl_for_engine(ddl: &str, dedicated_pool: bool) -> String {
     let ddl = strip_comments(ddl);
-    if synapse {
+    if dedicated_pool {
         return ddl;
     }
     let Some(with) = ddl.rfind("\nWITH") else {
@@ -136,12 +136,12 @@ async fn ensure_table(
     client: &mut TdsClient,
     table: &str,
     ddl: &str,
-    synapse: bool,
+    dedicated_pool: bool,
 ) -> Result<String, ConnectError> {
     if scalar_i32(client, &query::exists(table)).await?.is_some() {
         return Ok(format!("Table {table} exists: left as it is."));
     }
-    run(client, &ddl_for_engine(ddl, synapse)).await?;
+    run(client, &ddl_for_engine(ddl, dedicated_pool)).await?;
     Ok(format!("Created table {table}."))
 }
 
@@ -183,7 +183,7 @@ async fn grant(client: &mut TdsClient, name: &str) -> Result<Vec<String>, Connec
 }
 
 async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Facts, ConnectError> {
-    let synapse = edition == Some(ENGINE_EDITION_SYNAPSE);
+    let dedicated_pool = edition == Some(ENGINE_EDITION_SYNAPSE);
     let id_type = client
         .simple_query(query::column_type(HISTORY_TABLE, "id"))
         .await?
@@ -208,9 +208,9 @@ async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Fact
         read_committed_snapshot: scalar_i32(client, query::READ_COMMITTED_SNAPSHOT)
             .await?
             .map(|on| on == 1),
-        history: catalog::read_design(client, HISTORY_TABLE, synapse).await?,
+        history: catalog::read_design(client, HISTORY_TABLE, dedicated_pool).await?,
         history_id_type: id_type,
-        rejects: catalog::read_design(client, REJECTS_TABLE, synapse).await?,
+        rejects: catalog::read_design(client, REJECTS_TABLE, dedicated_pool).await?,
         lock_rows,
     })
 }
@@ -269,10 +269,10 @@ pub async fn init_warehouse(
 ) -> Result<Vec<String>, ConnectError> {
     let mut client = manager.connect_client().await?;
     let (edition, engine) = detect_engine(&mut client).await?;
-    let synapse = edition == Some(ENGINE_EDITION_SYNAPSE);
+    let dedicated_pool = edition == Some(ENGINE_EDITION_SYNAPSE);
     let mut done = vec![engine, ensure_schema(&mut client).await?];
     for (table, ddl) in TABLES {
-        done.push(ensure_table(&mut client, table, ddl, synapse).await?);
+        done.push(ensure_table(&mut client, table, ddl, dedicated_pool).await?);
     }
     done.extend(ensure_lock_row(&mut client).await?);
     if let Some(name) = app_identity {

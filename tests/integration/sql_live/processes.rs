@@ -130,7 +130,7 @@ async fn a_server_outage_during_a_local_run_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn several_serve_processes_given_overlapping_batches_store_one_row_per_key() {
     let connection = connection_string();
     let _turn = serial().await;
@@ -170,7 +170,7 @@ async fn several_serve_processes_given_overlapping_batches_store_one_row_per_key
 /// open on the server; the new handler's write waits for it behind the writer lock, but never
 /// longer than `SQL_COMMAND_TIMEOUT` (then it fails, transiently, and is redelivered).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_handler_killed_mid_transaction_loses_nothing_and_the_redelivery_waits_at_most_the_command_timeout()
  {
     let connection = connection_string();
@@ -237,7 +237,7 @@ async fn a_handler_killed_mid_transaction_loses_nothing_and_the_redelivery_waits
 /// resumes (played by a stand-in in front of the server): the invocation fails, transiently,
 /// saying the database was resuming; the host's redelivery writes the batch whole, once.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_database_resuming_from_auto_pause_fails_the_first_delivery_and_loses_nothing() {
     let connection = connection_string();
     let _turn = serial().await;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// How EventHubSink logs in to the SQL database (Azure SQL Database, a dedicated pool, SQL Server).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SynapseLogin {
+pub enum SqlLogin {
     /// `SQL_CONNECTION_STRING` (a secret): ADO.NET or JDBC, as the portal shows it.
     ConnectionString,
     /// `SQL_SERVER` + `SQL_DATABASE`: passwordless, with an Entra token per connection.
@@ -12,8 +12,8 @@ pub enum SynapseLogin {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct SynapseConfig {
-    pub login: SynapseLogin,
+pub struct SqlConfig {
+    pub login: SqlLogin,
     pub pool_size: u32,
     /// Longest wait for one server response; a queued query on a busy pool can take a while.
     pub command_timeout: Duration,

@@ -150,7 +150,7 @@ pub fn design_warning(history: &TableDesign) -> Option<String> {
     match history.history_probe() {
         Probe::Bounded { .. } => None,
         Probe::ScansHistory { why } => Some(format!(
-            "Table {HISTORY_TABLE} is {}: {why}. Migrate it to the design in sql/asset_statistics_history_v3.sql (on Synapse: CTAS, then RENAME OBJECT; `handler init-warehouse` prints the SQL, docs/synapse.md explains it).",
+            "Table {HISTORY_TABLE} is {}: {why}. Migrate it to the design in sql/asset_statistics_history_v3.sql (on Synapse: CTAS, then RENAME OBJECT; `handler init-warehouse` prints the SQL, docs/sql-warehouse.md explains it).",
             history.describe()
         )),
     }
@@ -172,7 +172,7 @@ pub struct Facts {
 }
 
 impl Facts {
-    pub fn synapse(&self) -> bool {
+    pub fn is_dedicated_pool(&self) -> bool {
         self.engine_edition == Some(ENGINE_EDITION_SYNAPSE)
     }
 }
@@ -236,7 +236,7 @@ async fn rows(client: &mut TdsClient, sql: &str) -> tiberius::Result<Vec<tiberiu
 pub async fn read_design(
     client: &mut TdsClient,
     table: &str,
-    synapse: bool,
+    dedicated_pool: bool,
 ) -> tiberius::Result<Option<TableDesign>> {
     let exists = rows(client, &query::exists(table)).await?;
     if exists
@@ -250,7 +250,7 @@ pub async fn read_design(
         indexes: indexes_from_rows(&rows(client, &query::indexes(table)).await?),
         ..TableDesign::default()
     };
-    if synapse && let Some(row) = rows(client, &query::distribution(table)).await?.first() {
+    if dedicated_pool && let Some(row) = rows(client, &query::distribution(table)).await?.first() {
         design.distribution = row.get::<&str, _>(0).map(str::to_owned);
         design.distribution_column = row.get::<&str, _>(1).map(str::to_owned);
     }

@@ -11,7 +11,7 @@ use coincap_stream::warehouse::Warehouse;
 /// SQL Server-compatible engines refuse NUL: there it is stored escaped, marked in its reason,
 /// and decodes to exactly the body. What the server does (asked here on its own) decides which.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_body_with_many_nul_characters_reads_back_exactly() {
     let body: String = long_body(10_000)
         .chars()
@@ -39,7 +39,7 @@ async fn a_body_with_many_nul_characters_reads_back_exactly() {
 /// sent as it is because the writer is told the server stores NUL) still lands: its rows once,
 /// its rejects escaped and marked; the redelivery adds nothing.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_batch_refused_for_a_reject_body_lands_with_the_bodies_escaped() {
     let connection = connection_string();
     let stores_nul = server_stores_nul(&connection).await;
@@ -100,7 +100,7 @@ async fn a_batch_refused_for_a_reject_body_lands_with_the_bodies_escaped() {
 /// inserts, is refused by the unique index, and sends the batch again with the database picking
 /// one row per key.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn keys_stored_meanwhile_by_a_writer_outside_the_lock_are_counted_not_repeated() {
     let connection = connection_string();
     let _turn = serial().await;
@@ -142,7 +142,7 @@ async fn keys_stored_meanwhile_by_a_writer_outside_the_lock_are_counted_not_repe
 /// a database whose collation ignores case (SQL Server's default). Its unique index refuses the
 /// second; the batch lands anyway, with one row for the pair, the other counted as a duplicate.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn ids_equal_to_the_database_in_one_batch_never_block_it() {
     let connection = connection_string();
     let _turn = serial().await;

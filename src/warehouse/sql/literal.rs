@@ -1,12 +1,12 @@
-//! T-SQL literals: the injection boundary. Every value that reaches Synapse is rendered here, never
-//! bound as a parameter (Synapse rejects tiberius' named `sp_executesql` parameters), so this module
+//! T-SQL literals: the injection boundary. Every value that reaches the SQL server is rendered here,
+//! never bound as a parameter (a dedicated pool rejects tiberius' named `sp_executesql` parameters), so this module
 //! is small, pure and property-tested: a rendered value parses back as exactly itself.
 
 use std::fmt::Write as _;
 
 use crate::domain::WarehouseTime;
 
-/// Any text as ONE constant that Synapse stores exactly, whatever its length and content:
+/// Any text as ONE constant that every SQL Server-family target stores exactly, whatever its length and content:
 /// - `N'...'` with every `'` doubled when it holds no NUL: one string literal, one character per
 ///   UTF-16 code unit on the wire (a constant longer than 4000 characters is `nvarchar(max)` by
 ///   itself, so nothing truncates it);

@@ -6,7 +6,7 @@ use coincap_stream::warehouse::Warehouse;
 /// Ids outside the code page are stored as '?' in a varchar column; the writer compares keys in
 /// the column's own type, so replaying the batch adds nothing.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_replay_into_a_seed_shaped_varchar_table_adds_nothing() {
     with_seed_table(|connection| async move {
         let report = init(&connection).await;
@@ -42,7 +42,7 @@ async fn a_replay_into_a_seed_shaped_varchar_table_adds_nothing() {
 /// `init-warehouse` warns once and prints the migration, which runs as printed; afterwards the
 /// table is in the design the writer wants, and writes into it add nothing twice.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn init_warehouse_on_a_seed_table_prints_a_migration_that_runs() {
     with_seed_table(|connection| async move {
         let prefix = prefix();

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
 use super::retry::{self, DATABASE_FIX, HOST_FIX};
-use super::settings::{SynapseConfig, SynapseLogin};
+use super::settings::{SqlConfig, SqlLogin};
 use crate::fault::{Fault, NameResolution, name_resolution};
 use crate::secrets::{Secret, SecretError, SecretName, SecretSource, TokenSource};
 
@@ -182,7 +182,7 @@ impl TdsConnection {
 }
 
 pub struct TdsManager {
-    config: SynapseConfig,
+    config: SqlConfig,
     secrets: Arc<dyn SecretSource>,
     tokens: Option<Arc<dyn TokenSource>>,
     /// Set by the first login that succeeds: from then on "cannot open database" is a failover.
@@ -191,7 +191,7 @@ pub struct TdsManager {
 
 impl TdsManager {
     pub fn new(
-        config: SynapseConfig,
+        config: SqlConfig,
         secrets: Arc<dyn SecretSource>,
         tokens: Option<Arc<dyn TokenSource>>,
     ) -> Self {
@@ -207,7 +207,7 @@ impl TdsManager {
     /// database.
     pub async fn target(&self) -> Result<Target, ConnectError> {
         Ok(match &self.config.login {
-            SynapseLogin::ConnectionString => {
+            SqlLogin::ConnectionString => {
                 let (config, secret) = self.connection_string().await?;
                 Target {
                     address: config.get_addr(),
@@ -218,7 +218,7 @@ impl TdsManager {
                     ),
                 }
             }
-            SynapseLogin::Entra { server, database } => {
+            SqlLogin::Entra { server, database } => {
                 let (host, port) = split_server(server);
                 Target {
                     address: format!("{host}:{port}"),
@@ -232,10 +232,10 @@ impl TdsManager {
     /// `server/database` for logs; never the connection string.
     pub fn describe(&self) -> String {
         match &self.config.login {
-            SynapseLogin::Entra { server, database } => {
+            SqlLogin::Entra { server, database } => {
                 format!("sql:{server}/{database} (Entra)")
             }
-            SynapseLogin::ConnectionString => "sql (SQL login from the connection string)".into(),
+            SqlLogin::ConnectionString => "sql (SQL login from the connection string)".into(),
         }
     }
 
@@ -255,11 +255,11 @@ impl TdsManager {
 
     async fn tiberius_config(&self) -> Result<(Config, Option<Secret>), ConnectError> {
         let (mut config, secret) = match &self.config.login {
-            SynapseLogin::ConnectionString => {
+            SqlLogin::ConnectionString => {
                 let (config, secret) = self.connection_string().await?;
                 (config, Some(secret))
             }
-            SynapseLogin::Entra { server, database } => {
+            SqlLogin::Entra { server, database } => {
                 let tokens = self.tokens.as_ref().ok_or(ConnectError::NoCredential)?;
                 let token = tokens
                     .token(DATABASE_SCOPE)

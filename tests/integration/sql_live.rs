@@ -1,7 +1,7 @@
-//! The Synapse writer against a real SQL Server 2019+ or Synapse dedicated pool, through its public
-//! API only (`init-warehouse`, `SynapseWarehouse` / `Warehouse::write`). Every test is ignored
+//! The SQL writer against a real SQL Server-family database (SQL Server 2019+, Azure SQL Database
+//! or a dedicated pool), through its public API only (`init-warehouse`, `SqlWarehouse` / `Warehouse::write`). Every test is ignored
 //! unless asked for: `COINCAP_TEST_MSSQL='<ADO.NET connection string>' cargo test -- --ignored
-//! synapse_live`. Run with `--ignored` but without the variable, each one fails saying so.
+//! sql_live`. Run with `--ignored` but without the variable, each one fails saying so.
 //!
 //! Each test writes ids under its own random prefix, so runs never see each other's rows. The tests
 //! of one run take turns ([`serial`]): one of them swaps a seed-shaped table in for a while.
@@ -15,13 +15,13 @@ mod support;
 use std::time::Duration;
 
 use coincap_stream::warehouse::Warehouse;
-use coincap_stream::warehouse::synapse::connection::TdsManager;
+use coincap_stream::warehouse::sql::connection::TdsManager;
 
 use crate::common::proxy::Proxy;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn init_warehouse_is_idempotent_and_reports_what_the_writer_relies_on() {
     let connection = connection_string();
     let _turn = serial().await;
@@ -50,7 +50,7 @@ async fn init_warehouse_is_idempotent_and_reports_what_the_writer_relies_on() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn every_value_reads_back_as_written_in_one_round_trip() {
     let connection = connection_string();
     let _turn = serial().await;
@@ -129,7 +129,7 @@ async fn every_value_reads_back_as_written_in_one_round_trip() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_redelivered_batch_adds_no_rows_and_rejects_are_kept_once() {
     let connection = connection_string();
     let _turn = serial().await;
@@ -155,7 +155,7 @@ async fn a_redelivered_batch_adds_no_rows_and_rejects_are_kept_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_connection_lost_mid_batch_writes_nothing_and_the_retry_writes_it_whole() {
     let connection = connection_string();
     let _turn = serial().await;
@@ -213,7 +213,7 @@ async fn a_connection_lost_mid_batch_writes_nothing_and_the_retry_writes_it_whol
 /// Writers with overlapping keys (several partitions, instances, a redelivery racing a slow first
 /// attempt) must leave exactly one row per key: they serialize on the writer lock.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn concurrent_writers_with_overlapping_keys_leave_exactly_one_row_per_key() {
     let connection = connection_string();
     let _turn = serial().await;
@@ -250,7 +250,7 @@ async fn concurrent_writers_with_overlapping_keys_leave_exactly_one_row_per_key(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_10000_character_body_reads_back_exactly() {
     reads_back_exactly(long_body(10_000)).await;
 }
@@ -281,7 +281,7 @@ async fn reads_back_exactly(body: String) {
 /// as UTF-16, well over the writer's per-transaction cap: the write splits into several
 /// transactions, each idempotent, and everything lands whole and once.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_batch_over_the_cap_splits_and_lands_whole() {
     let connection = connection_string();
     let _turn = serial().await;

@@ -25,10 +25,8 @@ use chrono::Utc;
 use super::connection::TdsManager;
 use super::literal;
 use super::retry::is_duplicate_key;
-use super::statement::{
-    BatchSql, BodyForm, Duplicates, Form, IdType, SYNAPSE_LIMITS, build_batches,
-};
-use super::{SynapseWarehouse, sql_error};
+use super::statement::{BATCH_LIMITS, BatchSql, BodyForm, Duplicates, Form, IdType, build_batches};
+use super::{SqlWarehouse, sql_error};
 use crate::fault::Fault;
 use crate::text::excerpt;
 use crate::warehouse::{Batch, WarehouseError, WriteReport};
@@ -74,7 +72,7 @@ fn refused_for_good(error: &WarehouseError) -> Option<(u32, &str)> {
     }
 }
 
-impl SynapseWarehouse {
+impl SqlWarehouse {
     /// The form of a batch's transactions: reject bodies as received, unless one holds NUL and
     /// the server does not give NUL back (asked once per process, when first needed).
     pub(super) async fn first_form<'a>(
@@ -202,7 +200,7 @@ impl SynapseWarehouse {
             &batch.rejects[transaction.rejects.clone()],
             Utc::now(),
             id_type,
-            &SYNAPSE_LIMITS,
+            &BATCH_LIMITS,
             form,
         );
         *connection = self.connection().await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use super::support::{connection_string, execute, init, serial, synapse};
+use super::support::{connection_string, execute, init, is_dedicated_pool, serial};
 use crate::common::coincap::{CoinCap, page, realistic_assets};
 use crate::common::process::{Spawned, Stopped};
 use crate::common::{API_KEY, app_root, handler};
@@ -92,7 +92,7 @@ fn assert_stopped_at_once_with(stopped: &Stopped, fix: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn check_after_init_warehouse_reports_the_writer_ready_with_its_design() {
     let connection = connection_string();
     let _turn = serial().await;
@@ -126,7 +126,7 @@ async fn check_after_init_warehouse_reports_the_writer_ready_with_its_design() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_refused_login_and_a_missing_database_name_their_fix_and_stop_local_at_once() {
     let connection = connection_string();
     let _turn = serial().await;
@@ -163,14 +163,14 @@ async fn a_refused_login_and_a_missing_database_name_their_fix_and_stop_local_at
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (SQL Server or a Synapse pool)"]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn with_a_table_missing_check_changes_nothing_and_local_stops_naming_init_warehouse() {
     let connection = connection_string();
     let _turn = serial().await;
     init(&connection).await;
-    let synapse = synapse(&connection).await;
+    let dedicated_pool = is_dedicated_pool(&connection).await;
     let away = "asset_statistics_writer_lock_away_17";
-    execute(&connection, &rename_lock(synapse, LOCK, away)).await;
+    execute(&connection, &rename_lock(dedicated_pool, LOCK, away)).await;
 
     let outcome = tokio::spawn({
         let connection = connection.clone();
@@ -200,7 +200,7 @@ async fn with_a_table_missing_check_changes_nothing_and_local_stops_naming_init_
     execute(
         &connection,
         &rename_lock(
-            synapse,
+            dedicated_pool,
             &format!("assets.{away}"),
             "asset_statistics_writer_lock",
         ),
@@ -213,8 +213,8 @@ async fn with_a_table_missing_check_changes_nothing_and_local_stops_naming_init_
 
 /// Renames a table: `RENAME OBJECT` on a pool, `sp_rename` elsewhere (with its object type, which
 /// SQL Server takes and some compatible engines require).
-fn rename_lock(synapse: bool, from: &str, to: &str) -> String {
-    if synapse {
+fn rename_lock(dedicated_pool: bool, from: &str, to: &str) -> String {
+    if dedicated_pool {
         format!("RENAME OBJECT {from} TO {to}")
     } else {
         format!("EXEC sp_rename N'{from}', N'{to}', N'OBJECT'")

@@ -46,7 +46,7 @@ pub fn report(facts: &Facts) -> Vec<String> {
             KeyGuarantee::Enforced { index } => format!(
                 "  one row per (id, runtime_timestamp): enforced by the database ({index}); the writer's lock and duplicate check keep writers from colliding on it"
             ),
-            KeyGuarantee::WriterOnly if facts.synapse() => "  one row per (id, runtime_timestamp): kept by the writer (its lock and duplicate check; a dedicated pool enforces no unique index)".into(),
+            KeyGuarantee::WriterOnly if facts.is_dedicated_pool() => "  one row per (id, runtime_timestamp): kept by the writer (its lock and duplicate check; a dedicated pool enforces no unique index)".into(),
             KeyGuarantee::WriterOnly => "  one row per (id, runtime_timestamp): kept by the writer alone (no unique index; the advice below lets the database enforce it)".into(),
         });
     }
@@ -64,7 +64,7 @@ pub fn report(facts: &Facts) -> Vec<String> {
     });
     lines.push(match facts.read_committed_snapshot {
         Some(true) => "  is_read_committed_snapshot_on = 1: reads see committed rows only".into(),
-        Some(false) if facts.synapse() => "  is_read_committed_snapshot_on = 0: the pool reads READ UNCOMMITTED (the writer's lock makes its duplicate check safe; other readers see batches before they commit)".into(),
+        Some(false) if facts.is_dedicated_pool() => "  is_read_committed_snapshot_on = 0: the pool reads READ UNCOMMITTED (the writer's lock makes its duplicate check safe; other readers see batches before they commit)".into(),
         Some(false) => "  is_read_committed_snapshot_on = 0: READ COMMITTED with locks (the writer's lock makes its duplicate check safe)".into(),
         None => "  is_read_committed_snapshot_on: unknown (sys.databases not readable here)".into(),
     });
@@ -96,7 +96,7 @@ pub fn advice(facts: &Facts) -> Vec<Advice> {
     {
         advice.push(Advice {
             run_in: database.clone(),
-            sql: if facts.synapse() {
+            sql: if facts.is_dedicated_pool() {
                 migration_sql(
                     true,
                     HISTORY_TABLE,
@@ -106,14 +106,14 @@ pub fn advice(facts: &Facts) -> Vec<Advice> {
             } else {
                 unique_history_index_sql(None)
             },
-            why: if facts.synapse() {
+            why: if facts.is_dedicated_pool() {
                 "bound each batch's duplicate check by its time window (stop the Function App first; the old table is kept as ..._seed)".into()
             } else {
                 "bound each batch's duplicate check by its time window, and let the database enforce one row per key (stop the Function App first; repeated keys are deleted, the first stored kept)".into()
             },
         });
     } else if let Some(history) = &facts.history
-        && !facts.synapse()
+        && !facts.is_dedicated_pool()
         && history.key_guarantee() == KeyGuarantee::WriterOnly
     {
         let clustered = history
@@ -132,7 +132,7 @@ pub fn advice(facts: &Facts) -> Vec<Advice> {
         advice.push(Advice {
             run_in: database.clone(),
             sql: migration_sql(
-                facts.synapse(),
+                facts.is_dedicated_pool(),
                 REJECTS_TABLE,
                 "DISTRIBUTION = ROUND_ROBIN, CLUSTERED INDEX ([partition_id], [sequence_number])",
                 "[partition_id], [sequence_number]",
@@ -148,7 +148,7 @@ pub fn advice(facts: &Facts) -> Vec<Advice> {
         }),
         _ => {}
     }
-    if facts.synapse() && facts.read_committed_snapshot == Some(false) {
+    if facts.is_dedicated_pool() && facts.read_committed_snapshot == Some(false) {
         advice.push(Advice {
             run_in: "master".into(),
             sql: format!("ALTER DATABASE [{}] SET READ_COMMITTED_SNAPSHOT ON;", database.replace(']', "]]")),
@@ -162,9 +162,14 @@ pub fn advice(facts: &Facts) -> Vec<Advice> {
 /// CTAS into the new design (`SELECT *` keeps the IDENTITY column's property), then RENAME OBJECT
 /// ("CREATE TABLE AS SELECT" and "RENAME" in Microsoft's T-SQL reference). SQL Server builds the
 /// clustered index in place.
-pub fn migration_sql(synapse: bool, table: &str, with: &str, clustered_keys: &str) -> String {
+pub fn migration_sql(
+    dedicated_pool: bool,
+    table: &str,
+    with: &str,
+    clustered_keys: &str,
+) -> String {
     let (schema, name) = table.split_once('.').unwrap_or(("dbo", table));
-    if synapse {
+    if dedicated_pool {
         format!(
             "CREATE TABLE {schema}.{name}_new WITH ({with}) AS SELECT * FROM {table};\nRENAME OBJECT {table} TO {name}_seed;\nRENAME OBJECT {schema}.{name}_new TO {name};"
         )
