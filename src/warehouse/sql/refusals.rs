@@ -10,8 +10,9 @@
 //!   (one binary constant, see [`super::literal::nstring`]); other SQL Server-compatible engines
 //!   refuse NUL. Before the first body holding NUL, one query asks the server to give NUL back
 //!   ([`NUL_PROBE_SQL`]); where it does not, such bodies are stored escaped from then on. A
-//!   transaction holding rejects that is still refused for good (a permanent SQL error) is sent
-//!   again with every body escaped.
+//!   transaction holding rejects that the server still refuses because it cannot convert a body
+//!   ([`super::retry::BODY_CONVERSION_ERRORS`]) is sent again with every body escaped; any other
+//!   permanent error stands, and the bodies stay as received.
 //!
 //! Escaped means a JSON string of printable ASCII ([`super::statement::escaped_body`]), marked in
 //! the reject's reason: lossless, and readable back with any JSON reader. If a cure fails too,
@@ -24,7 +25,7 @@ use chrono::Utc;
 
 use super::connection::TdsManager;
 use super::literal;
-use super::retry::is_duplicate_key;
+use super::retry::{is_body_conversion, is_duplicate_key};
 use super::statement::{BATCH_LIMITS, BatchSql, BodyForm, Duplicates, Form, IdType, build_batches};
 use super::{SqlWarehouse, sql_error};
 use crate::fault::Fault;
@@ -152,7 +153,10 @@ impl SqlWarehouse {
         let Some((number, message)) = refused_for_good(&error) else {
             return Err(error);
         };
-        if transaction.rejects.is_empty()
+        // Only the refusal to convert a body is cured by escaping the bodies; any other permanent
+        // error would meet the same transaction again, and the bodies must stay as received.
+        if !is_body_conversion(number)
+            || transaction.rejects.is_empty()
             || matches!(form.bodies, BodyForm::Escaped { all: true, .. })
         {
             return Err(error);

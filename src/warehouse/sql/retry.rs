@@ -19,25 +19,54 @@ pub const TLS_FIX: &str = "the server's TLS certificate was refused: Azure's are
 /// What to change when the server's host name does not resolve.
 pub const HOST_FIX: &str = "check the server's host name (Server= in SQL_CONNECTION_STRING, or SQL_SERVER): it does not resolve";
 
-/// SQL Server / Synapse error numbers that pass: throttling, failover, connection drops.
+/// What to do when a dedicated pool is paused (MSSQLSERVER_42108: "Can not connect to the SQL pool
+/// since it is paused. Please resume the SQL pool and try again."; "This error requires action
+/// from the user").
+pub const PAUSED_POOL_FIX: &str = "the dedicated SQL pool is paused: resume the pool (Azure portal, or `az synapse sql pool resume`); the batch is retried and written once it runs";
+
+/// SQL Server / Azure SQL / Synapse error numbers that pass, each with the list that names it:
+/// [SqlClient] is the default transient list of Microsoft.Data.SqlClient's retry logic
+/// (`SqlConfigurableRetryFactory`, "SqlConfigurableRetryFactory Class" in the .NET API reference);
+/// [Azure SQL] is "List of transient fault error codes" in "Troubleshooting connectivity issues
+/// and other errors with Azure SQL Database and Azure SQL Managed Instance"; [MSSQL] is the error's
+/// own page in "Database engine events and errors".
 pub const TRANSIENT_SQL_ERRORS: &[u32] = &[
-    64,    // connection dropped during login
-    233,   // no process on the other end of the pipe
-    1205,  // deadlock victim
-    4060,  // cannot open the database (failover; see `fault` for a database never reached)
-    10053, // connection aborted by the host
-    10054, // connection reset by the peer
-    10060, // connection attempt timed out
-    10928, // resource limit reached
-    10929, // resource limit: minimum guarantee not met
-    40197, // service error processing the request
-    40501, // service busy
-    40613, // database unavailable
-    49918, // not enough resources to process the request
-    49919, // too many create/update operations
-    49920, // too many operations in progress
-    42109, // the SQL pool is warming up (Synapse, resuming)
+    64,    // connection dropped during login (SqlClient's test list of transient connection errors)
+    233,   // no process on the other end of the pipe [SqlClient]
+    615,   // could not find database ID: a stale cache during a reconfiguration [Azure SQL]
+    926,   // database cannot be opened: the last stage of a reconfiguration [Azure SQL]
+    997,   // overlapped I/O in progress during login (named pipes) [SqlClient]
+    1204,  // cannot obtain a LOCK resource at this time [SqlClient]
+    1205,  // deadlock victim [SqlClient]
+    1222,  // lock request time out period exceeded [SqlClient]
+    4060,  // cannot open the database: a failover (see `fault` for a database never reached) [SqlClient, Azure SQL]
+    4221,  // login to a read-secondary while it recycles [SqlClient, Azure SQL]
+    10053, // connection aborted by the host [SqlClient]
+    10054, // connection reset by the peer [SqlClient]
+    10060, // connection attempt timed out [SqlClient]
+    10928, // resource limit reached [SqlClient]
+    10929, // resource limit: minimum guarantee not met [SqlClient]
+    40143, // the service has encountered an error processing the request [SqlClient]
+    40197, // service error processing the request (a failover) [SqlClient, Azure SQL]
+    40501, // service busy [SqlClient, Azure SQL]
+    40540, // the service has encountered an error processing the request [SqlClient]
+    40613, // database unavailable (also: a serverless database resuming) [SqlClient, Azure SQL]
+    42109, // the SQL pool is warming up [MSSQL: MSSQLSERVER_42109]
+    49918, // not enough resources to process the request [SqlClient, Azure SQL]
+    49919, // too many create/update operations [SqlClient, Azure SQL]
+    49920, // too many operations in progress [SqlClient, Azure SQL]
 ];
+
+/// The server refused to convert a reject's body itself, and only that: the one refusal that
+/// storing the bodies escaped cures ([`super::refusals`]). 33557097 is what SQL Server-compatible
+/// engines built on PostgreSQL (Babelfish) answer for a NUL character: "Failed to convert from
+/// data type varbinary to varchar, invalid byte sequence for encoding ...: 0x00". SQL Server and
+/// Synapse store any text in `nvarchar(max)` and have no such refusal.
+pub const BODY_CONVERSION_ERRORS: &[u32] = &[33557097];
+
+pub fn is_body_conversion(number: u32) -> bool {
+    BODY_CONVERSION_ERRORS.contains(&number)
+}
 
 /// What an error number means for this pipeline, where the server's own message leaves a reader
 /// guessing.
@@ -69,7 +98,8 @@ pub fn is_transient_number(number: u32) -> bool {
 }
 
 /// What another attempt would meet. Transient as [`is_transient`] says; of the permanent ones, a
-/// refused login, a missing database or table and a refused certificate name their fix. Error 4060 ("cannot open database") is transient here (Azure SQL answers it during a
+/// refused login, a missing database or table, a paused pool and a refused certificate name their
+/// fix. Error 4060 ("cannot open database") is transient here (Azure SQL answers it during a
 /// failover; Microsoft lists it among the transient errors); one met before this process ever
 /// reached the database is judged by the caller ([`super::connection::TdsManager`]).
 pub fn fault(error: &Error) -> Fault {
@@ -90,6 +120,7 @@ pub fn fault_of_number(number: u32) -> Fault {
         911 => Fault::permanent(DATABASE_FIX),
         // "Invalid object name": a table the writer needs is missing.
         208 => Fault::permanent(TABLES_FIX),
+        42108 => Fault::permanent(PAUSED_POOL_FIX),
         _ => Fault::SELF_EXPLAINED,
     }
 }
@@ -176,8 +207,42 @@ mod tests {
         ] {
             assert!(is_transient_number(code), "{code}");
         }
-        for code in [8152, 245, 8114, 2627, 102, 208, 18456] {
+        for code in [8152, 245, 8114, 2627, 102, 208, 18456, 42108, 33557097] {
             assert!(!is_transient_number(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn the_numbers_sqlclient_and_azure_sql_call_transient_are_transient() {
+        // "SqlConfigurableRetryFactory Class": the inner transient error list.
+        let sqlclient = [
+            1204, 1205, 1222, 49918, 49919, 49920, 4060, 4221, 40143, 40613, 40501, 40540, 40197,
+            10929, 10928, 10060, 10054, 10053, 997, 233,
+        ];
+        // "Troubleshooting connectivity issues and other errors with Azure SQL Database and
+        // Azure SQL Managed Instance": list of transient fault error codes.
+        let azure_sql = [926, 4060, 40197, 40501, 40613, 49918, 49919, 49920, 4221, 615];
+        for code in sqlclient.into_iter().chain(azure_sql) {
+            assert_eq!(fault_of_number(code), Fault::Transient, "{code}");
+        }
+        let mut sorted = TRANSIENT_SQL_ERRORS.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, TRANSIENT_SQL_ERRORS, "kept in order, each once");
+    }
+
+    #[test]
+    fn a_paused_pool_names_its_fix_resume_the_pool() {
+        let fault = fault_of_number(42108);
+        assert!(fault.is_permanent());
+        assert!(fault.fix().unwrap().contains("resume the pool"), "{fault:?}");
+    }
+
+    #[test]
+    fn only_the_refusal_of_a_body_s_conversion_is_a_body_conversion() {
+        assert!(is_body_conversion(33557097));
+        for code in [8152, 2628, 245, 8114, 2627, 102, 208, 1205, 40613] {
+            assert!(!is_body_conversion(code), "{code}");
         }
     }
 
