@@ -158,25 +158,28 @@ fn drop_wildcard_host_name_in_certificate(text: &str) -> String {
 
 pub type TdsClient = Client<Compat<TcpStream>>;
 
-/// A pooled connection; `broken` is set when a command on it failed or timed out, so the pool
-/// drops it instead of handing it out again (it may be mid-response or mid-transaction).
+/// A pooled connection; `broken` is set when a command on it failed, timed out or never finished,
+/// so the pool drops it instead of handing it out again (it may be mid-response or
+/// mid-transaction).
 pub struct TdsConnection {
     pub client: TdsClient,
     pub broken: bool,
 }
 
 impl TdsConnection {
-    /// Runs one SQL batch through `simple_query` and reads every result set. A failure marks the
-    /// connection broken: whatever state the session is in (mid-response, a doomed transaction),
-    /// it is dropped, which closes the socket and makes the server roll back.
+    /// Runs one SQL batch through `simple_query` and reads every result set. The connection counts
+    /// as broken from the moment the batch is sent until its reply has been read to the end: a
+    /// failure leaves it so, and so does a caller that stops waiting (a cancelled invocation drops
+    /// this future mid-reply). Broken, it is dropped when given back to the pool, which closes the
+    /// socket and makes the server roll back whatever the session still held open; it is never
+    /// handed to the next batch with a reply still unread.
     pub async fn run(
         &mut self,
         sql: &str,
     ) -> Result<Vec<Vec<tiberius::Row>>, tiberius::error::Error> {
+        self.broken = true;
         let result = async { self.client.simple_query(sql).await?.into_results().await }.await;
-        if result.is_err() {
-            self.broken = true;
-        }
+        self.broken = result.is_err();
         result
     }
 }
