@@ -44,7 +44,13 @@ async fn run(
         .map(|oldest| (Utc::now() - oldest).num_milliseconds().max(0) as u64);
     let partition = batch.partition_id.clone();
 
-    let mapped = map_events(batch.events.into_iter().map(|e| (e.body, e.coordinates)));
+    let mut mapped = map_events(batch.events.into_iter().map(|e| (e.body, e.coordinates)));
+    // A reject is told apart by its hub too: a recreated or a second hub numbers from 0 again.
+    let [namespace, event_hub] = batch.hub;
+    for reject in &mut mapped.rejects {
+        reject.coordinates.namespace = namespace.clone();
+        reject.coordinates.event_hub = event_hub.clone();
+    }
     for reject in &mapped.rejects {
         let at = &reject.coordinates;
         invocation.log(format!(
@@ -57,7 +63,6 @@ async fn run(
             excerpt(&reject.raw_body, 200),
         ));
     }
-    let rejects = mapped.rejects.len();
     let report = if mapped.rows.is_empty() && mapped.rejects.is_empty() {
         WriteReport::default()
     } else {
@@ -68,11 +73,17 @@ async fn run(
             })
             .await?
     };
+    if report.rejects_existing > 0 {
+        invocation.log(format!(
+            "Rejects already stored, not stored again (the same events from the same hub). rejects_existing={}",
+            report.rejects_existing
+        ));
+    }
     Ok(EventHubSinkCounters {
         events_in: events_in as u64,
         rows_written: report.rows_written,
         duplicates: report.duplicates + mapped.duplicates_in_batch as u64,
-        rejects: rejects as u64,
+        rejects: report.rejects_written,
         lag_ms,
         partition,
         retry,

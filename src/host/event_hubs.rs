@@ -36,6 +36,7 @@ impl From<HubCoordinates<'_>> for EventCoordinates {
             offset: at.offset.map(Cow::into_owned),
             sequence_number: at.sequence_number,
             enqueued_time: at.enqueued_time,
+            ..Self::default()
         }
     }
 }
@@ -45,6 +46,8 @@ impl From<HubCoordinates<'_>> for EventCoordinates {
 pub struct ReceivedBatch<'a> {
     pub events: Vec<ReceivedEvent<'a>>,
     pub partition_id: Option<String>,
+    /// `PartitionContext`'s `FullyQualifiedNamespace` and `EventHubName`.
+    pub hub: [Option<Arc<str>>; 2],
     /// Metadata arrays whose length differs from the number of events (coordinates left empty).
     pub misaligned: Vec<&'static str>,
 }
@@ -85,6 +88,8 @@ impl<'a> ReceivedBatch<'a> {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let partition: Option<Arc<str>> = partition_id.as_deref().map(Arc::from);
+        let name = |key| Some(Arc::<str>::from(context.as_ref()?.get(key)?.as_str()?));
+        let hub = [name("FullyQualifiedNamespace"), name("EventHubName")];
         let events = bodies
             .into_iter()
             .enumerate()
@@ -104,6 +109,7 @@ impl<'a> ReceivedBatch<'a> {
         Ok(Self {
             events,
             partition_id,
+            hub,
             misaligned,
         })
     }

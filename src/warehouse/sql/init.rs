@@ -1,7 +1,8 @@
 //! `handler init-warehouse`: applies sql/ idempotently, then reports what the writer relies on.
-//! Creates the `assets` schema, the history and rejects tables and the writer lock table (with its
-//! one row) when missing (existing tables are left alone, a seed heap with one clear warning) and,
-//! given the app's identity, its user and grants. On an engine other than a Synapse dedicated pool
+//! Creates the `assets` schema, the history and rejects tables, the writer lock table (with its
+//! one row) and the writes journal when missing (existing tables are left alone, a seed heap with
+//! one clear warning; a rejects table of an earlier version gets its two hub columns) and, given
+//! the app's identity, its user and grants. On an engine other than a Synapse dedicated pool
 //! (SQL Server for development) the tables' `WITH (...)` clause is dropped and their clustered
 //! index is created with `CREATE CLUSTERED INDEX`. The report and its advice are pure code in
 //! [`catalog`], which also gives the writer its start-up warning ([`design_warning`]).
@@ -14,20 +15,28 @@ pub use catalog::{ENGINE_EDITION_SYNAPSE, WRITER_LOCK_TABLE, design_warning};
 
 use super::connection::{ConnectError, TdsClient, TdsManager};
 use super::literal;
-use super::statement::{HISTORY_TABLE, REJECTS_TABLE};
+use super::statement::{HISTORY_TABLE, REJECTS_TABLE, WRITES_TABLE};
 pub use catalog::Facts;
 use catalog::query;
 
 pub const HISTORY_DDL: &str = include_str!("../../../sql/asset_statistics_history_v3.sql");
 pub const REJECTS_DDL: &str = include_str!("../../../sql/asset_statistics_rejects.sql");
 pub const WRITER_LOCK_DDL: &str = include_str!("../../../sql/asset_statistics_writer_lock.sql");
+pub const WRITES_DDL: &str = include_str!("../../../sql/asset_statistics_writes.sql");
 pub const GRANTS: &str = include_str!("../../../sql/grant_app_identity.sql");
 
 /// Every table init-warehouse creates, in order.
-const TABLES: [(&str, &str); 3] = [
+const TABLES: [(&str, &str); 4] = [
     (HISTORY_TABLE, HISTORY_DDL),
     (REJECTS_TABLE, REJECTS_DDL),
     (WRITER_LOCK_TABLE, WRITER_LOCK_DDL),
+    (WRITES_TABLE, WRITES_DDL),
+];
+
+/// The rejects' hub columns, which an earlier version's table lacks, as the DDL declares them.
+const HUB_COLUMNS: [(&str, &str); 2] = [
+    ("event_hub_namespace", "varchar(256) NULL"),
+    ("event_hub_name", "varchar(256) NULL"),
 ];
 
 /// The DDL for an engine: as written for Synapse; elsewhere without its `WITH (...)` clause,
@@ -145,6 +154,34 @@ async fn ensure_table(
     Ok(format!("Created table {table}."))
 }
 
+/// A rejects table of an earlier version (keyed on partition and sequence number alone) gets the
+/// hub's columns: nullable, so its rows stay as they are ("ALTER TABLE (Transact-SQL)" adds
+/// columns on every engine the writer serves).
+async fn ensure_rejects_keyed_on_hub(
+    client: &mut TdsClient,
+) -> Result<Option<String>, ConnectError> {
+    let mut added = Vec::new();
+    for (column, definition) in HUB_COLUMNS {
+        let has = format!(
+            "SELECT COUNT(*) FROM sys.columns WHERE object_id = OBJECT_ID(N'{REJECTS_TABLE}') AND name = N'{column}'"
+        );
+        if scalar_i32(client, &has).await? == Some(0) {
+            run(
+                client,
+                &format!("ALTER TABLE {REJECTS_TABLE} ADD [{column}] {definition};"),
+            )
+            .await?;
+            added.push(column);
+        }
+    }
+    Ok((!added.is_empty()).then(|| {
+        format!(
+            "Added {} to {REJECTS_TABLE}: rejects are now told apart by their hub too, so a recreated or a second hub's poison events are stored (rejects stored earlier keep NULL there).",
+            added.join(" and ")
+        )
+    }))
+}
+
 /// The writer lock holds exactly one row: inserted when the table is empty.
 async fn ensure_lock_row(client: &mut TdsClient) -> Result<Option<String>, ConnectError> {
     let count = format!("SELECT CAST(COUNT_BIG(*) AS int) FROM {WRITER_LOCK_TABLE}");
@@ -184,15 +221,33 @@ async fn grant(client: &mut TdsClient, name: &str) -> Result<Vec<String>, Connec
 
 async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Facts, ConnectError> {
     let dedicated_pool = edition == Some(ENGINE_EDITION_SYNAPSE);
-    let id_type = client
-        .simple_query(query::column_type(HISTORY_TABLE, "id"))
+    let key_columns = client
+        .simple_query(query::key_columns(HISTORY_TABLE))
         .await?
-        .into_row()
-        .await?
-        .and_then(|row| {
-            let name = row.get::<&str, _>(0)?;
-            Some(catalog::type_name(name, row.get::<i32, _>(1)?))
-        });
+        .into_first_result()
+        .await?;
+    let column = |name: &str| {
+        key_columns.iter().find(|row| {
+            row.get::<&str, _>(0)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+    };
+    let id = column("id");
+    let id_type = id.and_then(|row| {
+        let name = row.get::<&str, _>(1)?;
+        Some(catalog::type_name(name, row.get::<i32, _>(2)?))
+    });
+    let id_collation = id.and_then(|row| row.get::<&str, _>(4).map(str::to_owned));
+    let time_type = column("runtime_timestamp").and_then(|row| {
+        let name = row.get::<&str, _>(1)?;
+        Some(catalog::type_name(name, row.get::<i32, _>(3)?))
+    });
+    let scalar_i64 = async |client: &mut TdsClient, sql: String| -> Result<i64, ConnectError> {
+        let row = client.simple_query(sql).await?.into_row().await?;
+        Ok(row.and_then(|row| row.get::<i64, _>(0)).unwrap_or(0))
+    };
+    let rejects_keyed_on_hub = scalar_i64(client, query::hub_columns(REJECTS_TABLE)).await? == 2;
+    let writes_journal = scalar_i64(client, query::table_exists(WRITES_TABLE)).await? == 1;
     let lock_rows = if scalar_i32(client, &query::exists(WRITER_LOCK_TABLE))
         .await?
         .is_some()
@@ -210,8 +265,12 @@ async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Fact
             .map(|on| on == 1),
         history: catalog::read_design(client, HISTORY_TABLE, dedicated_pool).await?,
         history_id_type: id_type,
+        history_id_collation: id_collation,
+        history_time_type: time_type,
         rejects: catalog::read_design(client, REJECTS_TABLE, dedicated_pool).await?,
+        rejects_keyed_on_hub,
         lock_rows,
+        writes_journal,
     })
 }
 
@@ -238,8 +297,15 @@ pub fn writer_not_ready(facts: &Facts) -> Vec<String> {
             kind.unwrap_or("missing")
         )),
     }
-    if facts.rejects.is_none() {
-        wrong.push(format!("{REJECTS_TABLE} is missing"));
+    match (&facts.rejects, facts.rejects_keyed_on_hub) {
+        (None, _) => wrong.push(format!("{REJECTS_TABLE} is missing")),
+        (Some(_), false) => wrong.push(format!(
+            "{REJECTS_TABLE} has no event_hub_namespace and event_hub_name columns (rejects keyed on their hub)"
+        )),
+        (Some(_), true) => {}
+    }
+    if !facts.writes_journal {
+        wrong.push(format!("{WRITES_TABLE} is missing"));
     }
     match facts.lock_rows {
         Some(1) => {}
@@ -274,6 +340,7 @@ pub async fn init_warehouse(
     for (table, ddl) in TABLES {
         done.push(ensure_table(&mut client, table, ddl, dedicated_pool).await?);
     }
+    done.extend(ensure_rejects_keyed_on_hub(&mut client).await?);
     done.extend(ensure_lock_row(&mut client).await?);
     if let Some(name) = app_identity {
         done.extend(grant(&mut client, name).await?);

@@ -39,8 +39,8 @@ pub const TRANSIENT_SQL_ERRORS: &[u32] = &[
     1204,  // cannot obtain a LOCK resource at this time [SqlClient]
     1205,  // deadlock victim [SqlClient]
     1222,  // lock request time out period exceeded [SqlClient]
-    4060,  // cannot open the database: a failover (see `fault` for a database never reached) [SqlClient, Azure SQL]
-    4221,  // login to a read-secondary while it recycles [SqlClient, Azure SQL]
+    4060, // cannot open the database: a failover (see `fault` for a database never reached) [SqlClient, Azure SQL]
+    4221, // login to a read-secondary while it recycles [SqlClient, Azure SQL]
     10053, // connection aborted by the host [SqlClient]
     10054, // connection reset by the peer [SqlClient]
     10060, // connection attempt timed out [SqlClient]
@@ -221,7 +221,9 @@ mod tests {
         ];
         // "Troubleshooting connectivity issues and other errors with Azure SQL Database and
         // Azure SQL Managed Instance": list of transient fault error codes.
-        let azure_sql = [926, 4060, 40197, 40501, 40613, 49918, 49919, 49920, 4221, 615];
+        let azure_sql = [
+            926, 4060, 40197, 40501, 40613, 49918, 49919, 49920, 4221, 615,
+        ];
         for code in sqlclient.into_iter().chain(azure_sql) {
             assert_eq!(fault_of_number(code), Fault::Transient, "{code}");
         }
@@ -235,7 +237,10 @@ mod tests {
     fn a_paused_pool_names_its_fix_resume_the_pool() {
         let fault = fault_of_number(42108);
         assert!(fault.is_permanent());
-        assert!(fault.fix().unwrap().contains("resume the pool"), "{fault:?}");
+        assert!(
+            fault.fix().unwrap().contains("resume the pool"),
+            "{fault:?}"
+        );
     }
 
     #[test]
