@@ -1,7 +1,7 @@
 //! The Event Hubs trigger's payload with `cardinality: many` and `dataType: string`: the bodies
 //! in `Data.<binding>` and their coordinates in the `*Array` metadata entries, aligned by index;
-//! what the local runner posts as the host ([`request`]); and the output binding's value
-//! ([`output`]).
+//! what the local runner posts as the host (`request`); and the output binding's value
+//! (`output`).
 
 mod output;
 mod request;
