@@ -5,11 +5,13 @@
 
 mod output;
 mod request;
+mod stream;
 
 pub use output::OutputEvents;
 #[cfg(test)]
 pub(crate) use request::batch_request;
 pub use request::{HubEvent, PartitionSource, RetryState, request_body};
+pub use stream::BodyStream;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
@@ -85,8 +87,20 @@ impl<'a> ReceivedBatch<'a> {
             },
         })?;
         let count = bodies.len();
+        Ok(Self::from_bodies(request, bodies, 0, count))
+    }
+
+    /// `bodies` as the events from `first` on of the request's batch of `total` events, with
+    /// their coordinates from its metadata (a batch too large to hold is read in parts:
+    /// [`BodyStream`]).
+    pub fn from_bodies(
+        request: &InvocationRequest<'a>,
+        bodies: Vec<EventBody<'a>>,
+        first: usize,
+        total: usize,
+    ) -> Self {
         let mut misaligned = Vec::new();
-        let mut column = |key| column(request, key, count, &mut misaligned);
+        let mut column = |key| column(request, key, total, &mut misaligned);
         let mut offsets = column("OffsetArray");
         let sequence_numbers = column("SequenceNumberArray");
         let enqueued_times = column("EnqueuedTimeUtcArray");
@@ -102,6 +116,7 @@ impl<'a> ReceivedBatch<'a> {
         let events = bodies
             .into_iter()
             .enumerate()
+            .map(|(i, body)| (first + i, body))
             .map(|(i, body)| ReceivedEvent {
                 body,
                 coordinates: HubCoordinates {
@@ -115,12 +130,12 @@ impl<'a> ReceivedBatch<'a> {
                 },
             })
             .collect();
-        Ok(Self {
+        Self {
             events,
             partition_id,
             hub,
             misaligned,
-        })
+        }
     }
 
     /// The earliest enqueued time in the batch: what the lag is measured from.
