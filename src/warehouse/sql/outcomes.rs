@@ -1,8 +1,9 @@
-//! Transactions whose writes no answer has counted yet, by the batch they belong to: those whose
-//! outcome is unknown (no reply in time, a connection lost twice) and those that committed in a
-//! write that failed later. When the same batch comes again (the retry policy redelivers it to
-//! the same instance), its first transaction looks them up in the journal, so the counters of
-//! the invocation that succeeds say what was written, once.
+//! Transactions whose writes no reported count has counted yet, by the batch they belong to: every
+//! transaction a write sent when the write failed (no reply in time, a connection lost twice, a
+//! later part refused) or was cancelled (the host gave up on the invocation). When the same batch
+//! comes again (the retry policy redelivers it to the same instance), its first transaction looks
+//! them up in the journal, so the counters of the invocation that succeeds say what was written,
+//! once: a transaction that rolled back is simply not found.
 
 use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -45,6 +46,57 @@ impl Unsettled {
     }
 }
 
+/// A write's transaction ids: the earlier ones still to look up, and every one it sent under.
+#[derive(Debug, Default)]
+pub struct Ids {
+    pub earlier: Vec<String>,
+    pub sent_as: Vec<String>,
+}
+
+/// The transactions of one write whose counts are not reported yet: the earlier ones it took to
+/// look up, and every one it sent. Dropped before [`Unreported::reported`] (the write failed, or
+/// the invocation was cancelled mid-write), they go back to [`Unsettled`] for the batch's next
+/// delivery to look up.
+pub struct Unreported<'a> {
+    unsettled: &'a Unsettled,
+    fingerprint: u64,
+    taken: Vec<String>,
+    pub ids: Ids,
+    reported: bool,
+}
+
+impl<'a> Unreported<'a> {
+    /// Takes the batch's unsettled transactions to look up first.
+    pub fn take(unsettled: &'a Unsettled, fingerprint: u64) -> Self {
+        let taken = unsettled.take(fingerprint);
+        Self {
+            unsettled,
+            fingerprint,
+            ids: Ids {
+                earlier: taken.clone(),
+                sent_as: Vec::new(),
+            },
+            taken,
+            reported: false,
+        }
+    }
+
+    /// The write's counts are reported: nothing is left to look up.
+    pub fn reported(mut self) {
+        self.reported = true;
+    }
+}
+
+impl Drop for Unreported<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            let mut ids = std::mem::take(&mut self.taken);
+            ids.append(&mut self.ids.sent_as);
+            self.unsettled.keep(self.fingerprint, ids);
+        }
+    }
+}
+
 /// What makes a batch the same batch again: its rows' keys and its rejects' coordinates, in order.
 pub fn fingerprint(batch: &Batch) -> u64 {
     let mut hasher = DefaultHasher::new();
@@ -78,6 +130,23 @@ mod tests {
         }
         assert_eq!(unsettled.take(0), Vec::<String>::new(), "forgotten");
         assert_eq!(unsettled.take(BATCHES as u64), [BATCHES.to_string()]);
+    }
+
+    #[test]
+    fn a_write_dropped_before_its_counts_are_reported_leaves_every_id_to_look_up() {
+        let unsettled = Unsettled::default();
+        unsettled.keep(7, vec!["earlier".into()]);
+        {
+            let mut write = Unreported::take(&unsettled, 7);
+            assert_eq!(write.ids.earlier, ["earlier"]);
+            write.ids.earlier.clear();
+            write.ids.sent_as.push("sent".into());
+        }
+        assert_eq!(unsettled.take(7), ["earlier", "sent"], "a cancelled write");
+        let mut write = Unreported::take(&unsettled, 7);
+        write.ids.sent_as.push("sent".into());
+        write.reported();
+        assert_eq!(unsettled.take(7), Vec::<String>::new(), "counted once, where reported");
     }
 
     #[test]

@@ -26,8 +26,9 @@ use chrono::Utc;
 
 use super::errors::sql_error;
 use super::literal;
+use super::outcomes::Ids;
 use super::retry::{is_body_conversion, is_duplicate_key, is_transient};
-use super::send::{SendError, Sent, send};
+use super::send::{Sent, send};
 use super::session::Session;
 use super::statement::{
     BATCH_LIMITS, BatchSql, BodyForm, Duplicates, Form, KeyTypes, build_batches,
@@ -147,27 +148,29 @@ impl Cure<'_> {
         session: &mut Session<'_>,
         transaction: &BatchSql,
         form: Form<'_>,
-        earlier: &mut Vec<String>,
-    ) -> Result<Sent, SendError> {
-        let mut failed = match send(session, transaction, earlier, self.round_trips).await {
+        ids: &mut Ids,
+    ) -> Result<Sent, WarehouseError> {
+        let (earlier, sent_as) = (&mut ids.earlier, &mut ids.sent_as);
+        let mut failed = match send(session, transaction, earlier, sent_as, self.round_trips).await
+        {
             Ok(sent) => return Ok(sent),
             Err(failed) => failed,
         };
         let mut form = form;
         if form.duplicates == Duplicates::Probed
-            && refused_for_good(&failed.error).is_some_and(|(number, _)| is_duplicate_key(number))
+            && refused_for_good(&failed).is_some_and(|(number, _)| is_duplicate_key(number))
         {
             tracing::warn!(
-                error = %failed.error,
+                error = %failed,
                 "A duplicate key refused the batch: another writer stored some of its keys, or two ids the database compares as equal share a timestamp. Sending it again with the database keeping the batch's first row per key."
             );
             form.duplicates = Duplicates::PickedByTheDatabase;
-            match self.resend(session, transaction, form, earlier).await {
+            match self.resend(session, transaction, form, ids).await {
                 Ok(sent) => return Ok(sent),
                 Err(again) => failed = again,
             }
         }
-        let Some((number, message)) = refused_for_good(&failed.error) else {
+        let Some((number, message)) = refused_for_good(&failed) else {
             return Err(failed);
         };
         // Only the refusal to convert a body is cured by escaping the bodies; any other permanent
@@ -194,15 +197,11 @@ impl Cure<'_> {
             },
             ..form
         };
-        match self.resend(session, transaction, form, earlier).await {
+        match self.resend(session, transaction, form, ids).await {
             Ok(sent) => Ok(sent),
             Err(again) => {
-                tracing::warn!(again = %again.error, "The batch with escaped bodies was refused too.");
-                // The first refusal stands; what the second attempt left unknown is kept.
-                Err(SendError {
-                    error: failed.error,
-                    unknown: again.unknown,
-                })
+                tracing::warn!(%again, "The batch with escaped bodies was refused too.");
+                Err(failed)
             }
         }
     }
@@ -214,8 +213,8 @@ impl Cure<'_> {
         session: &mut Session<'_>,
         transaction: &BatchSql,
         form: Form<'_>,
-        earlier: &mut Vec<String>,
-    ) -> Result<Sent, SendError> {
+        ids: &mut Ids,
+    ) -> Result<Sent, WarehouseError> {
         let again = build_batches(
             &self.batch.rows[transaction.rows.clone()],
             &self.batch.rejects[transaction.rejects.clone()],
@@ -224,22 +223,11 @@ impl Cure<'_> {
             &BATCH_LIMITS,
             form,
         );
-        if let Err(error) = session.renew().await {
-            return Err(SendError {
-                error,
-                unknown: earlier.clone(),
-            });
-        }
+        session.renew().await?;
         let mut sent = Sent::default();
         for part in &again {
-            match send(session, part, earlier, self.round_trips).await {
-                Ok(part) => sent += part,
-                Err(mut failed) => {
-                    // Parts already committed are counted by no answer: look them up next time.
-                    failed.unknown.extend(sent.counted);
-                    return Err(failed);
-                }
-            }
+            let (earlier, sent_as) = (&mut ids.earlier, &mut ids.sent_as);
+            sent += send(session, part, earlier, sent_as, self.round_trips).await?;
         }
         Ok(sent)
     }

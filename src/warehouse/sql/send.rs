@@ -4,8 +4,8 @@
 //! may have committed). A cut connection is replaced at once and the transaction sent again under
 //! a new id, looking up the lost one first ([`super::journal`]): the lookup waits behind the
 //! writer lock until the lost transaction has ended, so the counts say exactly what was written.
-//! After a timeout the server may still be working on it: the invocation fails, and the ids whose
-//! outcome is unknown go back to the writer, which looks them up when the batch comes again.
+//! After a timeout the server may still be working on it: the invocation fails, and the writer
+//! looks the transaction up when the batch comes again (`super::outcomes`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,9 +22,6 @@ use crate::warehouse::{WarehouseError, WriteReport};
 pub struct Sent {
     pub report: WriteReport,
     pub earlier: Earlier,
-    /// The ids whose writes `report` and `earlier` count: the earlier ones looked up and the one
-    /// that committed.
-    pub counted: Vec<String>,
 }
 
 impl std::ops::AddAssign for Sent {
@@ -33,16 +30,7 @@ impl std::ops::AddAssign for Sent {
         self.earlier.parts += other.earlier.parts;
         self.earlier.rows_written += other.earlier.rows_written;
         self.earlier.rejects_written += other.earlier.rejects_written;
-        self.counted.extend(other.counted);
     }
-}
-
-/// A transaction that did not answer: why, and the ids whose outcome is unknown (look them up
-/// before the batch is written again).
-#[derive(Debug)]
-pub struct SendError {
-    pub error: WarehouseError,
-    pub unknown: Vec<String>,
 }
 
 /// How a failed attempt ended for the transaction.
@@ -68,14 +56,18 @@ fn ending(error: &Error) -> Ending {
     }
 }
 
-/// Sends `tx`, first looking up the `earlier` transactions (cleared once looked up). Counts each
-/// SQL batch sent in `round_trips`.
+/// Sends `tx`, first looking up the `earlier` transactions (cleared once looked up). Every id it
+/// sends under is added to `sent_as` before it is sent: until the write's counts are reported,
+/// those transactions may have written what no answer counted (see `super::outcomes`). Counts
+/// each SQL batch sent in `round_trips`.
 pub async fn send(
     session: &mut Session<'_>,
     tx: &BatchSql,
     earlier: &mut Vec<String>,
+    sent_as: &mut Vec<String>,
     round_trips: &AtomicU64,
-) -> Result<Sent, SendError> {
+) -> Result<Sent, WarehouseError> {
+    sent_as.push(tx.id.clone());
     let error = match attempt(session, tx, &tx.id, earlier, round_trips).await {
         Ok(sent) => {
             earlier.clear();
@@ -83,54 +75,35 @@ pub async fn send(
         }
         Err(error) => error,
     };
-    let mut unknown = earlier.clone();
-    match error.ending {
-        Ending::Refused => return Err(error.failed(unknown)),
-        Ending::Unknown => {
-            unknown.push(tx.id.clone());
-            return Err(error.failed(unknown));
-        }
-        Ending::Lost => unknown.push(tx.id.clone()),
+    if error.ending != Ending::Lost {
+        // Refused (rolled back), or unknown and not worth a resend now (no reply in time: the
+        // server may still be working on it).
+        return Err(error.error);
     }
     tracing::warn!(error = %error.error, "Connection to the SQL database lost during a batch; sending it once more on a new connection, looking up first whether the lost one committed.");
-    if let Err(error) = session.renew().await {
-        return Err(SendError { error, unknown });
-    }
+    session.renew().await?;
+    let mut lookups = earlier.clone();
+    lookups.push(tx.id.clone());
     let id = journal::new_transaction_id();
-    match attempt(session, tx, &id, &unknown, round_trips).await {
-        Ok(sent) => {
-            if sent.earlier.parts > 0 {
-                tracing::info!(
-                    rows_written = sent.earlier.rows_written,
-                    rejects_written = sent.earlier.rejects_written,
-                    "The lost transaction had committed: its rows count as written, not as duplicates."
-                );
-            }
-            earlier.clear();
-            Ok(sent)
-        }
-        Err(again) => {
-            if again.ending != Ending::Refused {
-                unknown.push(id);
-            }
-            Err(again.failed(unknown))
-        }
+    sent_as.push(id.clone());
+    let sent = attempt(session, tx, &id, &lookups, round_trips)
+        .await
+        .map_err(|again| again.error)?;
+    if sent.earlier.parts > 0 {
+        tracing::info!(
+            rows_written = sent.earlier.rows_written,
+            rejects_written = sent.earlier.rejects_written,
+            "The lost transaction had committed: its rows count as written, not as duplicates."
+        );
     }
+    earlier.clear();
+    Ok(sent)
 }
 
 /// One failed attempt.
 struct Failed {
     error: WarehouseError,
     ending: Ending,
-}
-
-impl Failed {
-    fn failed(self, unknown: Vec<String>) -> SendError {
-        SendError {
-            error: self.error,
-            unknown,
-        }
-    }
 }
 
 async fn attempt(
@@ -146,8 +119,8 @@ async fn attempt(
         ending: ending(&error),
         error: sql_error("writing a batch", &error),
     })?;
-    let (report, looked_up) =
-        journal::read_answer(&results, tx, !earlier.is_empty()).map_err(|message| Failed {
+    let (report, looked_up) = journal::read_answer(&results, tx, !earlier.is_empty())
+        .map_err(|message| Failed {
             // The reply was read to the end, so the transaction committed; what it wrote is
             // unreadable here: the next delivery looks it up.
             ending: Ending::Unknown,
@@ -156,12 +129,9 @@ async fn attempt(
                 message,
             },
         })?;
-    let mut counted = earlier.to_vec();
-    counted.push(id.to_owned());
     Ok(Sent {
         report,
         earlier: looked_up.unwrap_or_default(),
-        counted,
     })
 }
 

@@ -12,7 +12,7 @@ use chrono::Utc;
 use super::errors::{not_ready, sql_error};
 use super::facts::{TableFacts, WRITER_FACTS_SQL};
 use super::keys::{self, KeyTypes};
-use super::outcomes::{Unsettled, fingerprint};
+use super::outcomes::{Unreported, Unsettled, fingerprint};
 use super::refusals::{Cure, NulProbe, first_form};
 use super::send::Sent;
 use super::session::{Connections, Session};
@@ -110,15 +110,8 @@ impl SqlWarehouse {
         let mut batch = batch;
         let equal_keys = keys::remove_equal_keys(&mut batch.rows, &keys);
         let repeated_rejects = keys::remove_repeated_rejects(&mut batch.rejects);
-        let fingerprint = fingerprint(&batch);
-        let mut earlier = self.unsettled.take(fingerprint);
-        let form = match first_form(&self.nul, &mut session, &batch).await {
-            Ok(form) => form,
-            Err(error) => {
-                self.unsettled.keep(fingerprint, earlier);
-                return Err(error);
-            }
-        };
+        let mut unreported = Unreported::take(&self.unsettled, fingerprint(&batch));
+        let form = first_form(&self.nul, &mut session, &batch).await?;
         let transactions = build_batches(
             &batch.rows,
             &batch.rejects,
@@ -142,21 +135,13 @@ impl SqlWarehouse {
         };
         let mut sent = Sent::default();
         for transaction in &transactions {
-            match cure
-                .send_or_cure(&mut session, transaction, form, &mut earlier)
-                .await
-            {
-                Ok(part) => sent += part,
-                Err(failed) => {
-                    // What this write counted so far goes unreported: the next delivery of the
-                    // batch looks it up, with what is unknown.
-                    let mut unsettled = sent.counted;
-                    unsettled.extend(failed.unknown);
-                    self.unsettled.keep(fingerprint, unsettled);
-                    return Err(failed.error);
-                }
-            }
+            // A failure (or this future dropped) leaves every transaction sent to look up when
+            // the batch comes again: some may have committed without an answer counting them.
+            sent += cure
+                .send_or_cure(&mut session, transaction, form, &mut unreported.ids)
+                .await?;
         }
+        unreported.reported();
         let mut report = sent.report;
         // Rows an earlier, unanswered transaction wrote were found stored by this one: written
         // by this batch all the same, not duplicates.
