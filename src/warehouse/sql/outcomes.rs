@@ -146,7 +146,11 @@ mod tests {
         let mut write = Unreported::take(&unsettled, 7);
         write.ids.sent_as.push("sent".into());
         write.reported();
-        assert_eq!(unsettled.take(7), Vec::<String>::new(), "counted once, where reported");
+        assert_eq!(
+            unsettled.take(7),
+            Vec::<String>::new(),
+            "counted once, where reported"
+        );
     }
 
     #[test]

@@ -119,8 +119,8 @@ async fn attempt(
         ending: ending(&error),
         error: sql_error("writing a batch", &error),
     })?;
-    let (report, looked_up) = journal::read_answer(&results, tx, !earlier.is_empty())
-        .map_err(|message| Failed {
+    let (report, looked_up) =
+        journal::read_answer(&results, tx, !earlier.is_empty()).map_err(|message| Failed {
             // The reply was read to the end, so the transaction committed; what it wrote is
             // unreadable here: the next delivery looks it up.
             ending: Ending::Unknown,
