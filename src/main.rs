@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use coincap_stream::app::{self, AppState};
+use coincap_stream::coincap::credits::{Estimate, MONTH_DAYS, Measured};
 use coincap_stream::config::{Config, Mode};
 use coincap_stream::functions::FAILED_TARGET;
+use coincap_stream::local::Schedule;
 use coincap_stream::server;
 use coincap_stream::warehouse::sql::connection::ConnectError;
 use coincap_stream::warehouse::sql::init;
@@ -162,6 +164,36 @@ async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>
     Ok(())
 }
 
+/// The month's CoinCap credits at `FETCH_SCHEDULE` if left running, before any answer (at the
+/// usual answer size; each fetch then logs its real `answer_bytes` and `credits`).
+fn log_credits(config: &Config) {
+    let calls = match Schedule::ncrontab(&config.fetch_schedule) {
+        Ok(schedule) => schedule.month(MONTH_DAYS).calls,
+        Err(error) => {
+            tracing::warn!(%error, "FETCH_SCHEDULE does not parse here; the CoinCap credits are not estimated.");
+            return;
+        }
+    };
+    let estimate = Estimate::of(&config.coincap, calls, Measured::Usual);
+    let fields = (estimate.credits_a_month(), estimate.calls, estimate.budget);
+    if estimate.fits() {
+        tracing::info!(
+            credits_a_month = fields.0,
+            calls_a_month = fields.1,
+            monthly_credits = fields.2,
+            "CoinCap credits if left running: {estimate}."
+        );
+    } else {
+        tracing::warn!(
+            credits_a_month = fields.0,
+            calls_a_month = fields.1,
+            monthly_credits = fields.2,
+            "CoinCap credits if left running: {}.",
+            estimate.with_fix(&config.coincap)
+        );
+    }
+}
+
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env(Mode::Serve)?;
     let state = AppState::build(&config)?;
@@ -181,6 +213,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         secrets = %state.secrets.describe(),
         "Custom handler listening."
     );
+    log_credits(&config);
     // The CoinCap client's TLS set-up (root certificates) happens after the listener is up, so
     // the host's readiness probe is answered at once.
     let coincap = Arc::clone(&state.coincap);

@@ -16,7 +16,16 @@ const PASSWORD: &str = "pw-51d0aa-never-shown";
 
 /// A CoinCap stand-in answering one asset, as it does to `limit=1`.
 async fn coincap() -> CoinCap {
-    CoinCap::serving(page(1_747_000_000_000, &realistic_assets()[..1])).await
+    CoinCap::serving(one_asset_page()).await
+}
+
+fn one_asset_page() -> String {
+    page(1_747_000_000_000, &realistic_assets()[..1])
+}
+
+/// The size of the stand-in's one-asset answer.
+fn one_asset_bytes() -> usize {
+    one_asset_page().len()
 }
 
 fn check(coincap: &CoinCap) -> Command {
@@ -54,7 +63,7 @@ async fn with_local_settings_every_check_passes_with_the_cheapest_call_and_creat
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines.len(),
-        5,
+        6,
         "one line per check and the verdict: {stdout}"
     );
     assert!(
@@ -76,14 +85,23 @@ async fn with_local_settings_every_check_passes_with_the_cheapest_call_and_creat
         ),
         "{stdout}"
     );
+    let bytes = one_asset_bytes();
     assert_eq!(
         lines[3],
+        format!(
+            "ok    CoinCap credits: about 744 credits a month (744 calls in a 31-day month x 1 credit for 2 assets, {} bytes a call: {bytes} bytes an asset, from a real answer of {bytes} bytes for 1; CoinCap reportedly bills 1 credit per 2.5 KB), within COINCAP_MONTHLY_CREDITS=2,500",
+            2 * bytes
+        ),
+        "hourly (the default) for the 2 ids, from the size of the one-asset answer"
+    );
+    assert_eq!(
+        lines[4],
         format!(
             "ok    warehouse: the SQLite file {} does not exist yet: the first write creates it and its tables",
             db.display()
         )
     );
-    assert_eq!(lines[4], "All 4 checks passed.");
+    assert_eq!(lines[5], "All 5 checks passed.");
     let seen = coincap.seen();
     assert_eq!(seen.len(), 1, "one call");
     assert_eq!(
@@ -117,9 +135,15 @@ async fn a_refused_key_and_a_missing_directory_fail_their_lines_with_the_fix_and
         stdout.contains("FAIL  warehouse: the warehouse failed while checking the SQLite file: the directory /no-such-directory-17 does not exist"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("skip  CoinCap credits: no answer to measure (see above)"),
+        "{stdout}"
+    );
     assert_eq!(
         stdout.lines().last(),
-        Some("2 of 4 checks did not pass: fix what they say and run `handler check` again.")
+        Some(
+            "3 of 5 checks did not pass (1 not tried): fix what they say and run `handler check` again."
+        )
     );
     assert!(!stdout.contains("not-the-key-77aa"));
 }
@@ -204,16 +228,20 @@ async fn with_a_deployed_app_s_settings_each_secret_is_read_by_name_and_the_pool
         )),
         "{stdout}"
     );
+    assert!(
+        lines[4].starts_with("ok    CoinCap credits: about 1,488 credits a month (744 calls in a 31-day month x 2 credits for 10 assets"),
+        "serve's defaults are the free plan's too: {stdout}"
+    );
     assert_eq!(
-        lines[4],
+        lines[5],
         format!(
             "FAIL  warehouse database coincap on 127.0.0.1:{port} (login from Key Vault {} secret \"synapse-connection-string\"): cannot reach 127.0.0.1:{port}: Connection refused (os error 111)",
             azure.vault.url
         )
     );
     assert_eq!(
-        lines[5],
-        "1 of 5 checks did not pass: fix what they say and run `handler check` again."
+        lines[6],
+        "1 of 6 checks did not pass: fix what they say and run `handler check` again."
     );
     let authorized: Vec<String> = azure
         .vault
@@ -266,4 +294,88 @@ async fn a_secret_missing_from_the_vault_is_named_with_its_setting_and_what_need
         "{stdout}"
     );
     assert!(azure.coincap.seen().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_over_the_monthly_credits_fails_before_they_are_spent_and_names_what_fits() {
+    let coincap = coincap().await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = check(&coincap)
+        .env("COINCAP_API_KEY", API_KEY)
+        .env("FETCH_SCHEDULE", "0 */5 * * * *")
+        .env("COINCAP_LIMIT", "100")
+        .env(
+            "WAREHOUSE",
+            format!("sqlite:{}", dir.path().join("w.db").display()),
+        )
+        .output()
+        .await
+        .unwrap();
+    let (stdout, _) = text(&output);
+
+    assert!(!output.status.success(), "{stdout}");
+    let bytes = one_asset_bytes();
+    let a_call = 100 * bytes;
+    let credits = a_call.div_ceil(2500);
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("FAIL  CoinCap credits:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.starts_with(&format!(
+            "FAIL  CoinCap credits: about {} credits a month (8,928 calls in a 31-day month x {credits} credits for 100 assets",
+            thousands(8928 * credits)
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("over COINCAP_MONTHLY_CREDITS=2,500. Fix: FETCH_SCHEDULE=\""),
+        "{line}"
+    );
+    assert!(line.contains("COINCAP_MONTHLY_CREDITS="), "{line}");
+    assert_eq!(coincap.seen().len(), 1, "still the one smallest call");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("1 of 5 checks did not pass: fix what they say and run `handler check` again.")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn for_a_serverless_database_check_says_whether_the_schedule_lets_it_pause() {
+    let coincap = coincap().await;
+    let (_closed, port) = closed_port();
+    let run = |schedule: &'static str| {
+        let mut command = check(&coincap);
+        command
+            .env("COINCAP_API_KEY", API_KEY)
+            .env("FETCH_SCHEDULE", schedule)
+            .env("WAREHOUSE", "sql")
+            .env(
+                "SQL_CONNECTION_STRING",
+                format!("Server=tcp:127.0.0.1,{port};Database=coincap;User Id=loader;Password={PASSWORD}"),
+            )
+            .env("SQL_AUTO_PAUSE_DELAY", "15m");
+        command.output()
+    };
+
+    let every_five = text(&run("0 */5 * * * *").await.unwrap()).0;
+    let line = every_five
+        .lines()
+        .find(|line| line.contains("warehouse auto-pause:"))
+        .unwrap_or_else(|| panic!("{every_five}"));
+    assert_eq!(
+        line,
+        "FAIL  warehouse auto-pause: it never pauses: the longest wait between fetches (5m) is shorter than the 16m 30s it must be quiet (SQL_IDLE_TIMEOUT, a reaper round, SQL_AUTO_PAUSE_DELAY), so it stays online and is billed every second. Fix: fetch less often (FETCH_SCHEDULE), or choose a database that bills a flat rate and never pauses (the template's sqlDatabaseTier=Basic), then unset SQL_AUTO_PAUSE_DELAY"
+    );
+
+    let hourly = text(&run("0 0 * * * *").await.unwrap()).0;
+    assert!(
+        hourly.contains("ok    warehouse auto-pause: it can pause between fetches: the shortest wait (1h) outlasts the 16m 30s it must be quiet"),
+        "{hourly}"
+    );
+}
+
+/// `160704` -> `160,704`.
+fn thousands(n: usize) -> String {
+    coincap_stream::coincap::credits::thousands(n as u64)
 }

@@ -9,6 +9,7 @@ mod architecture;
 mod check;
 mod event_hub_sink;
 mod key_vault;
+mod limits;
 mod local_runner;
 mod local_stops;
 mod monitoring;

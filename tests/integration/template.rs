@@ -509,7 +509,12 @@ fn alert_rules_watch_failures_lag_and_missing_rows_in_application_insights() {
     let t = template();
     let alerts = resources(&t, ALERT);
     let names: Vec<&str> = alerts.iter().map(|a| name(a)).collect();
-    for suffix in ["failed-invocations", "end-to-end-lag", "no-rows"] {
+    for suffix in [
+        "failed-invocations",
+        "end-to-end-lag",
+        "no-rows",
+        "coincap-credits",
+    ] {
         assert!(names.iter().any(|n| n.contains(suffix)), "{names:?}");
     }
     for alert in alerts {
@@ -812,6 +817,38 @@ fn the_no_rows_alert_counts_sink_lines_that_wrote_rows_and_fires_on_none() {
     let query = alert_query(&t, rule);
     assert!(query.contains("function=EventHubSink"), "{query}");
     assert!(query.contains("| where rows_written > 0"), "{query}");
+}
+
+#[test]
+fn the_credits_alert_fires_at_80_percent_of_the_monthly_budget_s_daily_share() {
+    let t = template();
+    let rule = resources(&t, ALERT)
+        .into_iter()
+        .find(|r| name(r).contains("coincap-credits"))
+        .expect("an alert on CoinCap credits");
+    let condition = &rule["properties"]["criteria"]["allOf"][0];
+    assert_eq!(condition["timeAggregation"], "Total");
+    assert_eq!(condition["metricMeasureColumn"], "credits");
+    assert_eq!(condition["operator"], "GreaterThan");
+    assert_eq!(rule["properties"]["windowSize"], "P1D");
+    for (budget, daily) in [(2500, 64), (100_000, 2580)] {
+        let deployment = Deployment::new(&t, json!({"coincapMonthlyCredits": budget}));
+        let threshold = deployment.value(&condition["threshold"]).unwrap();
+        assert_eq!(
+            threshold,
+            json!(daily),
+            "80% of {budget} over a 31-day month is {daily} a day (rounded down)"
+        );
+    }
+    let query = alert_query(&t, rule);
+    assert!(
+        query.contains("function=TimerFetch") && query.contains("\\bcredits="),
+        "{query}"
+    );
+    assert_eq!(
+        setting(&t, "COINCAP_MONTHLY_CREDITS"),
+        "[string(parameters('coincapMonthlyCredits'))]"
+    );
 }
 
 const ADMIN: &str = "00000000-0000-0000-0000-00000000a11c";

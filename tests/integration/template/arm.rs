@@ -212,6 +212,25 @@ impl<'a> Deployment<'a> {
                 Ok(Value::String(out))
             }
             "string" => Ok(Value::String(plain(&values[0]))),
+            "mul" | "div" | "add" | "sub" | "min" | "max" => {
+                let int = |i: usize| -> Result<i64, String> {
+                    values[i].as_i64().ok_or_else(|| {
+                        format!("{function}: argument {i} is not an integer: {}", values[i])
+                    })
+                };
+                let (a, b) = (int(0)?, int(1)?);
+                Ok(json!(match function.as_str() {
+                    "mul" => a * b,
+                    // "Returns the integer division", dividing by zero fails the deployment.
+                    "div" if b == 0 => return Err("div: division by zero".into()),
+                    "div" => a / b,
+                    "add" => a + b,
+                    "sub" => a - b,
+                    "min" => a.min(b),
+                    _ => a.max(b),
+                }))
+            }
+            "startswith" => Ok(Value::Bool(text(0)?.starts_with(&text(1)?))),
             "tolower" => Ok(Value::String(text(0)?.to_lowercase())),
             "split" => Ok(Value::Array(
                 text(0)?
@@ -488,6 +507,12 @@ fn the_evaluator_follows_arm_semantics_for_what_the_template_uses() {
     assert_eq!(
         v("[union(createArray(1, 2), createArray(2, 3))]").unwrap(),
         json!([1, 2, 3])
+    );
+    assert_eq!(v("[div(mul(2500, 8), 310)]").unwrap(), json!(64));
+    assert!(v("[div(1, 0)]").is_err());
+    assert_eq!(
+        v("[startsWith('sqlite:/tmp/x.db', 'sqlite:')]").unwrap(),
+        json!(true)
     );
     assert_eq!(
         d.value(&json!({"nested": ["[parameters('name')]", {"deep": "[json('0.5')]"}]}))
