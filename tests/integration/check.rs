@@ -3,13 +3,11 @@
 //! CoinCap stand-in, the HTTPS Key Vault and managed identity stand-ins, SQLite files and a closed
 //! port; the SQL Server side runs in the live suite (sql_live/check.rs).
 
-use std::process::Output;
-
-use tokio::process::Command;
-
 use crate::common::azure::Azure;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::{API_KEY, closed_port, handler};
+use crate::common::process::Stopped;
+use crate::common::run::Binary;
+use crate::common::{API_KEY, closed_port};
 
 const VAULT_KEY: &str = "vault-key-0c5e27b9";
 const PASSWORD: &str = "pw-51d0aa-never-shown";
@@ -28,20 +26,11 @@ fn one_asset_bytes() -> usize {
     one_asset_page().len()
 }
 
-fn check(coincap: &CoinCap) -> Command {
-    let mut command = handler();
-    command
-        .arg("check")
+/// `handler check` against the stand-in, without a CoinCap key: each test says which.
+fn check(coincap: &CoinCap) -> Binary {
+    Binary::check()
         .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_RETRY_BASE", "10ms");
-    command
-}
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+        .env("COINCAP_RETRY_BASE", "10ms")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -53,11 +42,10 @@ async fn with_local_settings_every_check_passes_with_the_cheapest_call_and_creat
         .env("COINCAP_API_KEY", API_KEY)
         .env("COINCAP_LIMIT", "2000")
         .env("COINCAP_IDS", "bitcoin,ethereum")
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+        .sqlite(&db)
         .output()
-        .await
-        .unwrap();
-    let (stdout, stderr) = text(&output);
+        .await;
+    let (stdout, stderr) = (&output.stdout, &output.stderr);
 
     assert!(output.status.success(), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
@@ -119,9 +107,8 @@ async fn a_refused_key_and_a_missing_directory_fail_their_lines_with_the_fix_and
         .env("COINCAP_API_KEY", "not-the-key-77aa")
         .env("WAREHOUSE", "sqlite:/no-such-directory-17/local.db")
         .output()
-        .await
-        .unwrap();
-    let (stdout, _) = text(&output);
+        .await;
+    let stdout = &output.stdout;
 
     assert!(!output.status.success(), "{stdout}");
     assert!(
@@ -155,9 +142,8 @@ async fn a_bad_setting_is_the_one_line_and_nothing_is_called() {
         .env("COINCAP_API_KEY", API_KEY)
         .env("COINCAP_LIMIT", "lots")
         .output()
-        .await
-        .unwrap();
-    let (stdout, _) = text(&output);
+        .await;
+    let stdout = &output.stdout;
     assert!(!output.status.success());
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
@@ -171,13 +157,12 @@ async fn a_bad_setting_is_the_one_line_and_nothing_is_called() {
 
 /// `handler check --serve` with a deployed app's settings on this machine: Key Vault through the
 /// managed identity (stand-ins speaking the real protocols), `serve`'s defaults.
-async fn check_deployed(azure: &Azure) -> Output {
-    let mut command = check(&azure.coincap);
-    command.arg("--serve");
-    for (key, value) in azure.settings() {
-        command.env(key, value);
-    }
-    command.output().await.unwrap()
+async fn check_deployed(azure: &Azure) -> Stopped {
+    check(&azure.coincap)
+        .arg("--serve")
+        .azure(azure)
+        .output()
+        .await
 }
 
 async fn azure(secrets: &[(&str, &str)]) -> Azure {
@@ -197,7 +182,7 @@ async fn with_a_deployed_app_s_settings_each_secret_is_read_by_name_and_the_pool
     .await;
 
     let output = check_deployed(&azure).await;
-    let (stdout, stderr) = text(&output);
+    let (stdout, stderr) = (&output.stdout, &output.stderr);
 
     assert!(!output.status.success(), "the pool is down: {stdout}");
     let vault = format!(
@@ -272,7 +257,7 @@ async fn a_secret_missing_from_the_vault_is_named_with_its_setting_and_what_need
     let azure = azure(&[]).await;
 
     let output = check_deployed(&azure).await;
-    let (stdout, _) = text(&output);
+    let stdout = &output.stdout;
 
     assert!(!output.status.success());
     assert!(

@@ -7,11 +7,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tokio::process::Command;
-
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::process::{Spawned, Stopped};
-use crate::common::{API_KEY, app_root, closed_port, fast_retry_app_root, handler};
+use crate::common::run::Binary;
+use crate::common::{app_root, closed_port, fast_retry_app_root};
 
 /// The login of the warehouse settings below: it must never be printed.
 const PASSWORD: &str = "pw-9c2e71-never-shown";
@@ -23,37 +21,19 @@ fn unresolvable_host() -> String {
     format!("{}.invalid", "a".repeat(64))
 }
 
-fn local(root: &Path, coincap_url: &str, key: &str) -> Command {
-    let mut command = handler();
-    command
-        .arg("local")
-        .arg("--app-root")
-        .arg(root)
-        .env("COINCAP_BASE_URL", coincap_url)
-        .env("COINCAP_API_KEY", key)
-        .env("COINCAP_RETRY_BASE", "10ms");
-    command
+fn local(root: &Path, coincap_url: &str) -> Binary {
+    Binary::local(root).coincap_at(coincap_url)
 }
 
-/// `WAREHOUSE=sql` with a connection string for `server` (`host,port`).
-fn into_sql_at(command: &mut Command, server: &str) {
-    command.env("WAREHOUSE", "sql").env(
-        "SQL_CONNECTION_STRING",
-        format!("Server=tcp:{server};Database=coincap;User Id=loader;Password={PASSWORD};TrustServerCertificate=true"),
-    );
+/// A connection string for `server` (`host,port`) with the login that must never be printed.
+fn connection_to(server: &str) -> String {
+    format!(
+        "Server=tcp:{server};Database=coincap;User Id=loader;Password={PASSWORD};TrustServerCertificate=true"
+    )
 }
 
 async fn coincap() -> CoinCap {
     CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await
-}
-
-fn assert_never_shown(stopped: &Stopped, secrets: &[&str]) {
-    for secret in secrets {
-        assert!(
-            !stopped.stdout.contains(secret) && !stopped.stderr.contains(secret),
-            "{secret} was printed"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -61,14 +41,12 @@ async fn a_refused_coincap_key_stops_the_run_at_once_with_its_fix_and_a_failing_
     let coincap = coincap().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let mut command = local(&app_root(), &coincap.url, "not-the-key-3e1b");
     // No --ticks: the run must end by itself.
-    command
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
-        .args(["--every", "200ms"]);
-
-    let stopped = Spawned::start(command)
-        .finish(Duration::from_secs(30))
+    let stopped = local(&app_root(), &coincap.url)
+        .env("COINCAP_API_KEY", "not-the-key-3e1b")
+        .sqlite(&db)
+        .args(["--every", "200ms"])
+        .output()
         .await;
 
     assert!(!stopped.status.success(), "{}", stopped.stdout);
@@ -107,20 +85,18 @@ async fn a_refused_coincap_key_stops_the_run_at_once_with_its_fix_and_a_failing_
         1,
         "one call: a refused key is not retried, and no tick follows"
     );
-    assert_never_shown(&stopped, &["not-the-key-3e1b"]);
+    stopped.assert_never_shown(&["not-the-key-3e1b"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_warehouse_host_stops_the_run_at_once_naming_the_setting_to_fix() {
     let coincap = coincap().await;
     let host = unresolvable_host();
-    let mut command = local(&app_root(), &coincap.url, API_KEY);
-    into_sql_at(&mut command, &format!("{host},1433"));
     // The next tick would be in an hour: the run must end by itself.
-    command.args(["--every", "1h"]);
-
-    let stopped = Spawned::start(command)
-        .finish(Duration::from_secs(30))
+    let stopped = local(&app_root(), &coincap.url)
+        .sql(&connection_to(&format!("{host},1433")))
+        .args(["--every", "1h"])
+        .output()
         .await;
 
     assert!(!stopped.status.success(), "{}", stopped.stdout);
@@ -156,7 +132,7 @@ async fn an_unknown_warehouse_host_stops_the_run_at_once_naming_the_setting_to_f
         )
     );
     assert_eq!(coincap.seen().len(), 1, "no second tick");
-    assert_never_shown(&stopped, &[PASSWORD]);
+    stopped.assert_never_shown(&[PASSWORD]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -168,13 +144,10 @@ async fn a_refused_tls_certificate_stops_the_run_at_once_and_check_names_it_too(
     let coincap = CoinCap::start_https(&ca, vec![], crate::common::coincap::Reply::ok(page)).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let mut command = local(&app_root(), &coincap.url, API_KEY);
-    command
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
-        .args(["--every", "200ms"]);
-
-    let stopped = Spawned::start(command)
-        .finish(Duration::from_secs(30))
+    let stopped = local(&app_root(), &coincap.url)
+        .sqlite(&db)
+        .args(["--every", "200ms"])
+        .output()
         .await;
 
     assert!(!stopped.status.success(), "{}", stopped.stdout);
@@ -194,15 +167,8 @@ async fn a_refused_tls_certificate_stops_the_run_at_once_and_check_names_it_too(
         "a refused certificate is not retried: {tick}"
     );
 
-    let output = handler()
-        .arg("check")
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let output = Binary::check().coincap(&coincap).sqlite(&db).output().await;
+    let stdout = &output.stdout;
     assert!(!output.status.success());
     assert!(
         stdout.contains(&format!(
@@ -218,10 +184,10 @@ async fn a_refused_connection_is_retried_one_line_each_and_sigterm_ends_it_at_th
     let coincap = coincap().await;
     let (_closed, port) = closed_port();
     let root = fast_retry_app_root();
-    let mut command = local(root.path(), &coincap.url, API_KEY);
-    into_sql_at(&mut command, &format!("127.0.0.1,{port}"));
-    command.args(["--ticks", "1", "--drain-timeout", "2s"]);
-    let child = Spawned::start(command);
+    let child = local(root.path(), &coincap.url)
+        .sql(&connection_to(&format!("127.0.0.1,{port}")))
+        .args(["--ticks", "1", "--drain-timeout", "2s"])
+        .spawn();
     child
         .wait_for(Duration::from_secs(30), |_, stderr| {
             stderr.matches("EventHubSink failed (retry").count() >= 3
@@ -261,17 +227,17 @@ async fn a_refused_connection_is_retried_one_line_each_and_sigterm_ends_it_at_th
         stopped.stdout.lines().last(),
         Some("Not written: 4 fetched events (left unwritten at the stop). No rows were written.")
     );
-    assert_never_shown(&stopped, &[PASSWORD]);
+    stopped.assert_never_shown(&[PASSWORD]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_signal_abandons_at_once_whatever_the_drain_deadline() {
     let coincap = coincap().await;
     let (_closed, port) = closed_port();
-    let mut command = local(&app_root(), &coincap.url, API_KEY);
-    into_sql_at(&mut command, &format!("127.0.0.1,{port}"));
-    command.args(["--ticks", "1", "--drain-timeout", "10m"]);
-    let child = Spawned::start(command);
+    let child = local(&app_root(), &coincap.url)
+        .sql(&connection_to(&format!("127.0.0.1,{port}")))
+        .args(["--ticks", "1", "--drain-timeout", "10m"])
+        .spawn();
     child
         .wait_for(Duration::from_secs(30), |_, stderr| {
             stderr.contains("EventHubSink failed (retry 1 in 5s")
@@ -312,11 +278,10 @@ async fn sigterm_drains_what_was_fetched_and_a_complete_run_exits_0() {
     let coincap = coincap().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let mut command = local(&app_root(), &coincap.url, API_KEY);
-    command
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
-        .args(["--every", "1h"]);
-    let child = Spawned::start(command);
+    let child = local(&app_root(), &coincap.url)
+        .sqlite(&db)
+        .args(["--every", "1h"])
+        .spawn();
     child
         .wait_for(Duration::from_secs(30), |stdout, _| {
             stdout.contains("tick   1 |")
@@ -349,14 +314,13 @@ async fn a_run_whose_every_tick_failed_exits_non_zero_and_claims_no_rows() {
     let (_closed, port) = closed_port();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let output = local(&app_root(), &format!("http://127.0.0.1:{port}/v3"), API_KEY)
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+    let output = local(&app_root(), &format!("http://127.0.0.1:{port}/v3"))
+        .sqlite(&db)
         .env("COINCAP_MAX_RETRIES", "0")
         .args(["--ticks", "1"])
         .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        .await;
+    let stdout = &output.stdout;
     assert!(!output.status.success(), "{stdout}");
     assert!(
         stdout.contains("tick   1 | TimerFetch failed: CoinCap request failed:"),

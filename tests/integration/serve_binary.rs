@@ -4,15 +4,19 @@ use std::time::{Duration, Instant};
 
 use crate::common::coincap::{CoinCap, Reply, page, realistic_assets};
 use crate::common::process::Running;
-use crate::common::{API_KEY, Answer, app_root, closed_port, handler, serve, timer_payload};
+use crate::common::run::Binary;
+use crate::common::{API_KEY, Answer, app_root, closed_port, timer_payload};
 
 #[tokio::test]
 async fn serves_on_the_host_s_port_and_stops_cleanly_on_sigterm() {
     let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut command = serve(&coincap.url, &dir.path().join("w.db"));
-    command.current_dir(app_root());
-    let mut handler = Running::start(command).await;
+    let mut handler = Binary::serve()
+        .coincap(&coincap)
+        .sqlite(&dir.path().join("w.db"))
+        .current_dir(&app_root())
+        .start()
+        .await;
 
     let answer = handler
         .post("TimerFetch", timer_payload().to_string())
@@ -29,17 +33,18 @@ async fn serves_on_the_host_s_port_and_stops_cleanly_on_sigterm() {
         stderr.contains("not from Key Vault"),
         "one warning about where secrets come from: {stderr}"
     );
-    assert!(
-        !stdout.contains(API_KEY) && !stderr.contains(API_KEY),
-        "the key is never logged"
-    );
+    stopped.assert_never_shown(&[API_KEY]);
 }
 
 #[tokio::test]
 async fn a_failed_invocation_writes_its_reason_to_stderr() {
     let coincap = CoinCap::serving(crate::common::coincap::V2_DEPRECATION.into()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut handler = Running::start(serve(&coincap.url, &dir.path().join("w.db"))).await;
+    let mut handler = Binary::serve()
+        .coincap(&coincap)
+        .sqlite(&dir.path().join("w.db"))
+        .start()
+        .await;
     let answer = handler
         .post("TimerFetch", timer_payload().to_string())
         .await;
@@ -56,7 +61,7 @@ async fn a_failed_invocation_writes_its_reason_to_stderr() {
 
 #[tokio::test]
 async fn serve_mode_defaults_to_sql_and_a_missing_login_fails_the_batch_not_the_process() {
-    let mut handler = Running::start(handler()).await;
+    let mut handler = Binary::serve().start().await;
     let answer = post_one_event(&mut handler).await;
     assert_eq!(
         answer.status, 503,
@@ -83,28 +88,32 @@ async fn serve_mode_defaults_to_sql_and_a_missing_login_fails_the_batch_not_the_
 
 #[tokio::test]
 async fn a_bad_setting_is_named_at_start_up() {
-    let output = handler()
+    let stopped = Binary::serve()
         .env("COINCAP_LIMIT", "lots")
         .env("WAREHOUSE", "sqlite:/tmp/never-created.db")
         .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("COINCAP_LIMIT"), "{stderr}");
+        .await;
+    assert!(!stopped.status.success());
+    assert!(
+        stopped.stderr.contains("COINCAP_LIMIT"),
+        "{}",
+        stopped.stderr
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_login() {
     let (_closed, closed) = closed_port();
     let password = "pw-4f1d9c-never-logged";
-    let mut command = handler();
     // The settings' old names (WAREHOUSE=synapse, SYNAPSE_*) keep working.
-    command.env("WAREHOUSE", "synapse").env(
-        "SYNAPSE_CONNECTION_STRING",
-        format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password={password};TrustServerCertificate=true"),
-    );
-    let mut handler = Running::start(command).await;
+    let mut handler = Binary::serve()
+        .env("WAREHOUSE", "synapse")
+        .env(
+            "SYNAPSE_CONNECTION_STRING",
+            format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password={password};TrustServerCertificate=true"),
+        )
+        .start()
+        .await;
     let answer = post_one_event(&mut handler).await;
     assert_eq!(
         answer.status, 503,
@@ -128,15 +137,11 @@ async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_lo
 #[tokio::test]
 async fn the_new_sql_names_reach_the_server_and_an_old_name_gets_one_hint_at_start() {
     let (_closed, closed) = closed_port();
-    let mut command = handler();
-    command
-        .env("WAREHOUSE", "sql")
-        .env(
-            "SQL_CONNECTION_STRING",
-            format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password=pw;TrustServerCertificate=true"),
-        )
-        .env("SYNAPSE_POOL_SIZE", "2");
-    let mut handler = Running::start(command).await;
+    let mut handler = Binary::serve()
+        .sql(&format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password=pw;TrustServerCertificate=true"))
+        .env("SYNAPSE_POOL_SIZE", "2")
+        .start()
+        .await;
     let answer = post_one_event(&mut handler).await;
     assert_eq!(answer.status, 503, "{}", answer.body);
     let error = answer.body["error"].as_str().unwrap();
@@ -161,24 +166,20 @@ async fn the_new_sql_names_reach_the_server_and_an_old_name_gets_one_hint_at_sta
 #[tokio::test]
 async fn a_setting_set_under_both_names_to_different_values_stops_start_up_naming_both() {
     let secret = "Password=pw-77a1-never-shown";
-    let output = handler()
-        .env("WAREHOUSE", "sql")
-        .env("SQL_CONNECTION_STRING", format!("Server=a;{secret}"))
+    let stopped = Binary::serve()
+        .sql(&format!("Server=a;{secret}"))
         .env("SYNAPSE_CONNECTION_STRING", format!("Server=b;{secret}"))
         .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .await;
+    assert!(!stopped.status.success());
     assert!(
-        stderr.contains("SQL_CONNECTION_STRING and SYNAPSE_CONNECTION_STRING"),
-        "{stderr}"
+        stopped
+            .stderr
+            .contains("SQL_CONNECTION_STRING and SYNAPSE_CONNECTION_STRING"),
+        "{}",
+        stopped.stderr
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        !stderr.contains(secret) && !stdout.contains(secret),
-        "{stderr}"
-    );
+    stopped.assert_never_shown(&[secret]);
 }
 
 #[tokio::test]
@@ -190,7 +191,11 @@ async fn sigterm_lets_the_invocation_in_flight_finish_then_exits_0() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let handler = Running::start(serve(&coincap.url, &dir.path().join("w.db"))).await;
+    let handler = Binary::serve()
+        .coincap(&coincap)
+        .sqlite(&dir.path().join("w.db"))
+        .start()
+        .await;
     let url = format!("http://127.0.0.1:{}/TimerFetch", handler.port);
     let in_flight = tokio::spawn(async move {
         let response = reqwest::Client::new()
