@@ -289,14 +289,10 @@ async fn a_schedule_over_the_monthly_credits_fails_before_they_are_spent_and_nam
         .env("COINCAP_API_KEY", API_KEY)
         .env("FETCH_SCHEDULE", "0 */5 * * * *")
         .env("COINCAP_LIMIT", "100")
-        .env(
-            "WAREHOUSE",
-            format!("sqlite:{}", dir.path().join("w.db").display()),
-        )
+        .sqlite(&dir.path().join("w.db"))
         .output()
-        .await
-        .unwrap();
-    let (stdout, _) = text(&output);
+        .await;
+    let stdout = &output.stdout;
 
     assert!(!output.status.success(), "{stdout}");
     let bytes = one_asset_bytes();
@@ -330,20 +326,17 @@ async fn for_a_serverless_database_check_says_whether_the_schedule_lets_it_pause
     let coincap = coincap().await;
     let (_closed, port) = closed_port();
     let run = |schedule: &'static str| {
-        let mut command = check(&coincap);
-        command
+        check(&coincap)
             .env("COINCAP_API_KEY", API_KEY)
             .env("FETCH_SCHEDULE", schedule)
-            .env("WAREHOUSE", "sql")
-            .env(
-                "SQL_CONNECTION_STRING",
-                format!("Server=tcp:127.0.0.1,{port};Database=coincap;User Id=loader;Password={PASSWORD}"),
-            )
-            .env("SQL_AUTO_PAUSE_DELAY", "15m");
-        command.output()
+            .sql(&format!(
+                "Server=tcp:127.0.0.1,{port};Database=coincap;User Id=loader;Password={PASSWORD}"
+            ))
+            .env("SQL_AUTO_PAUSE_DELAY", "15m")
+            .output()
     };
 
-    let every_five = text(&run("0 */5 * * * *").await.unwrap()).0;
+    let every_five = run("0 */5 * * * *").await.stdout;
     let line = every_five
         .lines()
         .find(|line| line.contains("warehouse auto-pause:"))
@@ -353,7 +346,7 @@ async fn for_a_serverless_database_check_says_whether_the_schedule_lets_it_pause
         "FAIL  warehouse auto-pause: it never pauses: the longest wait between fetches (5m) is shorter than the 16m 30s it must be quiet (SQL_IDLE_TIMEOUT, a reaper round, SQL_AUTO_PAUSE_DELAY), so it stays online and is billed every second. Fix: fetch less often (FETCH_SCHEDULE), or choose a database that bills a flat rate and never pauses (the template's sqlDatabaseTier=Basic), then unset SQL_AUTO_PAUSE_DELAY"
     );
 
-    let hourly = text(&run("0 0 * * * *").await.unwrap()).0;
+    let hourly = run("0 0 * * * *").await.stdout;
     assert!(
         hourly.contains("ok    warehouse auto-pause: it can pause between fetches: the shortest wait (1h) outlasts the 16m 30s it must be quiet"),
         "{hourly}"

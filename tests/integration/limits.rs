@@ -4,12 +4,10 @@
 //! the failed invocation's line (what the portal shows) names them, with the keys the lag query
 //! and the queries of limits read.
 
-use std::time::Duration;
-
 use crate::common::coincap::{CoinCap, Reply, page, realistic_assets};
-use crate::common::process::{Running, Spawned};
 use crate::common::resuming::{FREE_ALLOWANCE, Resuming};
-use crate::common::{API_KEY, app_root, handler, serve, sink_payload};
+use crate::common::run::Binary;
+use crate::common::{app_root, sink_payload, timer_payload};
 
 /// `SQL_CONNECTION_STRING` to the stand-in (it speaks TDS without TLS).
 fn through(refusing: &Resuming) -> String {
@@ -23,20 +21,12 @@ fn through(refusing: &Resuming) -> String {
 async fn a_spent_free_allowance_stops_local_at_once_naming_the_limit_and_what_to_change() {
     let refusing = Resuming::refusing(FREE_ALLOWANCE).await;
     let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
-    let mut command = handler();
-    command
-        .arg("local")
-        .arg("--app-root")
-        .arg(app_root())
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
-        .env("WAREHOUSE", "sql")
-        .env("SQL_CONNECTION_STRING", through(&refusing))
-        .args(["--every", "1s"]);
-
     // No --ticks: the run ends by itself, at the first refusal.
-    let stopped = Spawned::start(command)
-        .finish(Duration::from_secs(60))
+    let stopped = Binary::local(&app_root())
+        .coincap(&coincap)
+        .sql(&through(&refusing))
+        .args(["--every", "1s"])
+        .output()
         .await;
 
     assert!(!stopped.status.success(), "{}", stopped.stdout);
@@ -89,15 +79,14 @@ async fn the_failure_line_names_the_limit_and_carries_the_lag_the_lag_query_read
         Reply::status(402, r#"{"error":"out of credits"}"#),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = serve(&coincap.url, &dir.path().join("unused.db"));
-    command
-        .env("WAREHOUSE", "sql")
-        .env("SQL_CONNECTION_STRING", through(&refusing));
-    let mut handler = Running::start(command).await;
+    let mut handler = Binary::serve()
+        .coincap(&coincap)
+        .sql(&through(&refusing))
+        .start()
+        .await;
 
     let fetched = handler
-        .post("TimerFetch", crate::common::timer_payload().to_string())
+        .post("TimerFetch", timer_payload().to_string())
         .await;
     assert_eq!(fetched.status, 200);
     let refused = handler
@@ -107,7 +96,7 @@ async fn the_failure_line_names_the_limit_and_carries_the_lag_the_lag_query_read
         )
         .await;
     let spent = handler
-        .post("TimerFetch", crate::common::timer_payload().to_string())
+        .post("TimerFetch", timer_payload().to_string())
         .await;
     let stopped = handler.stop("-TERM").await;
 
