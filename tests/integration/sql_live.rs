@@ -210,6 +210,52 @@ async fn a_connection_lost_mid_batch_writes_nothing_and_the_retry_writes_it_whol
     assert_eq!(count(&connection, &prefix).await, 1000);
 }
 
+/// SQL_IDLE_TIMEOUT: the pooled connection is closed once idle, so a serverless database, which
+/// pauses only without a session, can pause between fetches; the next write connects again.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
+async fn idle_connections_are_closed_after_the_idle_timeout_and_the_next_write_reconnects() {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let upstream = address(&connection);
+    let host = upstream
+        .rsplit_once(':')
+        .map(|(h, _)| h.to_owned())
+        .unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let proxied = through(
+        &connection,
+        proxy.port,
+        &format!("HostNameInCertificate={host}"),
+    );
+    let mut config = config();
+    config.idle_timeout = Duration::from_secs(1);
+    let warehouse = coincap_stream::warehouse::SqlWarehouse::new(config, secrets(&proxied), None);
+    let prefix = prefix();
+    let report = warehouse
+        .write(batch(&events(&prefix, 10, 1_747_000_000_000), 0))
+        .await
+        .unwrap();
+    assert_eq!(report.rows_written, 10);
+
+    // Waits for the condition, not a duration: bb8's default would keep it 10 minutes.
+    let closed = async {
+        while proxy.open.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), closed)
+        .await
+        .expect("the idle connection is closed: no session left to keep a database online");
+
+    let again = warehouse
+        .write(batch(&events(&self::prefix(), 10, 1_747_000_000_000), 0))
+        .await
+        .unwrap();
+    assert_eq!(again.rows_written, 10, "the next write connects again");
+}
+
 /// Writers with overlapping keys (several partitions, instances, a redelivery racing a slow first
 /// attempt) must leave exactly one row per key: they serialize on the writer lock.
 #[tokio::test(flavor = "multi_thread")]
