@@ -867,6 +867,36 @@ fn the_no_rows_alert_counts_sink_lines_that_wrote_rows_and_fires_on_none() {
 }
 
 #[test]
+fn the_lag_alert_reads_the_batches_the_warehouse_refuses_too() {
+    // A database that refuses every batch (its free allowance spent, say) leaves no closing line:
+    // its failure lines carry lag_ms, so the lag alert sees the sink fall behind.
+    let t = template();
+    let rule = resources(&t, ALERT)
+        .into_iter()
+        .find(|r| name(r).contains("end-to-end-lag"))
+        .unwrap();
+    let query = alert_query(&t, rule);
+    for needed in [
+        "function=EventHubSink",
+        "Invocation finished.",
+        "Invocation failed.",
+        "\\blag_ms=",
+    ] {
+        assert!(query.contains(needed), "{needed} in\n{query}");
+    }
+    let kql = read_text("monitoring/queries.kql");
+    let lag = kql
+        .split("// ==== ")
+        .find(|section| section.starts_with("End-to-end lag"))
+        .unwrap();
+    assert!(lag.contains("Invocation failed."), "{lag}");
+}
+
+fn read_text(path: &str) -> String {
+    std::fs::read_to_string(app_root().join(path)).unwrap()
+}
+
+#[test]
 fn the_credits_alert_fires_at_80_percent_of_the_monthly_budget_s_daily_share() {
     let t = template();
     let rule = resources(&t, ALERT)
