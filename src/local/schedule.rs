@@ -62,7 +62,7 @@ impl Schedule {
     }
 
     /// How often it fires in a month of `days` days: the calls, and the shortest and longest
-    /// wait between two fires. A schedule firing more than [`DENSE`] times a day is counted over
+    /// wait between two fires. A schedule firing more than 10,000 times a day is counted over
     /// one day and multiplied (every second is 2.7 million calls a month either way).
     pub fn month(&self, days: u64) -> Fires {
         if let Self::Every(interval) = self {
