@@ -37,13 +37,19 @@ pub enum ConfigError {
         name: &'static str,
         old: &'static str,
     },
+    /// A setting that others need is not set.
+    #[error("{setting} is not set: {reason}")]
+    Missing {
+        setting: &'static str,
+        reason: String,
+    },
 }
 
 impl ConfigError {
     /// The setting to fix.
     pub fn setting(&self) -> &'static str {
         match self {
-            Self::Invalid { setting, .. } => setting,
+            Self::Invalid { setting, .. } | Self::Missing { setting, .. } => setting,
             Self::Conflict { name, .. } => name,
         }
     }
@@ -65,6 +71,23 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// Renamed settings that were read under their old name (start-up logs a hint for each).
     pub old_names: Vec<Renamed>,
+    /// Settings that are set but that nothing reads with the others as they are.
+    pub ignored: Vec<Ignored>,
+}
+
+/// A setting that is set but ignored, and why: the chosen warehouse, login or secret source does
+/// not read it. `check` warns about each, `local` prints them, `serve` logs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// The name it is set under.
+    pub setting: &'static str,
+    pub why: String,
+}
+
+impl std::fmt::Display for Ignored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is set but ignored: {}", self.setting, self.why)
+    }
 }
 
 /// Every app setting the handler reads (secret values come through [`crate::secrets`]). The README's
@@ -162,7 +185,7 @@ impl Config {
             Mode::Serve => "sql",
             Mode::Local => "sqlite:coincap.db",
         };
-        Ok(Self {
+        let mut config = Self {
             port: settings.parse("FUNCTIONS_CUSTOMHANDLER_PORT", "3000", |v| {
                 u16::from_str(v).map_err(|e| e.to_string())
             })?,
@@ -180,8 +203,85 @@ impl Config {
                 .unwrap_or_else(|| "$Default".to_owned()),
             secrets: secrets(&settings)?,
             old_names,
-        })
+            ignored: Vec::new(),
+        };
+        config.ignored = ignored(&settings, &config, mode);
+        Ok(config)
     }
+
+    /// `sqlite:PATH` or `sql`, as `WAREHOUSE` would say it.
+    pub fn warehouse_setting(&self) -> String {
+        match &self.warehouse {
+            WarehouseConfig::Sqlite(path) => format!("sqlite:{}", path.display()),
+            WarehouseConfig::Sql => "sql".into(),
+        }
+    }
+}
+
+/// The settings that are set but ignored with the others as they are.
+fn ignored(settings: &Settings, config: &Config, mode: Mode) -> Vec<Ignored> {
+    let mut ignored = Vec::new();
+    let mut note = |setting: &'static str, why: String| {
+        if let Some((name, _)) = settings.read(setting) {
+            ignored.push(Ignored { setting: name, why });
+        }
+    };
+    let vault = config.secrets.key_vault_url.is_some();
+    let entra = matches!(config.sql.login, SqlLogin::Entra { .. });
+    match &config.warehouse {
+        WarehouseConfig::Sqlite(_) => {
+            let why = format!(
+                "WAREHOUSE={} writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database",
+                config.warehouse_setting()
+            );
+            for setting in [
+                "SQL_CONNECTION_STRING",
+                "SQL_CONNECTION_STRING_SECRET",
+                "SQL_SERVER",
+                "SQL_DATABASE",
+                "SQL_POOL_SIZE",
+                "SQL_COMMAND_TIMEOUT",
+            ] {
+                note(setting, why.clone());
+            }
+        }
+        WarehouseConfig::Sql if entra => {
+            let why = "SQL_SERVER and SQL_DATABASE are set, so the login is passwordless and no connection string is read; unset them to use the connection string";
+            note("SQL_CONNECTION_STRING", why.into());
+            note("SQL_CONNECTION_STRING_SECRET", why.into());
+        }
+        WarehouseConfig::Sql => {}
+    }
+    let sql_secret = config.warehouse == WarehouseConfig::Sql && !entra;
+    if vault {
+        let why = |secret: &str| {
+            format!("KEY_VAULT_URL is set, so secrets come from the vault (the secret named by {secret}), not from this variable")
+        };
+        note("COINCAP_API_KEY", why("COINCAP_API_KEY_SECRET"));
+        if sql_secret {
+            note("SQL_CONNECTION_STRING", why("SQL_CONNECTION_STRING_SECRET"));
+        }
+    } else {
+        let why = "KEY_VAULT_URL is not set, so secrets come from environment variables (COINCAP_API_KEY, SQL_CONNECTION_STRING)";
+        note("COINCAP_API_KEY_SECRET", why.into());
+        if sql_secret {
+            note("SQL_CONNECTION_STRING_SECRET", why.into());
+        }
+        note("SECRET_TTL", why.into());
+        if !(entra && config.warehouse == WarehouseConfig::Sql) {
+            note(
+                "AZURE_CLIENT_ID",
+                "it picks the managed identity for Key Vault (KEY_VAULT_URL) and for passwordless SQL login (SQL_SERVER), and neither is used".into(),
+            );
+        }
+    }
+    if mode == Mode::Local {
+        note(
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+            "`handler local` serves the functions on a free port of its own".into(),
+        );
+    }
+    ignored
 }
 
 /// The settings as read: empty values count as unset, and a renamed setting answers under its
@@ -269,11 +369,10 @@ fn coincap(settings: &Settings) -> Result<CoinCapConfig, ConfigError> {
 
 /// The `SQL_*` settings (the connection string itself is a secret, read by the writer).
 fn sql(settings: &Settings) -> Result<SqlConfig, ConfigError> {
-    let alone = |set: &str, missing: &'static str| ConfigError::Invalid {
+    let alone = |set: &str, missing: &'static str| ConfigError::Missing {
         setting: missing,
-        value: String::new(),
         reason: format!(
-            "passwordless login needs both SQL_SERVER and SQL_DATABASE, and {set} is set alone"
+            "{set} is set, and passwordless login needs both SQL_SERVER and SQL_DATABASE. With a connection string (SQL_CONNECTION_STRING), name the database in it (Database=...) and unset {set}"
         ),
     };
     let login = match (settings.read("SQL_SERVER"), settings.read("SQL_DATABASE")) {
@@ -572,8 +671,21 @@ mod tests {
         let error = self::config(Mode::Serve, &[("SYNAPSE_DATABASE", "pool1")]).unwrap_err();
         assert_eq!(error.setting(), "SQL_SERVER");
         assert!(
-            error.to_string().contains("SYNAPSE_DATABASE is set alone"),
+            error.to_string().starts_with("SQL_SERVER is not set: SYNAPSE_DATABASE is set,"),
             "{error}"
+        );
+        let error = self::config(
+            Mode::Serve,
+            &[
+                ("SQL_DATABASE", "coincap"),
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "SQL_SERVER is not set: SQL_DATABASE is set, and passwordless login needs both SQL_SERVER and SQL_DATABASE. With a connection string (SQL_CONNECTION_STRING), name the database in it (Database=...) and unset SQL_DATABASE",
+            "no empty value of a setting that was never set"
         );
     }
 
@@ -795,6 +907,96 @@ mod tests {
         let error = config(Mode::Serve, &[("SECRET_TTL", "0s")]).unwrap_err();
         assert_eq!(error.setting(), "SECRET_TTL");
         assert!(config(Mode::Serve, &[("SECRET_TTL", "soon")]).is_err());
+    }
+
+    fn ignored(mode: Mode, settings: &[(&str, &str)]) -> Vec<String> {
+        config(mode, settings)
+            .unwrap()
+            .ignored
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn sql_settings_beside_a_sqlite_warehouse_are_ignored_and_said_so() {
+        let said = ignored(
+            Mode::Local,
+            &[
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p"),
+                ("SYNAPSE_POOL_SIZE", "8"),
+            ],
+        );
+        assert_eq!(
+            said,
+            [
+                "SQL_CONNECTION_STRING is set but ignored: WAREHOUSE=sqlite:coincap.db writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database",
+                "SYNAPSE_POOL_SIZE is set but ignored: WAREHOUSE=sqlite:coincap.db writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database",
+            ]
+        );
+        assert!(ignored(Mode::Local, &[]).is_empty());
+        assert!(
+            ignored(
+                Mode::Serve,
+                &[("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p")]
+            )
+            .is_empty(),
+            "serve writes into the SQL database by default"
+        );
+    }
+
+    #[test]
+    fn a_connection_string_beside_passwordless_login_is_ignored_and_said_so() {
+        let said = ignored(
+            Mode::Serve,
+            &[
+                ("SQL_SERVER", "s.database.windows.net"),
+                ("SQL_DATABASE", "coincap"),
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p"),
+                ("AZURE_CLIENT_ID", "0b4a1a4e-0000-4000-8000-000000000000"),
+            ],
+        );
+        assert_eq!(
+            said,
+            ["SQL_CONNECTION_STRING is set but ignored: SQL_SERVER and SQL_DATABASE are set, so the login is passwordless and no connection string is read; unset them to use the connection string"],
+            "AZURE_CLIENT_ID picks the identity of the passwordless login"
+        );
+    }
+
+    #[test]
+    fn secrets_settings_of_the_other_source_are_ignored_and_said_so() {
+        let said = ignored(
+            Mode::Serve,
+            &[
+                ("KEY_VAULT_URL", "https://kv.vault.azure.net/"),
+                ("COINCAP_API_KEY", "k"),
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p"),
+            ],
+        );
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].starts_with("COINCAP_API_KEY is set but ignored: KEY_VAULT_URL is set"));
+        let said = ignored(
+            Mode::Local,
+            &[
+                ("COINCAP_API_KEY_SECRET", "k"),
+                ("SECRET_TTL", "1m"),
+                ("AZURE_CLIENT_ID", "x"),
+                ("FUNCTIONS_CUSTOMHANDLER_PORT", "7000"),
+            ],
+        );
+        let settings: Vec<&str> = said
+            .iter()
+            .map(|line| line.split_once(' ').unwrap().0)
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                "COINCAP_API_KEY_SECRET",
+                "SECRET_TTL",
+                "AZURE_CLIENT_ID",
+                "FUNCTIONS_CUSTOMHANDLER_PORT"
+            ]
+        );
     }
 
     #[test]

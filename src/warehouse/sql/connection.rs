@@ -187,6 +187,9 @@ pub struct TdsManager {
     tokens: Option<Arc<dyn TokenSource>>,
     /// Set by the first login that succeeds: from then on "cannot open database" is a failover.
     reached: AtomicBool,
+    /// Connect to this database instead of the settings' (`init-warehouse` creating a missing
+    /// one connects to `master`).
+    database: Option<String>,
 }
 
 impl TdsManager {
@@ -200,6 +203,18 @@ impl TdsManager {
             secrets,
             tokens,
             reached: AtomicBool::new(false),
+            database: None,
+        }
+    }
+
+    /// The same login and server, connecting to `database` instead.
+    pub fn for_database(&self, database: &str) -> Self {
+        Self {
+            config: self.config.clone(),
+            secrets: Arc::clone(&self.secrets),
+            tokens: self.tokens.clone(),
+            reached: AtomicBool::new(false),
+            database: Some(database.to_owned()),
         }
     }
 
@@ -274,6 +289,9 @@ impl TdsManager {
                 (config, None)
             }
         };
+        if let Some(database) = &self.database {
+            config.database(database);
+        }
         config.application_name("coincap-stream");
         config.command_timeout(Some(self.config.command_timeout));
         Ok((config, secret))
