@@ -146,11 +146,13 @@ fn main() -> ExitCode {
                 let allow = check::Allow {
                     master: args.allow_master,
                 };
-                Ok(if check::run(mode, &args.app_root, allow).await.all_passed() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                })
+                Ok(
+                    if check::run(mode, &args.app_root, allow).await.all_passed() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    },
+                )
             }
         }
     });
@@ -201,9 +203,10 @@ async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>
         Err(error) => return Err(error.into()),
     };
     let manager = app::sql_manager(&config)?;
-    let target = manager.target().await.map_err(|error| {
-        startup::failure_detail(&error, &error.fault())
-    })?;
+    let target = manager
+        .target()
+        .await
+        .map_err(|error| startup::failure_detail(&error, &error.fault()))?;
     println!("Preparing {target}.");
     let options = init::InitOptions {
         app_identity: args.app_identity.as_deref(),

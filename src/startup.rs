@@ -49,10 +49,10 @@ pub fn read_with(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Startup, StartError> {
     let mut config = Config::from_lookup(mode, &lookup)?;
-    if let WarehouseConfig::Sqlite(path) = &config.warehouse {
-        if let Ok(absolute) = std::path::absolute(path) {
-            config.warehouse = WarehouseConfig::Sqlite(absolute);
-        }
+    if let WarehouseConfig::Sqlite(path) = &config.warehouse
+        && let Ok(absolute) = std::path::absolute(path)
+    {
+        config.warehouse = WarehouseConfig::Sqlite(absolute);
     }
     let plan = Plan::read(&config, app_root, every, &lookup)?;
     let mut ignored = config.ignored.clone();
@@ -94,8 +94,7 @@ pub fn failure_detail(error: impl fmt::Display, fault: &Fault) -> String {
 /// warehouse logs in with one.
 pub fn needed_secrets(config: &Config) -> Vec<SecretName> {
     let mut needed = vec![SecretName::CoinCapApiKey];
-    if config.warehouse == WarehouseConfig::Sql && config.sql.login == SqlLogin::ConnectionString
-    {
+    if config.warehouse == WarehouseConfig::Sql && config.sql.login == SqlLogin::ConnectionString {
         needed.push(SecretName::SqlConnectionString);
     }
     needed
@@ -145,12 +144,15 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            error
-                .to_string()
-                .starts_with("FETCH_SCHEDULE: \"*/5 * * * *\" is not a six-field NCRONTAB expression"),
+            error.to_string().starts_with(
+                "FETCH_SCHEDULE: \"*/5 * * * *\" is not a six-field NCRONTAB expression"
+            ),
             "{error}"
         );
-        let startup = read(&[("FETCH_SCHEDULE", "*/5 * * * *")], Some(Duration::from_secs(9)));
+        let startup = read(
+            &[("FETCH_SCHEDULE", "*/5 * * * *")],
+            Some(Duration::from_secs(9)),
+        );
         let ignored = startup.unwrap().ignored;
         assert_eq!(ignored.len(), 1, "--every replaces it: {ignored:?}");
         assert_eq!(
@@ -161,11 +163,18 @@ mod tests {
 
     #[test]
     fn missing_app_files_are_named() {
-        let error = read_with(Mode::Serve, Path::new("/nonexistent-app-root"), None, |_| None)
-            .err()
-            .unwrap();
+        let error = read_with(
+            Mode::Serve,
+            Path::new("/nonexistent-app-root"),
+            None,
+            |_| None,
+        )
+        .err()
+        .unwrap();
         assert!(
-            error.to_string().starts_with("/nonexistent-app-root/host.json: "),
+            error
+                .to_string()
+                .starts_with("/nonexistent-app-root/host.json: "),
             "{error}"
         );
     }

@@ -8,12 +8,13 @@ use tracing::Level;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
-/// WARN and ERROR to stderr, the rest to stdout; `RUST_LOG` filters (default `info`).
-/// tiberius' own events are off: it logs each error the server sends at ERROR, including the
-/// ones the writer expects and handles (the NUL probe's refusal, a duplicate key it resends
-/// around), and the writer reports every error it acts on in its own words.
+/// WARN and ERROR to stderr, the rest to stdout; `RUST_LOG` filters (default `info`). As at a
+/// terminal, the libraries' own notes are off or at WARN: tiberius logs each error the server
+/// sends at ERROR, including the ones the writer expects and handles (the NUL probe's refusal),
+/// and the Azure SDK says which credential it picked in its own types; the handler reports
+/// every error it acts on in its own words.
 pub fn init() {
-    init_with(&["tiberius=off".to_owned()]);
+    init_with(&terminal_directives(&[]));
 }
 
 /// [`init`] for a command a person runs at a terminal (`local`, `check`, `init-warehouse`), which
@@ -80,6 +81,7 @@ fn terminal_directives(off: &[&str]) -> Vec<String> {
         "tiberius=off".to_owned(),
         "azure_identity=warn".to_owned(),
         "azure_core=warn".to_owned(),
+        "typespec_client_core=warn".to_owned(),
     ];
     directives.extend(off.iter().map(|target| format!("{target}=off")));
     directives

@@ -46,7 +46,10 @@ impl Partition {
 #[derive(Debug)]
 pub enum HubMessage {
     /// One batch of a tick's events.
-    Batch { tick: u64, events: Vec<HubEvent> },
+    Batch {
+        tick: u64,
+        events: Vec<HubEvent>,
+    },
     TickEnd {
         tick: u64,
         fetched: u64,

@@ -136,7 +136,7 @@ pub async fn run(config: Config, plan: Plan, options: Options) -> Result<Summary
 }
 
 /// What the app files and settings ask the host to play: the schedule and the hub. `serve` and
-/// `check` read it too ([`crate::startup`]), so all three accept the same app.
+/// `check` read it too, through the same start-up function, so all three accept the same app.
 pub struct Plan {
     pub files: AppFiles,
     pub schedule: Schedule,

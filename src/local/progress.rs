@@ -142,7 +142,9 @@ impl Summary {
             rows => format!("The {rows} rows written are in {destination}"),
         };
         let reason = |reason: &Option<String>| {
-            reason.clone().unwrap_or_else(|| "no failure was reported".into())
+            reason
+                .clone()
+                .unwrap_or_else(|| "no failure was reported".into())
         };
         if self.permanent {
             let reason = reason(&self.stopped_by);

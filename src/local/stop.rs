@@ -264,20 +264,36 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(16)).await;
         assert!(stop.drain());
         assert_eq!(wait.await.unwrap(), Backoff::CutShort);
-        assert_eq!(started.elapsed(), Duration::from_secs(16), "not a second later");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(16),
+            "not a second later"
+        );
         let started = tokio::time::Instant::now();
-        assert_eq!(stop.backoff(Duration::from_secs(300)).await, Backoff::Elapsed);
+        assert_eq!(
+            stop.backoff(Duration::from_secs(300)).await,
+            Backoff::Elapsed
+        );
         assert_eq!(started.elapsed(), DRAIN_RETRY, "draining: no 5-minute wait");
-        assert_eq!(stop.backoff(Duration::from_millis(200)).await, Backoff::Elapsed);
+        assert_eq!(
+            stop.backoff(Duration::from_millis(200)).await,
+            Backoff::Elapsed
+        );
         stop.abandon();
-        assert_eq!(stop.backoff(Duration::from_secs(1)).await, Backoff::Abandoned);
+        assert_eq!(
+            stop.backoff(Duration::from_secs(1)).await,
+            Backoff::Abandoned
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_backoff_runs_its_course_while_running() {
         let stop = Stop::new(Duration::from_secs(20));
         let started = tokio::time::Instant::now();
-        assert_eq!(stop.backoff(Duration::from_secs(40)).await, Backoff::Elapsed);
+        assert_eq!(
+            stop.backoff(Duration::from_secs(40)).await,
+            Backoff::Elapsed
+        );
         assert_eq!(started.elapsed(), Duration::from_secs(40));
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common::azure::Azure;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::process::Running;
+use crate::common::process::{Running, Spawned, Stopped};
 use crate::common::{Answer, app_root, closed_port, handler, timer_payload};
 
 const KEY: &str = "vault-key-5d1e9a07c3";
@@ -278,7 +278,7 @@ async fn no_log_line_or_response_body_holds_a_secret_value_even_at_trace_level()
 }
 
 /// `handler local --ticks 1` with the vault's settings; its output once it has stopped.
-async fn run_local(azure: &Azure) -> std::process::Output {
+async fn run_local(azure: &Azure) -> Stopped {
     let dir = tempfile::tempdir().unwrap();
     let mut command = handler();
     command
@@ -293,10 +293,7 @@ async fn run_local(azure: &Azure) -> std::process::Output {
     for (key, value) in azure.settings() {
         command.env(key, value);
     }
-    tokio::time::timeout(Duration::from_secs(60), command.output())
-        .await
-        .unwrap()
-        .unwrap()
+    Spawned::run(command, Duration::from_secs(60)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -305,8 +302,7 @@ async fn the_local_runner_reads_the_key_from_the_vault_too() {
 
     let output = run_local(&azure).await;
 
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (stdout, stderr) = (&output.stdout, &output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert_eq!(azure.coincap_authorizations(), [format!("Bearer {KEY}")]);
     assert_eq!(azure.vault.authorized().len(), 1);
@@ -320,14 +316,15 @@ async fn the_local_runner_stops_at_once_when_the_vault_lacks_the_key() {
     let output = run_local(&azure).await;
 
     assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let screen = &output.stdout;
     assert!(
-        stderr.contains("\"coincap-api-key\" does not exist in Key Vault"),
-        "{stderr}"
+        screen.starts_with("handler local cannot start: ")
+            && screen.contains("\"coincap-api-key\" does not exist in Key Vault"),
+        "{screen}"
     );
     assert!(
-        !stderr.contains("pro.coincap.io"),
-        "the fix is in the vault, not a new CoinCap key: {stderr}"
+        !screen.contains("pro.coincap.io"),
+        "the fix is in the vault, not a new CoinCap key: {screen}"
     );
     assert!(azure.coincap.seen().is_empty());
 }

@@ -117,15 +117,15 @@ async fn a_failing_warehouse_is_retried_by_the_function_json_policy_until_it_rec
         .args(["--ticks", "1"])
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut screen = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut failures = 0;
     let mut lines = Vec::new();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), screen.next_line())
         .await
         .unwrap()
         .unwrap()
     {
-        if line.contains("EventHubSink failed (retry") {
+        if line.starts_with("tick   1 | EventHubSink failed (failure") {
             assert!(line.contains("warehouse outage"), "{line}");
             failures += 1;
             if failures == 3 {
@@ -143,14 +143,23 @@ async fn a_failing_warehouse_is_retried_by_the_function_json_policy_until_it_rec
         .await
         .unwrap()
         .unwrap();
-    let mut stdout = String::new();
-    tokio::io::AsyncReadExt::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout)
-        .await
-        .unwrap();
+    let mut rest = Vec::new();
+    while let Some(line) = screen.next_line().await.unwrap() {
+        if line.starts_with("tick   1 | EventHubSink failed (failure") {
+            failures += 1;
+        }
+        rest.push(line);
+    }
+    let stdout = rest.join("\n");
 
     assert!(status.success(), "{stdout}");
     assert!(stdout.contains("written     4"), "{stdout}");
-    assert!(stdout.contains("sink retries"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "sink failures {failures}, dropped 0, not written 0"
+        )),
+        "every failure printed is counted ({failures}): {stdout}"
+    );
     assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
 }
 
@@ -180,18 +189,16 @@ async fn ctrl_c_stops_the_timer_and_drains_what_was_fetched() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_an_api_key_it_says_where_to_get_one() {
-    let output = handler()
-        .arg("local")
-        .arg("--app-root")
-        .arg(app_root())
-        .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut command = handler();
+    command.arg("local").arg("--app-root").arg(app_root());
+    let stopped = Spawned::run(command, Duration::from_secs(30)).await;
+    assert_eq!(stopped.status.code(), Some(1));
+    let screen = stopped.stdout;
     assert!(
-        stderr.contains("COINCAP_API_KEY") && stderr.contains("pro.coincap.io"),
-        "{stderr}"
+        screen.starts_with("handler local cannot start: ")
+            && screen.contains("COINCAP_API_KEY")
+            && screen.contains("pro.coincap.io"),
+        "{screen}"
     );
 }
 
@@ -218,4 +225,69 @@ async fn a_transient_fetch_failure_is_reported_and_the_run_goes_on() {
     );
     assert!(stdout.contains("Summary: 2 ticks (1 failed)"), "{stdout}");
     assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_goes_only_to_the_file_named_by_log_and_the_screen_names_the_whole_sqlite_path() {
+    let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let mut command = handler();
+    command
+        .arg("local")
+        .arg("--app-root")
+        .arg(app_root())
+        .args(["--ticks", "1", "--log"])
+        .arg(&log)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "debug")
+        .env("COINCAP_BASE_URL", &coincap.url)
+        .env("COINCAP_API_KEY", API_KEY)
+        // Relative: taken from the working directory, and shown whole.
+        .env("WAREHOUSE", "sqlite:rows.db")
+        .env("SQL_POOL_SIZE", "8");
+    let stopped = Spawned::run(command, Duration::from_secs(60)).await;
+
+    assert!(stopped.status.success(), "{}", stopped.stdout);
+    let db = dir.path().join("rows.db");
+    let lines: Vec<&str> = stopped.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "coincap-stream local: rows go to the SQLite file {}; secrets come from environment variables.",
+            db.display()
+        )
+    );
+    assert_eq!(
+        lines[3],
+        "SQL_POOL_SIZE is set but ignored: WAREHOUSE=sqlite:rows.db writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database."
+    );
+    assert_eq!(stopped.stderr, "", "no log on the screen");
+    crate::common::words::assert_user_words(&stopped.stdout);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("Invocation finished. function=EventHubSink"),
+        "{logged}"
+    );
+    assert!(
+        !stopped.stdout.contains("Invocation finished"),
+        "{}",
+        stopped.stdout
+    );
+    assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zero_ticks_is_refused_naming_the_flag() {
+    let mut command = handler();
+    command.args(["local", "--ticks", "0"]);
+    let stopped = Spawned::run(command, Duration::from_secs(30)).await;
+    assert_eq!(stopped.status.code(), Some(2));
+    assert!(
+        stopped.stderr.contains(
+            "invalid value '0' for '--ticks <TICKS>': 0 ticks would fetch nothing: give 1 or more, or leave --ticks out to run until stopped"
+        ),
+        "{}",
+        stopped.stderr
+    );
 }

@@ -187,8 +187,6 @@ pub struct TdsManager {
     tokens: Option<Arc<dyn TokenSource>>,
     /// Set by the first login that succeeds: from then on "cannot open database" is a failover.
     reached: AtomicBool,
-    /// Connect to this database instead of the settings' (`init-warehouse` creating a missing
-    /// one connects to `master`).
     database: Option<String>,
 }
 
@@ -207,15 +205,12 @@ impl TdsManager {
         }
     }
 
-    /// The same login and server, connecting to `database` instead.
+    /// The same login and server, to `database` (`init-warehouse` creates one from `master`).
     pub fn for_database(&self, database: &str) -> Self {
-        Self {
-            config: self.config.clone(),
-            secrets: Arc::clone(&self.secrets),
-            tokens: self.tokens.clone(),
-            reached: AtomicBool::new(false),
-            database: Some(database.to_owned()),
-        }
+        let secrets = Arc::clone(&self.secrets);
+        let mut manager = Self::new(self.config.clone(), secrets, self.tokens.clone());
+        manager.database = Some(database.to_owned());
+        manager
     }
 
     /// Where it connects; reads the connection string secret (never shown) for its host and
@@ -289,9 +284,9 @@ impl TdsManager {
                 (config, None)
             }
         };
-        if let Some(database) = &self.database {
-            config.database(database);
-        }
+        self.database
+            .iter()
+            .for_each(|database| config.database(database));
         config.application_name("coincap-stream");
         config.command_timeout(Some(self.config.command_timeout));
         Ok((config, secret))

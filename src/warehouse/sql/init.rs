@@ -9,6 +9,13 @@
 
 pub mod advice;
 pub mod catalog;
+mod database;
+mod failure;
+
+pub use database::{MASTER_FIX, is_master};
+use database::{create_database, is_missing_database};
+use failure::Step;
+pub use failure::{ENTRA_FIX, InitCause, InitError};
 
 pub use catalog::{ENGINE_EDITION_SYNAPSE, WRITER_LOCK_TABLE, design_warning};
 
@@ -163,7 +170,8 @@ async fn ensure_lock_row(client: &mut TdsClient) -> Result<Option<String>, Conne
 }
 
 /// What the app identity is granted, as `init-warehouse` reports it (and its `--help` says).
-pub const GRANTED: &str = "INSERT and SELECT on schema assets and UPDATE on assets.asset_statistics_writer_lock";
+pub const GRANTED: &str =
+    "INSERT and SELECT on schema assets and UPDATE on assets.asset_statistics_writer_lock";
 
 async fn grant(
     client: &mut TdsClient,
@@ -182,7 +190,7 @@ async fn grant(
             return Err(InitError {
                 step,
                 fix: Some(ENTRA_FIX.into()),
-                error: error.into(),
+                error: Box::new(error.into()),
             });
         }
         say(format!("Created user {name} from Microsoft Entra ID."));
@@ -276,64 +284,6 @@ pub fn engine_name(edition: Option<i32>) -> &'static str {
     }
 }
 
-/// What to change when rows would go into `master`.
-pub const MASTER_FIX: &str = "name your own database: Database= in SQL_CONNECTION_STRING (or SQL_DATABASE with passwordless login), e.g. Database=coincap, which `handler init-warehouse` creates when it is missing; or pass --allow-master if master is meant";
-
-/// What to change when the server cannot create a user from Microsoft Entra ID.
-pub const ENTRA_FIX: &str = "this server has no Microsoft Entra principals (SQL Server without Entra authentication, or a development engine), or this login is not its Entra administrator. Leave out --app-identity here and give the app a SQL login of its own in SQL_CONNECTION_STRING, with the grants of sql/grant_app_identity.sql; on Azure, run it again signed in as the server's Entra administrator";
-
-/// Whether `database` is the server's system database (`None`: not known, so not master).
-pub fn is_master(database: Option<&str>) -> bool {
-    database.is_some_and(|name| name.eq_ignore_ascii_case("master"))
-}
-
-/// A step of `init-warehouse` that failed; the steps before it were reported as they were done.
-#[derive(Debug, thiserror::Error)]
-#[error("{step} failed: {}", explained(.error, .fix.as_deref()))]
-pub struct InitError {
-    /// What it was doing: `creating table assets.x`.
-    pub step: String,
-    pub error: InitCause,
-    /// What to change, when the cause does not say it.
-    pub fix: Option<String>,
-}
-
-/// Why a step failed: the server or connection, or a refusal of ours.
-#[derive(Debug, thiserror::Error)]
-pub enum InitCause {
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// `error. Fix: fix`, the step's own fix first.
-fn explained(error: &InitCause, fix: Option<&str>) -> String {
-    let fault_fix = match error {
-        InitCause::Connect(error) => error.fault().fix().map(str::to_owned),
-        InitCause::Refused(_) => None,
-    };
-    match fix.map(str::to_owned).or(fault_fix) {
-        Some(fix) => format!("{error}. Fix: {fix}"),
-        None => error.to_string(),
-    }
-}
-
-/// A step's result, named for its error.
-trait Step<T> {
-    fn step(self, step: &str) -> Result<T, InitError>;
-}
-
-impl<T> Step<T> for Result<T, ConnectError> {
-    fn step(self, step: &str) -> Result<T, InitError> {
-        self.map_err(|error| InitError {
-            step: step.to_owned(),
-            error: error.into(),
-            fix: None,
-        })
-    }
-}
-
 /// What `init-warehouse` may do beyond the schema.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct InitOptions<'a> {
@@ -355,13 +305,15 @@ pub async fn init_warehouse(
     let target = manager.target().await.step("reading the settings")?;
     let refuse_master = |database: &str| InitError {
         step: "choosing the database".into(),
-        error: InitCause::Refused(format!(
+        error: Box::new(InitCause::Refused(format!(
             "the settings name database {database}, the server's system database; nothing was created"
-        )),
+        ))),
         fix: Some(MASTER_FIX.into()),
     };
     if is_master(target.database.as_deref()) && !options.allow_master {
-        return Err(refuse_master(target.database.as_deref().unwrap_or("master")));
+        return Err(refuse_master(
+            target.database.as_deref().unwrap_or("master"),
+        ));
     }
     let mut client = match manager.connect_client().await {
         Ok(client) => client,
@@ -411,53 +363,5 @@ pub async fn init_warehouse(
     Ok(())
 }
 
-/// The login could not open the database the settings name: it may be missing (SQL Server says
-/// 4060 at login; the development engine 911).
-fn is_missing_database(error: &ConnectError) -> bool {
-    matches!(error, ConnectError::CannotOpenDatabase(_)) || error.number() == Some(911)
-}
-
-/// `CREATE DATABASE`, from `master`, where the engine is not Azure's.
-async fn create_database(
-    manager: &TdsManager,
-    database: &str,
-    address: &str,
-    say: &mut (dyn FnMut(String) + Send),
-) -> Result<(), InitError> {
-    let step = format!("creating database {database}");
-    let mut master = manager
-        .for_database("master")
-        .connect_client()
-        .await
-        .step(&step)?;
-    let edition = scalar_i32(&mut master, catalog::ENGINE_EDITION_QUERY)
-        .await
-        .step(&step)?;
-    if matches!(edition, Some(5) | Some(ENGINE_EDITION_SYNAPSE)) {
-        return Err(InitError {
-            step,
-            error: InitCause::Refused(format!(
-                "database {database} does not exist on {address}, {}",
-                engine_name(edition)
-            )),
-            fix: Some(format!(
-                "create it with the deployment template or in the Azure portal (on Azure a database is a billed resource, which init-warehouse does not create), or name an existing one in the settings (Database= in SQL_CONNECTION_STRING, or SQL_DATABASE)"
-            )),
-        });
-    }
-    let sql = format!("CREATE DATABASE {}", literal::identifier(database));
-    if let Err(error) = run(&mut master, &sql).await {
-        return Err(InitError {
-            step,
-            fix: Some(format!(
-                "this login may not create databases: ask the server's administrator to run CREATE DATABASE {} (or to give the login the dbcreator role), then run init-warehouse again",
-                literal::identifier(database)
-            )),
-            error: error.into(),
-        });
-    }
-    say(format!("Created database {database} on {address}."));
-    Ok(())
-}
 #[cfg(test)]
 mod tests;

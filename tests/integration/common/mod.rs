@@ -12,6 +12,7 @@ pub mod process;
 pub mod proxy;
 pub mod resuming;
 pub mod tls;
+pub mod words;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -274,7 +275,10 @@ pub fn fast_retry_app_root() -> TempDir {
 pub fn slow_retry_app_root() -> TempDir {
     app_root_edited(|text| {
         text.replace("\"exponentialBackoff\"", "\"fixedDelay\"")
-            .replace("\"minimumInterval\": \"00:00:05\"", "\"delayInterval\": \"00:10:00\"")
+            .replace(
+                "\"minimumInterval\": \"00:00:05\"",
+                "\"delayInterval\": \"00:10:00\"",
+            )
             .replace(",\n    \"maximumInterval\": \"00:05:00\"", "")
     })
 }

@@ -164,9 +164,9 @@ async fn a_stop_during_a_backoff_tries_at_once_and_writes_what_was_fetched() {
     let seen = format!("{}\n{}", stopped.stdout, stopped.stderr);
     assert!(stopped.status.success(), "{seen}");
     assert!(
-        stopped
-            .stdout
-            .contains("tick   1 | Stopping: trying EventHubSink again now, not after the retry policy's wait."),
+        stopped.stdout.contains(
+            "tick   1 | Stopping: trying EventHubSink again now, not after the retry policy's wait."
+        ),
         "{seen}"
     );
     let summary = stopped
@@ -175,8 +175,9 @@ async fn a_stop_during_a_backoff_tries_at_once_and_writes_what_was_fetched() {
         .find(|line| line.starts_with("Summary:"))
         .unwrap_or_else(|| panic!("no summary: {seen}"));
     assert!(
-        summary.contains(&format!("fetched {ASSETS}, published {ASSETS}, written {ASSETS},"))
-            && summary.contains("dropped 0, not written 0"),
+        summary.contains(&format!(
+            "fetched {ASSETS}, published {ASSETS}, written {ASSETS},"
+        )) && summary.contains("dropped 0, not written 0"),
         "{summary}"
     );
     assert_eq!(
