@@ -297,6 +297,45 @@ mod tests {
     }
 
     #[test]
+    fn every_word_of_the_summary_and_the_tick_line_is_explained_in_docs_pipeline() {
+        let docs = include_str!("../../docs/pipeline.md");
+        let summary = summary(1, 0, SinkCounts::default()).to_string();
+        let counted = summary.strip_prefix("Summary: ").unwrap();
+        let line = TickLine {
+            sink: SinkCounts {
+                failures: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .to_string();
+        let words = counted
+            .split(", ")
+            .chain(line.split(" | ").skip(1))
+            .map(|part| {
+                let word: Vec<&str> = part
+                    .split_whitespace()
+                    .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+                    .collect();
+                word.join(" ")
+            })
+            .filter(|word| !word.is_empty() && word != "in s");
+        for word in words {
+            let word = match word.as_str() {
+                "ticks failed)" => "ticks (N failed)".to_owned(),
+                "fetch ms" => "fetch ... ms".to_owned(),
+                "end-to-end ms" => "end-to-end ... ms".to_owned(),
+                _ => word,
+            };
+            assert!(
+                docs.contains(&format!("`{word}`")),
+                "docs/pipeline.md explains `{word}`"
+            );
+        }
+        assert!(docs.contains("`in N s`"));
+    }
+
+    #[test]
     fn an_answer_without_a_closing_line_counts_nothing() {
         let counters: EventHubSinkCounters = counters(&json!({"Logs": []}));
         assert_eq!(counters, EventHubSinkCounters::default());
