@@ -5,9 +5,10 @@
 //! `spare` and `text` (a test keeps the graph acyclic):
 //! - [`secrets`]: where secrets come from (Key Vault through the managed identity, cached; or the
 //!   environment), the redacting [`secrets::Secret`] type and Entra tokens.
-//! - [`domain`]: [`domain::AssetEvent`] (what travels on the hub), [`domain::EventBody`] (an
-//!   event's text as the sink receives it, read in place), [`domain::AssetRow`] (a valid table
-//!   row) and [`domain::Reject`] (a poison event and why).
+//! - [`domain`]: [`domain::AssetEvent`] (what travels on the hub) and [`domain::WireKey`] (its
+//!   fields as CoinCap spells them, the one table of them), [`domain::EventBody`] (an event's
+//!   text as the sink receives it, read in place), [`domain::AssetRow`] (a valid table row) and
+//!   [`domain::Reject`] (a poison event and why).
 //! - [`coincap`]: the CoinCap v3 client, its settings and its retry rule.
 //! - [`host`]: the custom-handler protocol: envelopes, double decoding, timer and Event Hubs
 //!   payloads, the response. Both sides: the handler decodes, the local runner encodes.

@@ -51,10 +51,35 @@ impl Field<'_> {
     }
 }
 
-/// Declares the event's fields once: the struct, its JSON keys (in the order they are written),
-/// the key lookup used when reading, and the reader of the usual event.
+/// Declares the event's fields once: the table of wire keys ([`WireKey`]), the struct, its JSON
+/// keys (in the order they are written), the key lookup used when reading, and the reader of the
+/// usual event.
 macro_rules! asset_event {
-    ($($(#[$doc:meta])* $field:ident: $key:literal,)*) => {
+    ($($(#[$doc:meta])* $variant:ident $field:ident: $key:literal,)*) => {
+        /// The event's fields as CoinCap spells them (its JSON keys), in the order they are
+        /// written: the one table of them. The page readers, the event reader and writer, the row
+        /// mapping ([`crate::domain::AssetRow`]) and the warehouse's column list name a field by
+        /// its key here, so a field is added in one place (and a test of the column list fails
+        /// until it has its column).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum WireKey {
+            $($variant,)*
+        }
+
+        const FIELDS: usize = [$($key),*].len();
+
+        impl WireKey {
+            /// Every key, in the order they are written.
+            pub const ALL: [WireKey; FIELDS] = [$(WireKey::$variant),*];
+
+            /// The key as CoinCap spells it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(WireKey::$variant => $key,)*
+                }
+            }
+        }
+
         /// The event TimerFetch publishes, one per asset, in the seed producer's format: the
         /// CoinCap v3 asset fields (numbers as the exact decimal strings CoinCap sent) plus the
         /// response `timestamp`. Unknown keys (`tokens`) are skipped when reading; when a key
@@ -63,8 +88,6 @@ macro_rules! asset_event {
         pub struct AssetEvent<'a> {
             $($(#[$doc])* pub $field: Field<'a>,)*
         }
-
-        const FIELDS: usize = [$($key),*].len();
 
         impl<'a> AssetEvent<'a> {
             /// [`AssetEvent::parse_usual`] for JSON text whose quotes are escaped twice
@@ -104,10 +127,25 @@ macro_rules! asset_event {
                 [$((concat!(",\"", $key, "\":"), concat!(",\\\"", $key, "\\\":"))),*];
 
             /// Each field with its key, in the order they are written.
-            pub fn fields(&self) -> [(&'static str, &Field<'a>); FIELDS] {
-                [$(($key, &self.$field)),*]
+            pub fn fields(&self) -> [(WireKey, &Field<'a>); FIELDS] {
+                [$((WireKey::$variant, &self.$field)),*]
             }
 
+            /// The field of `key`.
+            pub fn get(&self, key: WireKey) -> &Field<'a> {
+                match key {
+                    $(WireKey::$variant => &self.$field,)*
+                }
+            }
+
+            /// Where the value of the key spelled `key` goes (`None`: a key the event does not
+            /// have, such as `tokens`): what both page readers and the event reader fill.
+            pub(crate) fn slot(&mut self, key: &str) -> Option<&mut Field<'a>> {
+                match key {
+                    $($key => Some(&mut self.$field),)*
+                    _ => None,
+                }
+            }
         }
 
         impl Serialize for AssetEvent<'_> {
@@ -117,32 +155,24 @@ macro_rules! asset_event {
                 event.end()
             }
         }
-
-        /// Where a key's value goes (`None`: a key the event does not have).
-        fn slot<'e, 'a>(event: &'e mut AssetEvent<'a>, key: &str) -> Option<&'e mut Field<'a>> {
-            match key {
-                $($key => Some(&mut event.$field),)*
-                _ => None,
-            }
-        }
     };
 }
 
 asset_event! {
-    id: "id",
-    rank: "rank",
-    symbol: "symbol",
-    name: "name",
-    supply: "supply",
-    max_supply: "maxSupply",
-    market_cap_usd: "marketCapUsd",
-    volume_usd_24_hr: "volumeUsd24Hr",
-    price_usd: "priceUsd",
-    change_percent_24_hr: "changePercent24Hr",
-    vwap_24_hr: "vwap24Hr",
-    explorer: "explorer",
+    Id id: "id",
+    Rank rank: "rank",
+    Symbol symbol: "symbol",
+    Name name: "name",
+    Supply supply: "supply",
+    MaxSupply max_supply: "maxSupply",
+    MarketCapUsd market_cap_usd: "marketCapUsd",
+    VolumeUsd24Hr volume_usd_24_hr: "volumeUsd24Hr",
+    PriceUsd price_usd: "priceUsd",
+    ChangePercent24Hr change_percent_24_hr: "changePercent24Hr",
+    Vwap24Hr vwap_24_hr: "vwap24Hr",
+    Explorer explorer: "explorer",
     /// The CoinCap response's `timestamp` (epoch milliseconds), shared by every asset of a call.
-    timestamp: "timestamp",
+    Timestamp timestamp: "timestamp",
 }
 
 impl<'a> AssetEvent<'a> {
@@ -188,17 +218,17 @@ impl<'a> AssetEvent<'a> {
     /// more than stamping it). On `Err` the event is left as it was.
     pub fn stamp(&mut self, timestamp: i64) -> Result<(), NotV3> {
         if !matches!(self.id, Field::Text(_)) {
-            return Err(NotV3("id"));
+            return Err(NotV3(WireKey::Id));
         }
         // Every other field is text or null (a number for `rank`; `timestamp` is replaced).
         let fields = self.fields();
         let wrong = fields.iter().find(|(key, field)| match *key {
-            "timestamp" => false,
-            "rank" => !(field.is_text_or_null() || matches!(field, Field::Number(_))),
+            WireKey::Timestamp => false,
+            WireKey::Rank => !(field.is_text_or_null() || matches!(field, Field::Number(_))),
             _ => !field.is_text_or_null(),
         });
         if let Some((key, _)) = wrong {
-            return Err(NotV3(key));
+            return Err(NotV3(*key));
         }
         if let Field::Number(rank) = &self.rank {
             self.rank = Field::Text(Cow::Owned(rank.to_string()));
@@ -267,13 +297,13 @@ fn usual_value<'a>(text: &'a str, quote: &str) -> Option<(Field<'a>, &'a str)> {
 
 /// Why a CoinCap asset is not a v3 asset: the key whose value is not what v3 sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotV3(pub &'static str);
+pub struct NotV3(pub WireKey);
 
 impl fmt::Display for NotV3 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            "id" => f.write_str("id must be a string"),
-            key => write!(f, "{key} must be a string or null"),
+            WireKey::Id => f.write_str("id must be a string"),
+            key => write!(f, "{} must be a string or null", key.as_str()),
         }
     }
 }
@@ -304,6 +334,20 @@ pub enum Parsed<'a> {
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn every_key_of_the_table_has_its_field() {
+        let mut event = AssetEvent::default();
+        for key in WireKey::ALL {
+            *event.slot(key.as_str()).unwrap() = Field::Text(Cow::Borrowed(key.as_str()));
+        }
+        for (key, value) in event.fields() {
+            assert_eq!(value.as_text(), Some(key.as_str()));
+            assert_eq!(event.get(key), value);
+        }
+        assert_eq!(AssetEvent::KEYS, WireKey::ALL.map(WireKey::as_str));
+        assert!(event.slot("tokens").is_none());
+    }
 
     const BITCOIN_V3: &str = r#"{"id":"bitcoin","rank":"1","symbol":"BTC","name":"Bitcoin",
         "supply":"19861234.0000000000000000","maxSupply":"21000000.0000000000000000",
@@ -352,14 +396,20 @@ mod tests {
     #[test]
     fn an_asset_without_the_v3_shape_is_not_published_as_an_event() {
         let stamped = |asset: &'static str| AssetEvent::parse(asset).unwrap().stamped(1);
-        assert_eq!(stamped(r#"{"rank":"1"}"#), Err(NotV3("id")));
-        assert_eq!(stamped(r#"{"id":5}"#), Err(NotV3("id")));
+        assert_eq!(stamped(r#"{"rank":"1"}"#), Err(NotV3(WireKey::Id)));
+        assert_eq!(stamped(r#"{"id":5}"#), Err(NotV3(WireKey::Id)));
         assert_eq!(
             stamped(r#"{"id":"x","priceUsd":1.5}"#),
-            Err(NotV3("priceUsd"))
+            Err(NotV3(WireKey::PriceUsd))
         );
-        assert_eq!(stamped(r#"{"id":"x","name":["a"]}"#), Err(NotV3("name")));
-        assert_eq!(NotV3("name").to_string(), "name must be a string or null");
+        assert_eq!(
+            stamped(r#"{"id":"x","name":["a"]}"#),
+            Err(NotV3(WireKey::Name))
+        );
+        assert_eq!(
+            NotV3(WireKey::Name).to_string(),
+            "name must be a string or null"
+        );
     }
 
     #[test]
@@ -431,7 +481,7 @@ mod tests {
         ) {
             let mut event = AssetEvent::default();
             for ((key, text), i) in AssetEvent::KEYS.iter().zip(&texts).zip(0..) {
-                let field = slot(&mut event, key).unwrap();
+                let field = event.slot(key).unwrap();
                 *field = match text {
                     Some(text) => Field::Text(Cow::Owned(text.clone())),
                     None if i % 2 == 0 => Field::Number(number.into()),

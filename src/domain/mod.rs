@@ -15,7 +15,7 @@ mod varchar;
 pub use batch::{MappedBatch, map_events};
 pub use body::EventBody;
 pub use coordinates::EventCoordinates;
-pub use event::{AssetEvent, Field, NotV3, Parsed};
+pub use event::{AssetEvent, Field, NotV3, Parsed, WireKey};
 pub use finite::Finite;
 pub use reject::{Reject, RejectReason};
 pub use row::AssetRow;

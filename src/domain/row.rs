@@ -5,7 +5,7 @@
 //! outside `datetime`).
 
 use super::finite::{decimal, trimmed};
-use super::{AssetEvent, Field, Finite, RejectReason, Varchar255, WarehouseTime};
+use super::{AssetEvent, Field, Finite, RejectReason, Varchar255, WarehouseTime, WireKey};
 
 /// One row of `asset_statistics_history_v3` (the identity column is the warehouse's business).
 #[derive(Debug, Clone, PartialEq)]
@@ -35,23 +35,26 @@ impl AssetRow {
     /// null or missing optional fields become NULL (never 0). Strict where the table is: anything
     /// else is a [`RejectReason`], for the first field (in column order) that is wrong.
     pub fn from_event(event: &AssetEvent<'_>) -> Result<Self, RejectReason> {
-        let id = text("id", &event.id)?
+        use WireKey::*;
+        let text = |key| text(key, event.get(key));
+        let number = |key| number(key, event.get(key));
+        let id = text(Id)?
             .filter(|id| !id.as_str().is_empty())
-            .ok_or(RejectReason::MissingField("id"))?;
+            .ok_or(RejectReason::MissingField(Id.as_str()))?;
         Ok(Self {
             id,
-            asset_rank: rank(&event.rank)?,
-            symbol: text("symbol", &event.symbol)?,
-            asset_name: text("name", &event.name)?,
-            supply: number("supply", &event.supply)?,
-            max_supply: number("maxSupply", &event.max_supply)?,
-            market_cap_usd: number("marketCapUsd", &event.market_cap_usd)?,
-            volume_usd_24_hr: number("volumeUsd24Hr", &event.volume_usd_24_hr)?,
-            price_usd: number("priceUsd", &event.price_usd)?,
-            change_percent_24_hr: number("changePercent24Hr", &event.change_percent_24_hr)?,
-            vwap_24_hr: number("vwap24Hr", &event.vwap_24_hr)?,
-            explorer: text("explorer", &event.explorer)?,
-            runtime_timestamp: timestamp(&event.timestamp)?,
+            asset_rank: rank(event.get(Rank))?,
+            symbol: text(Symbol)?,
+            asset_name: text(Name)?,
+            supply: number(Supply)?,
+            max_supply: number(MaxSupply)?,
+            market_cap_usd: number(MarketCapUsd)?,
+            volume_usd_24_hr: number(VolumeUsd24Hr)?,
+            price_usd: number(PriceUsd)?,
+            change_percent_24_hr: number(ChangePercent24Hr)?,
+            vwap_24_hr: number(Vwap24Hr)?,
+            explorer: text(Explorer)?,
+            runtime_timestamp: timestamp(event.get(Timestamp))?,
         })
     }
 }
@@ -62,7 +65,8 @@ fn excerpt(text: &str) -> String {
     crate::text::excerpt(text, 64)
 }
 
-fn text(field: &'static str, value: &Field<'_>) -> Result<Option<Varchar255>, RejectReason> {
+fn text(key: WireKey, value: &Field<'_>) -> Result<Option<Varchar255>, RejectReason> {
+    let field = key.as_str();
     match value {
         Field::Null => Ok(None),
         Field::Text(text) => Varchar255::parse(field, text).map(Some),
@@ -73,7 +77,8 @@ fn text(field: &'static str, value: &Field<'_>) -> Result<Option<Varchar255>, Re
     }
 }
 
-fn number(field: &'static str, value: &Field<'_>) -> Result<Option<Finite>, RejectReason> {
+fn number(key: WireKey, value: &Field<'_>) -> Result<Option<Finite>, RejectReason> {
+    let field = key.as_str();
     let parsed = match value {
         Field::Null => return Ok(None),
         Field::Text(text) => decimal(text),
@@ -104,7 +109,7 @@ fn number(field: &'static str, value: &Field<'_>) -> Result<Option<Finite>, Reje
 }
 
 fn rank(value: &Field<'_>) -> Result<Option<i64>, RejectReason> {
-    const FIELD: &str = "rank";
+    const FIELD: &str = WireKey::Rank.as_str();
     match value {
         Field::Null => Ok(None),
         Field::Text(text) => {
@@ -133,7 +138,7 @@ fn rank(value: &Field<'_>) -> Result<Option<i64>, RejectReason> {
 }
 
 fn timestamp(value: &Field<'_>) -> Result<WarehouseTime, RejectReason> {
-    const FIELD: &str = "timestamp";
+    const FIELD: &str = WireKey::Timestamp.as_str();
     let ms = match value {
         Field::Null => return Err(RejectReason::MissingField(FIELD)),
         Field::Number(number) => number.as_i64(),

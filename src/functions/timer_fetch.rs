@@ -217,7 +217,10 @@ mod tests {
         );
         let mut odd = AssetEvent::parse(r#"{"id":"x","rank":7,"name":["a"]}"#).unwrap();
         let before = odd.clone();
-        assert_eq!(odd.stamp(5), Err(crate::domain::NotV3("name")));
+        assert_eq!(
+            odd.stamp(5),
+            Err(crate::domain::NotV3(crate::domain::WireKey::Name))
+        );
         assert_eq!(odd, before);
     }
 

@@ -1,15 +1,24 @@
 //! The Event Hubs trigger's payload with `cardinality: many` and `dataType: string`: the bodies
-//! in `Data.<binding>` and their coordinates in the `*Array` metadata entries, aligned by index.
+//! in `Data.<binding>` and their coordinates in the `*Array` metadata entries, aligned by index;
+//! what the local runner posts as the host (`request`); and the output binding's value
+//! (`output`).
+
+mod output;
+mod request;
+
+pub use output::OutputEvents;
+#[cfg(test)]
+pub(crate) use request::batch_request;
+pub use request::{HubEvent, PartitionSource, RetryState, request_body};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Number, Value, json};
+use serde_json::{Number, Value};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::{EnvelopeError, InvocationRequest, JsonText, encode};
+use super::{EnvelopeError, InvocationRequest};
 use crate::domain::{EventBody, EventCoordinates, Field};
-use crate::text::Millis;
 
 /// One event as received: its body (read where it lies in the request) and where it sat in the
 /// hub.
@@ -260,163 +269,10 @@ fn host_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|at| at.and_utc())
 }
 
-/// The Event Hubs output binding's value: an array of JSON strings, one event body each (a
-/// string element is sent verbatim; see the protocol notes), written as one text.
-#[derive(Debug)]
-pub struct OutputEvents {
-    text: String,
-    count: usize,
-}
-
-impl OutputEvents {
-    /// An empty array written into `buffer` (emptied first: one kept from an earlier answer, its
-    /// memory already mapped), with room for `bytes` of escaped bodies (and for the answer
-    /// written around them, see `InvocationResponse::into_json`).
-    pub fn with_capacity_in(bytes: usize, mut buffer: Vec<u8>) -> Self {
-        buffer.clear();
-        buffer.reserve(bytes + 16 * 1024);
-        let mut text = String::from_utf8(buffer).expect("an empty buffer is UTF-8");
-        text.push('[');
-        Self { text, count: 0 }
-    }
-
-    /// Appends an event whose body `write` appends already escaped as a JSON string's contents
-    /// (as `AssetEvent::write_escaped_body` does).
-    pub fn push_escaped(&mut self, write: impl FnOnce(&mut String)) {
-        self.open();
-        write(&mut self.text);
-        self.text.push('"');
-    }
-
-    /// Appends an event body.
-    pub fn push(&mut self, body: &str) {
-        self.open();
-        let quoted = serde_json::to_string(body).expect("a string serialises");
-        self.text.push_str(&quoted[1..]);
-    }
-
-    fn open(&mut self) {
-        if self.count > 0 {
-            self.text.push(',');
-        }
-        self.count += 1;
-        self.text.push('"');
-    }
-
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The array's JSON text.
-    pub fn finish(mut self) -> JsonText {
-        self.text.push(']');
-        JsonText::written(self.text)
-    }
-}
-
-/// Where a batch comes from, as the host describes it in `PartitionContext`.
-#[derive(Debug, Clone)]
-pub struct PartitionSource<'a> {
-    pub namespace: &'a str,
-    pub event_hub: &'a str,
-    pub consumer_group: &'a str,
-    pub partition_id: &'a str,
-}
-
-/// An event as the local runner's hub holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HubEvent {
-    pub body: String,
-    pub offset: i64,
-    pub sequence_number: i64,
-    pub enqueued_time: DateTime<Utc>,
-}
-
-/// The retry state the host adds to the metadata when a retry policy is active.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryState {
-    pub retry_count: u32,
-    /// -1 for "forever", as in function.json.
-    pub max_retry_count: i64,
-}
-
-/// The body the host posts to an Event Hubs-triggered function with `cardinality: many` and
-/// `dataType: string` (used by the local runner): every array double encoded.
-pub fn request_body(
-    function: &str,
-    binding: &str,
-    source: &PartitionSource<'_>,
-    events: &[HubEvent],
-    now: DateTime<Utc>,
-    retry: Option<RetryState>,
-) -> Value {
-    let column =
-        |f: &dyn Fn(&HubEvent) -> Value| encode(&Value::Array(events.iter().map(f).collect()));
-    let enqueued = |e: &HubEvent| json!(Millis(e.enqueued_time).to_string());
-    let mut metadata = json!({
-        "PartitionContext": {
-            "FullyQualifiedNamespace": source.namespace,
-            "EventHubName": source.event_hub,
-            "ConsumerGroup": source.consumer_group,
-            "PartitionId": source.partition_id,
-            "IsCheckpointingAfterInvocation": true,
-        },
-        "PartitionKeyArray": column(&|_| Value::Null),
-        "OffsetArray": column(&|e| json!(e.offset.to_string())),
-        "SequenceNumberArray": column(&|e| json!(e.sequence_number)),
-        "EnqueuedTimeUtcArray": column(&enqueued),
-        "PropertiesArray": column(&|_| json!({})),
-        "SystemPropertiesArray": column(&|e| json!({
-            "SequenceNumber": e.sequence_number,
-            "Offset": e.offset,
-            "EnqueuedTimeUtc": enqueued(e),
-        })),
-        "sys": super::sys_metadata(function, now),
-    });
-    if let Some(retry) = retry {
-        metadata["RetryContext"] = json!({
-            "RetryCount": retry.retry_count,
-            "MaxRetryCount": retry.max_retry_count,
-            "Exception": null,
-        });
-    }
-    json!({
-        "Data": {binding: column(&|e| json!(e.body))},
-        "Metadata": metadata,
-    })
-}
-
-/// The host's body for a batch of `bodies` (partition "0", offsets and sequence numbers from 0),
-/// for the decoding tests.
-#[cfg(test)]
-pub(super) fn batch_request(bodies: &[impl AsRef<str>]) -> String {
-    let now = Utc::now();
-    let events: Vec<HubEvent> = bodies
-        .iter()
-        .zip(0..)
-        .map(|(body, i)| HubEvent {
-            body: body.as_ref().to_owned(),
-            offset: i * 100,
-            sequence_number: i,
-            enqueued_time: now,
-        })
-        .collect();
-    let source = PartitionSource {
-        namespace: "ns",
-        event_hub: "hub",
-        consumer_group: "$Default",
-        partition_id: "0",
-    };
-    request_body("EventHubSink", "events", &source, &events, now, None).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::encode;
     use proptest::strategy::Strategy as _;
 
     /// The payload of the protocol reference, byte for byte (shared with the integration tests).

@@ -5,7 +5,7 @@
 //! schedule, its `Outputs.events` through an in-process hub, EventHubSink in batches of
 //! `maxEventBatchSize`, the function.json retry policy on transient failures. A failure another
 //! attempt would repeat stops it at once ([`crate::fault`]); Ctrl-C and SIGTERM drain what was
-//! fetched, within a deadline ([`stop`]). The summary's verdict says whether everything fetched
+//! fetched, within a deadline (`stop`). The summary's verdict says whether everything fetched
 //! was written, and the exit code follows it ([`Summary::succeeded`]).
 
 mod app_files;

@@ -1,9 +1,11 @@
 //! The history table's columns, once: each column's name, its type in each SQL dialect, and how to
 //! read its value from an [`AssetRow`]. SQLite's schema and insert and the SQL writer's column list and
 //! row `SELECT` are all built from [`HISTORY_COLUMNS`]; a test holds the list against
-//! `sql/asset_statistics_history_v3.sql`. Adding a column is one entry here plus the DDL.
+//! `sql/asset_statistics_history_v3.sql`, and another against the event's table of wire keys
+//! ([`WireKey`]): a new CoinCap field is one key there, its [`AssetRow`] field, one entry here
+//! and the DDL, and the tests fail until all four agree.
 
-use crate::domain::{AssetRow, Finite, Varchar255, WarehouseTime};
+use crate::domain::{AssetRow, Finite, Varchar255, WarehouseTime, WireKey};
 
 /// What a column holds; each kind has one type per dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,8 @@ pub enum Value<'a> {
 /// and is not listed).
 pub struct Column {
     pub name: &'static str,
+    /// The event field the column is read from.
+    pub source: WireKey,
     pub kind: Kind,
     /// Part of the natural key `(id, runtime_timestamp)`; key columns are NOT NULL.
     pub key: bool,
@@ -58,17 +62,24 @@ pub struct Column {
 }
 
 impl Column {
+    /// A column named after its event field, as most of the seed's are.
     const fn new(
-        name: &'static str,
+        source: WireKey,
         kind: Kind,
         value: for<'a> fn(&'a AssetRow) -> Value<'a>,
     ) -> Self {
         Self {
-            name,
+            name: source.as_str(),
+            source,
             kind,
             key: false,
             value,
         }
+    }
+
+    /// The column under the seed's own name for it.
+    const fn named(self, name: &'static str) -> Self {
+        Self { name, ..self }
     }
 
     const fn key(self) -> Self {
@@ -86,23 +97,31 @@ fn float(value: Option<Finite>) -> Value<'static> {
 
 /// The seed's 13 columns, in the seed's order.
 pub const HISTORY_COLUMNS: [Column; 13] = [
-    Column::new("id", Kind::Text, |r| Value::Text(Some(r.id.as_str()))).key(),
-    Column::new("asset_rank", Kind::BigInt, |r| Value::BigInt(r.asset_rank)),
-    Column::new("symbol", Kind::Text, |r| text(&r.symbol)),
-    Column::new("asset_name", Kind::Text, |r| text(&r.asset_name)),
-    Column::new("supply", Kind::Float, |r| float(r.supply)),
-    Column::new("maxSupply", Kind::Float, |r| float(r.max_supply)),
-    Column::new("marketCapUsd", Kind::Float, |r| float(r.market_cap_usd)),
-    Column::new("volumeUsd24Hr", Kind::Float, |r| float(r.volume_usd_24_hr)),
-    Column::new("priceUsd", Kind::Float, |r| float(r.price_usd)),
-    Column::new("changePercent24Hr", Kind::Float, |r| {
+    Column::new(WireKey::Id, Kind::Text, |r| {
+        Value::Text(Some(r.id.as_str()))
+    })
+    .key(),
+    Column::new(WireKey::Rank, Kind::BigInt, |r| Value::BigInt(r.asset_rank)).named("asset_rank"),
+    Column::new(WireKey::Symbol, Kind::Text, |r| text(&r.symbol)),
+    Column::new(WireKey::Name, Kind::Text, |r| text(&r.asset_name)).named("asset_name"),
+    Column::new(WireKey::Supply, Kind::Float, |r| float(r.supply)),
+    Column::new(WireKey::MaxSupply, Kind::Float, |r| float(r.max_supply)),
+    Column::new(WireKey::MarketCapUsd, Kind::Float, |r| {
+        float(r.market_cap_usd)
+    }),
+    Column::new(WireKey::VolumeUsd24Hr, Kind::Float, |r| {
+        float(r.volume_usd_24_hr)
+    }),
+    Column::new(WireKey::PriceUsd, Kind::Float, |r| float(r.price_usd)),
+    Column::new(WireKey::ChangePercent24Hr, Kind::Float, |r| {
         float(r.change_percent_24_hr)
     }),
-    Column::new("vwap24Hr", Kind::Float, |r| float(r.vwap_24_hr)),
-    Column::new("explorer", Kind::Text, |r| text(&r.explorer)),
-    Column::new("runtime_timestamp", Kind::Time, |r| {
+    Column::new(WireKey::Vwap24Hr, Kind::Float, |r| float(r.vwap_24_hr)),
+    Column::new(WireKey::Explorer, Kind::Text, |r| text(&r.explorer)),
+    Column::new(WireKey::Timestamp, Kind::Time, |r| {
         Value::Time(r.runtime_timestamp)
     })
+    .named("runtime_timestamp")
     .key(),
 ];
 
@@ -215,6 +234,16 @@ mod tests {
         assert_eq!(
             names(", "),
             "id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp"
+        );
+    }
+
+    #[test]
+    fn every_event_field_has_exactly_one_column_in_the_order_of_the_wire_keys() {
+        let sources: Vec<WireKey> = HISTORY_COLUMNS.iter().map(|c| c.source).collect();
+        assert_eq!(
+            sources,
+            WireKey::ALL,
+            "a field added to the table of wire keys needs its column here (and in the DDL)"
         );
     }
 

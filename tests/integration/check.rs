@@ -3,16 +3,11 @@
 //! CoinCap stand-in, the HTTPS Key Vault and managed identity stand-ins, SQLite files and a closed
 //! port; the SQL Server side runs in the live suite (sql_live/check.rs).
 
-use std::process::Output;
-use std::time::Duration;
-
-use tokio::process::Command;
-
 use crate::common::azure::Azure;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::process::Spawned;
-use crate::common::words::assert_user_words;
-use crate::common::{API_KEY, app_root, closed_port, handler};
+use crate::common::process::Stopped;
+use crate::common::run::Binary;
+use crate::common::{API_KEY, app_root, closed_port};
 
 const VAULT_KEY: &str = "vault-key-0c5e27b9";
 const PASSWORD: &str = "pw-51d0aa-never-shown";
@@ -22,24 +17,11 @@ async fn coincap() -> CoinCap {
     CoinCap::serving(page(1_747_000_000_000, &realistic_assets()[..1])).await
 }
 
-fn check(coincap: &CoinCap) -> Command {
-    let mut command = handler();
-    command
-        .arg("check")
+/// `handler check` against the stand-in, without a CoinCap key: each test says which.
+fn check(coincap: &CoinCap) -> Binary {
+    Binary::check()
         .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_RETRY_BASE", "10ms");
-    command
-}
-
-/// What check printed, in a user's words (checked here for every test).
-fn text(output: &Output) -> (String, String) {
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    );
-    assert_user_words(&stdout);
-    assert_user_words(&stderr);
-    (stdout, stderr)
+        .env("COINCAP_RETRY_BASE", "10ms")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -51,11 +33,10 @@ async fn with_local_settings_every_check_passes_with_the_cheapest_call_and_creat
         .env("COINCAP_API_KEY", API_KEY)
         .env("COINCAP_LIMIT", "2000")
         .env("COINCAP_IDS", "bitcoin,ethereum")
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+        .sqlite(&db)
         .output()
-        .await
-        .unwrap();
-    let (stdout, stderr) = text(&output);
+        .await;
+    let (stdout, stderr) = (&output.stdout, &output.stderr);
 
     assert!(output.status.success(), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
@@ -108,9 +89,8 @@ async fn a_refused_key_and_a_missing_directory_fail_their_lines_with_the_fix_and
         .env("COINCAP_API_KEY", "not-the-key-77aa")
         .env("WAREHOUSE", "sqlite:/no-such-directory-17/local.db")
         .output()
-        .await
-        .unwrap();
-    let (stdout, _) = text(&output);
+        .await;
+    let stdout = &output.stdout;
 
     assert!(!output.status.success(), "{stdout}");
     assert!(
@@ -138,9 +118,8 @@ async fn a_bad_setting_is_the_one_line_and_nothing_is_called() {
         .env("COINCAP_API_KEY", API_KEY)
         .env("COINCAP_LIMIT", "lots")
         .output()
-        .await
-        .unwrap();
-    let (stdout, _) = text(&output);
+        .await;
+    let stdout = &output.stdout;
     assert!(!output.status.success());
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
@@ -154,13 +133,12 @@ async fn a_bad_setting_is_the_one_line_and_nothing_is_called() {
 
 /// `handler check --serve` with a deployed app's settings on this machine: Key Vault through the
 /// managed identity (stand-ins speaking the real protocols), `serve`'s defaults.
-async fn check_deployed(azure: &Azure) -> Output {
-    let mut command = check(&azure.coincap);
-    command.arg("--serve");
-    for (key, value) in azure.settings() {
-        command.env(key, value);
-    }
-    command.output().await.unwrap()
+async fn check_deployed(azure: &Azure) -> Stopped {
+    check(&azure.coincap)
+        .arg("--serve")
+        .azure(azure)
+        .output()
+        .await
 }
 
 async fn azure(secrets: &[(&str, &str)]) -> Azure {
@@ -180,7 +158,7 @@ async fn with_a_deployed_app_s_settings_each_secret_is_read_by_name_and_the_pool
     .await;
 
     let output = check_deployed(&azure).await;
-    let (stdout, stderr) = text(&output);
+    let (stdout, stderr) = (&output.stdout, &output.stderr);
 
     assert!(!output.status.success(), "the pool is down: {stdout}");
     let vault = format!(
@@ -251,7 +229,7 @@ async fn a_secret_missing_from_the_vault_is_named_with_its_setting_and_what_need
     let azure = azure(&[]).await;
 
     let output = check_deployed(&azure).await;
-    let (stdout, _) = text(&output);
+    let stdout = &output.stdout;
 
     assert!(!output.status.success());
     assert!(
@@ -281,37 +259,33 @@ async fn a_schedule_local_refuses_fails_check_with_the_same_words() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
     let five_fields = "*/5 * * * *";
-    for serve in [false, true] {
-        let mut command = check(&coincap);
-        command
+    let refused = "FETCH_SCHEDULE: \"*/5 * * * *\" is not a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week}, e.g. \"0 */5 * * * *\")";
+    for flags in [&[][..], &["--serve"][..]] {
+        let output = check(&coincap)
+            .args(flags)
             .env("COINCAP_API_KEY", API_KEY)
-            .env("WAREHOUSE", format!("sqlite:{}", db.display()))
-            .env("FETCH_SCHEDULE", five_fields);
-        if serve {
-            command.arg("--serve");
-        }
-        let output = command.output().await.unwrap();
-        let (stdout, _) = text(&output);
-        assert_eq!(output.status.code(), Some(1), "{stdout}");
+            .sqlite(&db)
+            .env("FETCH_SCHEDULE", five_fields)
+            .output()
+            .await;
+        assert_eq!(output.status.code(), Some(1), "{}", output.stdout);
         assert_eq!(
-            stdout,
-            "FAIL  settings: FETCH_SCHEDULE: \"*/5 * * * *\" is not a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week}, e.g. \"0 */5 * * * *\")\n1 of 1 checks did not pass: fix what they say and run `handler check` again.\n"
+            output.stdout,
+            format!(
+                "FAIL  settings: {refused}\n1 of 1 checks did not pass: fix what they say and run `handler check` again.\n"
+            )
         );
     }
-    let mut command = handler();
-    command
-        .arg("local")
-        .arg("--app-root")
-        .arg(app_root())
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
-        .env("FETCH_SCHEDULE", five_fields);
-    let local = Spawned::run(command, Duration::from_secs(30)).await;
+    let local = Binary::local(&app_root())
+        .coincap(&coincap)
+        .sqlite(&db)
+        .env("FETCH_SCHEDULE", five_fields)
+        .output()
+        .await;
     assert_eq!(local.status.code(), Some(1));
     assert_eq!(
         local.stdout,
-        "handler local cannot start: FETCH_SCHEDULE: \"*/5 * * * *\" is not a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week}, e.g. \"0 */5 * * * *\")\n",
+        format!("handler local cannot start: {refused}\n"),
         "local refuses what check refuses, in the same words"
     );
     assert!(coincap.seen().is_empty(), "neither fetched");
@@ -326,31 +300,29 @@ async fn check_reads_host_json_from_the_app_root_as_local_does() {
         .arg("--app-root")
         .arg(empty.path())
         .output()
-        .await
-        .unwrap();
-    let (stdout, _) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", output.stdout);
     assert!(
-        stdout.starts_with(&format!(
+        output.stdout.starts_with(&format!(
             "FAIL  settings: {}/host.json: No such file or directory",
             empty.path().display()
         )),
-        "{stdout}"
+        "{}",
+        output.stdout
     );
     let output = check(&coincap)
         .env("COINCAP_API_KEY", API_KEY)
         .arg("--app-root")
         .arg(app_root())
         .output()
-        .await
-        .unwrap();
-    let (stdout, _) = text(&output);
+        .await;
     assert!(
-        stdout.lines().next().unwrap().ends_with(&format!(
+        output.stdout.lines().next().unwrap().ends_with(&format!(
             "the app in {} is read as the host reads it: TimerFetch fires on the NCRONTAB schedule \"0 */5 * * * *\", EventHubSink takes batches of up to 1000 from hub \"coincaphub\"",
             app_root().display()
         )),
-        "{stdout}"
+        "{}",
+        output.stdout
     );
 }
 
@@ -370,9 +342,8 @@ async fn a_connection_string_without_warehouse_sql_is_named_as_ignored_and_the_s
         .arg("--app-root")
         .arg(app_root())
         .output()
-        .await
-        .unwrap();
-    let (stdout, stderr) = text(&output);
+        .await;
+    let stdout = &output.stdout;
     assert!(output.status.success(), "a warning fails nothing: {stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
@@ -391,5 +362,5 @@ async fn a_connection_string_without_warehouse_sql_is_named_as_ignored_and_the_s
         lines.last().copied(),
         Some("All 4 checks passed, with 1 warning.")
     );
-    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+    output.assert_never_shown(&[PASSWORD]);
 }

@@ -2,12 +2,11 @@
 //! against local stand-ins that speak the real protocols: an App Service identity endpoint and an
 //! HTTPS vault whose certificate comes from a CA made for the test (trusted via `SSL_CERT_FILE`).
 
-use std::time::Duration;
-
 use crate::common::azure::Azure;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::process::{Running, Spawned, Stopped};
-use crate::common::{Answer, app_root, closed_port, handler, timer_payload};
+use crate::common::process::{Running, Stopped};
+use crate::common::run::Binary;
+use crate::common::{Answer, app_root, closed_port, timer_payload};
 
 const KEY: &str = "vault-key-5d1e9a07c3";
 const ROTATED_KEY: &str = "vault-key-rotated-8f42b6";
@@ -18,26 +17,21 @@ async fn azure(secrets: &[(&str, &str)]) -> Azure {
     Azure::start(secrets, coincap, KEY).await
 }
 
-/// `handler serve` with a temporary SQLite warehouse and the given settings.
+/// `handler serve` as a deployed Function App runs it against the Azure stand-ins, with a
+/// temporary SQLite warehouse: callers add or change settings, then [`Handler::start`] it.
+fn serve(azure: &Azure) -> Binary {
+    Binary::serve().temporary_sqlite().azure(azure)
+}
+
+/// A running `handler serve`, posted to as the host does.
 struct Handler {
     running: Running,
-    _dir: tempfile::TempDir,
 }
 
 impl Handler {
-    async fn start(settings: &[(&str, String)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut command = handler();
-        command.arg("serve").env(
-            "WAREHOUSE",
-            format!("sqlite:{}", dir.path().join("w.db").display()),
-        );
-        for (key, value) in settings {
-            command.env(key, value);
-        }
+    async fn start(serve: Binary) -> Self {
         Self {
-            running: Running::start(command).await,
-            _dir: dir,
+            running: serve.start().await,
         }
     }
 
@@ -70,7 +64,7 @@ fn error_of(answer: &Answer) -> String {
 #[tokio::test]
 async fn timer_fetch_uses_the_vault_s_key_read_with_the_managed_identity_s_token() {
     let azure = azure(&[("coincap-api-key", KEY)]).await;
-    let mut handler = Handler::start(&azure.settings()).await;
+    let mut handler = Handler::start(serve(&azure)).await;
 
     let answer = handler.timer_fetch().await;
     assert_eq!(answer.status, 200, "{}", answer.body);
@@ -117,7 +111,7 @@ async fn timer_fetch_uses_the_vault_s_key_read_with_the_managed_identity_s_token
 #[tokio::test]
 async fn a_key_rotated_in_the_vault_works_at_the_next_invocation_without_a_restart() {
     let azure = azure(&[("coincap-api-key", KEY)]).await;
-    let mut handler = Handler::start(&azure.settings()).await;
+    let mut handler = Handler::start(serve(&azure)).await;
     assert_eq!(handler.timer_fetch().await.status, 200);
 
     azure.vault.set_secret("coincap-api-key", ROTATED_KEY);
@@ -150,9 +144,8 @@ async fn a_key_rotated_in_the_vault_works_at_the_next_invocation_without_a_resta
 #[tokio::test]
 async fn the_vault_name_of_the_key_is_a_setting() {
     let azure = azure(&[("coincap-key-prod", KEY)]).await;
-    let mut settings = azure.settings();
-    settings.push(("COINCAP_API_KEY_SECRET", "coincap-key-prod".into()));
-    let mut handler = Handler::start(&settings).await;
+    let mut handler =
+        Handler::start(serve(&azure).env("COINCAP_API_KEY_SECRET", "coincap-key-prod")).await;
     assert_eq!(handler.timer_fetch().await.status, 200);
     assert_eq!(azure.vault.authorized()[0].secret, "coincap-key-prod");
     handler.stop().await;
@@ -161,12 +154,10 @@ async fn the_vault_name_of_the_key_is_a_setting() {
 #[tokio::test]
 async fn a_user_assigned_identity_is_asked_for_by_its_client_id() {
     let azure = azure(&[("coincap-api-key", KEY)]).await;
-    let mut settings = azure.settings();
-    settings.push((
-        "AZURE_CLIENT_ID",
-        "0b4a1a4e-0000-4000-8000-00000000c11d".into(),
-    ));
-    let mut handler = Handler::start(&settings).await;
+    let mut handler = Handler::start(
+        serve(&azure).env("AZURE_CLIENT_ID", "0b4a1a4e-0000-4000-8000-00000000c11d"),
+    )
+    .await;
     assert_eq!(handler.timer_fetch().await.status, 200);
     let minted = azure.identity.seen();
     assert!(!minted.is_empty());
@@ -182,7 +173,7 @@ async fn a_user_assigned_identity_is_asked_for_by_its_client_id() {
 #[tokio::test]
 async fn a_secret_missing_from_the_vault_fails_the_invocation_naming_the_vault_and_the_secret() {
     let azure = azure(&[]).await;
-    let mut handler = Handler::start(&azure.settings()).await;
+    let mut handler = Handler::start(serve(&azure)).await;
 
     let answer = handler.timer_fetch().await;
 
@@ -201,15 +192,7 @@ async fn an_unreachable_identity_endpoint_fails_the_invocation_naming_the_vault_
     let azure = azure(&[("coincap-api-key", KEY)]).await;
     let (_closed, port) = closed_port();
     let unreachable = format!("http://127.0.0.1:{port}/msi/token");
-    let settings: Vec<_> = azure
-        .settings()
-        .into_iter()
-        .map(|(key, value)| match key {
-            "IDENTITY_ENDPOINT" => (key, unreachable.clone()),
-            _ => (key, value),
-        })
-        .collect();
-    let mut handler = Handler::start(&settings).await;
+    let mut handler = Handler::start(serve(&azure).env("IDENTITY_ENDPOINT", &unreachable)).await;
 
     let answer = handler.timer_fetch().await;
 
@@ -229,12 +212,7 @@ async fn an_unreachable_identity_endpoint_fails_the_invocation_naming_the_vault_
 #[tokio::test]
 async fn without_ssl_cert_file_the_handler_does_not_trust_the_test_vault() {
     let azure = azure(&[("coincap-api-key", KEY)]).await;
-    let settings: Vec<_> = azure
-        .settings()
-        .into_iter()
-        .filter(|(key, _)| *key != "SSL_CERT_FILE")
-        .collect();
-    let mut handler = Handler::start(&settings).await;
+    let mut handler = Handler::start(serve(&azure).without("SSL_CERT_FILE")).await;
 
     let answer = handler.timer_fetch().await;
 
@@ -250,9 +228,7 @@ async fn without_ssl_cert_file_the_handler_does_not_trust_the_test_vault() {
 #[tokio::test]
 async fn no_log_line_or_response_body_holds_a_secret_value_even_at_trace_level() {
     let azure = azure(&[("coincap-api-key", KEY)]).await;
-    let mut settings = azure.settings();
-    settings.push(("RUST_LOG", "trace".into()));
-    let mut handler = Handler::start(&settings).await;
+    let mut handler = Handler::start(serve(&azure).env("RUST_LOG", "trace")).await;
 
     assert_eq!(handler.timer_fetch().await.status, 200);
     azure.vault.set_secret("coincap-api-key", ROTATED_KEY);
@@ -279,21 +255,12 @@ async fn no_log_line_or_response_body_holds_a_secret_value_even_at_trace_level()
 
 /// `handler local --ticks 1` with the vault's settings; its output once it has stopped.
 async fn run_local(azure: &Azure) -> Stopped {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = handler();
-    command
-        .arg("local")
-        .arg("--app-root")
-        .arg(app_root())
+    Binary::local(&app_root())
         .args(["--every", "1s", "--ticks", "1"])
-        .env(
-            "WAREHOUSE",
-            format!("sqlite:{}", dir.path().join("local.db").display()),
-        );
-    for (key, value) in azure.settings() {
-        command.env(key, value);
-    }
-    Spawned::run(command, Duration::from_secs(60)).await
+        .temporary_sqlite()
+        .azure(azure)
+        .output()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -335,10 +302,12 @@ async fn sink_with_connection_string_in_vault(
     azure: &Azure,
     extra: &[(&'static str, String)],
 ) -> (Answer, String) {
-    let mut settings = azure.settings();
-    settings.push(("WAREHOUSE", "sql".into()));
-    settings.extend(extra.iter().cloned());
-    let mut handler = Handler::start(&settings).await;
+    let mut handler = Handler::start(
+        serve(azure)
+            .env("WAREHOUSE", "sql")
+            .settings(extra.iter().cloned()),
+    )
+    .await;
     let bodies = vec![r#"{"id":"bitcoin","timestamp":1747000000000}"#.to_owned()];
     let answer = handler
         .running

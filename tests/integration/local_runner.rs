@@ -3,11 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-
 use crate::common::coincap::{CoinCap, Reply, many_assets, page, realistic_assets};
-use crate::common::process::Spawned;
-use crate::common::{API_KEY, app_root, fast_retry_app_root, handler};
+use crate::common::run::Binary;
+use crate::common::{app_root, fast_retry_app_root};
 
 fn count(db: &Path, table: &str) -> i64 {
     rusqlite::Connection::open(db)
@@ -16,21 +14,8 @@ fn count(db: &Path, table: &str) -> i64 {
         .unwrap()
 }
 
-fn local(coincap: &CoinCap, db: &Path) -> tokio::process::Command {
-    local_in(&app_root(), coincap, db)
-}
-
-fn local_in(root: &Path, coincap: &CoinCap, db: &Path) -> tokio::process::Command {
-    let mut command = handler();
-    command
-        .arg("local")
-        .arg("--app-root")
-        .arg(root)
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
-        .env("COINCAP_RETRY_BASE", "10ms")
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()));
-    command
+fn local(coincap: &CoinCap, db: &Path) -> Binary {
+    Binary::local(&app_root()).coincap(coincap).sqlite(db)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -44,22 +29,13 @@ async fn two_ticks_fetch_publish_and_write_everything_in_batches() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
 
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        local(&coincap, &db)
-            .args(["--every", "1s", "--ticks", "2"])
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let output = local(&coincap, &db)
+        .args(["--every", "1s", "--ticks", "2"])
+        .output()
+        .await;
 
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = &output.stdout;
+    assert!(output.status.success(), "{stdout}\n{}", output.stderr);
     assert!(stdout.contains("batches of up to 1000"), "{stdout}");
     let ticks: Vec<&str> = stdout.lines().filter(|l| l.starts_with("tick")).collect();
     assert_eq!(ticks.len(), 2, "{stdout}");
@@ -85,9 +61,8 @@ async fn a_repeated_coincap_timestamp_is_skipped_as_duplicates() {
     let output = local(&coincap, &db)
         .args(["--every", "200ms", "--ticks", "2"])
         .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        .await;
+    let stdout = &output.stdout;
     assert!(output.status.success(), "{stdout}");
     assert!(
         stdout.contains("written 4, duplicates skipped 4"),
@@ -113,47 +88,36 @@ async fn a_failing_warehouse_is_retried_by_the_function_json_policy_until_it_rec
         )
         .unwrap();
 
-    let mut child = local_in(root.path(), &coincap, &db)
+    let child = Binary::local(root.path())
+        .coincap(&coincap)
+        .sqlite(&db)
         .args(["--ticks", "1"])
-        .spawn()
-        .unwrap();
-    let mut screen = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut failures = 0;
-    let mut lines = Vec::new();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), screen.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        if line.starts_with("tick   1 | EventHubSink failed (failure") {
-            assert!(line.contains("warehouse outage"), "{line}");
-            failures += 1;
-            if failures == 3 {
-                break;
-            }
-        }
-        lines.push(line);
+        .spawn();
+    let retries = |screen: &str| {
+        screen
+            .lines()
+            .filter(|line| line.starts_with("tick   1 | EventHubSink failed (failure"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    child
+        .wait_for(Duration::from_secs(30), |stdout, _| {
+            retries(stdout).len() >= 3
+        })
+        .await;
+    for line in retries(&child.output().0) {
+        assert!(line.contains("warehouse outage"), "{line}");
     }
-    assert_eq!(failures, 3, "{lines:?}");
     rusqlite::Connection::open(&db)
         .unwrap()
         .execute_batch("DROP TRIGGER outage")
         .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut rest = Vec::new();
-    while let Some(line) = screen.next_line().await.unwrap() {
-        if line.starts_with("tick   1 | EventHubSink failed (failure") {
-            failures += 1;
-        }
-        rest.push(line);
-    }
-    let stdout = rest.join("\n");
+    let stopped = child.finish(Duration::from_secs(30)).await;
+    let stdout = stopped.stdout;
 
-    assert!(status.success(), "{stdout}");
+    assert!(stopped.status.success(), "{stdout}");
     assert!(stdout.contains("written     4"), "{stdout}");
+    let failures = retries(&stdout).len();
     assert!(
         stdout.contains(&format!(
             "sink failures {failures}, dropped 0, not written 0"
@@ -168,9 +132,7 @@ async fn ctrl_c_stops_the_timer_and_drains_what_was_fetched() {
     let coincap = CoinCap::serving(page(1_747_000_000_000, &many_assets(300))).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let mut command = local(&coincap, &db);
-    command.args(["--every", "1h"]);
-    let child = Spawned::start(command);
+    let child = local(&coincap, &db).args(["--every", "1h"]).spawn();
     child
         .wait_for(Duration::from_secs(30), |stdout, _| {
             stdout.lines().any(|line| line.starts_with("tick"))
@@ -189,11 +151,9 @@ async fn ctrl_c_stops_the_timer_and_drains_what_was_fetched() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_an_api_key_it_says_where_to_get_one() {
-    let mut command = handler();
-    command.arg("local").arg("--app-root").arg(app_root());
-    let stopped = Spawned::run(command, Duration::from_secs(30)).await;
-    assert_eq!(stopped.status.code(), Some(1));
-    let screen = stopped.stdout;
+    let output = Binary::local(&app_root()).output().await;
+    assert_eq!(output.status.code(), Some(1));
+    let screen = &output.stdout;
     assert!(
         screen.starts_with("handler local cannot start: ")
             && screen.contains("COINCAP_API_KEY")
@@ -215,9 +175,8 @@ async fn a_transient_fetch_failure_is_reported_and_the_run_goes_on() {
         .args(["--every", "200ms", "--ticks", "2"])
         .env("COINCAP_MAX_RETRIES", "0")
         .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        .await;
+    let stdout = &output.stdout;
     assert!(output.status.success(), "one failed tick of two: {stdout}");
     assert!(
         stdout.contains("tick   1 | TimerFetch failed: CoinCap answered HTTP 503: unavailable"),
@@ -232,21 +191,17 @@ async fn the_log_goes_only_to_the_file_named_by_log_and_the_screen_names_the_who
     let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("run.log");
-    let mut command = handler();
-    command
-        .arg("local")
-        .arg("--app-root")
-        .arg(app_root())
+    let stopped = Binary::local(&app_root())
+        .coincap(&coincap)
         .args(["--ticks", "1", "--log"])
         .arg(&log)
         .current_dir(dir.path())
         .env("RUST_LOG", "debug")
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
         // Relative: taken from the working directory, and shown whole.
         .env("WAREHOUSE", "sqlite:rows.db")
-        .env("SQL_POOL_SIZE", "8");
-    let stopped = Spawned::run(command, Duration::from_secs(60)).await;
+        .env("SQL_POOL_SIZE", "8")
+        .output()
+        .await;
 
     assert!(stopped.status.success(), "{}", stopped.stdout);
     let db = dir.path().join("rows.db");
@@ -279,9 +234,10 @@ async fn the_log_goes_only_to_the_file_named_by_log_and_the_screen_names_the_who
 
 #[tokio::test(flavor = "multi_thread")]
 async fn zero_ticks_is_refused_naming_the_flag() {
-    let mut command = handler();
-    command.args(["local", "--ticks", "0"]);
-    let stopped = Spawned::run(command, Duration::from_secs(30)).await;
+    let stopped = Binary::local(&app_root())
+        .args(["--ticks", "0"])
+        .output()
+        .await;
     assert_eq!(stopped.status.code(), Some(2));
     assert!(
         stopped.stderr.contains(

@@ -1,17 +1,15 @@
 //! How `handler local` stops, as a new user meets it: a failure another attempt would repeat stops
-//! it at once with one line that names the fix; a transient one is retried by the function's
-//! policy, one line per retry; SIGTERM and Ctrl-C drain within `--drain-timeout`, a second signal
-//! abandons at once; the exit code and the summary's last line say whether everything fetched was
-//! written. The real binary, the CoinCap stand-in, SQLite files and closed or unresolvable servers.
+//! it at once with one line that names the tick and the fix; a transient one is retried by the
+//! function's policy, one line per failed attempt naming its tick; SIGTERM and Ctrl-C drain within
+//! `--drain-timeout`, a second signal abandons at once; everything on standard output; the exit
+//! code and the summary's last line say whether everything fetched was written, and why not. The real binary, the CoinCap stand-in, SQLite files and closed or unresolvable servers.
 
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::process::Command;
-
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::process::{Spawned, Stopped};
-use crate::common::{API_KEY, app_root, closed_port, fast_retry_app_root, handler};
+use crate::common::run::Binary;
+use crate::common::{app_root, closed_port, fast_retry_app_root};
 
 /// The login of the warehouse settings below: it must never be printed.
 const PASSWORD: &str = "pw-9c2e71-never-shown";
@@ -23,37 +21,19 @@ fn unresolvable_host() -> String {
     format!("{}.invalid", "a".repeat(64))
 }
 
-fn local(root: &Path, coincap_url: &str, key: &str) -> Command {
-    let mut command = handler();
-    command
-        .arg("local")
-        .arg("--app-root")
-        .arg(root)
-        .env("COINCAP_BASE_URL", coincap_url)
-        .env("COINCAP_API_KEY", key)
-        .env("COINCAP_RETRY_BASE", "10ms");
-    command
+fn local(root: &Path, coincap_url: &str) -> Binary {
+    Binary::local(root).coincap_at(coincap_url)
 }
 
-/// `WAREHOUSE=sql` with a connection string for `server` (`host,port`).
-fn into_sql_at(command: &mut Command, server: &str) {
-    command.env("WAREHOUSE", "sql").env(
-        "SQL_CONNECTION_STRING",
-        format!("Server=tcp:{server};Database=coincap;User Id=loader;Password={PASSWORD};TrustServerCertificate=true"),
-    );
+/// A connection string for `server` (`host,port`) with the login that must never be printed.
+fn connection_to(server: &str) -> String {
+    format!(
+        "Server=tcp:{server};Database=coincap;User Id=loader;Password={PASSWORD};TrustServerCertificate=true"
+    )
 }
 
 async fn coincap() -> CoinCap {
     CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await
-}
-
-fn assert_never_shown(stopped: &Stopped, secrets: &[&str]) {
-    for secret in secrets {
-        assert!(
-            !stopped.stdout.contains(secret) && !stopped.stderr.contains(secret),
-            "{secret} was printed"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -61,14 +41,12 @@ async fn a_refused_coincap_key_stops_the_run_at_once_with_its_fix_and_a_failing_
     let coincap = coincap().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let mut command = local(&app_root(), &coincap.url, "not-the-key-3e1b");
     // No --ticks: the run must end by itself.
-    command
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
-        .args(["--every", "200ms"]);
-
-    let stopped = Spawned::start(command)
-        .finish(Duration::from_secs(30))
+    let stopped = local(&app_root(), &coincap.url)
+        .env("COINCAP_API_KEY", "not-the-key-3e1b")
+        .sqlite(&db)
+        .args(["--every", "200ms"])
+        .output()
         .await;
 
     assert!(!stopped.status.success(), "{}", stopped.stdout);
@@ -97,20 +75,18 @@ async fn a_refused_coincap_key_stops_the_run_at_once_with_its_fix_and_a_failing_
         1,
         "one call: a refused key is not retried, and no tick follows"
     );
-    assert_never_shown(&stopped, &["not-the-key-3e1b"]);
+    stopped.assert_never_shown(&["not-the-key-3e1b"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_warehouse_host_stops_the_run_at_once_naming_the_setting_to_fix() {
     let coincap = coincap().await;
     let host = unresolvable_host();
-    let mut command = local(&app_root(), &coincap.url, API_KEY);
-    into_sql_at(&mut command, &format!("{host},1433"));
     // The next tick would be in an hour: the run must end by itself.
-    command.args(["--every", "1h"]);
-
-    let stopped = Spawned::start(command)
-        .finish(Duration::from_secs(30))
+    let stopped = local(&app_root(), &coincap.url)
+        .sql(&connection_to(&format!("{host},1433")))
+        .args(["--every", "1h"])
+        .output()
         .await;
 
     assert!(!stopped.status.success(), "{}", stopped.stdout);
@@ -159,7 +135,7 @@ async fn an_unknown_warehouse_host_stops_the_run_at_once_naming_the_setting_to_f
         "{verdict}"
     );
     assert_eq!(coincap.seen().len(), 1, "no second tick");
-    assert_never_shown(&stopped, &[PASSWORD]);
+    stopped.assert_never_shown(&[PASSWORD]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,13 +147,10 @@ async fn a_refused_tls_certificate_stops_the_run_at_once_and_check_names_it_too(
     let coincap = CoinCap::start_https(&ca, vec![], crate::common::coincap::Reply::ok(page)).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let mut command = local(&app_root(), &coincap.url, API_KEY);
-    command
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
-        .args(["--every", "200ms"]);
-
-    let stopped = Spawned::start(command)
-        .finish(Duration::from_secs(30))
+    let stopped = local(&app_root(), &coincap.url)
+        .sqlite(&db)
+        .args(["--every", "200ms"])
+        .output()
         .await;
 
     assert!(!stopped.status.success(), "{}", stopped.stdout);
@@ -197,17 +170,15 @@ async fn a_refused_tls_certificate_stops_the_run_at_once_and_check_names_it_too(
         "a refused certificate is not retried: {tick}"
     );
 
-    let mut command = handler();
-    command
-        .arg("check")
+    let output = Binary::check()
         .arg("--app-root")
         .arg(app_root())
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()));
-    let checked = Spawned::run(command, Duration::from_secs(30)).await;
-    let stdout = checked.stdout;
-    assert!(!checked.status.success());
+        .coincap(&coincap)
+        .sqlite(&db)
+        .output()
+        .await;
+    let stdout = &output.stdout;
+    assert!(!output.status.success());
     assert!(
         stdout.contains(&format!(
             "FAIL  CoinCap {}: CoinCap request failed: ",
@@ -222,10 +193,10 @@ async fn a_refused_connection_is_retried_one_line_each_and_sigterm_ends_it_at_th
     let coincap = coincap().await;
     let (_closed, port) = closed_port();
     let root = fast_retry_app_root();
-    let mut command = local(root.path(), &coincap.url, API_KEY);
-    into_sql_at(&mut command, &format!("127.0.0.1,{port}"));
-    command.args(["--ticks", "1", "--drain-timeout", "2s"]);
-    let child = Spawned::start(command);
+    let child = local(root.path(), &coincap.url)
+        .sql(&connection_to(&format!("127.0.0.1,{port}")))
+        .args(["--ticks", "1", "--drain-timeout", "2s"])
+        .spawn();
     child
         .wait_for(Duration::from_secs(30), |stdout, _| {
             stdout
@@ -276,17 +247,17 @@ async fn a_refused_connection_is_retried_one_line_each_and_sigterm_ends_it_at_th
         )) && verdict.ends_with("). No rows were written."),
         "{verdict}"
     );
-    assert_never_shown(&stopped, &[PASSWORD]);
+    stopped.assert_never_shown(&[PASSWORD]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_signal_abandons_at_once_whatever_the_drain_deadline() {
     let coincap = coincap().await;
     let (_closed, port) = closed_port();
-    let mut command = local(&app_root(), &coincap.url, API_KEY);
-    into_sql_at(&mut command, &format!("127.0.0.1,{port}"));
-    command.args(["--ticks", "1", "--drain-timeout", "10m"]);
-    let child = Spawned::start(command);
+    let child = local(&app_root(), &coincap.url)
+        .sql(&connection_to(&format!("127.0.0.1,{port}")))
+        .args(["--ticks", "1", "--drain-timeout", "10m"])
+        .spawn();
     child
         .wait_for(Duration::from_secs(30), |stdout, _| {
             stdout.contains("tick   1 | EventHubSink failed (failure 1; next try in 5s, as EventHubSink/function.json's retry policy says)")
@@ -323,11 +294,10 @@ async fn sigterm_drains_what_was_fetched_and_a_complete_run_exits_0() {
     let coincap = coincap().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let mut command = local(&app_root(), &coincap.url, API_KEY);
-    command
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
-        .args(["--every", "1h"]);
-    let child = Spawned::start(command);
+    let child = local(&app_root(), &coincap.url)
+        .sqlite(&db)
+        .args(["--every", "1h"])
+        .spawn();
     child
         .wait_for(Duration::from_secs(30), |stdout, _| {
             stdout.contains("tick   1 |")
@@ -362,14 +332,14 @@ async fn a_run_whose_every_tick_failed_exits_non_zero_and_claims_no_rows() {
     let (_closed, port) = closed_port();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("local.db");
-    let mut command = local(&app_root(), &format!("http://127.0.0.1:{port}/v3"), API_KEY);
-    command
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()))
+    let output = local(&app_root(), &format!("http://127.0.0.1:{port}/v3"))
+        .sqlite(&db)
         .env("COINCAP_MAX_RETRIES", "0")
-        .args(["--ticks", "1"]);
-    let stopped = Spawned::run(command, Duration::from_secs(60)).await;
-    let stdout = stopped.stdout;
-    assert!(!stopped.status.success(), "{stdout}");
+        .args(["--ticks", "1"])
+        .output()
+        .await;
+    let stdout = &output.stdout;
+    assert!(!output.status.success(), "{stdout}");
     assert!(
         stdout.contains("tick   1 | TimerFetch failed: CoinCap request failed:"),
         "a refused connection is weather, not a stop: {stdout}"

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::common::coincap::{CoinCap, Reply, page, realistic_assets};
-use crate::common::process::Running;
-use crate::common::{app_root, serve, sink_payload, timer_payload};
+use crate::common::run::Binary;
+use crate::common::{app_root, sink_payload, timer_payload};
 
 /// The keys the issue promises in every operator's queries.
 const STABLE_KEYS: [&str; 9] = [
@@ -79,11 +79,12 @@ async fn handler_output() -> String {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let mut command = serve(&coincap.url, &dir.path().join("w.db"));
-    command
+    let mut handler = Binary::serve()
+        .coincap(&coincap)
+        .sqlite(&dir.path().join("w.db"))
         .env("COINCAP_MAX_RETRIES", "1")
-        .env("COINCAP_RETRY_BASE", "10ms");
-    let mut handler = Running::start(command).await;
+        .start()
+        .await;
     let mut logs = Vec::new();
 
     let fetched = handler

@@ -9,8 +9,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::process::Running;
-use crate::common::{API_KEY, app_root, handler_at, packaged_app, sink_payload, timer_payload};
+use crate::common::run::Binary;
+use crate::common::{app_root, packaged_app, sink_payload, timer_payload};
 use crate::elf;
 
 fn read_json(path: &Path) -> Value {
@@ -89,14 +89,12 @@ async fn the_packaged_app_runs_both_functions_as_the_functions_host_starts_it() 
     let db = dir.path().join("warehouse.db");
     // As the host does: working directory = app root, the port in FUNCTIONS_CUSTOMHANDLER_PORT,
     // the arguments from host.json, every app setting in the environment.
-    let mut command = handler_at(&app.join("handler"));
-    command
+    let mut handler = Binary::at(&app.join("handler"), "serve")
         .current_dir(&app)
-        .arg("serve")
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()));
-    let mut handler = Running::start(command).await;
+        .coincap(&coincap)
+        .sqlite(&db)
+        .start()
+        .await;
 
     let fetched = handler
         .post("TimerFetch", timer_payload().to_string())

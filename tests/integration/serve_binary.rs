@@ -3,16 +3,20 @@
 use std::time::{Duration, Instant};
 
 use crate::common::coincap::{CoinCap, Reply, page, realistic_assets};
-use crate::common::process::{Running, Spawned};
-use crate::common::{API_KEY, Answer, app_root, closed_port, handler, serve, timer_payload};
+use crate::common::process::Running;
+use crate::common::run::Binary;
+use crate::common::{API_KEY, Answer, app_root, closed_port, timer_payload};
 
 #[tokio::test]
 async fn serves_on_the_host_s_port_and_stops_cleanly_on_sigterm() {
     let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut command = serve(&coincap.url, &dir.path().join("w.db"));
-    command.current_dir(app_root());
-    let mut handler = Running::start(command).await;
+    let mut handler = Binary::serve()
+        .coincap(&coincap)
+        .sqlite(&dir.path().join("w.db"))
+        .current_dir(&app_root())
+        .start()
+        .await;
 
     let answer = handler
         .post("TimerFetch", timer_payload().to_string())
@@ -29,17 +33,18 @@ async fn serves_on_the_host_s_port_and_stops_cleanly_on_sigterm() {
         stderr.contains("not from Key Vault"),
         "one warning about where secrets come from: {stderr}"
     );
-    assert!(
-        !stdout.contains(API_KEY) && !stderr.contains(API_KEY),
-        "the key is never logged"
-    );
+    stopped.assert_never_shown(&[API_KEY]);
 }
 
 #[tokio::test]
 async fn a_failed_invocation_writes_its_reason_to_stderr() {
     let coincap = CoinCap::serving(crate::common::coincap::V2_DEPRECATION.into()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut handler = Running::start(serve(&coincap.url, &dir.path().join("w.db"))).await;
+    let mut handler = Binary::serve()
+        .coincap(&coincap)
+        .sqlite(&dir.path().join("w.db"))
+        .start()
+        .await;
     let answer = handler
         .post("TimerFetch", timer_payload().to_string())
         .await;
@@ -58,16 +63,11 @@ async fn a_failed_invocation_writes_its_reason_to_stderr() {
 async fn serve_refuses_to_start_without_a_secret_it_needs_with_the_line_check_prints() {
     let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
     // serve's defaults: WAREHOUSE=sql, and no connection string.
-    let with_settings = |command: &mut tokio::process::Command| {
-        command
-            .env("COINCAP_BASE_URL", &coincap.url)
-            .env("COINCAP_API_KEY", API_KEY)
-            .current_dir(app_root());
-    };
-    let mut command = handler();
-    command.arg("serve");
-    with_settings(&mut command);
-    let served = Spawned::run(command, Duration::from_secs(30)).await;
+    let served = Binary::serve()
+        .coincap(&coincap)
+        .current_dir(&app_root())
+        .output()
+        .await;
     assert_eq!(served.status.code(), Some(1), "{}", served.stdout);
     let refused = served
         .stderr
@@ -80,10 +80,12 @@ async fn serve_refuses_to_start_without_a_secret_it_needs_with_the_line_check_pr
         served.stdout
     );
 
-    let mut command = handler();
-    command.args(["check", "--serve"]);
-    with_settings(&mut command);
-    let checked = Spawned::run(command, Duration::from_secs(30)).await;
+    let checked = Binary::check()
+        .arg("--serve")
+        .coincap(&coincap)
+        .current_dir(&app_root())
+        .output()
+        .await;
     assert_eq!(checked.status.code(), Some(1));
     let failed = checked
         .stdout
@@ -103,7 +105,7 @@ async fn serve_refuses_to_start_without_a_secret_it_needs_with_the_line_check_pr
 
 #[tokio::test]
 async fn a_bare_handler_prints_its_help_naming_serve_and_starts_nothing() {
-    let stopped = Spawned::run(handler(), Duration::from_secs(30)).await;
+    let stopped = Binary::bare().output().await;
     assert_eq!(stopped.status.code(), Some(2), "{}", stopped.stdout);
     let help = format!("{}{}", stopped.stdout, stopped.stderr);
     assert!(help.contains("Usage: handler <COMMAND>"), "{help}");
@@ -117,16 +119,12 @@ async fn a_bare_handler_prints_its_help_naming_serve_and_starts_nothing() {
 #[tokio::test]
 async fn serve_refuses_to_start_outside_a_functions_app_naming_the_missing_file() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = handler();
-    command
-        .arg("serve")
+    let stopped = Binary::serve()
         .env("COINCAP_API_KEY", API_KEY)
-        .env(
-            "WAREHOUSE",
-            format!("sqlite:{}", dir.path().join("w.db").display()),
-        )
-        .current_dir(dir.path());
-    let stopped = Spawned::run(command, Duration::from_secs(30)).await;
+        .sqlite(&dir.path().join("w.db"))
+        .current_dir(dir.path())
+        .output()
+        .await;
     assert_eq!(stopped.status.code(), Some(1));
     assert!(
         stopped
@@ -139,30 +137,33 @@ async fn serve_refuses_to_start_outside_a_functions_app_naming_the_missing_file(
 
 #[tokio::test]
 async fn a_bad_setting_is_named_at_start_up() {
-    let output = handler()
-        .arg("serve")
+    let stopped = Binary::serve()
         .env("COINCAP_LIMIT", "lots")
         .env("WAREHOUSE", "sqlite:/tmp/never-created.db")
         .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("COINCAP_LIMIT"), "{stderr}");
+        .await;
+    assert!(!stopped.status.success());
+    assert!(
+        stopped.stderr.contains("COINCAP_LIMIT"),
+        "{}",
+        stopped.stderr
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_login() {
     let (_closed, closed) = closed_port();
     let password = "pw-4f1d9c-never-logged";
-    let mut command = handler();
     // The settings' old names (WAREHOUSE=synapse, SYNAPSE_*) keep working.
-    command.arg("serve").env("COINCAP_API_KEY", API_KEY);
-    command.env("WAREHOUSE", "synapse").env(
-        "SYNAPSE_CONNECTION_STRING",
-        format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password={password};TrustServerCertificate=true"),
-    );
-    let mut handler = Running::start(command).await;
+    let mut handler = Binary::serve()
+        .env("COINCAP_API_KEY", API_KEY)
+        .env("WAREHOUSE", "synapse")
+        .env(
+            "SYNAPSE_CONNECTION_STRING",
+            format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password={password};TrustServerCertificate=true"),
+        )
+        .start()
+        .await;
     let answer = post_one_event(&mut handler).await;
     assert_eq!(
         answer.status, 503,
@@ -186,17 +187,12 @@ async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_lo
 #[tokio::test]
 async fn the_new_sql_names_reach_the_server_and_an_old_name_gets_one_hint_at_start() {
     let (_closed, closed) = closed_port();
-    let mut command = handler();
-    command
-        .arg("serve")
+    let mut handler = Binary::serve()
         .env("COINCAP_API_KEY", API_KEY)
-        .env("WAREHOUSE", "sql")
-        .env(
-            "SQL_CONNECTION_STRING",
-            format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password=pw;TrustServerCertificate=true"),
-        )
-        .env("SYNAPSE_POOL_SIZE", "2");
-    let mut handler = Running::start(command).await;
+        .sql(&format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password=pw;TrustServerCertificate=true"))
+        .env("SYNAPSE_POOL_SIZE", "2")
+        .start()
+        .await;
     let answer = post_one_event(&mut handler).await;
     assert_eq!(answer.status, 503, "{}", answer.body);
     let error = answer.body["error"].as_str().unwrap();
@@ -221,25 +217,20 @@ async fn the_new_sql_names_reach_the_server_and_an_old_name_gets_one_hint_at_sta
 #[tokio::test]
 async fn a_setting_set_under_both_names_to_different_values_stops_start_up_naming_both() {
     let secret = "Password=pw-77a1-never-shown";
-    let output = handler()
-        .arg("serve")
-        .env("WAREHOUSE", "sql")
-        .env("SQL_CONNECTION_STRING", format!("Server=a;{secret}"))
+    let stopped = Binary::serve()
+        .sql(&format!("Server=a;{secret}"))
         .env("SYNAPSE_CONNECTION_STRING", format!("Server=b;{secret}"))
         .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .await;
+    assert!(!stopped.status.success());
     assert!(
-        stderr.contains("SQL_CONNECTION_STRING and SYNAPSE_CONNECTION_STRING"),
-        "{stderr}"
+        stopped
+            .stderr
+            .contains("SQL_CONNECTION_STRING and SYNAPSE_CONNECTION_STRING"),
+        "{}",
+        stopped.stderr
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        !stderr.contains(secret) && !stdout.contains(secret),
-        "{stderr}"
-    );
+    stopped.assert_never_shown(&[secret]);
 }
 
 #[tokio::test]
@@ -251,7 +242,11 @@ async fn sigterm_lets_the_invocation_in_flight_finish_then_exits_0() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let handler = Running::start(serve(&coincap.url, &dir.path().join("w.db"))).await;
+    let handler = Binary::serve()
+        .coincap(&coincap)
+        .sqlite(&dir.path().join("w.db"))
+        .start()
+        .await;
     let url = format!("http://127.0.0.1:{}/TimerFetch", handler.port);
     let in_flight = tokio::spawn(async move {
         let response = reqwest::Client::new()

@@ -164,6 +164,6 @@ impl<'de, 'e, 'a> Visitor<'de> for KeySeed<'e, 'a> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(slot(self.0, key))
+        Ok(self.0.slot(key))
     }
 }

@@ -238,7 +238,7 @@ async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Fact
 }
 
 /// What the writer relies on, read without changing anything (`handler check`): the engine
-/// edition and the facts [`catalog::report`] judges.
+/// edition and the facts [`advice::report`] judges.
 pub async fn inspect(manager: &TdsManager) -> Result<Facts, ConnectError> {
     let mut client = manager.connect_client().await?;
     let edition = scalar_i32(&mut client, catalog::ENGINE_EDITION_QUERY).await?;

@@ -1,5 +1,6 @@
-//! Shared by every suite: the CoinCap stand-in, the in-process app on port 0 with a temporary
-//! SQLite warehouse, the real `handler` binary, and payload builders that follow the protocol
+//! Shared by every suite: the stand-ins (CoinCap; Azure's identity endpoint and Key Vault, as one
+//! set in [`azure`]), the in-process app on port 0 with a temporary SQLite warehouse, the real
+//! `handler` binary run one way ([`run::Binary`]), and payload builders that follow the protocol
 //! reference byte for byte.
 
 #![allow(dead_code)]
@@ -11,6 +12,7 @@ pub mod keyvault;
 pub mod process;
 pub mod proxy;
 pub mod resuming;
+pub mod run;
 pub mod tls;
 pub mod words;
 
@@ -230,13 +232,14 @@ pub fn sink_payload(bodies: &[String], first_sequence: i64) -> Value {
     })
 }
 
-/// The real `handler` binary with a clean environment (no inherited settings).
-pub fn handler() -> tokio::process::Command {
+/// The real `handler` binary with a clean environment (no inherited settings); tests run it
+/// through [`run::Binary`].
+fn handler() -> tokio::process::Command {
     handler_at(std::path::Path::new(env!("CARGO_BIN_EXE_handler")))
 }
 
 /// A `handler` binary at `path` (the packaged one in dist/app, say), with a clean environment.
-pub fn handler_at(path: &std::path::Path) -> tokio::process::Command {
+fn handler_at(path: &std::path::Path) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(path);
     command
         .env_clear()
@@ -246,18 +249,6 @@ pub fn handler_at(path: &std::path::Path) -> tokio::process::Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    command
-}
-
-/// `handler serve` against a CoinCap stand-in, with the test key and a SQLite warehouse at `db`:
-/// callers add what their case needs, then start it with [`process::Running::start`].
-pub fn serve(coincap_url: &str, db: &std::path::Path) -> tokio::process::Command {
-    let mut command = handler();
-    command
-        .arg("serve")
-        .env("COINCAP_BASE_URL", coincap_url)
-        .env("COINCAP_API_KEY", API_KEY)
-        .env("WAREHOUSE", format!("sqlite:{}", db.display()));
     command
 }
 

@@ -30,11 +30,23 @@ pub struct Stopped {
     pub stderr: String,
 }
 
+impl Stopped {
+    /// Fails if anything it wrote holds one of `secrets`.
+    pub fn assert_never_shown(&self, secrets: &[&str]) {
+        for secret in secrets {
+            assert!(
+                !self.stdout.contains(secret) && !self.stderr.contains(secret),
+                "{secret} was printed:\n{}\n{}",
+                self.stdout,
+                self.stderr
+            );
+        }
+    }
+}
+
 impl Running {
-    /// Spawns `command` (a `handler` with its settings) on port 0 and waits until it listens.
-    pub async fn start(mut command: Command) -> Self {
-        command.env("FUNCTIONS_CUSTOMHANDLER_PORT", "0");
-        let mut spawned = Spawned::start(command);
+    /// Waits until `spawned` (a `handler serve` on port 0) listens.
+    pub async fn listening(mut spawned: Spawned) -> Self {
         let mut port = None;
         for _ in 0..1200 {
             let (stdout, stderr) = spawned.output();
@@ -103,6 +115,8 @@ pub struct Spawned {
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<tokio::task::JoinHandle<()>>,
+    /// What must outlive the child (a temporary warehouse directory).
+    kept: Vec<tempfile::TempDir>,
 }
 
 impl Spawned {
@@ -127,7 +141,14 @@ impl Spawned {
             stdout,
             stderr,
             readers,
+            kept: Vec::new(),
         }
+    }
+
+    /// Keeps `dirs` until the child is gone.
+    pub fn keeping(mut self, dirs: Vec<tempfile::TempDir>) -> Self {
+        self.kept = dirs;
+        self
     }
 
     /// What it wrote so far: (stdout, stderr).
@@ -156,11 +177,6 @@ impl Spawned {
 
     pub fn signal(&self, signal: &str) {
         super::signal(&self.child, signal);
-    }
-
-    /// Runs `command` to its end (at most `timeout`), its output checked for a user's words.
-    pub async fn run(command: Command, timeout: Duration) -> Stopped {
-        Self::start(command).finish(timeout).await
     }
 
     /// Waits for it to exit by itself, at most `timeout`; what it wrote is checked for a user's

@@ -3,14 +3,11 @@
 //! missing table (the local runner stopping at once on each). Ignored unless asked for, like the
 //! rest of the live suite.
 
-use std::time::Duration;
-
-use tokio::process::Command;
-
 use super::support::{connection_string, execute, init, is_dedicated_pool, serial};
+use crate::common::app_root;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::process::{Spawned, Stopped};
-use crate::common::{API_KEY, app_root, handler};
+use crate::common::process::Stopped;
+use crate::common::run::Binary;
 
 const LOCK: &str = "assets.asset_statistics_writer_lock";
 
@@ -18,41 +15,26 @@ async fn coincap() -> CoinCap {
     CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await
 }
 
-fn with_warehouse(mut command: Command, coincap: &CoinCap, connection: &str) -> Command {
-    command
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
-        .env("WAREHOUSE", "sql")
-        .env("SQL_CONNECTION_STRING", connection);
-    command
-}
-
 pub async fn check(coincap: &CoinCap, connection: &str, flags: &[&str]) -> (bool, String) {
-    let mut command = handler();
-    command
-        .arg("check")
+    let output = Binary::check()
         .arg("--app-root")
         .arg(app_root())
-        .args(flags);
-    let checked = Spawned::run(
-        with_warehouse(command, coincap, connection),
-        Duration::from_secs(120),
-    )
-    .await;
-    (checked.status.success(), checked.stdout)
+        .args(flags)
+        .coincap(coincap)
+        .sql(connection)
+        .output()
+        .await;
+    (output.status.success(), output.stdout)
 }
 
 /// `handler local` until it stops by itself (it must: the failure is permanent; the next tick
-/// would be in an hour, and the wait is one minute).
+/// would be in an hour).
 async fn local(coincap: &CoinCap, connection: &str) -> Stopped {
-    let mut command = handler();
-    command
-        .arg("local")
-        .arg("--app-root")
-        .arg(app_root())
-        .args(["--every", "1h"]);
-    Spawned::start(with_warehouse(command, coincap, connection))
-        .finish(Duration::from_secs(60))
+    Binary::local(&app_root())
+        .args(["--every", "1h"])
+        .coincap(coincap)
+        .sql(connection)
+        .output()
         .await
 }
 

@@ -4,23 +4,21 @@
 //! server without Microsoft Entra principals (what was done, then the fix), and the server's
 //! expected refusal of the NUL probe never logged as an error by `serve`.
 
-use std::time::Duration;
-
 use super::check::{check, with_part};
 use super::support::*;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
-use crate::common::process::{Running, Spawned, Stopped};
-use crate::common::{API_KEY, app_root, handler, sink_payload};
+use crate::common::process::Stopped;
+use crate::common::run::Binary;
+use crate::common::{API_KEY, app_root, sink_payload};
 
 /// `handler init-warehouse` with `connection` and `flags`, to its end.
 async fn init_warehouse(connection: &str, flags: &[&str]) -> Stopped {
-    let mut command = handler();
-    command
-        .arg("init-warehouse")
+    Binary::init_warehouse()
         .args(flags)
         .env("SQL_CONNECTION_STRING", connection)
-        .current_dir(app_root());
-    Spawned::run(command, Duration::from_secs(120)).await
+        .current_dir(&app_root())
+        .output()
+        .await
 }
 
 /// `connection` naming `database` instead.
@@ -137,15 +135,7 @@ async fn app_identity_without_entra_principals_says_what_was_done_then_the_fix()
         ) && error.ends_with(&format!("Fix: {}", coincap_stream::warehouse::sql::init::ENTRA_FIX)),
         "{error}"
     );
-    let help = Spawned::run(
-        {
-            let mut command = handler();
-            command.args(["init-warehouse", "--help"]);
-            command
-        },
-        Duration::from_secs(30),
-    )
-    .await;
+    let help = Binary::init_warehouse().arg("--help").output().await;
     let said: String = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         said.contains(&format!(
@@ -163,14 +153,12 @@ async fn the_nul_probe_s_expected_refusal_is_not_logged_as_an_error_by_serve() {
     let _turn = serial().await;
     init(&connection).await;
     let prefix = prefix();
-    let mut command = handler();
-    command
-        .arg("serve")
-        .current_dir(app_root())
-        .env("WAREHOUSE", "sql")
-        .env("SQL_CONNECTION_STRING", &connection)
-        .env("COINCAP_API_KEY", API_KEY);
-    let mut serve = Running::start(command).await;
+    let mut serve = Binary::serve()
+        .current_dir(&app_root())
+        .sql(&connection)
+        .env("COINCAP_API_KEY", API_KEY)
+        .start()
+        .await;
 
     // A poison event holding NUL: the writer asks the server once whether it stores NUL.
     let mut bodies = events(&prefix, 3, 1_747_000_000_000);

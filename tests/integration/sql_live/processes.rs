@@ -13,20 +13,19 @@ use tokio::sync::Notify;
 
 use super::support::*;
 use crate::common::coincap::{CoinCap, Reply, many_assets, page};
-use crate::common::process::{Running, Spawned};
+use crate::common::process::Running;
 use crate::common::resuming::Resuming;
-use crate::common::{API_KEY, app_root, handler, sink_payload, slow_retry_app_root};
+use crate::common::run::Binary;
+use crate::common::{API_KEY, app_root, sink_payload, slow_retry_app_root};
 
-/// `handler serve` writing into the server of `connection`.
-fn serve(connection: &str, command_timeout: &str) -> tokio::process::Command {
-    let mut command = handler();
-    command
-        .arg("serve")
-        .env("WAREHOUSE", "sql")
-        .env("SQL_CONNECTION_STRING", connection)
+/// `handler serve` writing into the server of `connection`, started.
+async fn serve(connection: &str, command_timeout: &str) -> Running {
+    Binary::serve()
+        .sql(connection)
         .env("SQL_COMMAND_TIMEOUT", command_timeout)
-        .env("COINCAP_API_KEY", API_KEY);
-    command
+        .env("COINCAP_API_KEY", API_KEY)
+        .start()
+        .await
 }
 
 /// Runs a shell command of the test's settings (stopping or starting the server).
@@ -81,21 +80,17 @@ async fn a_server_outage_during_a_local_run_loses_and_duplicates_nothing() {
         })
         .collect();
     let coincap = CoinCap::start(pages, Reply::status(500, "{}")).await;
-    let mut command = handler();
-    command
-        .args(["local", "--every", "2s", "--ticks", &TICKS.to_string()])
-        .arg("--app-root")
-        .arg(app_root())
+    let local = Binary::local(&app_root())
+        .args(["--every", "2s", "--ticks", &TICKS.to_string()])
         // The names of earlier versions, which keep working.
         .env("WAREHOUSE", "synapse")
         .env("SYNAPSE_CONNECTION_STRING", &connection)
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY)
+        .coincap(&coincap)
         // The held fetch waits as long as stopping the server takes: no timeout or retry of its
         // own, which would take the next tick's page.
         .env("COINCAP_TIMEOUT", "10m")
-        .env("COINCAP_RETRY_BUDGET", "10m");
-    let local = Spawned::start(command);
+        .env("COINCAP_RETRY_BUDGET", "10m")
+        .spawn();
     local
         .wait_for(Duration::from_secs(120), |stdout, _| {
             stdout.lines().any(|line| line.starts_with("tick"))
@@ -141,17 +136,12 @@ async fn a_stop_during_a_backoff_tries_at_once_and_writes_what_was_fetched() {
     // Each retry waits 10 minutes, far past the drain deadline: only a stop that cuts the wait
     // short writes anything before the deadline.
     let root = slow_retry_app_root();
-    let mut command = handler();
-    command
-        .args(["local", "--every", "1h", "--drain-timeout", "3m"])
-        .arg("--app-root")
-        .arg(root.path())
-        .env("WAREHOUSE", "sql")
-        .env("SQL_CONNECTION_STRING", &connection)
-        .env("COINCAP_BASE_URL", &coincap.url)
-        .env("COINCAP_API_KEY", API_KEY);
     run_setting("COINCAP_TEST_MSSQL_STOP").await;
-    let local = Spawned::start(command);
+    let local = Binary::local(root.path())
+        .args(["--every", "1h", "--drain-timeout", "3m"])
+        .coincap(&coincap)
+        .sql(&connection)
+        .spawn();
     local
         .wait_for(Duration::from_secs(120), |stdout, _| {
             stdout.contains("tick   1 | EventHubSink failed (failure 1; next try in 10m")
@@ -198,7 +188,7 @@ async fn several_serve_processes_given_overlapping_batches_store_one_row_per_key
     let all = events(&prefix, 500, 1_747_000_000_000);
     let mut handlers = Vec::new();
     for _ in 0..3 {
-        handlers.push(Running::start(serve(&connection, "120s")).await);
+        handlers.push(serve(&connection, "120s").await);
     }
     let deliveries: Vec<_> = handlers
         .into_iter()
@@ -238,8 +228,8 @@ async fn a_handler_killed_mid_transaction_loses_nothing_and_the_redelivery_waits
     const ROWS: usize = 3000;
     let timeout = Duration::from_secs(30);
     let payload = sink_payload(&events(&prefix, ROWS, 1_747_000_000_000), 0).to_string();
-    let doomed = Running::start(serve(&connection, "300s")).await;
-    let mut next = Running::start(serve(&connection, "30s")).await;
+    let doomed = serve(&connection, "300s").await;
+    let mut next = serve(&connection, "30s").await;
 
     // The host's call to the first handler; it never gets an answer.
     let url = format!("http://127.0.0.1:{}/EventHubSink", doomed.port);
@@ -303,7 +293,7 @@ async fn a_database_resuming_from_auto_pause_fails_the_first_delivery_and_loses_
     let prefix = prefix();
     let resuming = Resuming::start(address(&connection), 1).await;
     let via = through(&connection, resuming.port, "Encrypt=DANGER_PLAINTEXT");
-    let mut handler = Running::start(serve(&via, "60s")).await;
+    let mut handler = serve(&via, "60s").await;
     let payload = sink_payload(&events(&prefix, 100, 1_747_000_000_000), 0).to_string();
 
     let first = handler.post("EventHubSink", payload.clone()).await;

@@ -12,7 +12,8 @@ use coincap_stream::warehouse::sql::{SqlConfig, SqlLogin};
 use coincap_stream::warehouse::{Batch, SqlWarehouse};
 use serde_json::json;
 
-use crate::common::{FixedSecrets, handler};
+use crate::common::FixedSecrets;
+use crate::common::run::Binary;
 
 pub const VARIABLE: &str = "COINCAP_TEST_MSSQL";
 pub const HISTORY: &str = "assets.asset_statistics_history_v3";
@@ -61,19 +62,17 @@ pub fn prefix() -> String {
 
 /// Runs `handler init-warehouse` (twice is fine) so the tables exist; returns what it printed.
 pub async fn init(connection: &str) -> String {
-    let output = handler()
-        .arg("init-warehouse")
+    let output = Binary::init_warehouse()
         .env("SQL_CONNECTION_STRING", connection)
         .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        .await;
     assert!(
         output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        "{}\n{}",
+        output.stdout,
+        output.stderr
     );
-    stdout
+    output.stdout
 }
 
 pub async fn client(connection: &str) -> TdsClient {
