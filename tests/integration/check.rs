@@ -7,7 +7,7 @@ use crate::common::azure::Azure;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
 use crate::common::process::Stopped;
 use crate::common::run::Binary;
-use crate::common::{API_KEY, closed_port};
+use crate::common::{API_KEY, app_root, closed_port};
 
 const VAULT_KEY: &str = "vault-key-0c5e27b9";
 const PASSWORD: &str = "pw-51d0aa-never-shown";
@@ -251,4 +251,116 @@ async fn a_secret_missing_from_the_vault_is_named_with_its_setting_and_what_need
         "{stdout}"
     );
     assert!(azure.coincap.seen().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_local_refuses_fails_check_with_the_same_words() {
+    let coincap = coincap().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    let five_fields = "*/5 * * * *";
+    let refused = "FETCH_SCHEDULE: \"*/5 * * * *\" is not a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week}, e.g. \"0 */5 * * * *\")";
+    for flags in [&[][..], &["--serve"][..]] {
+        let output = check(&coincap)
+            .args(flags)
+            .env("COINCAP_API_KEY", API_KEY)
+            .sqlite(&db)
+            .env("FETCH_SCHEDULE", five_fields)
+            .output()
+            .await;
+        assert_eq!(output.status.code(), Some(1), "{}", output.stdout);
+        assert_eq!(
+            output.stdout,
+            format!(
+                "FAIL  settings: {refused}\n1 of 1 checks did not pass: fix what they say and run `handler check` again.\n"
+            )
+        );
+    }
+    let local = Binary::local(&app_root())
+        .coincap(&coincap)
+        .sqlite(&db)
+        .env("FETCH_SCHEDULE", five_fields)
+        .output()
+        .await;
+    assert_eq!(local.status.code(), Some(1));
+    assert_eq!(
+        local.stdout,
+        format!("handler local cannot start: {refused}\n"),
+        "local refuses what check refuses, in the same words"
+    );
+    assert!(coincap.seen().is_empty(), "neither fetched");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reads_host_json_from_the_app_root_as_local_does() {
+    let coincap = coincap().await;
+    let empty = tempfile::tempdir().unwrap();
+    let output = check(&coincap)
+        .env("COINCAP_API_KEY", API_KEY)
+        .arg("--app-root")
+        .arg(empty.path())
+        .output()
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", output.stdout);
+    assert!(
+        output.stdout.starts_with(&format!(
+            "FAIL  settings: {}/host.json: No such file or directory",
+            empty.path().display()
+        )),
+        "{}",
+        output.stdout
+    );
+    let output = check(&coincap)
+        .env("COINCAP_API_KEY", API_KEY)
+        .arg("--app-root")
+        .arg(app_root())
+        .output()
+        .await;
+    assert!(
+        output.stdout.lines().next().unwrap().ends_with(&format!(
+            "the app in {} is read as the host reads it: TimerFetch fires on the NCRONTAB schedule \"0 */5 * * * *\", EventHubSink takes batches of up to 1000 from hub \"coincaphub\"",
+            app_root().display()
+        )),
+        "{}",
+        output.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_string_without_warehouse_sql_is_named_as_ignored_and_the_sqlite_file_shown_whole()
+ {
+    let coincap = coincap().await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = check(&coincap)
+        .env("COINCAP_API_KEY", API_KEY)
+        .env(
+            "SQL_CONNECTION_STRING",
+            format!("Server=tcp:db,1433;Database=coincap;User Id=u;Password={PASSWORD}"),
+        )
+        .env("WAREHOUSE", "sqlite:rows.db")
+        .current_dir(dir.path())
+        .arg("--app-root")
+        .arg(app_root())
+        .output()
+        .await;
+    let stdout = &output.stdout;
+    assert!(output.status.success(), "a warning fails nothing: {stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[1],
+        "warn  SQL_CONNECTION_STRING is set but ignored: WAREHOUSE=sqlite:rows.db writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database",
+        "{stdout}"
+    );
+    assert!(
+        lines[0].contains(&format!(
+            "WAREHOUSE=sqlite:{}",
+            dir.path().join("rows.db").display()
+        )),
+        "the file, whole: {stdout}"
+    );
+    assert_eq!(
+        lines.last().copied(),
+        Some("All 4 checks passed, with 1 warning.")
+    );
+    output.assert_never_shown(&[PASSWORD]);
 }
