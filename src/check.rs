@@ -1,5 +1,8 @@
 //! `handler check`: is the configuration right, before the first tick? With the settings `serve`
-//! or `local` reads, it checks each dependency once and prints one line each: the settings parse;
+//! or `local` reads, through the very function they start with ([`crate::startup::read`]), it
+//! checks each dependency once and prints one line each: the settings parse and the app files
+//! (host.json, both function.json) are read as the host reads them, with a warning for each
+//! setting set but ignored;
 //! each secret the settings use is readable (by name, from Key Vault or the environment; never a
 //! value); CoinCap accepts the key (the smallest call: one asset); the warehouse is reachable and
 //! ready for the writer (with `init-warehouse`'s report). It also says what the schedule costs: the
@@ -9,6 +12,7 @@
 //! no file.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::app;
@@ -18,8 +22,9 @@ use crate::config::{Config, Mode};
 use crate::fault::Fault;
 use crate::local::Schedule;
 use crate::secrets::{self, Secret, SecretName, SecretSource};
+use crate::startup::{self, Startup, failure_detail, secret_what};
+use crate::warehouse::sql::init;
 use crate::warehouse::sql::pause::Pause;
-use crate::warehouse::sql::{SqlLogin, init};
 use crate::warehouse::{SqliteWarehouse, WarehouseConfig};
 
 /// How one check went.
@@ -37,6 +42,8 @@ pub struct Checks {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Warnings (a setting set but ignored): printed, not failed.
+    pub warnings: usize,
 }
 
 impl Checks {
@@ -60,10 +67,13 @@ impl Checks {
 
     /// A failure with what to change, when the error does not already say it.
     fn fail(&mut self, what: &str, error: impl fmt::Display, fault: &Fault) {
-        match fault.fix() {
-            Some(fix) => self.record(Status::Failed, what, format!("{error}. Fix: {fix}")),
-            None => self.record(Status::Failed, what, error),
-        }
+        self.record(Status::Failed, what, failure_detail(error, fault));
+    }
+
+    /// A line that passes or fails nothing: something to know (a setting set but ignored).
+    fn warn(&mut self, line: impl fmt::Display) {
+        self.warnings += 1;
+        println!("warn  {line}");
     }
 
     /// Exit 0 only when every check passed.
@@ -75,7 +85,11 @@ impl Checks {
     pub fn verdict(&self) -> String {
         let total = self.passed + self.failed + self.skipped;
         if self.all_passed() {
-            return format!("All {total} checks passed.");
+            return match self.warnings {
+                0 => format!("All {total} checks passed."),
+                1 => format!("All {total} checks passed, with 1 warning."),
+                n => format!("All {total} checks passed, with {n} warnings."),
+            };
         }
         let skipped = match self.skipped {
             0 => String::new(),
@@ -88,20 +102,50 @@ impl Checks {
     }
 }
 
-/// Checks everything the settings of `mode` name, printing a line per check and the verdict.
-pub async fn run(mode: Mode) -> Checks {
+/// What `check` is asked to allow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allow {
+    /// Rows may go to the `master` database (`--allow-master`).
+    pub master: bool,
+}
+
+/// Checks everything the settings of `mode` name, with the app files under `app_root`, printing
+/// a line per check and the verdict.
+pub async fn run(mode: Mode, app_root: &Path, allow: Allow) -> Checks {
     let mut checks = Checks::default();
-    let config = match Config::from_env(mode) {
-        Ok(config) => {
-            checks.record(Status::Ok, "settings", settings_line(&config, mode));
-            config
-        }
+    let Startup {
+        config,
+        plan,
+        ignored,
+    } = match startup::read(mode, app_root, None) {
+        Ok(startup) => startup,
         Err(error) => {
             checks.record(Status::Failed, "settings", error);
             println!("{}", checks.verdict());
             return checks;
         }
     };
+    checks.record(
+        Status::Ok,
+        "settings",
+        format!(
+            "{}; the app in {} is read as the host reads it: TimerFetch fires {}, EventHubSink takes batches of up to {} from hub {:?}",
+            settings_line(&config, mode),
+            plan.app_root.display(),
+            plan.schedule.describe(),
+            plan.files.max_event_batch_size,
+            plan.event_hub
+        ),
+    );
+    for renamed in &config.old_names {
+        checks.warn(format!(
+            "{} is the old name of {}: rename it (it still works for now)",
+            renamed.old, renamed.name
+        ));
+    }
+    for ignored in &ignored {
+        checks.warn(ignored);
+    }
     let secrets = match secrets::source(&config.secrets) {
         Ok(secrets) => secrets,
         Err(error) => {
@@ -110,8 +154,9 @@ pub async fn run(mode: Mode) -> Checks {
             return checks;
         }
     };
+    let needed = startup::needed_secrets(&config);
     let key = secret(&mut checks, &config, &secrets, SecretName::CoinCapApiKey).await;
-    let login_ok = !needs_connection_string(&config)
+    let login_ok = !needed.contains(&SecretName::SqlConnectionString)
         || secret(
             &mut checks,
             &config,
@@ -127,13 +172,13 @@ pub async fn run(mode: Mode) -> Checks {
             None
         }
     };
-    coincap_credits(&mut checks, &config, answer);
+    coincap_credits(&mut checks, &config, &plan.schedule, answer);
     if login_ok {
-        warehouse(&mut checks, &config, secrets).await;
+        warehouse(&mut checks, &config, secrets, allow).await;
     } else {
         checks.record(Status::Skipped, "warehouse", "no login to try (see above)");
     }
-    pause(&mut checks, &config);
+    pause(&mut checks, &config, &plan.schedule);
     println!("{}", checks.verdict());
     checks
 }
@@ -143,21 +188,14 @@ fn settings_line(config: &Config, mode: Mode) -> String {
         Mode::Serve => "serve",
         Mode::Local => "local",
     };
-    let warehouse = match &config.warehouse {
-        WarehouseConfig::Sqlite(path) => format!("sqlite:{}", path.display()),
-        WarehouseConfig::Sql => "sql".into(),
-    };
     let secrets = match &config.secrets.key_vault_url {
         Some(url) => format!("secrets from Key Vault {url}"),
         None => "secrets from environment variables (KEY_VAULT_URL unset)".into(),
     };
     format!(
-        "every setting parses (defaults of `handler {defaults}`; WAREHOUSE={warehouse}; {secrets})"
+        "every setting parses (defaults of `handler {defaults}`; WAREHOUSE={}; {secrets})",
+        config.warehouse_setting()
     )
-}
-
-fn needs_connection_string(config: &Config) -> bool {
-    config.warehouse == WarehouseConfig::Sql && config.sql.login == SqlLogin::ConnectionString
 }
 
 /// Reads one secret by name; the line says where from, never what.
@@ -167,14 +205,7 @@ async fn secret(
     secrets: &Arc<dyn SecretSource>,
     name: SecretName,
 ) -> Option<Secret> {
-    let what = match &config.secrets.key_vault_url {
-        Some(_) => format!(
-            "secret \"{}\" (named by {})",
-            config.secrets.vault_names.get(name),
-            name.vault_name_setting()
-        ),
-        None => format!("secret {}", name.env_var()),
-    };
+    let what = secret_what(config, name);
     match secrets.get(name).await {
         Ok(secret) => {
             let mut detail = format!("readable from {}", secrets.describe());
@@ -239,16 +270,15 @@ async fn coincap(checks: &mut Checks, config: &Config, key: &Secret) -> Option<(
 
 /// The month's credits at `FETCH_SCHEDULE`, `COINCAP_LIMIT` and `COINCAP_IDS`, from the size of
 /// the real answer above, against `COINCAP_MONTHLY_CREDITS`.
-fn coincap_credits(checks: &mut Checks, config: &Config, answer: Option<(u64, u64)>) {
+fn coincap_credits(
+    checks: &mut Checks,
+    config: &Config,
+    schedule: &Schedule,
+    answer: Option<(u64, u64)>,
+) {
     const WHAT: &str = "CoinCap credits";
     let Some((bytes, assets)) = answer else {
         return checks.record(Status::Skipped, WHAT, "no answer to measure (see above)");
-    };
-    let schedule = match Schedule::ncrontab(&config.fetch_schedule) {
-        Ok(schedule) => schedule,
-        Err(error) => {
-            return checks.record(Status::Failed, WHAT, format!("FETCH_SCHEDULE: {error}"));
-        }
     };
     let calls = schedule.month(MONTH_DAYS).calls;
     let estimate = Estimate::of(&config.coincap, calls, Measured::Answer { bytes, assets });
@@ -262,17 +292,11 @@ fn coincap_credits(checks: &mut Checks, config: &Config, answer: Option<(u64, u6
 
 /// For a serverless database (`SQL_AUTO_PAUSE_DELAY` set): whether the waits between fetches let
 /// it pause at all.
-fn pause(checks: &mut Checks, config: &Config) {
+fn pause(checks: &mut Checks, config: &Config, schedule: &Schedule) {
     const WHAT: &str = "warehouse auto-pause";
     let (WarehouseConfig::Sql, Some(delay)) = (&config.warehouse, config.sql.auto_pause_delay)
     else {
         return;
-    };
-    let schedule = match Schedule::ncrontab(&config.fetch_schedule) {
-        Ok(schedule) => schedule,
-        Err(error) => {
-            return checks.record(Status::Failed, WHAT, format!("FETCH_SCHEDULE: {error}"));
-        }
     };
     let fires = schedule.month(MONTH_DAYS);
     let pause = Pause::of(
@@ -294,18 +318,28 @@ fn pause(checks: &mut Checks, config: &Config) {
     }
 }
 
-async fn warehouse(checks: &mut Checks, config: &Config, secrets: Arc<dyn SecretSource>) {
+async fn warehouse(
+    checks: &mut Checks,
+    config: &Config,
+    secrets: Arc<dyn SecretSource>,
+    allow: Allow,
+) {
     match &config.warehouse {
         WarehouseConfig::Sqlite(path) => match SqliteWarehouse::inspect(path) {
             Ok(detail) => checks.record(Status::Ok, "warehouse", detail),
             Err(error) => checks.fail("warehouse", &error, &error.fault()),
         },
-        WarehouseConfig::Sql => sql_warehouse(checks, config, secrets).await,
+        WarehouseConfig::Sql => sql_warehouse(checks, config, secrets, allow).await,
     }
 }
 
 /// Connects as the writer would and reads what it relies on; the report follows, indented.
-async fn sql_warehouse(checks: &mut Checks, config: &Config, secrets: Arc<dyn SecretSource>) {
+async fn sql_warehouse(
+    checks: &mut Checks,
+    config: &Config,
+    secrets: Arc<dyn SecretSource>,
+    allow: Allow,
+) {
     let manager = match app::sql_manager_with(config, secrets) {
         Ok(manager) => manager,
         Err(error) => return checks.record(Status::Failed, "warehouse", error),
@@ -321,18 +355,28 @@ async fn sql_warehouse(checks: &mut Checks, config: &Config, secrets: Arc<dyn Se
     };
     let engine = init::engine_name(facts.engine_edition);
     let wrong = init::writer_not_ready(&facts);
-    if wrong.is_empty() {
+    let database = facts.database.as_deref().unwrap_or("unknown");
+    if init::is_master(facts.database.as_deref()) && !allow.master {
+        checks.record(
+            Status::Failed,
+            &what,
+            format!(
+                "reachable, {engine}; rows would be written into database {database}, the server's system database. Fix: {}",
+                init::MASTER_FIX
+            ),
+        );
+    } else if wrong.is_empty() {
         checks.record(
             Status::Ok,
             &what,
-            format!("reachable, {engine}; the writer's tables are ready"),
+            format!("reachable, {engine}; rows are written into database {database}; the writer's tables are ready"),
         );
     } else {
         checks.record(
             Status::Failed,
             &what,
             format!(
-                "reachable, {engine}; {}. Fix: {}",
+                "reachable, {engine}; rows are written into database {database}; {}. Fix: {}",
                 wrong.join("; "),
                 crate::warehouse::sql::retry::TABLES_FIX
             ),
@@ -358,10 +402,18 @@ mod tests {
         };
         assert!(all.all_passed());
         assert_eq!(all.verdict(), "All 4 checks passed.");
+        let warned = Checks {
+            passed: 4,
+            warnings: 2,
+            ..Default::default()
+        };
+        assert!(warned.all_passed(), "a warning fails nothing");
+        assert_eq!(warned.verdict(), "All 4 checks passed, with 2 warnings.");
         let some = Checks {
             passed: 2,
             failed: 1,
             skipped: 1,
+            warnings: 0,
         };
         assert!(!some.all_passed());
         assert_eq!(

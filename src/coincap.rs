@@ -368,7 +368,9 @@ fn transport(error: reqwest::Error) -> CoinCapError {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    CoinCapError::Transport { message }
+    CoinCapError::Transport {
+        message: crate::text::user_words(&message),
+    }
 }
 
 /// What of CoinCap's answer goes into an error: its first 200 characters.

@@ -13,7 +13,10 @@ use crate::secrets::{EnvVars, SecretName, SecretsConfig, VaultNames, VaultSecret
 use crate::warehouse::WarehouseConfig;
 use crate::warehouse::sql::{SqlConfig, SqlLogin};
 
+mod ignored;
 mod names;
+
+pub use ignored::Ignored;
 pub use names::{RENAMED, Renamed, SETTINGS};
 
 /// Which command is running: the defaults differ (serve targets the SQL warehouse, local a SQLite
@@ -41,13 +44,19 @@ pub enum ConfigError {
         name: &'static str,
         old: &'static str,
     },
+    /// A setting that others need is not set.
+    #[error("{setting} is not set: {reason}")]
+    Missing {
+        setting: &'static str,
+        reason: String,
+    },
 }
 
 impl ConfigError {
     /// The setting to fix.
     pub fn setting(&self) -> &'static str {
         match self {
-            Self::Invalid { setting, .. } => setting,
+            Self::Invalid { setting, .. } | Self::Missing { setting, .. } => setting,
             Self::Conflict { name, .. } => name,
         }
     }
@@ -69,6 +78,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// Renamed settings that were read under their old name (start-up logs a hint for each).
     pub old_names: Vec<Renamed>,
+    /// Settings that are set but that nothing reads with the others as they are.
+    pub ignored: Vec<Ignored>,
 }
 
 /// Hourly, 10 assets a call: about 1,488 credits in a 31-day month, within the free plan's 2,500.
@@ -102,7 +113,7 @@ impl Config {
             Mode::Serve => "sql",
             Mode::Local => "sqlite:coincap.db",
         };
-        Ok(Self {
+        let mut config = Self {
             port: settings.parse("FUNCTIONS_CUSTOMHANDLER_PORT", "3000", |v| {
                 u16::from_str(v).map_err(|e| e.to_string())
             })?,
@@ -120,7 +131,10 @@ impl Config {
                 .unwrap_or_else(|| "$Default".to_owned()),
             secrets: secrets(&settings)?,
             old_names,
-        })
+            ignored: Vec::new(),
+        };
+        config.ignored = ignored::ignored(&settings, &config, mode);
+        Ok(config)
     }
 }
 
@@ -218,11 +232,10 @@ fn coincap(settings: &Settings) -> Result<CoinCapConfig, ConfigError> {
 
 /// The `SQL_*` settings (the connection string itself is a secret, read by the writer).
 fn sql(settings: &Settings) -> Result<SqlConfig, ConfigError> {
-    let alone = |set: &str, missing: &'static str| ConfigError::Invalid {
+    let alone = |set: &str, missing: &'static str| ConfigError::Missing {
         setting: missing,
-        value: String::new(),
         reason: format!(
-            "passwordless login needs both SQL_SERVER and SQL_DATABASE, and {set} is set alone"
+            "{set} is set, and passwordless login needs both SQL_SERVER and SQL_DATABASE. With a connection string (SQL_CONNECTION_STRING), name the database in it (Database=...) and unset {set}"
         ),
     };
     let login = match (settings.read("SQL_SERVER"), settings.read("SQL_DATABASE")) {
@@ -533,8 +546,23 @@ mod tests {
         let error = self::config(Mode::Serve, &[("SYNAPSE_DATABASE", "pool1")]).unwrap_err();
         assert_eq!(error.setting(), "SQL_SERVER");
         assert!(
-            error.to_string().contains("SYNAPSE_DATABASE is set alone"),
+            error
+                .to_string()
+                .starts_with("SQL_SERVER is not set: SYNAPSE_DATABASE is set,"),
             "{error}"
+        );
+        let error = self::config(
+            Mode::Serve,
+            &[
+                ("SQL_DATABASE", "coincap"),
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "SQL_SERVER is not set: SQL_DATABASE is set, and passwordless login needs both SQL_SERVER and SQL_DATABASE. With a connection string (SQL_CONNECTION_STRING), name the database in it (Database=...) and unset SQL_DATABASE",
+            "no empty value of a setting that was never set"
         );
     }
 
@@ -758,6 +786,98 @@ mod tests {
         let error = config(Mode::Serve, &[("SECRET_TTL", "0s")]).unwrap_err();
         assert_eq!(error.setting(), "SECRET_TTL");
         assert!(config(Mode::Serve, &[("SECRET_TTL", "soon")]).is_err());
+    }
+
+    fn ignored(mode: Mode, settings: &[(&str, &str)]) -> Vec<String> {
+        config(mode, settings)
+            .unwrap()
+            .ignored
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn sql_settings_beside_a_sqlite_warehouse_are_ignored_and_said_so() {
+        let said = ignored(
+            Mode::Local,
+            &[
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p"),
+                ("SYNAPSE_POOL_SIZE", "8"),
+            ],
+        );
+        assert_eq!(
+            said,
+            [
+                "SQL_CONNECTION_STRING is set but ignored: WAREHOUSE=sqlite:coincap.db writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database",
+                "SYNAPSE_POOL_SIZE is set but ignored: WAREHOUSE=sqlite:coincap.db writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database",
+            ]
+        );
+        assert!(ignored(Mode::Local, &[]).is_empty());
+        assert!(
+            ignored(
+                Mode::Serve,
+                &[("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p")]
+            )
+            .is_empty(),
+            "serve writes into the SQL database by default"
+        );
+    }
+
+    #[test]
+    fn a_connection_string_beside_passwordless_login_is_ignored_and_said_so() {
+        let said = ignored(
+            Mode::Serve,
+            &[
+                ("SQL_SERVER", "s.database.windows.net"),
+                ("SQL_DATABASE", "coincap"),
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p"),
+                ("AZURE_CLIENT_ID", "0b4a1a4e-0000-4000-8000-000000000000"),
+            ],
+        );
+        assert_eq!(
+            said,
+            [
+                "SQL_CONNECTION_STRING is set but ignored: SQL_SERVER and SQL_DATABASE are set, so the login is passwordless and no connection string is read; unset them to use the connection string"
+            ],
+            "AZURE_CLIENT_ID picks the identity of the passwordless login"
+        );
+    }
+
+    #[test]
+    fn secrets_settings_of_the_other_source_are_ignored_and_said_so() {
+        let said = ignored(
+            Mode::Serve,
+            &[
+                ("KEY_VAULT_URL", "https://kv.vault.azure.net/"),
+                ("COINCAP_API_KEY", "k"),
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p"),
+            ],
+        );
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].starts_with("COINCAP_API_KEY is set but ignored: KEY_VAULT_URL is set"));
+        let said = ignored(
+            Mode::Local,
+            &[
+                ("COINCAP_API_KEY_SECRET", "k"),
+                ("SECRET_TTL", "1m"),
+                ("AZURE_CLIENT_ID", "x"),
+                ("FUNCTIONS_CUSTOMHANDLER_PORT", "7000"),
+            ],
+        );
+        let settings: Vec<&str> = said
+            .iter()
+            .map(|line| line.split_once(' ').unwrap().0)
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                "COINCAP_API_KEY_SECRET",
+                "SECRET_TTL",
+                "AZURE_CLIENT_ID",
+                "FUNCTIONS_CUSTOMHANDLER_PORT"
+            ]
+        );
     }
 
     #[test]

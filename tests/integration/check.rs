@@ -3,11 +3,13 @@
 //! CoinCap stand-in, the HTTPS Key Vault and managed identity stand-ins, SQLite files and a closed
 //! port; the SQL Server side runs in the live suite (sql_live/check.rs).
 
+mod costs;
+
 use crate::common::azure::Azure;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
 use crate::common::process::Stopped;
 use crate::common::run::Binary;
-use crate::common::{API_KEY, closed_port};
+use crate::common::{API_KEY, app_root, closed_port};
 
 const VAULT_KEY: &str = "vault-key-0c5e27b9";
 const PASSWORD: &str = "pw-51d0aa-never-shown";
@@ -282,78 +284,113 @@ async fn a_secret_missing_from_the_vault_is_named_with_its_setting_and_what_need
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_schedule_over_the_monthly_credits_fails_before_they_are_spent_and_names_what_fits() {
+async fn a_schedule_local_refuses_fails_check_with_the_same_words() {
     let coincap = coincap().await;
     let dir = tempfile::tempdir().unwrap();
-    let output = check(&coincap)
-        .env("COINCAP_API_KEY", API_KEY)
-        .env("FETCH_SCHEDULE", "0 */5 * * * *")
-        .env("COINCAP_LIMIT", "100")
-        .sqlite(&dir.path().join("w.db"))
+    let db = dir.path().join("local.db");
+    let five_fields = "*/5 * * * *";
+    let refused = "FETCH_SCHEDULE: \"*/5 * * * *\" is not a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week}, e.g. \"0 */5 * * * *\")";
+    for flags in [&[][..], &["--serve"][..]] {
+        let output = check(&coincap)
+            .args(flags)
+            .env("COINCAP_API_KEY", API_KEY)
+            .sqlite(&db)
+            .env("FETCH_SCHEDULE", five_fields)
+            .output()
+            .await;
+        assert_eq!(output.status.code(), Some(1), "{}", output.stdout);
+        assert_eq!(
+            output.stdout,
+            format!(
+                "FAIL  settings: {refused}\n1 of 1 checks did not pass: fix what they say and run `handler check` again.\n"
+            )
+        );
+    }
+    let local = Binary::local(&app_root())
+        .coincap(&coincap)
+        .sqlite(&db)
+        .env("FETCH_SCHEDULE", five_fields)
         .output()
         .await;
-    let stdout = &output.stdout;
-
-    assert!(!output.status.success(), "{stdout}");
-    let bytes = one_asset_bytes();
-    let a_call = 100 * bytes;
-    let credits = a_call.div_ceil(2500);
-    let line = stdout
-        .lines()
-        .find(|line| line.starts_with("FAIL  CoinCap credits:"))
-        .unwrap_or_else(|| panic!("{stdout}"));
-    assert!(
-        line.starts_with(&format!(
-            "FAIL  CoinCap credits: about {} credits a month (8,928 calls in a 31-day month x {credits} credits for 100 assets",
-            thousands(8928 * credits)
-        )),
-        "{line}"
-    );
-    assert!(
-        line.contains("over COINCAP_MONTHLY_CREDITS=2,500. Fix: FETCH_SCHEDULE=\""),
-        "{line}"
-    );
-    assert!(line.contains("COINCAP_MONTHLY_CREDITS="), "{line}");
-    assert_eq!(coincap.seen().len(), 1, "still the one smallest call");
+    assert_eq!(local.status.code(), Some(1));
     assert_eq!(
-        stdout.lines().last(),
-        Some("1 of 5 checks did not pass: fix what they say and run `handler check` again.")
+        local.stdout,
+        format!("handler local cannot start: {refused}\n"),
+        "local refuses what check refuses, in the same words"
+    );
+    assert!(coincap.seen().is_empty(), "neither fetched");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reads_host_json_from_the_app_root_as_local_does() {
+    let coincap = coincap().await;
+    let empty = tempfile::tempdir().unwrap();
+    let output = check(&coincap)
+        .env("COINCAP_API_KEY", API_KEY)
+        .arg("--app-root")
+        .arg(empty.path())
+        .output()
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", output.stdout);
+    assert!(
+        output.stdout.starts_with(&format!(
+            "FAIL  settings: {}/host.json: No such file or directory",
+            empty.path().display()
+        )),
+        "{}",
+        output.stdout
+    );
+    let output = check(&coincap)
+        .env("COINCAP_API_KEY", API_KEY)
+        .arg("--app-root")
+        .arg(app_root())
+        .output()
+        .await;
+    assert!(
+        output.stdout.lines().next().unwrap().ends_with(&format!(
+            "the app in {} is read as the host reads it: TimerFetch fires on the NCRONTAB schedule \"0 0 * * * *\", EventHubSink takes batches of up to 1000 from hub \"coincaphub\"",
+            app_root().display()
+        )),
+        "{}",
+        output.stdout
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn for_a_serverless_database_check_says_whether_the_schedule_lets_it_pause() {
+async fn a_connection_string_without_warehouse_sql_is_named_as_ignored_and_the_sqlite_file_shown_whole()
+ {
     let coincap = coincap().await;
-    let (_closed, port) = closed_port();
-    let run = |schedule: &'static str| {
-        check(&coincap)
-            .env("COINCAP_API_KEY", API_KEY)
-            .env("FETCH_SCHEDULE", schedule)
-            .sql(&format!(
-                "Server=tcp:127.0.0.1,{port};Database=coincap;User Id=loader;Password={PASSWORD}"
-            ))
-            .env("SQL_AUTO_PAUSE_DELAY", "15m")
-            .output()
-    };
-
-    let every_five = run("0 */5 * * * *").await.stdout;
-    let line = every_five
-        .lines()
-        .find(|line| line.contains("warehouse auto-pause:"))
-        .unwrap_or_else(|| panic!("{every_five}"));
+    let dir = tempfile::tempdir().unwrap();
+    let output = check(&coincap)
+        .env("COINCAP_API_KEY", API_KEY)
+        .env(
+            "SQL_CONNECTION_STRING",
+            format!("Server=tcp:db,1433;Database=coincap;User Id=u;Password={PASSWORD}"),
+        )
+        .env("WAREHOUSE", "sqlite:rows.db")
+        .current_dir(dir.path())
+        .arg("--app-root")
+        .arg(app_root())
+        .output()
+        .await;
+    let stdout = &output.stdout;
+    assert!(output.status.success(), "a warning fails nothing: {stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
-        line,
-        "FAIL  warehouse auto-pause: it never pauses: the longest wait between fetches (5m) is shorter than the 16m 30s it must be quiet (SQL_IDLE_TIMEOUT, a reaper round, SQL_AUTO_PAUSE_DELAY), so it stays online and is billed every second. Fix: fetch less often (FETCH_SCHEDULE), or choose a database that bills a flat rate and never pauses (the template's sqlDatabaseTier=Basic), then unset SQL_AUTO_PAUSE_DELAY"
+        lines[1],
+        "warn  SQL_CONNECTION_STRING is set but ignored: WAREHOUSE=sqlite:rows.db writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database",
+        "{stdout}"
     );
-
-    let hourly = run("0 0 * * * *").await.stdout;
     assert!(
-        hourly.contains("ok    warehouse auto-pause: it can pause between fetches: the shortest wait (1h) outlasts the 16m 30s it must be quiet"),
-        "{hourly}"
+        lines[0].contains(&format!(
+            "WAREHOUSE=sqlite:{}",
+            dir.path().join("rows.db").display()
+        )),
+        "the file, whole: {stdout}"
     );
-}
-
-/// `160704` -> `160,704`.
-fn thousands(n: usize) -> String {
-    coincap_stream::coincap::credits::thousands(n as u64)
+    assert_eq!(
+        lines.last().copied(),
+        Some("All 5 checks passed, with 1 warning.")
+    );
+    output.assert_never_shown(&[PASSWORD]);
 }

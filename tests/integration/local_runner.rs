@@ -93,19 +93,19 @@ async fn a_failing_warehouse_is_retried_by_the_function_json_policy_until_it_rec
         .sqlite(&db)
         .args(["--ticks", "1"])
         .spawn();
-    let retries = |stderr: &str| {
-        stderr
+    let retries = |screen: &str| {
+        screen
             .lines()
-            .filter(|line| line.contains("EventHubSink failed (retry"))
+            .filter(|line| line.starts_with("tick   1 | EventHubSink failed (failure"))
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
     child
-        .wait_for(Duration::from_secs(30), |_, stderr| {
-            retries(stderr).len() >= 3
+        .wait_for(Duration::from_secs(30), |stdout, _| {
+            retries(stdout).len() >= 3
         })
         .await;
-    for line in retries(&child.output().1) {
+    for line in retries(&child.output().0) {
         assert!(line.contains("warehouse outage"), "{line}");
     }
     rusqlite::Connection::open(&db)
@@ -117,7 +117,13 @@ async fn a_failing_warehouse_is_retried_by_the_function_json_policy_until_it_rec
 
     assert!(stopped.status.success(), "{stdout}");
     assert!(stdout.contains("written     4"), "{stdout}");
-    assert!(stdout.contains("sink retries"), "{stdout}");
+    let failures = retries(&stdout).len();
+    assert!(
+        stdout.contains(&format!(
+            "sink failures {failures}, dropped 0, not written 0"
+        )),
+        "every failure printed is counted ({failures}): {stdout}"
+    );
     assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
 }
 
@@ -146,11 +152,13 @@ async fn ctrl_c_stops_the_timer_and_drains_what_was_fetched() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_an_api_key_it_says_where_to_get_one() {
     let output = Binary::local(&app_root()).output().await;
-    assert!(!output.status.success());
-    let stderr = &output.stderr;
+    assert_eq!(output.status.code(), Some(1));
+    let screen = &output.stdout;
     assert!(
-        stderr.contains("COINCAP_API_KEY") && stderr.contains("pro.coincap.io"),
-        "{stderr}"
+        screen.starts_with("handler local cannot start: ")
+            && screen.contains("COINCAP_API_KEY")
+            && screen.contains("pro.coincap.io"),
+        "{screen}"
     );
 }
 
@@ -220,4 +228,66 @@ async fn the_month_s_credits_are_said_before_the_first_tick_and_again_from_the_f
         "{stdout}"
     );
     assert!(lines[5].starts_with("tick   1 | fetched     4"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_goes_only_to_the_file_named_by_log_and_the_screen_names_the_whole_sqlite_path() {
+    let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let stopped = Binary::local(&app_root())
+        .coincap(&coincap)
+        .args(["--ticks", "1", "--log"])
+        .arg(&log)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "debug")
+        // Relative: taken from the working directory, and shown whole.
+        .env("WAREHOUSE", "sqlite:rows.db")
+        .env("SQL_POOL_SIZE", "8")
+        .output()
+        .await;
+
+    assert!(stopped.status.success(), "{}", stopped.stdout);
+    let db = dir.path().join("rows.db");
+    let lines: Vec<&str> = stopped.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "coincap-stream local: rows go to the SQLite file {}; secrets come from environment variables.",
+            db.display()
+        )
+    );
+    assert_eq!(
+        lines[3],
+        "SQL_POOL_SIZE is set but ignored: WAREHOUSE=sqlite:rows.db writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database."
+    );
+    assert_eq!(stopped.stderr, "", "no log on the screen");
+    crate::common::words::assert_user_words(&stopped.stdout);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("Invocation finished. function=EventHubSink"),
+        "{logged}"
+    );
+    assert!(
+        !stopped.stdout.contains("Invocation finished"),
+        "{}",
+        stopped.stdout
+    );
+    assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zero_ticks_is_refused_naming_the_flag() {
+    let stopped = Binary::local(&app_root())
+        .args(["--ticks", "0"])
+        .output()
+        .await;
+    assert_eq!(stopped.status.code(), Some(2));
+    assert!(
+        stopped.stderr.contains(
+            "invalid value '0' for '--ticks <TICKS>': 0 ticks would fetch nothing: give 1 or more, or leave --ticks out to run until stopped"
+        ),
+        "{}",
+        stopped.stderr
+    );
 }

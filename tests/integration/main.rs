@@ -7,6 +7,7 @@ mod elf;
 
 mod architecture;
 mod check;
+mod deploy_docs;
 mod event_hub_sink;
 mod key_vault;
 mod limits;

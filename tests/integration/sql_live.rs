@@ -7,6 +7,7 @@
 //! of one run take turns ([`serial`]): one of them swaps a seed-shaped table in for a while.
 
 mod check;
+mod first_day;
 mod processes;
 mod refusals;
 mod seed;

@@ -3,14 +3,14 @@
 //! permanent one is a bug or a misconfiguration to fix, logged with its SQL error number and, where
 //! it is known, what to change ([`fault`]; the local runner stops on it).
 
-use tiberius::error::Error;
+use tiberius::error::{Error, IoErrorKind};
 
 use crate::fault::Fault;
 
 /// What to change when the server refuses the login.
 pub const LOGIN_FIX: &str = "check the login: User Id and Password in SQL_CONNECTION_STRING (in Key Vault: the secret named by SQL_CONNECTION_STRING_SECRET); with passwordless login (SQL_SERVER), the identity needs a database user: `handler init-warehouse --app-identity <app name>`";
 /// What to change when the database cannot be opened.
-pub const DATABASE_FIX: &str = "check the database name (Database= or Initial Catalog= in SQL_CONNECTION_STRING, or SQL_DATABASE), that it exists and that the login may open it";
+pub const DATABASE_FIX: &str = "check the database name (Database= or Initial Catalog= in SQL_CONNECTION_STRING; SQL_DATABASE only with passwordless login, beside SQL_SERVER), that it exists (`handler init-warehouse` creates it on SQL Server) and that the login may open it";
 /// What to run when the writer's tables are missing or not as it needs them.
 pub const TABLES_FIX: &str =
     "run `handler init-warehouse` with the same settings: it creates the tables and the lock row";
@@ -136,9 +136,14 @@ pub fn message(error: &Error) -> String {
         // Without the advice on tiberius' own API that follows the reason.
         Error::Tls(reason) => format!(
             "the TLS handshake failed: {}",
-            reason.split(". To connect anyway").next().unwrap_or(reason)
+            crate::text::user_words(reason.split(". To connect anyway").next().unwrap_or(reason))
         ),
-        other => other.to_string(),
+        // tiberius' bound on the login handshake; its text names its own API.
+        Error::Io {
+            kind: IoErrorKind::TimedOut,
+            message,
+        } if message.contains("handshake") => "the server accepted the connection but did not finish the login handshake in time (it may be starting, overloaded, or not a SQL server)".into(),
+        other => crate::text::user_words(&other.to_string()),
     }
 }
 
@@ -213,6 +218,20 @@ mod tests {
         for code in [8152, 245, 8114, 2627, 102, 208, 18456] {
             assert!(!is_transient_number(code), "{code}");
         }
+    }
+
+    #[test]
+    fn a_handshake_timeout_is_said_without_naming_the_library_s_api() {
+        let error = Error::Io {
+            kind: IoErrorKind::TimedOut,
+            message: "the connection handshake (prelogin, TLS negotiation and login) did not complete within 15s; ... or change the bound with `Config::handshake_timeout`.".into(),
+        };
+        let said = message(&error);
+        assert!(!said.contains("Config::"), "{said}");
+        assert!(
+            said.contains("did not finish the login handshake in time"),
+            "{said}"
+        );
     }
 
     #[test]
