@@ -155,23 +155,30 @@ async fn a_redelivered_batch_adds_no_rows_and_rejects_are_kept_once() {
     assert_eq!(rejects(&connection, &prefix).await, 1, "the reject, once");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
-async fn a_connection_lost_mid_batch_writes_nothing_and_the_retry_writes_it_whole() {
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
-    let upstream = address(&connection);
+/// A proxy in front of the server, and the connection string through it (the certificate still
+/// checked against the server's own name).
+async fn proxied(connection: &str) -> (Proxy, String) {
+    let upstream = address(connection);
     let host = upstream
         .rsplit_once(':')
         .map(|(h, _)| h.to_owned())
         .unwrap();
     let proxy = Proxy::start(upstream).await;
     let proxied = through(
-        &connection,
+        connection,
         proxy.port,
         &format!("HostNameInCertificate={host}"),
     );
+    (proxy, proxied)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
+async fn a_connection_lost_mid_batch_writes_nothing_and_the_retry_writes_it_whole() {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let (proxy, proxied) = proxied(&connection).await;
     let warehouse = warehouse(&proxied);
     // Connects (and reads the catalog) before the proxy is armed.
     let warm_up = events(&self::prefix(), 1, 1_747_000_000_000);
@@ -219,17 +226,7 @@ async fn idle_connections_are_closed_after_the_idle_timeout_and_the_next_write_r
     let connection = connection_string();
     let _turn = serial().await;
     init(&connection).await;
-    let upstream = address(&connection);
-    let host = upstream
-        .rsplit_once(':')
-        .map(|(h, _)| h.to_owned())
-        .unwrap();
-    let proxy = Proxy::start(upstream).await;
-    let proxied = through(
-        &connection,
-        proxy.port,
-        &format!("HostNameInCertificate={host}"),
-    );
+    let (proxy, proxied) = proxied(&connection).await;
     let mut config = config();
     config.idle_timeout = Duration::from_secs(1);
     let warehouse = coincap_stream::warehouse::SqlWarehouse::new(config, secrets(&proxied), None);
