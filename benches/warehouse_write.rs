@@ -267,6 +267,8 @@ async fn sql_server(connection: String) -> (Figures, ServerFigures) {
         login: SqlLogin::ConnectionString,
         pool_size: 2,
         command_timeout: Duration::from_secs(600),
+        idle_timeout: Duration::from_secs(60),
+        auto_pause_delay: None,
     };
     let manager = TdsManager::new(config.clone(), Arc::clone(&secrets), None);
     // The test server's connection string may name master: the bench's tables go where it says.

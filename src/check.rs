@@ -5,7 +5,11 @@
 //! setting set but ignored;
 //! each secret the settings use is readable (by name, from Key Vault or the environment; never a
 //! value); CoinCap accepts the key (the smallest call: one asset); the warehouse is reachable and
-//! ready for the writer (with `init-warehouse`'s report). It changes nothing: no table, no file.
+//! ready for the writer (with `init-warehouse`'s report). It also says what the schedule costs: the
+//! CoinCap credits a month, from the size of that real answer, against `COINCAP_MONTHLY_CREDITS`
+//! (failing with the setting that fits when over), and, for a serverless database
+//! (`SQL_AUTO_PAUSE_DELAY`), whether it can pause between fetches. It changes nothing: no table,
+//! no file.
 
 use std::fmt;
 use std::path::Path;
@@ -13,16 +17,15 @@ use std::sync::Arc;
 
 use crate::app;
 use crate::coincap::CoinCapClient;
+use crate::coincap::credits::{self, Estimate, MONTH_DAYS, Measured};
 use crate::config::{Config, Mode};
 use crate::fault::Fault;
+use crate::local::Schedule;
 use crate::secrets::{self, Secret, SecretName, SecretSource};
 use crate::startup::{self, Startup, failure_detail, secret_what};
 use crate::warehouse::sql::init;
+use crate::warehouse::sql::pause::Pause;
 use crate::warehouse::{SqliteWarehouse, WarehouseConfig};
-
-/// CoinCap reportedly bills about 1 credit per 2.5 KB of answer (there is no stored copy of its
-/// pricing page; its dashboard shows the real consumption).
-const BYTES_PER_CREDIT: usize = 2500;
 
 /// How one check went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,15 +165,20 @@ pub async fn run(mode: Mode, app_root: &Path, allow: Allow) -> Checks {
         )
         .await
         .is_some();
-    match key {
+    let answer = match key {
         Some(key) => coincap(&mut checks, &config, &key).await,
-        None => checks.record(Status::Skipped, "CoinCap", "no API key to try (see above)"),
-    }
+        None => {
+            checks.record(Status::Skipped, "CoinCap", "no API key to try (see above)");
+            None
+        }
+    };
+    coincap_credits(&mut checks, &config, &plan.schedule, answer);
     if login_ok {
         warehouse(&mut checks, &config, secrets, allow).await;
     } else {
         checks.record(Status::Skipped, "warehouse", "no login to try (see above)");
     }
+    pause(&mut checks, &config, &plan.schedule);
     println!("{}", checks.verdict());
     checks
 }
@@ -220,15 +228,19 @@ async fn secret(
     }
 }
 
-/// The smallest call CoinCap answers: one asset, whatever `COINCAP_LIMIT` and `COINCAP_IDS` say.
-async fn coincap(checks: &mut Checks, config: &Config, key: &Secret) {
+/// The smallest call CoinCap answers: one asset, whatever `COINCAP_LIMIT` and `COINCAP_IDS` say;
+/// its size and asset count, to estimate the month's credits from.
+async fn coincap(checks: &mut Checks, config: &Config, key: &Secret) -> Option<(u64, u64)> {
     let mut settings = config.coincap.clone();
     settings.limit = 1;
     settings.ids = None;
     let what = format!("CoinCap {}", config.coincap.base_url);
     let client = match CoinCapClient::new(settings) {
         Ok(client) => client,
-        Err(error) => return checks.record(Status::Failed, &what, error),
+        Err(error) => {
+            checks.record(Status::Failed, &what, error);
+            return None;
+        }
     };
     let url = client.assets_url();
     let answer = client
@@ -236,17 +248,73 @@ async fn coincap(checks: &mut Checks, config: &Config, key: &Secret) {
         .await
         .and_then(|page| page.read().map(|assets| (assets.assets.len(), page.len())));
     match answer {
-        Ok((assets, bytes)) => checks.record(
-            Status::Ok,
-            &what,
+        Ok((assets, bytes)) => {
+            checks.record(
+                Status::Ok,
+                &what,
+                format!(
+                    "the API key is accepted (GET {}?{}: {assets} asset, {bytes} bytes, about {} credit; CoinCap reportedly bills 1 credit per 2.5 KB of answer)",
+                    url.path(),
+                    url.query().unwrap_or_default(),
+                    credits::credits(bytes as u64)
+                ),
+            );
+            Some((bytes as u64, assets as u64))
+        }
+        Err(error) => {
+            checks.fail(&what, &error, &error.fault());
+            None
+        }
+    }
+}
+
+/// The month's credits at `FETCH_SCHEDULE`, `COINCAP_LIMIT` and `COINCAP_IDS`, from the size of
+/// the real answer above, against `COINCAP_MONTHLY_CREDITS`.
+fn coincap_credits(
+    checks: &mut Checks,
+    config: &Config,
+    schedule: &Schedule,
+    answer: Option<(u64, u64)>,
+) {
+    const WHAT: &str = "CoinCap credits";
+    let Some((bytes, assets)) = answer else {
+        return checks.record(Status::Skipped, WHAT, "no answer to measure (see above)");
+    };
+    let calls = schedule.month(MONTH_DAYS).calls;
+    let estimate = Estimate::of(&config.coincap, calls, Measured::Answer { bytes, assets });
+    let status = if estimate.fits() {
+        Status::Ok
+    } else {
+        Status::Failed
+    };
+    checks.record(status, WHAT, estimate.with_fix(&config.coincap));
+}
+
+/// For a serverless database (`SQL_AUTO_PAUSE_DELAY` set): whether the waits between fetches let
+/// it pause at all.
+fn pause(checks: &mut Checks, config: &Config, schedule: &Schedule) {
+    const WHAT: &str = "warehouse auto-pause";
+    let (WarehouseConfig::Sql, Some(delay)) = (&config.warehouse, config.sql.auto_pause_delay)
+    else {
+        return;
+    };
+    let fires = schedule.month(MONTH_DAYS);
+    let pause = Pause::of(
+        fires.shortest,
+        fires.longest,
+        config.sql.idle_timeout,
+        delay,
+    );
+    if pause.can_pause() {
+        checks.record(Status::Ok, WHAT, pause);
+    } else {
+        checks.record(
+            Status::Failed,
+            WHAT,
             format!(
-                "the API key is accepted (GET {}?{}: {assets} asset, {bytes} bytes, about {} credit; CoinCap reportedly bills 1 credit per 2.5 KB of answer)",
-                url.path(),
-                url.query().unwrap_or_default(),
-                bytes.div_ceil(BYTES_PER_CREDIT).max(1)
+                "{pause}. Fix: fetch less often (FETCH_SCHEDULE), or choose a database that bills a flat rate and never pauses (the template's sqlDatabaseTier=Basic), then unset SQL_AUTO_PAUSE_DELAY"
             ),
-        ),
-        Err(error) => checks.fail(&what, &error, &error.fault()),
+        );
     }
 }
 

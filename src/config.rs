@@ -7,14 +7,17 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::coincap::credits::{self, DEFAULT_MONTHLY_CREDITS};
 use crate::coincap::{CoinCapConfig, DEFAULT_COINCAP_BASE_URL, MAX_COINCAP_LIMIT};
 use crate::secrets::{EnvVars, SecretName, SecretsConfig, VaultNames, VaultSecretName};
 use crate::warehouse::WarehouseConfig;
 use crate::warehouse::sql::{SqlConfig, SqlLogin};
 
 mod ignored;
+mod names;
 
 pub use ignored::Ignored;
+pub use names::{RENAMED, Renamed, SETTINGS};
 
 /// Which command is running: the defaults differ (serve targets the SQL warehouse, local a SQLite
 /// file).
@@ -79,73 +82,9 @@ pub struct Config {
     pub ignored: Vec<Ignored>,
 }
 
-/// Every app setting the handler reads (secret values come through [`crate::secrets`]). The README's
-/// configuration table and local.settings.json.example list exactly these; tests keep them in step.
-/// The old names of renamed ones ([`RENAMED`]) are read too, and named in the README's rows.
-pub const SETTINGS: &[&str] = &[
-    "FUNCTIONS_CUSTOMHANDLER_PORT",
-    "EVENT_HUB_NAME",
-    "EVENT_HUB_CONSUMER_GROUP",
-    "FETCH_SCHEDULE",
-    "COINCAP_BASE_URL",
-    "COINCAP_LIMIT",
-    "COINCAP_IDS",
-    "COINCAP_API_KEY",
-    "KEY_VAULT_URL",
-    "COINCAP_API_KEY_SECRET",
-    "SQL_CONNECTION_STRING_SECRET",
-    "SQL_CONNECTION_STRING",
-    "SECRET_TTL",
-    "AZURE_CLIENT_ID",
-    "COINCAP_TIMEOUT",
-    "COINCAP_MAX_RETRIES",
-    "COINCAP_RETRY_BASE",
-    "COINCAP_RETRY_BUDGET",
-    "WAREHOUSE",
-    "SQL_SERVER",
-    "SQL_DATABASE",
-    "SQL_POOL_SIZE",
-    "SQL_COMMAND_TIMEOUT",
-    "RUST_LOG",
-];
-
-/// A setting that was renamed: `name` is read first, `old` when `name` is unset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Renamed {
-    pub name: &'static str,
-    pub old: &'static str,
-}
-
-/// The warehouse settings were named after Synapse; the warehouse may as well be Azure SQL
-/// Database or SQL Server. The new name wins; both set to different values stop start-up.
-pub const RENAMED: &[Renamed] = &[
-    Renamed {
-        name: "SQL_CONNECTION_STRING_SECRET",
-        old: "SYNAPSE_CONNECTION_STRING_SECRET",
-    },
-    Renamed {
-        name: "SQL_CONNECTION_STRING",
-        old: "SYNAPSE_CONNECTION_STRING",
-    },
-    Renamed {
-        name: "SQL_SERVER",
-        old: "SYNAPSE_SERVER",
-    },
-    Renamed {
-        name: "SQL_DATABASE",
-        old: "SYNAPSE_DATABASE",
-    },
-    Renamed {
-        name: "SQL_POOL_SIZE",
-        old: "SYNAPSE_POOL_SIZE",
-    },
-    Renamed {
-        name: "SQL_COMMAND_TIMEOUT",
-        old: "SYNAPSE_COMMAND_TIMEOUT",
-    },
-];
-
-pub const DEFAULT_FETCH_SCHEDULE: &str = "0 */5 * * * *";
+/// Hourly, 10 assets a call: about 1,488 credits in a 31-day month, within the free plan's 2,500.
+pub const DEFAULT_FETCH_SCHEDULE: &str = "0 0 * * * *";
+pub const DEFAULT_COINCAP_LIMIT: &str = "10";
 
 impl Config {
     /// The settings of this process's environment; logs one hint per setting read under its
@@ -264,12 +203,16 @@ impl Settings<'_> {
 fn coincap(settings: &Settings) -> Result<CoinCapConfig, ConfigError> {
     Ok(CoinCapConfig {
         base_url: settings.parse("COINCAP_BASE_URL", DEFAULT_COINCAP_BASE_URL, parse_base_url)?,
-        limit: settings.parse("COINCAP_LIMIT", "100", |v| match u32::from_str(v) {
-            Ok(n) if (1..=MAX_COINCAP_LIMIT).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "expected a whole number from 1 to {MAX_COINCAP_LIMIT}"
-            )),
-        })?,
+        limit: settings.parse(
+            "COINCAP_LIMIT",
+            DEFAULT_COINCAP_LIMIT,
+            |v| match u32::from_str(v) {
+                Ok(n) if (1..=MAX_COINCAP_LIMIT).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "expected a whole number from 1 to {MAX_COINCAP_LIMIT}"
+                )),
+            },
+        )?,
         ids: settings
             .get("COINCAP_IDS")
             .map(|ids| ids.split(',').map(str::trim).collect::<Vec<_>>().join(",")),
@@ -279,6 +222,11 @@ fn coincap(settings: &Settings) -> Result<CoinCapConfig, ConfigError> {
         })?,
         retry_base: settings.parse("COINCAP_RETRY_BASE", "500ms", duration)?,
         retry_budget: settings.parse("COINCAP_RETRY_BUDGET", "60s", duration)?,
+        monthly_credits: settings.parse(
+            "COINCAP_MONTHLY_CREDITS",
+            &DEFAULT_MONTHLY_CREDITS.to_string(),
+            credits::parse_budget,
+        )?,
     })
 }
 
@@ -303,6 +251,15 @@ fn sql(settings: &Settings) -> Result<SqlConfig, ConfigError> {
             _ => Err("expected a whole number from 1 to 64".into()),
         })?,
         command_timeout: settings.parse("SQL_COMMAND_TIMEOUT", "120s", duration)?,
+        idle_timeout: settings.parse("SQL_IDLE_TIMEOUT", "1m", |v| {
+            SqlConfig::idle_timeout(duration(v)?)
+        })?,
+        auto_pause_delay: match settings.get("SQL_AUTO_PAUSE_DELAY") {
+            None => None,
+            Some(_) => Some(settings.parse("SQL_AUTO_PAUSE_DELAY", "", |v| {
+                SqlConfig::auto_pause_delay(duration(v)?)
+            })?),
+        },
     })
 }
 
@@ -411,12 +368,15 @@ mod tests {
             config.coincap.base_url.as_str(),
             "https://rest.coincap.io/v3"
         );
-        assert_eq!(config.coincap.limit, 100);
+        assert_eq!(config.coincap.limit, 10);
+        assert_eq!(config.coincap.monthly_credits, 2500, "the free plan's");
         assert_eq!(
             config.warehouse,
             WarehouseConfig::Sqlite(PathBuf::from("coincap.db"))
         );
-        assert_eq!(config.fetch_schedule, "0 */5 * * * *");
+        assert_eq!(config.fetch_schedule, "0 0 * * * *", "hourly");
+        assert_eq!(config.sql.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.sql.auto_pause_delay, None);
     }
 
     #[test]
@@ -635,6 +595,8 @@ mod tests {
                 },
                 pool_size: 9,
                 command_timeout: Duration::from_secs(180),
+                idle_timeout: Duration::from_secs(60),
+                auto_pause_delay: None,
             }
         );
         assert_eq!(
@@ -916,6 +878,40 @@ mod tests {
                 "FUNCTIONS_CUSTOMHANDLER_PORT"
             ]
         );
+    }
+
+    #[test]
+    fn the_idle_timeout_and_the_auto_pause_delay_are_read_and_bounded() {
+        let sql = config(
+            Mode::Serve,
+            &[("SQL_IDLE_TIMEOUT", "45s"), ("SQL_AUTO_PAUSE_DELAY", "15m")],
+        )
+        .unwrap()
+        .sql;
+        assert_eq!(sql.idle_timeout, Duration::from_secs(45));
+        assert_eq!(sql.auto_pause_delay, Some(Duration::from_secs(900)));
+        for (setting, bad) in [
+            ("SQL_IDLE_TIMEOUT", "0s"),
+            ("SQL_IDLE_TIMEOUT", "30m"),
+            ("SQL_IDLE_TIMEOUT", "soon"),
+            ("SQL_AUTO_PAUSE_DELAY", "10m"),
+            ("SQL_AUTO_PAUSE_DELAY", "later"),
+        ] {
+            let error = config(Mode::Serve, &[(setting, bad)]).unwrap_err();
+            assert_eq!(error.setting(), setting, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_monthly_credits_are_a_whole_number_of_at_least_one() {
+        let coincap = config(Mode::Local, &[("COINCAP_MONTHLY_CREDITS", "40000")])
+            .unwrap()
+            .coincap;
+        assert_eq!(coincap.monthly_credits, 40_000);
+        for bad in ["0", "-5", "lots", "2.5k"] {
+            let error = config(Mode::Local, &[("COINCAP_MONTHLY_CREDITS", bad)]).unwrap_err();
+            assert_eq!(error.setting(), "COINCAP_MONTHLY_CREDITS", "{bad}");
+        }
     }
 
     #[test]

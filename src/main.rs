@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use coincap_stream::app::{self, AppState};
-use coincap_stream::config::Mode;
+use coincap_stream::coincap::credits::{Estimate, MONTH_DAYS, Measured};
+use coincap_stream::config::{Config, Mode};
 use coincap_stream::functions::FAILED_TARGET;
+use coincap_stream::local::Schedule;
 use coincap_stream::telemetry::LogTo;
 use coincap_stream::warehouse::sql::init;
 use coincap_stream::{check, local, secrets, server, startup, telemetry};
@@ -216,10 +218,35 @@ async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>
     Ok(())
 }
 
+/// The month's CoinCap credits at `FETCH_SCHEDULE` if left running, before any answer (at the
+/// usual answer size; each fetch then logs its real `answer_bytes` and `credits`).
+fn log_credits(config: &Config, schedule: &Schedule) {
+    let calls = schedule.month(MONTH_DAYS).calls;
+    let estimate = Estimate::of(&config.coincap, calls, Measured::Usual);
+    let fields = (estimate.credits_a_month(), estimate.calls, estimate.budget);
+    if estimate.fits() {
+        tracing::info!(
+            credits_a_month = fields.0,
+            calls_a_month = fields.1,
+            monthly_credits = fields.2,
+            "CoinCap credits if left running: {estimate}."
+        );
+    } else {
+        tracing::warn!(
+            credits_a_month = fields.0,
+            calls_a_month = fields.1,
+            monthly_credits = fields.2,
+            "CoinCap credits if left running: {}.",
+            estimate.with_fix(&config.coincap)
+        );
+    }
+}
+
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     // The host starts the handler in the app root: host.json and the function folders are here.
     let startup = startup::read(Mode::Serve, Path::new("."), None)?;
     let config = startup.config;
+    let schedule = startup.plan.schedule;
     for renamed in &config.old_names {
         tracing::warn!(
             old = renamed.old,
@@ -252,6 +279,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         secrets = %state.secrets.describe(),
         "Custom handler listening."
     );
+    log_credits(&config, &schedule);
     // The CoinCap client's TLS set-up (root certificates) happens after the listener is up, so
     // the host's readiness probe is answered at once.
     let coincap = Arc::clone(&state.coincap);

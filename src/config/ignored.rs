@@ -46,14 +46,8 @@ pub(super) fn ignored(settings: &Settings, config: &Config, mode: Mode) -> Vec<I
                 "WAREHOUSE={} writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database",
                 config.warehouse_setting()
             );
-            for setting in [
-                "SQL_CONNECTION_STRING",
-                "SQL_CONNECTION_STRING_SECRET",
-                "SQL_SERVER",
-                "SQL_DATABASE",
-                "SQL_POOL_SIZE",
-                "SQL_COMMAND_TIMEOUT",
-            ] {
+            // Every SQL_* setting is the SQL writer's.
+            for setting in super::SETTINGS.iter().filter(|s| s.starts_with("SQL_")) {
                 note(setting, why.clone());
             }
         }

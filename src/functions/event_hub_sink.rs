@@ -43,6 +43,11 @@ async fn run(
         .oldest_enqueued_time()
         .map(|oldest| (Utc::now() - oldest).num_milliseconds().max(0) as u64);
     let partition = batch.partition_id.clone();
+    // A batch the warehouse refuses is retried: its failure line says how long its oldest event
+    // has waited, so the lag query and alert see a sink that is stuck, not only one that is slow.
+    if let Some(lag_ms) = lag_ms {
+        invocation.on_failure("lag_ms", lag_ms);
+    }
 
     let mapped = map_events(batch.events.into_iter().map(|e| (e.body, e.coordinates)));
     for reject in &mapped.rejects {

@@ -27,6 +27,8 @@ pub use progress::Summary;
 pub use schedule::Schedule;
 
 use crate::app::{self, AppState};
+use crate::coincap::CoinCapConfig;
+use crate::coincap::credits::{Estimate, MONTH_DAYS, Measured};
 use crate::config::Config;
 use crate::fault::Fault;
 use crate::functions::TIMER_FETCH;
@@ -94,6 +96,11 @@ pub async fn run(config: Config, plan: Plan, options: Options) -> Result<Summary
     for note in &options.notes {
         println!("{note}");
     }
+    let credits = Credits {
+        coincap: config.coincap.clone(),
+        calls: plan.schedule.month(MONTH_DAYS).calls,
+    };
+    println!("{}", credits.line(Measured::Usual));
 
     let host = HostClient::new(handler.base_url.clone(), INVOCATION_TIMEOUT)
         .map_err(|e| setup("HTTP client")(&e))?;
@@ -118,6 +125,7 @@ pub async fn run(config: Config, plan: Plan, options: Options) -> Result<Summary
         options.ticks,
         &hub,
         &stop,
+        &credits,
     )
     .await;
     drop(hub);
@@ -207,6 +215,28 @@ async fn handles(config: &Config) -> Result<(AppState, String), LocalError> {
     Ok((state, destination))
 }
 
+/// What the schedule costs in CoinCap credits if left running, said before the first tick (at
+/// the usual answer size) and again from the first real answer.
+struct Credits {
+    coincap: CoinCapConfig,
+    /// Calls the schedule (or `--every`) makes in a month.
+    calls: u64,
+}
+
+impl Credits {
+    fn line(&self, measured: Measured) -> String {
+        let from = match measured {
+            Measured::Usual => "if left running",
+            Measured::Answer { .. } => "if left running, from the first answer",
+        };
+        let estimate = Estimate::of(&self.coincap, self.calls, measured);
+        format!(
+            "CoinCap credits {from}: {}.",
+            estimate.with_fix(&self.coincap)
+        )
+    }
+}
+
 /// The handler's HTTP server, in this process, on a port of its own.
 struct InProcessHandler {
     base_url: String,
@@ -251,8 +281,10 @@ async fn run_timer(
     ticks: Option<u64>,
     hub: &mpsc::UnboundedSender<HubMessage>,
     stop: &Stop,
+    credits: &Credits,
 ) {
     let mut partition = Partition::default();
+    let mut measured = false;
     let mut last_fire = None;
     // The first tick fires at once, so a run shows rows without waiting for the schedule.
     let mut next_fire = Utc::now();
@@ -278,7 +310,18 @@ async fn run_timer(
             Ok(response) => {
                 let events = output_events(&response, &files.timer.output);
                 let published = events.len() as u64;
-                let fetched = progress::counters::<TimerFetchCounters>(&response).events_out;
+                let counters = progress::counters::<TimerFetchCounters>(&response);
+                let fetched = counters.events_out;
+                if !measured && fetched > 0 {
+                    measured = true;
+                    println!(
+                        "{}",
+                        credits.line(Measured::Answer {
+                            bytes: counters.answer_bytes,
+                            assets: fetched,
+                        })
+                    );
+                }
                 let fetch = started.elapsed();
                 let events = partition.append(events);
                 for batch in events.chunks(files.max_event_batch_size) {

@@ -3,6 +3,8 @@
 //! CoinCap stand-in, the HTTPS Key Vault and managed identity stand-ins, SQLite files and a closed
 //! port; the SQL Server side runs in the live suite (sql_live/check.rs).
 
+mod costs;
+
 use crate::common::azure::Azure;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
 use crate::common::process::Stopped;
@@ -14,7 +16,16 @@ const PASSWORD: &str = "pw-51d0aa-never-shown";
 
 /// A CoinCap stand-in answering one asset, as it does to `limit=1`.
 async fn coincap() -> CoinCap {
-    CoinCap::serving(page(1_747_000_000_000, &realistic_assets()[..1])).await
+    CoinCap::serving(one_asset_page()).await
+}
+
+fn one_asset_page() -> String {
+    page(1_747_000_000_000, &realistic_assets()[..1])
+}
+
+/// The size of the stand-in's one-asset answer.
+fn one_asset_bytes() -> usize {
+    one_asset_page().len()
 }
 
 /// `handler check` against the stand-in, without a CoinCap key: each test says which.
@@ -42,7 +53,7 @@ async fn with_local_settings_every_check_passes_with_the_cheapest_call_and_creat
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines.len(),
-        5,
+        6,
         "one line per check and the verdict: {stdout}"
     );
     assert!(
@@ -64,14 +75,23 @@ async fn with_local_settings_every_check_passes_with_the_cheapest_call_and_creat
         ),
         "{stdout}"
     );
+    let bytes = one_asset_bytes();
     assert_eq!(
         lines[3],
+        format!(
+            "ok    CoinCap credits: about 744 credits a month (744 calls in a 31-day month x 1 credit for 2 assets, {} bytes a call: {bytes} bytes an asset, from a real answer of {bytes} bytes for 1; CoinCap reportedly bills 1 credit per 2.5 KB), within COINCAP_MONTHLY_CREDITS=2,500",
+            2 * bytes
+        ),
+        "hourly (the default) for the 2 ids, from the size of the one-asset answer"
+    );
+    assert_eq!(
+        lines[4],
         format!(
             "ok    warehouse: the SQLite file {} does not exist yet: the first write creates it and its tables",
             db.display()
         )
     );
-    assert_eq!(lines[4], "All 4 checks passed.");
+    assert_eq!(lines[5], "All 5 checks passed.");
     let seen = coincap.seen();
     assert_eq!(seen.len(), 1, "one call");
     assert_eq!(
@@ -104,9 +124,15 @@ async fn a_refused_key_and_a_missing_directory_fail_their_lines_with_the_fix_and
         stdout.contains("FAIL  warehouse: the warehouse failed while checking the SQLite file: the directory /no-such-directory-17 does not exist"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("skip  CoinCap credits: no answer to measure (see above)"),
+        "{stdout}"
+    );
     assert_eq!(
         stdout.lines().last(),
-        Some("2 of 4 checks did not pass: fix what they say and run `handler check` again.")
+        Some(
+            "3 of 5 checks did not pass (1 not tried): fix what they say and run `handler check` again."
+        )
     );
     assert!(!stdout.contains("not-the-key-77aa"));
 }
@@ -189,16 +215,20 @@ async fn with_a_deployed_app_s_settings_each_secret_is_read_by_name_and_the_pool
         )),
         "{stdout}"
     );
+    assert!(
+        lines[4].starts_with("ok    CoinCap credits: about 1,488 credits a month (744 calls in a 31-day month x 2 credits for 10 assets"),
+        "serve's defaults are the free plan's too: {stdout}"
+    );
     assert_eq!(
-        lines[4],
+        lines[5],
         format!(
             "FAIL  warehouse database coincap on 127.0.0.1:{port} (login from Key Vault {} secret \"synapse-connection-string\"): cannot reach 127.0.0.1:{port}: Connection refused (os error 111)",
             azure.vault.url
         )
     );
     assert_eq!(
-        lines[5],
-        "1 of 5 checks did not pass: fix what they say and run `handler check` again."
+        lines[6],
+        "1 of 6 checks did not pass: fix what they say and run `handler check` again."
     );
     let authorized: Vec<String> = azure
         .vault
@@ -318,7 +348,7 @@ async fn check_reads_host_json_from_the_app_root_as_local_does() {
         .await;
     assert!(
         output.stdout.lines().next().unwrap().ends_with(&format!(
-            "the app in {} is read as the host reads it: TimerFetch fires on the NCRONTAB schedule \"0 */5 * * * *\", EventHubSink takes batches of up to 1000 from hub \"coincaphub\"",
+            "the app in {} is read as the host reads it: TimerFetch fires on the NCRONTAB schedule \"0 0 * * * *\", EventHubSink takes batches of up to 1000 from hub \"coincaphub\"",
             app_root().display()
         )),
         "{}",
@@ -360,7 +390,7 @@ async fn a_connection_string_without_warehouse_sql_is_named_as_ignored_and_the_s
     );
     assert_eq!(
         lines.last().copied(),
-        Some("All 4 checks passed, with 1 warning.")
+        Some("All 5 checks passed, with 1 warning.")
     );
     output.assert_never_shown(&[PASSWORD]);
 }

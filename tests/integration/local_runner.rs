@@ -187,6 +187,50 @@ async fn a_transient_fetch_failure_is_reported_and_the_run_goes_on() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_month_s_credits_are_said_before_the_first_tick_and_again_from_the_first_answer() {
+    let answer = page(1_747_000_000_000, &realistic_assets());
+    let assets = realistic_assets().len();
+    let coincap = CoinCap::serving(answer.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+
+    let output = local(&coincap, &db)
+        .env("COINCAP_IDS", "bitcoin,ethereum,tether,solana")
+        .args(["--ticks", "1"])
+        .output()
+        .await;
+
+    let stdout = &output.stdout;
+    assert!(output.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[3].starts_with(
+            "CoinCap credits if left running: about 744 credits a month (744 calls in a 31-day month x 1 credit for 4 assets, 1,800 bytes a call: about 450 bytes an asset"
+        ),
+        "the default hourly schedule, before any answer: {stdout}"
+    );
+    assert!(
+        lines[3].ends_with("within COINCAP_MONTHLY_CREDITS=2,500."),
+        "{stdout}"
+    );
+    let bytes = answer.len() as u64;
+    let credits = bytes.div_ceil(2500);
+    assert_eq!(assets, 4, "the stand-in answers one asset per id asked for");
+    assert_eq!(
+        lines[4],
+        format!(
+            "CoinCap credits if left running, from the first answer: about {} credits a month (744 calls in a 31-day month x {credits} credit{} for 4 assets, {} bytes a call: a real answer of {} bytes; CoinCap reportedly bills 1 credit per 2.5 KB), within COINCAP_MONTHLY_CREDITS=2,500.",
+            coincap_stream::coincap::credits::thousands(744 * credits),
+            if credits == 1 { "" } else { "s" },
+            coincap_stream::coincap::credits::thousands(bytes),
+            coincap_stream::coincap::credits::thousands(bytes),
+        ),
+        "{stdout}"
+    );
+    assert!(lines[5].starts_with("tick   1 | fetched     4"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_log_goes_only_to_the_file_named_by_log_and_the_screen_names_the_whole_sqlite_path() {
     let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
     let dir = tempfile::tempdir().unwrap();

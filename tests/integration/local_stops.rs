@@ -51,19 +51,31 @@ async fn a_refused_coincap_key_stops_the_run_at_once_with_its_fix_and_a_failing_
 
     assert!(!stopped.status.success(), "{}", stopped.stdout);
     let lines: Vec<&str> = stopped.stdout.lines().collect();
+    assert!(
+        lines[3].starts_with("CoinCap credits if left running: about 26,784,000 credits a month (13,392,000 calls in a 31-day month x 2 credits for 10 assets"),
+        "every 200 ms, said before the first tick: {}",
+        stopped.stdout
+    );
+    assert!(
+        lines[3].contains(
+            "over COINCAP_MONTHLY_CREDITS=2,500. Fix: FETCH_SCHEDULE=\"0 0 * * * *\" (hourly"
+        ),
+        "{}",
+        stopped.stdout
+    );
     assert_eq!(
-        lines[3],
+        lines[4],
         "tick   1 | TimerFetch failed permanently, stopping at once: CoinCap refused the API key (HTTP 401). Fix: set COINCAP_API_KEY to a key CoinCap accepts (with KEY_VAULT_URL: the vault's secret named by COINCAP_API_KEY_SECRET); keys are at https://pro.coincap.io/dashboard",
         "{}",
         stopped.stdout
     );
     assert!(
-        lines[4].starts_with("Summary: 1 ticks (1 failed), fetched 0, published 0, written 0"),
+        lines[5].starts_with("Summary: 1 ticks (1 failed), fetched 0, published 0, written 0"),
         "{}",
         stopped.stdout
     );
     assert_eq!(
-        lines[5..],
+        lines[6..],
         [
             "Stopped at once by a failure another attempt would repeat: TimerFetch: CoinCap refused the API key (HTTP 401). Fix: set COINCAP_API_KEY to a key CoinCap accepts (with KEY_VAULT_URL: the vault's secret named by COINCAP_API_KEY_SECRET); keys are at https://pro.coincap.io/dashboard. No rows were written."
         ],

@@ -10,6 +10,7 @@ mod check;
 mod deploy_docs;
 mod event_hub_sink;
 mod key_vault;
+mod limits;
 mod local_runner;
 mod local_stops;
 mod monitoring;

@@ -28,6 +28,14 @@ async fn serves_on_the_host_s_port_and_stops_cleanly_on_sigterm() {
     assert!(stopped.status.success(), "{}", stopped.status);
     let (stdout, stderr) = (&stopped.stdout, &stopped.stderr);
     assert!(stdout.contains("Custom handler listening"), "{stdout}");
+    assert!(
+        stdout.contains("CoinCap credits if left running: about 1,488 credits a month (744 calls in a 31-day month x 2 credits for 10 assets"),
+        "the start line says what the schedule costs: {stdout}"
+    );
+    assert!(
+        stdout.contains("within COINCAP_MONTHLY_CREDITS=2,500."),
+        "{stdout}"
+    );
     assert!(stdout.contains("Custom handler stopped"), "{stdout}");
     assert!(
         stderr.contains("not from Key Vault"),
@@ -294,4 +302,30 @@ async fn post_one_event(handler: &mut Running) -> Answer {
             crate::common::sink_payload(&bodies, 0).to_string(),
         )
         .await
+}
+
+#[tokio::test]
+async fn over_the_monthly_credits_serve_warns_at_start_naming_the_setting_that_fits() {
+    let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let handler = Binary::serve()
+        .coincap(&coincap)
+        .sqlite(&dir.path().join("w.db"))
+        .env("FETCH_SCHEDULE", "0 */5 * * * *")
+        .env("COINCAP_LIMIT", "100")
+        .start()
+        .await;
+    let stopped = handler.stop("-TERM").await;
+    let line = stopped
+        .stdout
+        .lines()
+        .chain(stopped.stderr.lines())
+        .find(|line| line.contains("CoinCap credits if left running"))
+        .unwrap_or_else(|| panic!("{}\n{}", stopped.stdout, stopped.stderr));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("over COINCAP_MONTHLY_CREDITS=2,500. Fix: FETCH_SCHEDULE=\"0 0 */6 * * *\""),
+        "{line}"
+    );
+    assert!(coincap.seen().is_empty(), "estimated before any call");
 }

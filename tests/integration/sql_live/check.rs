@@ -111,7 +111,11 @@ async fn check_after_init_warehouse_reports_the_writer_ready_with_its_design() {
     ] {
         assert!(stdout.contains(reported), "{reported}: {stdout}");
     }
-    assert_eq!(stdout.lines().last(), Some("All 5 checks passed."));
+    assert!(
+        stdout.contains("ok    CoinCap credits: about "),
+        "the credits line, within the budget at the defaults: {stdout}"
+    );
+    assert_eq!(stdout.lines().last(), Some("All 6 checks passed."));
     if let Some(password) = password_of(&connection) {
         assert!(!stdout.contains(&password), "the password is never shown");
     }
