@@ -888,6 +888,8 @@ async fn sql_live(handler: &Path, connection: &str, table: &mut Table) {
         login: SqlLogin::ConnectionString,
         pool_size: 2,
         command_timeout: Duration::from_secs(120),
+        idle_timeout: Duration::from_secs(60),
+        auto_pause_delay: None,
     };
     let run = uuid::Uuid::new_v4().simple().to_string();
     let rows_of = |label: &str, round: usize| -> Batch {

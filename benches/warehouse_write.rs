@@ -267,14 +267,18 @@ async fn sql_server(connection: String) -> (Figures, ServerFigures) {
         login: SqlLogin::ConnectionString,
         pool_size: 2,
         command_timeout: Duration::from_secs(600),
+        idle_timeout: Duration::from_secs(60),
+        auto_pause_delay: None,
     };
     let manager = TdsManager::new(config.clone(), Arc::clone(&secrets), None);
-    for line in init::init_warehouse(&manager, None)
+    // The test server's connection string may name master: the bench's tables go where it says.
+    let options = init::InitOptions {
+        app_identity: None,
+        allow_master: true,
+    };
+    init::init_warehouse(&manager, options, &mut |line| eprintln!("{line}"))
         .await
-        .expect("init-warehouse")
-    {
-        eprintln!("{line}");
-    }
+        .expect("init-warehouse");
     let mut client = manager.connect_client().await.expect("a connection");
     let server = server_figures(&mut client).await;
     let mut run = async |sql: &str| {

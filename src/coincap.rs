@@ -8,13 +8,17 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
-use crate::fault::{Fault, NameResolution, name_resolution};
+use crate::fault::{Fault, Limit, NameResolution, name_resolution};
 use crate::secrets::Secret;
 use crate::spare::Spare;
 
+pub mod credits;
+mod limits;
 mod page;
 mod usual;
 
+pub use limits::CREDITS_FIX;
+use limits::{limit_of, status_message};
 pub use page::{Assets, AssetsPage, read_page};
 
 /// The buffer of the last page read, for the next one.
@@ -38,6 +42,19 @@ pub struct CoinCapConfig {
     pub retry_base: Duration,
     /// Total time one fetch may take, waits included: well under the function timeout.
     pub retry_budget: Duration,
+    /// `COINCAP_MONTHLY_CREDITS`: the credits the plan gives a month, which the schedule must fit.
+    pub monthly_credits: u64,
+}
+
+/// How many assets one call asks for: the ids given (up to the limit), else the limit.
+impl CoinCapConfig {
+    pub fn assets_a_call(&self) -> u64 {
+        let limit = u64::from(self.limit);
+        match &self.ids {
+            Some(ids) => (ids.split(',').filter(|id| !id.is_empty()).count() as u64).min(limit),
+            None => limit,
+        }
+    }
 }
 
 /// The longest single backoff wait, whatever the attempt number.
@@ -47,7 +64,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub enum CoinCapError {
     #[error("CoinCap refused the API key (HTTP {status})")]
     Unauthorized { status: u16 },
-    #[error("CoinCap answered HTTP {status}: {body}")]
+    #[error("{}", status_message(*status, body))]
     Status {
         status: u16,
         body: String,
@@ -76,12 +93,15 @@ pub enum CoinCapError {
 }
 
 impl CoinCapError {
-    /// The retry rule: rate limits, exhausted credits, server errors, timeouts and connection
-    /// failures may pass; a refused key, a malformed answer, an unknown host name or a refused
+    /// The retry rule: rate limits, server errors, timeouts and connection failures may pass; a
+    /// refused key, spent credits, a malformed answer, an unknown host name or a refused
     /// certificate will not.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Status { status, .. } => is_transient_status(*status),
+            Self::Status { status, body, .. } => {
+                is_transient_status(*status)
+                    && limit_of(*status, body) != Some(Limit::CoinCapCredits)
+            }
             // Not a host name that does not resolve, nor a refused certificate.
             Self::Transport { .. } => self.fault() == Fault::Transient,
             _ => false,
@@ -99,6 +119,9 @@ impl CoinCapError {
             ),
             Self::Status { status: 404, .. } | Self::NotAnAssetList(_) => {
                 Fault::permanent(BASE_URL)
+            }
+            Self::Status { .. } if self.limit() == Some(Limit::CoinCapCredits) => {
+                Fault::permanent(CREDITS_FIX)
             }
             Self::Empty => Fault::permanent("check COINCAP_IDS: CoinCap knows none of these ids"),
             Self::Transport { message } => match name_resolution(message) {
@@ -127,6 +150,15 @@ impl CoinCapError {
         }
     }
 
+    /// The limit of the CoinCap plan this answer says was reached, if any.
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            Self::Status { status, body, .. } => limit_of(*status, body),
+            Self::GaveUp { last, .. } => last.limit(),
+            _ => None,
+        }
+    }
+
     pub fn is_unauthorized(&self) -> bool {
         match self {
             Self::Unauthorized { .. } => true,
@@ -151,9 +183,10 @@ impl CoinCapError {
     }
 }
 
-/// 402 (credits exhausted), 408, 429 and every 5xx.
+/// 408, 429 and every 5xx. (402, Payment Required, means the plan's credits are spent: another
+/// attempt meets it again until the plan renews or grows.)
 pub fn is_transient_status(status: u16) -> bool {
-    matches!(status, 402 | 408 | 429) || (500..600).contains(&status)
+    matches!(status, 408 | 429) || (500..600).contains(&status)
 }
 
 /// Exponential backoff: `base * 2^retry`, capped, never shorter than the server's `Retry-After`.
@@ -335,7 +368,9 @@ fn transport(error: reqwest::Error) -> CoinCapError {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    CoinCapError::Transport { message }
+    CoinCapError::Transport {
+        message: crate::text::user_words(&message),
+    }
 }
 
 /// What of CoinCap's answer goes into an error: its first 200 characters.
@@ -349,11 +384,11 @@ mod tests {
     use crate::domain::Parsed;
 
     #[test]
-    fn rate_limits_credits_and_server_errors_are_transient() {
-        for status in [402, 408, 429, 500, 502, 503, 504] {
+    fn rate_limits_and_server_errors_are_transient() {
+        for status in [408, 429, 500, 502, 503, 504] {
             assert!(is_transient_status(status), "{status}");
         }
-        for status in [400, 401, 403, 404] {
+        for status in [400, 401, 402, 403, 404] {
             assert!(!is_transient_status(status), "{status}");
         }
         assert!(!CoinCapError::Unauthorized { status: 401 }.is_transient());
@@ -414,6 +449,53 @@ mod tests {
         ] {
             assert_eq!(error.fault(), Fault::Transient, "{error}");
         }
+    }
+
+    fn status(status: u16, body: &str) -> CoinCapError {
+        CoinCapError::Status {
+            status,
+            body: body.into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn spent_credits_are_permanent_say_so_and_name_the_settings_to_change() {
+        for error in [
+            status(402, "{}"),
+            status(429, r#"{"error":"Monthly credit limit reached"}"#),
+            CoinCapError::GaveUp {
+                attempts: 5,
+                elapsed_ms: 9,
+                last: Box::new(status(402, "")),
+            },
+        ] {
+            assert_eq!(error.limit(), Some(Limit::CoinCapCredits), "{error}");
+            assert!(!error.is_transient(), "{error}");
+            let fix = error.fault().fix().unwrap().to_owned();
+            for setting in ["FETCH_SCHEDULE", "COINCAP_LIMIT", "COINCAP_MONTHLY_CREDITS"] {
+                assert!(fix.contains(setting), "{fix}");
+            }
+            assert!(error.to_string().contains("credits are spent"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_is_transient_and_named() {
+        let error = status(429, r#"{"error":"rate limited"}"#);
+        assert_eq!(error.limit(), Some(Limit::CoinCapRateLimit));
+        assert!(error.is_transient());
+        assert_eq!(error.fault(), Fault::Transient);
+        assert!(
+            error
+                .to_string()
+                .starts_with("CoinCap's rate limit was hit (HTTP 429;")
+        );
+        assert_eq!(status(503, "down").limit(), None);
+        assert_eq!(
+            status(503, "down").to_string(),
+            "CoinCap answered HTTP 503: down"
+        );
     }
 
     #[test]
@@ -533,7 +615,8 @@ mod tests {
         let client = CoinCapClient::new(config.coincap).unwrap();
         assert_eq!(
             client.assets_url().as_str(),
-            "http://127.0.0.1:9/v3/assets?limit=100&ids=bitcoin%2Cethereum"
+            "http://127.0.0.1:9/v3/assets?limit=10&ids=bitcoin%2Cethereum"
         );
+        assert_eq!(client.config.assets_a_call(), 2);
     }
 }

@@ -7,10 +7,17 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::coincap::credits::{self, DEFAULT_MONTHLY_CREDITS};
 use crate::coincap::{CoinCapConfig, DEFAULT_COINCAP_BASE_URL, MAX_COINCAP_LIMIT};
 use crate::secrets::{EnvVars, SecretName, SecretsConfig, VaultNames, VaultSecretName};
 use crate::warehouse::WarehouseConfig;
 use crate::warehouse::sql::{SqlConfig, SqlLogin};
+
+mod ignored;
+mod names;
+
+pub use ignored::Ignored;
+pub use names::{RENAMED, Renamed, SETTINGS};
 
 /// Which command is running: the defaults differ (serve targets the SQL warehouse, local a SQLite
 /// file).
@@ -37,13 +44,19 @@ pub enum ConfigError {
         name: &'static str,
         old: &'static str,
     },
+    /// A setting that others need is not set.
+    #[error("{setting} is not set: {reason}")]
+    Missing {
+        setting: &'static str,
+        reason: String,
+    },
 }
 
 impl ConfigError {
     /// The setting to fix.
     pub fn setting(&self) -> &'static str {
         match self {
-            Self::Invalid { setting, .. } => setting,
+            Self::Invalid { setting, .. } | Self::Missing { setting, .. } => setting,
             Self::Conflict { name, .. } => name,
         }
     }
@@ -65,75 +78,13 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// Renamed settings that were read under their old name (start-up logs a hint for each).
     pub old_names: Vec<Renamed>,
+    /// Settings that are set but that nothing reads with the others as they are.
+    pub ignored: Vec<Ignored>,
 }
 
-/// Every app setting the handler reads (secret values come through [`crate::secrets`]). The README's
-/// configuration table and local.settings.json.example list exactly these; tests keep them in step.
-/// The old names of renamed ones ([`RENAMED`]) are read too, and named in the README's rows.
-pub const SETTINGS: &[&str] = &[
-    "FUNCTIONS_CUSTOMHANDLER_PORT",
-    "EVENT_HUB_NAME",
-    "EVENT_HUB_CONSUMER_GROUP",
-    "FETCH_SCHEDULE",
-    "COINCAP_BASE_URL",
-    "COINCAP_LIMIT",
-    "COINCAP_IDS",
-    "COINCAP_API_KEY",
-    "KEY_VAULT_URL",
-    "COINCAP_API_KEY_SECRET",
-    "SQL_CONNECTION_STRING_SECRET",
-    "SQL_CONNECTION_STRING",
-    "SECRET_TTL",
-    "AZURE_CLIENT_ID",
-    "COINCAP_TIMEOUT",
-    "COINCAP_MAX_RETRIES",
-    "COINCAP_RETRY_BASE",
-    "COINCAP_RETRY_BUDGET",
-    "WAREHOUSE",
-    "SQL_SERVER",
-    "SQL_DATABASE",
-    "SQL_POOL_SIZE",
-    "SQL_COMMAND_TIMEOUT",
-    "RUST_LOG",
-];
-
-/// A setting that was renamed: `name` is read first, `old` when `name` is unset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Renamed {
-    pub name: &'static str,
-    pub old: &'static str,
-}
-
-/// The warehouse settings were named after Synapse; the warehouse may as well be Azure SQL
-/// Database or SQL Server. The new name wins; both set to different values stop start-up.
-pub const RENAMED: &[Renamed] = &[
-    Renamed {
-        name: "SQL_CONNECTION_STRING_SECRET",
-        old: "SYNAPSE_CONNECTION_STRING_SECRET",
-    },
-    Renamed {
-        name: "SQL_CONNECTION_STRING",
-        old: "SYNAPSE_CONNECTION_STRING",
-    },
-    Renamed {
-        name: "SQL_SERVER",
-        old: "SYNAPSE_SERVER",
-    },
-    Renamed {
-        name: "SQL_DATABASE",
-        old: "SYNAPSE_DATABASE",
-    },
-    Renamed {
-        name: "SQL_POOL_SIZE",
-        old: "SYNAPSE_POOL_SIZE",
-    },
-    Renamed {
-        name: "SQL_COMMAND_TIMEOUT",
-        old: "SYNAPSE_COMMAND_TIMEOUT",
-    },
-];
-
-pub const DEFAULT_FETCH_SCHEDULE: &str = "0 */5 * * * *";
+/// Hourly, 10 assets a call: about 1,488 credits in a 31-day month, within the free plan's 2,500.
+pub const DEFAULT_FETCH_SCHEDULE: &str = "0 0 * * * *";
+pub const DEFAULT_COINCAP_LIMIT: &str = "10";
 
 impl Config {
     /// The settings of this process's environment; logs one hint per setting read under its
@@ -162,7 +113,7 @@ impl Config {
             Mode::Serve => "sql",
             Mode::Local => "sqlite:coincap.db",
         };
-        Ok(Self {
+        let mut config = Self {
             port: settings.parse("FUNCTIONS_CUSTOMHANDLER_PORT", "3000", |v| {
                 u16::from_str(v).map_err(|e| e.to_string())
             })?,
@@ -180,7 +131,10 @@ impl Config {
                 .unwrap_or_else(|| "$Default".to_owned()),
             secrets: secrets(&settings)?,
             old_names,
-        })
+            ignored: Vec::new(),
+        };
+        config.ignored = ignored::ignored(&settings, &config, mode);
+        Ok(config)
     }
 }
 
@@ -249,12 +203,16 @@ impl Settings<'_> {
 fn coincap(settings: &Settings) -> Result<CoinCapConfig, ConfigError> {
     Ok(CoinCapConfig {
         base_url: settings.parse("COINCAP_BASE_URL", DEFAULT_COINCAP_BASE_URL, parse_base_url)?,
-        limit: settings.parse("COINCAP_LIMIT", "100", |v| match u32::from_str(v) {
-            Ok(n) if (1..=MAX_COINCAP_LIMIT).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "expected a whole number from 1 to {MAX_COINCAP_LIMIT}"
-            )),
-        })?,
+        limit: settings.parse(
+            "COINCAP_LIMIT",
+            DEFAULT_COINCAP_LIMIT,
+            |v| match u32::from_str(v) {
+                Ok(n) if (1..=MAX_COINCAP_LIMIT).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "expected a whole number from 1 to {MAX_COINCAP_LIMIT}"
+                )),
+            },
+        )?,
         ids: settings
             .get("COINCAP_IDS")
             .map(|ids| ids.split(',').map(str::trim).collect::<Vec<_>>().join(",")),
@@ -264,16 +222,20 @@ fn coincap(settings: &Settings) -> Result<CoinCapConfig, ConfigError> {
         })?,
         retry_base: settings.parse("COINCAP_RETRY_BASE", "500ms", duration)?,
         retry_budget: settings.parse("COINCAP_RETRY_BUDGET", "60s", duration)?,
+        monthly_credits: settings.parse(
+            "COINCAP_MONTHLY_CREDITS",
+            &DEFAULT_MONTHLY_CREDITS.to_string(),
+            credits::parse_budget,
+        )?,
     })
 }
 
 /// The `SQL_*` settings (the connection string itself is a secret, read by the writer).
 fn sql(settings: &Settings) -> Result<SqlConfig, ConfigError> {
-    let alone = |set: &str, missing: &'static str| ConfigError::Invalid {
+    let alone = |set: &str, missing: &'static str| ConfigError::Missing {
         setting: missing,
-        value: String::new(),
         reason: format!(
-            "passwordless login needs both SQL_SERVER and SQL_DATABASE, and {set} is set alone"
+            "{set} is set, and passwordless login needs both SQL_SERVER and SQL_DATABASE. With a connection string (SQL_CONNECTION_STRING), name the database in it (Database=...) and unset {set}"
         ),
     };
     let login = match (settings.read("SQL_SERVER"), settings.read("SQL_DATABASE")) {
@@ -289,6 +251,15 @@ fn sql(settings: &Settings) -> Result<SqlConfig, ConfigError> {
             _ => Err("expected a whole number from 1 to 64".into()),
         })?,
         command_timeout: settings.parse("SQL_COMMAND_TIMEOUT", "120s", duration)?,
+        idle_timeout: settings.parse("SQL_IDLE_TIMEOUT", "1m", |v| {
+            SqlConfig::idle_timeout(duration(v)?)
+        })?,
+        auto_pause_delay: match settings.get("SQL_AUTO_PAUSE_DELAY") {
+            None => None,
+            Some(_) => Some(settings.parse("SQL_AUTO_PAUSE_DELAY", "", |v| {
+                SqlConfig::auto_pause_delay(duration(v)?)
+            })?),
+        },
     })
 }
 
@@ -397,12 +368,15 @@ mod tests {
             config.coincap.base_url.as_str(),
             "https://rest.coincap.io/v3"
         );
-        assert_eq!(config.coincap.limit, 100);
+        assert_eq!(config.coincap.limit, 10);
+        assert_eq!(config.coincap.monthly_credits, 2500, "the free plan's");
         assert_eq!(
             config.warehouse,
             WarehouseConfig::Sqlite(PathBuf::from("coincap.db"))
         );
-        assert_eq!(config.fetch_schedule, "0 */5 * * * *");
+        assert_eq!(config.fetch_schedule, "0 0 * * * *", "hourly");
+        assert_eq!(config.sql.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.sql.auto_pause_delay, None);
     }
 
     #[test]
@@ -572,8 +546,23 @@ mod tests {
         let error = self::config(Mode::Serve, &[("SYNAPSE_DATABASE", "pool1")]).unwrap_err();
         assert_eq!(error.setting(), "SQL_SERVER");
         assert!(
-            error.to_string().contains("SYNAPSE_DATABASE is set alone"),
+            error
+                .to_string()
+                .starts_with("SQL_SERVER is not set: SYNAPSE_DATABASE is set,"),
             "{error}"
+        );
+        let error = self::config(
+            Mode::Serve,
+            &[
+                ("SQL_DATABASE", "coincap"),
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "SQL_SERVER is not set: SQL_DATABASE is set, and passwordless login needs both SQL_SERVER and SQL_DATABASE. With a connection string (SQL_CONNECTION_STRING), name the database in it (Database=...) and unset SQL_DATABASE",
+            "no empty value of a setting that was never set"
         );
     }
 
@@ -606,6 +595,8 @@ mod tests {
                 },
                 pool_size: 9,
                 command_timeout: Duration::from_secs(180),
+                idle_timeout: Duration::from_secs(60),
+                auto_pause_delay: None,
             }
         );
         assert_eq!(
@@ -795,6 +786,132 @@ mod tests {
         let error = config(Mode::Serve, &[("SECRET_TTL", "0s")]).unwrap_err();
         assert_eq!(error.setting(), "SECRET_TTL");
         assert!(config(Mode::Serve, &[("SECRET_TTL", "soon")]).is_err());
+    }
+
+    fn ignored(mode: Mode, settings: &[(&str, &str)]) -> Vec<String> {
+        config(mode, settings)
+            .unwrap()
+            .ignored
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn sql_settings_beside_a_sqlite_warehouse_are_ignored_and_said_so() {
+        let said = ignored(
+            Mode::Local,
+            &[
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p"),
+                ("SYNAPSE_POOL_SIZE", "8"),
+            ],
+        );
+        assert_eq!(
+            said,
+            [
+                "SQL_CONNECTION_STRING is set but ignored: WAREHOUSE=sqlite:coincap.db writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database",
+                "SYNAPSE_POOL_SIZE is set but ignored: WAREHOUSE=sqlite:coincap.db writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database",
+            ]
+        );
+        assert!(ignored(Mode::Local, &[]).is_empty());
+        assert!(
+            ignored(
+                Mode::Serve,
+                &[("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p")]
+            )
+            .is_empty(),
+            "serve writes into the SQL database by default"
+        );
+    }
+
+    #[test]
+    fn a_connection_string_beside_passwordless_login_is_ignored_and_said_so() {
+        let said = ignored(
+            Mode::Serve,
+            &[
+                ("SQL_SERVER", "s.database.windows.net"),
+                ("SQL_DATABASE", "coincap"),
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p"),
+                ("AZURE_CLIENT_ID", "0b4a1a4e-0000-4000-8000-000000000000"),
+            ],
+        );
+        assert_eq!(
+            said,
+            [
+                "SQL_CONNECTION_STRING is set but ignored: SQL_SERVER and SQL_DATABASE are set, so the login is passwordless and no connection string is read; unset them to use the connection string"
+            ],
+            "AZURE_CLIENT_ID picks the identity of the passwordless login"
+        );
+    }
+
+    #[test]
+    fn secrets_settings_of_the_other_source_are_ignored_and_said_so() {
+        let said = ignored(
+            Mode::Serve,
+            &[
+                ("KEY_VAULT_URL", "https://kv.vault.azure.net/"),
+                ("COINCAP_API_KEY", "k"),
+                ("SQL_CONNECTION_STRING", "Server=tcp:h,1433;Password=p"),
+            ],
+        );
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].starts_with("COINCAP_API_KEY is set but ignored: KEY_VAULT_URL is set"));
+        let said = ignored(
+            Mode::Local,
+            &[
+                ("COINCAP_API_KEY_SECRET", "k"),
+                ("SECRET_TTL", "1m"),
+                ("AZURE_CLIENT_ID", "x"),
+                ("FUNCTIONS_CUSTOMHANDLER_PORT", "7000"),
+            ],
+        );
+        let settings: Vec<&str> = said
+            .iter()
+            .map(|line| line.split_once(' ').unwrap().0)
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                "COINCAP_API_KEY_SECRET",
+                "SECRET_TTL",
+                "AZURE_CLIENT_ID",
+                "FUNCTIONS_CUSTOMHANDLER_PORT"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_idle_timeout_and_the_auto_pause_delay_are_read_and_bounded() {
+        let sql = config(
+            Mode::Serve,
+            &[("SQL_IDLE_TIMEOUT", "45s"), ("SQL_AUTO_PAUSE_DELAY", "15m")],
+        )
+        .unwrap()
+        .sql;
+        assert_eq!(sql.idle_timeout, Duration::from_secs(45));
+        assert_eq!(sql.auto_pause_delay, Some(Duration::from_secs(900)));
+        for (setting, bad) in [
+            ("SQL_IDLE_TIMEOUT", "0s"),
+            ("SQL_IDLE_TIMEOUT", "30m"),
+            ("SQL_IDLE_TIMEOUT", "soon"),
+            ("SQL_AUTO_PAUSE_DELAY", "10m"),
+            ("SQL_AUTO_PAUSE_DELAY", "later"),
+        ] {
+            let error = config(Mode::Serve, &[(setting, bad)]).unwrap_err();
+            assert_eq!(error.setting(), setting, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_monthly_credits_are_a_whole_number_of_at_least_one() {
+        let coincap = config(Mode::Local, &[("COINCAP_MONTHLY_CREDITS", "40000")])
+            .unwrap()
+            .coincap;
+        assert_eq!(coincap.monthly_credits, 40_000);
+        for bad in ["0", "-5", "lots", "2.5k"] {
+            let error = config(Mode::Local, &[("COINCAP_MONTHLY_CREDITS", bad)]).unwrap_err();
+            assert_eq!(error.setting(), "COINCAP_MONTHLY_CREDITS", "{bad}");
+        }
     }
 
     #[test]

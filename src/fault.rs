@@ -57,6 +57,37 @@ impl Fault {
     }
 }
 
+/// A limit of a plan or an offer that a failure says was reached. A failed invocation's line names
+/// it (`limit=<key>`), so the queries, the workbook and an operator see which limit stopped the
+/// pipeline, not only that rows are missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// CoinCap's credits are spent (HTTP 402, or a 429 whose body says so).
+    CoinCapCredits,
+    /// CoinCap's rate limit (HTTP 429 that does not mention credits).
+    CoinCapRateLimit,
+    /// The Azure SQL Database free offer's monthly allowance is spent, and the database is paused
+    /// until the 1st (`freeLimitExhaustionBehavior=AutoPause`).
+    SqlFreeAllowance,
+}
+
+impl Limit {
+    /// The value of the `limit=` key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::CoinCapCredits => "coincap_credits",
+            Self::CoinCapRateLimit => "coincap_rate_limit",
+            Self::SqlFreeAllowance => "sql_free_allowance",
+        }
+    }
+
+    pub const ALL: [Self; 3] = [
+        Self::CoinCapCredits,
+        Self::CoinCapRateLimit,
+        Self::SqlFreeAllowance,
+    ];
+}
+
 /// Whether an I/O error's text says a host name could not be resolved, and if so whether the
 /// resolver called it temporary (glibc's "Temporary failure in name resolution", musl's "Try
 /// again": EAI_AGAIN) rather than unknown ("Name or service not known", "Name does not resolve":

@@ -22,6 +22,8 @@
 //! - [`app`]: the one composition root: settings in, the shared handles out.
 //! - [`server`]: the axum router and the serve loop with graceful shutdown.
 //! - [`local`]: `handler local`, which plays the Functions host on one machine.
+//! - [`startup`]: what `serve`, `local` and `check` read before they start, through one function
+//!   (settings, host.json and both function.json, the secrets needed, settings set but ignored).
 //! - [`check`]: `handler check`, each dependency the settings name checked once, read only.
 //! - [`telemetry`]: process-level logging (stdout/stderr, as the host reads them).
 //! - [`fault`]: what a failure means to whoever would try again: transient, or permanent with
@@ -41,6 +43,7 @@ pub mod local;
 pub mod secrets;
 pub mod server;
 pub mod spare;
+pub mod startup;
 pub mod telemetry;
 pub mod text;
 pub mod warehouse;

@@ -1,34 +1,41 @@
-//! `handler`: what host.json starts (`serve`, the default), the local runner (`local`), the
-//! configuration check (`check`) and the warehouse's preparation (`init-warehouse`).
+//! `handler`: what host.json starts (`serve`), the local runner (`local`), the configuration
+//! check (`check`) and the warehouse's preparation (`init-warehouse`). Without a command it
+//! prints its help.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use coincap_stream::app::{self, AppState};
+use coincap_stream::coincap::credits::{Estimate, MONTH_DAYS, Measured};
 use coincap_stream::config::{Config, Mode};
 use coincap_stream::functions::FAILED_TARGET;
-use coincap_stream::server;
-use coincap_stream::warehouse::sql::connection::ConnectError;
+use coincap_stream::local::Schedule;
+use coincap_stream::telemetry::LogTo;
 use coincap_stream::warehouse::sql::init;
-use coincap_stream::{check, local, telemetry};
+use coincap_stream::{check, local, secrets, server, startup, telemetry};
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "CoinCap -> Event Hubs -> warehouse, as an Azure Functions custom handler"
+    about = "CoinCap -> Event Hubs -> warehouse, as an Azure Functions custom handler",
+    arg_required_else_help = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the functions on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (what the Functions host runs).
+    /// Serve the functions on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (what host.json starts).
+    ///
+    /// The Functions host runs `handler serve` in the app root. It refuses to start when a
+    /// setting or an app file is wrong, or a secret it needs is not set, with the line
+    /// `handler check --serve` prints.
     Serve,
     /// Run the whole pipeline on this machine, playing the Functions host (timer, hub, retries).
     Local(LocalArgs),
@@ -47,14 +54,26 @@ struct CheckArgs {
     /// without it, with `local`'s (WAREHOUSE=sqlite:coincap.db).
     #[arg(long)]
     serve: bool,
+    /// The Functions app root holding host.json and the function folders.
+    #[arg(long, default_value = ".")]
+    app_root: PathBuf,
+    /// Pass when rows are meant to go into the server's `master` database (refused otherwise).
+    #[arg(long)]
+    allow_master: bool,
 }
 
 #[derive(clap::Args)]
 struct InitArgs {
-    /// The Function App's name: creates its database user from Entra ID and grants it INSERT and
-    /// SELECT on schema assets.
+    /// The Function App's name: creates its database user from Microsoft Entra ID and grants it
+    /// INSERT and SELECT on schema assets and UPDATE on assets.asset_statistics_writer_lock
+    /// (sql/grant_app_identity.sql). Needs a server with Entra principals, signed in as its
+    /// Entra administrator.
     #[arg(long)]
     app_identity: Option<String>,
+    /// Create the tables in the server's `master` database when the settings name it (refused
+    /// otherwise).
+    #[arg(long)]
+    allow_master: bool,
 }
 
 #[derive(clap::Args)]
@@ -62,12 +81,18 @@ struct LocalArgs {
     /// Fire TimerFetch at this interval instead of FETCH_SCHEDULE (e.g. 10s, 1m).
     #[arg(long, value_parser = humantime::parse_duration)]
     every: Option<Duration>,
-    /// Stop after N ticks, once everything they fetched is written.
-    #[arg(long)]
+    /// Stop after N ticks (1 or more), once everything they fetched is written; without it, run
+    /// until stopped.
+    #[arg(long, value_parser = ticks)]
     ticks: Option<u64>,
-    /// The Functions app root holding host.json and the function folders.
+    /// The Functions app root holding host.json and the function folders. A relative SQLite
+    /// path in WAREHOUSE is taken from the working directory, not from here.
     #[arg(long, default_value = ".")]
     app_root: PathBuf,
+    /// Where the log goes: a FILE (appended to) or `stderr`. Without it there is no log: the
+    /// screen carries the run's own lines (a line per tick, per failed attempt, the summary).
+    #[arg(long, value_name = "FILE|stderr")]
+    log: Option<LogTo>,
     /// After Ctrl-C or SIGTERM, how long what was fetched may take to be written before it is
     /// abandoned (counted as not written); a second signal abandons it at once. The default stays
     /// under the 30 s Kubernetes waits between SIGTERM and SIGKILL, so the summary is printed.
@@ -75,96 +100,169 @@ struct LocalArgs {
     drain_timeout: Duration,
 }
 
+/// `--ticks`: 1 or more.
+fn ticks(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("0 ticks would fetch nothing: give 1 or more, or leave --ticks out to run until stopped".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number of ticks, 1 or more".into()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // At a terminal each failure is said once, by the command (see `init_for_terminal`); the
-    // local runner prints its own line for a failed invocation.
-    match cli.command {
-        None | Some(Command::Serve) => telemetry::init(),
-        Some(Command::Local(_)) => telemetry::init_for_terminal(&[FAILED_TARGET]),
-        Some(_) => telemetry::init_for_terminal(&[]),
+    // local runner prints its own line for a failed invocation, and its log goes to `--log`.
+    match &cli.command {
+        Command::Serve => telemetry::init(),
+        Command::Local(args) => {
+            if let Err(error) = telemetry::init_for_local(args.log.as_ref(), &[FAILED_TARGET]) {
+                eprintln!("handler local cannot start: --log: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+        _ => telemetry::init_for_terminal(&[]),
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            tracing::error!(%error, "Cannot start the async runtime.");
+            eprintln!("Cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    let command = cli.command.unwrap_or(Command::Serve);
     // What a person at a terminal reads when the command cannot do its job; `serve` logs it for
-    // the host instead.
-    let failed = match &command {
-        Command::Serve => None,
-        Command::Local(_) => Some("handler local cannot start"),
-        Command::InitWarehouse(_) => Some("handler init-warehouse failed"),
-        Command::Check(_) => Some("handler check failed"),
+    // the host too.
+    let (failed, to_stdout) = match &cli.command {
+        Command::Serve => ("handler serve cannot start", false),
+        Command::Local(_) => ("handler local cannot start", true),
+        Command::InitWarehouse(_) => ("handler init-warehouse failed", false),
+        Command::Check(_) => ("handler check failed", false),
     };
     let result = runtime.block_on(async {
-        match command {
+        match cli.command {
             Command::Serve => serve().await.map(|()| ExitCode::SUCCESS),
-            Command::Local(args) => {
-                let options = local::Options {
-                    every: args.every,
-                    ticks: args.ticks,
-                    app_root: args.app_root,
-                    drain_timeout: args.drain_timeout,
-                };
-                let config = Config::from_env(Mode::Local)?;
-                let summary = local::run(config, options).await?;
-                Ok(if summary.succeeded() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                })
-            }
+            Command::Local(args) => run_local(args).await,
             Command::InitWarehouse(args) => init_warehouse(args).await.map(|()| ExitCode::SUCCESS),
             Command::Check(args) => {
                 let mode = if args.serve { Mode::Serve } else { Mode::Local };
-                Ok(if check::run(mode).await.all_passed() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                })
+                let allow = check::Allow {
+                    master: args.allow_master,
+                };
+                Ok(
+                    if check::run(mode, &args.app_root, allow).await.all_passed() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    },
+                )
             }
         }
     });
     // Whatever an abandoned invocation still waits for, the process ends now.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    match (result, failed) {
-        (Ok(code), _) => code,
-        (Err(error), Some(failed)) => {
-            eprintln!("{failed}: {error}");
-            ExitCode::FAILURE
-        }
-        (Err(error), None) => {
-            tracing::error!("{error}");
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            // `local`'s screen is standard output, so `handler local > run.log` keeps it whole.
+            if to_stdout {
+                println!("{failed}: {error}");
+            } else {
+                eprintln!("{failed}: {error}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run_local(args: LocalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let startup = startup::read(Mode::Local, &args.app_root, args.every)?;
+    let mut notes: Vec<String> = startup
+        .config
+        .old_names
+        .iter()
+        .map(|r| format!("{} is the old name of {}: rename it.", r.old, r.name))
+        .collect();
+    notes.extend(startup.ignored.iter().map(|ignored| format!("{ignored}.")));
+    let options = local::Options {
+        ticks: args.ticks,
+        drain_timeout: args.drain_timeout,
+        notes,
+    };
+    let summary = local::run(startup.config, startup.plan, options).await?;
+    Ok(if summary.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::from_env(Mode::Serve)?;
-    let manager = app::sql_manager(&config)?;
-    let explained = |error: ConnectError| match error.fault().fix() {
-        Some(fix) => format!("{error}. Fix: {fix}"),
-        None => error.to_string(),
+    let startup = startup::read(Mode::Serve, Path::new("."), None);
+    // init-warehouse needs only the SQL settings: the app files may live elsewhere.
+    let config = match startup {
+        Ok(startup) => startup.config,
+        Err(startup::StartError::App(_)) => coincap_stream::config::Config::from_env(Mode::Serve)?,
+        Err(error) => return Err(error.into()),
     };
-    let target = manager.target().await.map_err(explained)?;
-    println!("Preparing {target}.");
-    let steps = init::init_warehouse(&manager, args.app_identity.as_deref())
+    let manager = app::sql_manager(&config)?;
+    let target = manager
+        .target()
         .await
-        .map_err(explained)?;
-    for step in steps {
-        println!("{step}");
-    }
+        .map_err(|error| startup::failure_detail(&error, &error.fault()))?;
+    println!("Preparing {target}.");
+    let options = init::InitOptions {
+        app_identity: args.app_identity.as_deref(),
+        allow_master: args.allow_master,
+    };
+    init::init_warehouse(&manager, options, &mut |line| println!("{line}")).await?;
     Ok(())
 }
 
+/// The month's CoinCap credits at `FETCH_SCHEDULE` if left running, before any answer (at the
+/// usual answer size; each fetch then logs its real `answer_bytes` and `credits`).
+fn log_credits(config: &Config, schedule: &Schedule) {
+    let calls = schedule.month(MONTH_DAYS).calls;
+    let estimate = Estimate::of(&config.coincap, calls, Measured::Usual);
+    let fields = (estimate.credits_a_month(), estimate.calls, estimate.budget);
+    if estimate.fits() {
+        tracing::info!(
+            credits_a_month = fields.0,
+            calls_a_month = fields.1,
+            monthly_credits = fields.2,
+            "CoinCap credits if left running: {estimate}."
+        );
+    } else {
+        tracing::warn!(
+            credits_a_month = fields.0,
+            calls_a_month = fields.1,
+            monthly_credits = fields.2,
+            "CoinCap credits if left running: {}.",
+            estimate.with_fix(&config.coincap)
+        );
+    }
+}
+
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::from_env(Mode::Serve)?;
-    let state = AppState::build(&config)?;
+    // The host starts the handler in the app root: host.json and the function folders are here.
+    let startup = startup::read(Mode::Serve, Path::new("."), None)?;
+    let config = startup.config;
+    let schedule = startup.plan.schedule;
+    for renamed in &config.old_names {
+        tracing::warn!(
+            old = renamed.old,
+            new = renamed.name,
+            "Setting read under its old name; rename it."
+        );
+    }
+    for ignored in &startup.ignored {
+        tracing::warn!(setting = ignored.setting, "{ignored}.");
+    }
+    let secrets = secrets::source(&config.secrets)?;
+    let missing = startup::missing_secrets(&config, &secrets).await;
+    if !missing.is_empty() {
+        return Err(missing.join("\n  ").into());
+    }
+    let state = AppState::build_with(&config, secrets)?;
     if config.secrets.key_vault_url.is_none() {
         tracing::warn!(
             "Secrets are read from {}, not from Key Vault: set KEY_VAULT_URL in production.",
@@ -181,6 +279,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         secrets = %state.secrets.describe(),
         "Custom handler listening."
     );
+    log_credits(&config, &schedule);
     // The CoinCap client's TLS set-up (root certificates) happens after the listener is up, so
     // the host's readiness probe is answered at once.
     let coincap = Arc::clone(&state.coincap);

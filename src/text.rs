@@ -14,6 +14,60 @@ pub fn excerpt(text: &str, max: usize) -> String {
     }
 }
 
+/// Why rustls refused a certificate, in words: its reasons are type names (`UnknownIssuer`,
+/// `Other(OtherError(CaUsedAsEndEntity))`), which mean nothing to a user.
+const CERTIFICATE_REASONS: &[(&str, &str)] = &[
+    (
+        "CaUsedAsEndEntity",
+        "it is a certificate authority's own certificate, not one issued for the server",
+    ),
+    ("UnknownIssuer", "its issuer is not trusted on this machine"),
+    ("NotValidForName", "it is not issued for this host name"),
+    ("NotValidYet", "it is not valid yet"),
+    ("Expired", "it has expired"),
+    ("Revoked", "it is revoked"),
+    ("BadSignature", "its signature does not verify"),
+    ("BadEncoding", "it cannot be read"),
+    ("InvalidPurpose", "it is not issued for a TLS server"),
+];
+
+/// What the HTTP and Azure libraries put in their messages about themselves, and what a user
+/// reads instead (nothing, or words).
+const LIBRARY_PHRASES: &[(&str, &str)] = &[
+    ("failed to execute `reqwest` request: ", ""),
+    (
+        "non-transport error occurred which will not be retried: ",
+        "",
+    ),
+    (
+        "ManagedIdentityCredential authentication failed",
+        "the managed identity's sign-in failed",
+    ),
+];
+
+/// A library's message in a user's words: the libraries' names of themselves left out, and a
+/// refused certificate's reason (the rest of the text after `invalid peer certificate: `) said
+/// in words, not as the type names rustls prints.
+pub fn user_words(text: &str) -> String {
+    const MARK: &str = "invalid peer certificate: ";
+    let mut text = text.to_owned();
+    for (phrase, words) in LIBRARY_PHRASES {
+        text = text.replace(phrase, words);
+    }
+    let Some(at) = text.find(MARK) else {
+        return text;
+    };
+    let reason = &text[at + MARK.len()..];
+    let words = CERTIFICATE_REASONS
+        .iter()
+        .find(|(name, _)| reason.contains(name))
+        .map_or("it was not accepted", |(_, words)| words);
+    format!(
+        "{}the server's certificate was refused: {words}",
+        &text[..at]
+    )
+}
+
 /// Displays an instant as `2026-05-01T12:00:00.123` (UTC, milliseconds, no zone).
 #[derive(Debug, Clone, Copy)]
 pub struct Millis(pub DateTime<Utc>);
@@ -71,6 +125,31 @@ pub fn push_millis(out: &mut String, at: DateTime<Utc>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_certificate_is_said_in_words_not_type_names() {
+        assert_eq!(
+            user_words(
+                "error sending request: client error (Connect): invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))"
+            ),
+            "error sending request: client error (Connect): the server's certificate was refused: it is a certificate authority's own certificate, not one issued for the server"
+        );
+        assert_eq!(
+            user_words("invalid peer certificate: UnknownIssuer"),
+            "the server's certificate was refused: its issuer is not trusted on this machine"
+        );
+        assert_eq!(
+            user_words("invalid peer certificate: Something { new: 1 }"),
+            "the server's certificate was refused: it was not accepted"
+        );
+        assert_eq!(user_words("connection refused"), "connection refused");
+        assert_eq!(
+            user_words(
+                "cannot get a token: non-transport error occurred which will not be retried: ManagedIdentityCredential authentication failed. x: failed to execute `reqwest` request: error sending request"
+            ),
+            "cannot get a token: the managed identity's sign-in failed. x: error sending request"
+        );
+    }
 
     #[test]
     fn a_long_text_is_cut_at_a_character_boundary() {

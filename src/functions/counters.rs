@@ -107,6 +107,10 @@ counters! {
         pub retries: u32,
         /// The page's `timestamp` (epoch ms), stamped on every event.
         pub coincap_timestamp: i64,
+        /// The size of CoinCap's answer in bytes, which `credits` is computed from.
+        pub answer_bytes: u64,
+        /// What the answer reportedly cost: 1 credit per 2.5 KB, at least 1.
+        pub credits: u64,
     }
 }
 
@@ -156,7 +160,7 @@ mod tests {
     fn the_closing_line_is_found_among_the_logs() {
         let logs = [
             "Rejected event. reason_code=not_json partition=0",
-            "Invocation finished. function=TimerFetch events_out=4 coincap_status=200 retries=1 coincap_timestamp=1747000000000 elapsed_ms=3",
+            "Invocation finished. function=TimerFetch events_out=4 coincap_status=200 retries=1 coincap_timestamp=1747000000000 answer_bytes=1720 credits=1 elapsed_ms=3",
         ];
         let counters = TimerFetchCounters::from_logs(logs).unwrap();
         assert_eq!(counters.events_out, 4);
@@ -185,7 +189,9 @@ mod tests {
                 "events_out",
                 "coincap_status",
                 "retries",
-                "coincap_timestamp"
+                "coincap_timestamp",
+                "answer_bytes",
+                "credits"
             ]
         );
         assert_eq!(EventHubSinkCounters::KEYS.len(), 7);

@@ -81,6 +81,11 @@ async fn sink(
     counters.events_in += batch.events.len() as u64;
     counters.lag_ms = counters.lag_ms.max(lag_ms);
     counters.partition = batch.partition_id.clone();
+    // A batch the warehouse refuses is retried: its failure line says how long its oldest event
+    // has waited, so the lag query and alert see a sink that is stuck, not only one that is slow.
+    if let Some(lag_ms) = counters.lag_ms {
+        invocation.on_failure("lag_ms", lag_ms);
+    }
 
     let mut mapped = map_events(batch.events.into_iter().map(|e| (e.body, e.coordinates)));
     // A reject is told apart by its hub too: a recreated or a second hub numbers from 0 again.

@@ -17,7 +17,7 @@ pub use event_hub_sink::event_hub_sink;
 pub use timer_fetch::{ANSWERS as TIMER_FETCH_ANSWERS, TimerFetch, timer_fetch};
 
 use crate::coincap::CoinCapError;
-use crate::fault::Fault;
+use crate::fault::{Fault, Limit};
 use crate::host::{EnvelopeError, InvocationResponse};
 use crate::secrets::SecretError;
 use crate::warehouse::WarehouseError;
@@ -56,6 +56,16 @@ impl FunctionError {
         }
     }
 
+    /// The limit of a plan or offer this failure says was reached (CoinCap's credits or rate
+    /// limit, the SQL free offer's allowance).
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            Self::CoinCap(error) => error.limit(),
+            Self::Warehouse(error) => error.limit(),
+            Self::Envelope(_) | Self::Secret(_) => None,
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::Envelope(_) => StatusCode::BAD_REQUEST,
@@ -73,6 +83,8 @@ pub struct Invocation {
     pub id: String,
     started: Instant,
     logs: Vec<String>,
+    /// Pairs the failure line carries when the invocation fails (`lag_ms`).
+    on_failure: Vec<(&'static str, String)>,
 }
 
 impl Invocation {
@@ -82,7 +94,13 @@ impl Invocation {
             id,
             started: Instant::now(),
             logs: Vec::new(),
+            on_failure: Vec::new(),
         }
+    }
+
+    /// A `key=value` pair for the failure line, should the invocation fail.
+    pub fn on_failure(&mut self, key: &'static str, value: impl ToString) {
+        self.on_failure.push((key, value.to_string()));
     }
 
     pub fn log(&mut self, line: impl Into<String>) {
@@ -124,6 +142,12 @@ impl Invocation {
                 " coincap_status={status} retries={}",
                 coincap.retries()
             );
+        }
+        for (key, value) in &self.on_failure {
+            let _ = write!(line, " {key}={value}");
+        }
+        if let Some(limit) = error.limit() {
+            let _ = write!(line, " limit={}", limit.key());
         }
         let _ = write!(line, " elapsed_ms={}", self.elapsed_ms());
         match &fault {

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::counters::TimerFetchCounters;
 use super::{EVENTS_BINDING, Failure, FunctionError, Invocation, TIMER_BINDING, TIMER_FETCH};
-use crate::coincap::{AssetsPage, CoinCapClient, CoinCapError};
+use crate::coincap::{AssetsPage, CoinCapClient, CoinCapError, credits};
 use crate::domain::Parsed;
 use crate::host::InvocationRequest;
 use crate::host::InvocationResponse;
@@ -162,6 +162,8 @@ fn response(invocation: Invocation, page: &AssetsPage, published: Published) -> 
         coincap_status: page.status,
         retries: page.retries,
         coincap_timestamp: published.timestamp,
+        answer_bytes: page.len() as u64,
+        credits: credits::credits(page.len() as u64),
     });
     response
         .outputs

@@ -164,7 +164,7 @@ impl AppFiles {
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LocalError> {
     let text = std::fs::read_to_string(path).map_err(|e| LocalError::AppFile {
         path: path.to_owned(),
-        reason: format!("{e} (run from the app root, or pass --app-root)"),
+        reason: format!("{e} (run it in the Functions app root, where host.json is; `local` and `check` take --app-root)"),
     })?;
     serde_json::from_str(&text).map_err(|e| invalid(path, &e.to_string()))
 }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::app_files::RetryPolicy;
 use super::invoke::{Failed, HostClient};
 use super::progress::{SinkCounts, Summary, TickLine, counters};
-use super::stop::Stop;
+use super::stop::{Backoff, DRAIN_RETRY, Stop};
 use crate::functions::EVENT_HUB_SINK;
 use crate::functions::counters::EventHubSinkCounters;
 use crate::host::event_hubs::{self, HubEvent, PartitionSource, RetryState};
@@ -45,7 +45,11 @@ impl Partition {
 /// What flows from the timer side to the sink worker, in order.
 #[derive(Debug)]
 pub enum HubMessage {
-    Batch(Vec<HubEvent>),
+    /// One batch of a tick's events.
+    Batch {
+        tick: u64,
+        events: Vec<HubEvent>,
+    },
     TickEnd {
         tick: u64,
         fetched: u64,
@@ -70,7 +74,7 @@ pub struct SinkTarget {
 }
 
 /// Delivers batches until the channel closes (the timer side is done) and everything is written,
-/// printing a line per tick.
+/// printing a line per tick, and one per failed attempt naming its tick.
 pub async fn sink_worker(
     target: SinkTarget,
     mut messages: mpsc::UnboundedReceiver<HubMessage>,
@@ -80,7 +84,11 @@ pub async fn sink_worker(
     let mut tick_counts = SinkCounts::default();
     while let Some(message) = messages.recv().await {
         match message {
-            HubMessage::Batch(events) => tick_counts += deliver(&target, &events, &stop).await,
+            HubMessage::Batch { tick, events } => {
+                let delivered = deliver(&target, tick, &events, &stop).await;
+                tick_counts += delivered.counts;
+                summary.note(delivered.failure, delivered.permanent);
+            }
             HubMessage::TickEnd {
                 tick,
                 fetched,
@@ -100,7 +108,8 @@ pub async fn sink_worker(
                 summary.add(&line);
             }
             HubMessage::TickFailed { tick, failed } => {
-                if failed.fault.is_permanent() {
+                let permanent = failed.fault.is_permanent();
+                if permanent {
                     println!(
                         "tick {tick:>3} | TimerFetch failed permanently, stopping at once: {failed}"
                     );
@@ -108,16 +117,28 @@ pub async fn sink_worker(
                     println!("tick {tick:>3} | TimerFetch failed: {failed}");
                 }
                 summary.failed_ticks += 1;
+                let reason = format!("TimerFetch: {failed}");
+                summary.last_failed_tick = Some(reason.clone());
+                summary.note(Some(reason), permanent);
             }
         }
     }
     summary
 }
 
+/// What became of one batch.
+struct Delivered {
+    counts: SinkCounts,
+    /// The last failure, when the batch was not written.
+    failure: Option<String>,
+    permanent: bool,
+}
+
 /// One batch, with the function's retry policy, until it is written, the policy gives up, the
 /// run is abandoned (at once, even mid-invocation) or a failure another attempt would repeat
-/// stops the run.
-async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkCounts {
+/// stops the run. A stop cuts a pending backoff short: the batch is tried at once, then again
+/// and again until the drain deadline ([`Stop::backoff`]).
+async fn deliver(target: &SinkTarget, tick: u64, events: &[HubEvent], stop: &Stop) -> Delivered {
     let source = PartitionSource {
         namespace: &target.namespace,
         event_hub: &target.event_hub,
@@ -126,14 +147,22 @@ async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkC
     };
     let lost = events.len() as u64;
     let mut retries: u32 = 0;
-    let unwritten = |retries: u32| SinkCounts {
-        unwritten: lost,
-        retries: retries.into(),
-        ..Default::default()
+    let mut last: Option<Failed> = None;
+    let unwritten = |failures: u32, last: Option<Failed>| Delivered {
+        counts: SinkCounts {
+            unwritten: lost,
+            failures: failures.into(),
+            ..Default::default()
+        },
+        failure: Some(match last {
+            Some(failed) => format!("EventHubSink: {failed}"),
+            None => "EventHubSink: abandoned at the stop before it answered".to_owned(),
+        }),
+        permanent: false,
     };
     loop {
         if stop.abandoned() {
-            return unwritten(retries);
+            return unwritten(retries, last);
         }
         let retry = target.retry.map(|policy| RetryState {
             retry_count: retries,
@@ -149,47 +178,72 @@ async fn deliver(target: &SinkTarget, events: &[HubEvent], stop: &Stop) -> SinkC
         );
         let answer = tokio::select! {
             answer = target.host.invoke(EVENT_HUB_SINK, &body) => answer,
-            () = stop.abandoned_now() => return unwritten(retries),
+            () = stop.abandoned_now() => return unwritten(retries, last),
         };
         let failed = match answer {
             Ok(response) => {
                 let counters: EventHubSinkCounters = counters(&response);
-                return SinkCounts {
-                    written: counters.rows_written,
-                    duplicates: counters.duplicates,
-                    rejected: counters.rejects,
-                    retries: retries.into(),
-                    ..Default::default()
+                return Delivered {
+                    counts: SinkCounts {
+                        written: counters.rows_written,
+                        duplicates: counters.duplicates,
+                        rejected: counters.rejects,
+                        failures: retries.into(),
+                        ..Default::default()
+                    },
+                    failure: None,
+                    permanent: false,
                 };
             }
             Err(failed) => failed,
         };
+        let failures = retries + 1;
         if failed.fault.is_permanent() {
-            eprintln!("EventHubSink failed permanently, stopping at once: {failed}");
+            println!(
+                "tick {tick:>3} | EventHubSink failed permanently, stopping at once: {failed}"
+            );
             stop.mark_permanent();
             stop.abandon();
-            return unwritten(retries);
+            let mut delivered = unwritten(failures, None);
+            delivered.failure = Some(format!("EventHubSink: {failed}"));
+            delivered.permanent = true;
+            return delivered;
         }
         let Some(policy) = target.retry.filter(|policy| policy.allows(retries)) else {
-            eprintln!(
-                "EventHubSink failed and its retry policy is exhausted: the host would checkpoint past these {lost} events. error: {failed}"
+            println!(
+                "tick {tick:>3} | EventHubSink failed and its retry policy is exhausted: the host would move past these {lost} events (counted as dropped): {failed}"
             );
-            return SinkCounts {
-                dropped: lost,
-                retries: retries.into(),
-                ..Default::default()
+            return Delivered {
+                counts: SinkCounts {
+                    dropped: lost,
+                    failures: failures.into(),
+                    ..Default::default()
+                },
+                failure: Some(format!("EventHubSink: {failed}")),
+                permanent: false,
             };
         };
-        let delay = policy.delay(retries);
-        eprintln!(
-            "EventHubSink failed (retry {} in {}, as EventHubSink/function.json's retry policy says): {failed}",
-            retries + 1,
-            humantime::format_duration(delay)
+        let delay = match stop.requested() {
+            true => policy.delay(retries).min(DRAIN_RETRY),
+            false => policy.delay(retries),
+        };
+        let why = match stop.requested() {
+            true => "stopping: tried until the drain deadline",
+            false => "as EventHubSink/function.json's retry policy says",
+        };
+        println!(
+            "tick {tick:>3} | EventHubSink failed (failure {failures}; next try in {}, {why}): {failed}",
+            humantime::format_duration(delay),
         );
-        if !stop.sleep_unless_abandoned(delay).await {
-            return unwritten(retries);
+        last = Some(failed);
+        retries = failures;
+        match stop.backoff(delay).await {
+            Backoff::Elapsed => {}
+            Backoff::CutShort => println!(
+                "tick {tick:>3} | Stopping: trying EventHubSink again now, not after the retry policy's wait."
+            ),
+            Backoff::Abandoned => return unwritten(retries, last),
         }
-        retries += 1;
     }
 }
 

@@ -27,6 +27,8 @@ pub use progress::Summary;
 pub use schedule::Schedule;
 
 use crate::app::{self, AppState};
+use crate::coincap::CoinCapConfig;
+use crate::coincap::credits::{Estimate, MONTH_DAYS, Measured};
 use crate::config::Config;
 use crate::fault::Fault;
 use crate::functions::TIMER_FETCH;
@@ -50,13 +52,12 @@ const HANDLER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Overrides the schedule with a fixed interval.
-    pub every: Option<Duration>,
     /// Stops after this many ticks, once everything they fetched is written.
     pub ticks: Option<u64>,
-    pub app_root: PathBuf,
     /// After Ctrl-C or SIGTERM, how long what was fetched may take to be written.
     pub drain_timeout: Duration,
+    /// Sentences printed after the start lines: settings set but ignored, old names.
+    pub notes: Vec<String>,
 }
 
 /// Why the run could not start (a run that started ends with a [`Summary`]).
@@ -75,9 +76,8 @@ fn setup(context: &str) -> impl Fn(&dyn std::fmt::Display) -> LocalError + '_ {
 /// Runs until `--ticks` are done and written, a stop, or a failure another attempt would repeat;
 /// prints the summary and its verdict and returns the summary ([`Summary::succeeded`] is the exit
 /// code).
-pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError> {
+pub async fn run(config: Config, plan: Plan, options: Options) -> Result<Summary, LocalError> {
     let started = Instant::now();
-    let plan = Plan::read(&config, &options)?;
     let (state, destination) = handles(&config).await?;
     let secrets_from = state.secrets.describe();
     let handler = InProcessHandler::start(state).await?;
@@ -93,6 +93,14 @@ pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError
         "Ctrl-C or SIGTERM stops: no new ticks, and what was fetched is written within {} (--drain-timeout); a second one abandons it.",
         humantime::format_duration(options.drain_timeout)
     );
+    for note in &options.notes {
+        println!("{note}");
+    }
+    let credits = Credits {
+        coincap: config.coincap.clone(),
+        calls: plan.schedule.month(MONTH_DAYS).calls,
+    };
+    println!("{}", credits.line(Measured::Usual));
 
     let host = HostClient::new(handler.base_url.clone(), INVOCATION_TIMEOUT)
         .map_err(|e| setup("HTTP client")(&e))?;
@@ -117,6 +125,7 @@ pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError
         options.ticks,
         &hub,
         &stop,
+        &credits,
     )
     .await;
     drop(hub);
@@ -134,24 +143,34 @@ pub async fn run(config: Config, options: Options) -> Result<Summary, LocalError
     Ok(summary)
 }
 
-/// What the app files and settings ask the runner to play: the schedule and the hub.
-struct Plan {
-    files: AppFiles,
-    schedule: Schedule,
-    event_hub: String,
-    consumer_group: String,
+/// What the app files and settings ask the host to play: the schedule and the hub. `serve` and
+/// `check` read it too, through the same start-up function, so all three accept the same app.
+pub struct Plan {
+    pub files: AppFiles,
+    pub schedule: Schedule,
+    pub event_hub: String,
+    pub consumer_group: String,
+    /// Where the app files were read from, absolute when it can be.
+    pub app_root: PathBuf,
 }
 
 impl Plan {
-    fn read(config: &Config, options: &Options) -> Result<Self, LocalError> {
-        let files = AppFiles::read(&options.app_root)?;
+    /// The app files under `app_root`, their `%SETTING%`s resolved through `config` (then
+    /// `lookup`); `every` replaces the schedule.
+    pub fn read(
+        config: &Config,
+        app_root: &std::path::Path,
+        every: Option<Duration>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, LocalError> {
+        let files = AppFiles::read(app_root)?;
         let setting = |name: &str| match name {
             "FETCH_SCHEDULE" => Some(config.fetch_schedule.clone()),
             "EVENT_HUB_NAME" => Some(config.event_hub_name.clone()),
             "EVENT_HUB_CONSUMER_GROUP" => Some(config.consumer_group.clone()),
-            other => std::env::var(other).ok(),
+            other => lookup(other),
         };
-        let schedule = match options.every {
+        let schedule = match every {
             Some(interval) if interval.is_zero() => {
                 return Err(LocalError::Setup("--every must be longer than 0".into()));
             }
@@ -172,6 +191,7 @@ impl Plan {
             schedule,
             event_hub,
             consumer_group,
+            app_root: std::path::absolute(app_root).unwrap_or_else(|_| app_root.to_owned()),
         })
     }
 }
@@ -193,6 +213,28 @@ async fn handles(config: &Config) -> Result<(AppState, String), LocalError> {
     let state =
         AppState::build_with(config, secrets).map_err(|e| LocalError::Setup(e.to_string()))?;
     Ok((state, destination))
+}
+
+/// What the schedule costs in CoinCap credits if left running, said before the first tick (at
+/// the usual answer size) and again from the first real answer.
+struct Credits {
+    coincap: CoinCapConfig,
+    /// Calls the schedule (or `--every`) makes in a month.
+    calls: u64,
+}
+
+impl Credits {
+    fn line(&self, measured: Measured) -> String {
+        let from = match measured {
+            Measured::Usual => "if left running",
+            Measured::Answer { .. } => "if left running, from the first answer",
+        };
+        let estimate = Estimate::of(&self.coincap, self.calls, measured);
+        format!(
+            "CoinCap credits {from}: {}.",
+            estimate.with_fix(&self.coincap)
+        )
+    }
 }
 
 /// The handler's HTTP server, in this process, on a port of its own.
@@ -239,8 +281,10 @@ async fn run_timer(
     ticks: Option<u64>,
     hub: &mpsc::UnboundedSender<HubMessage>,
     stop: &Stop,
+    credits: &Credits,
 ) {
     let mut partition = Partition::default();
+    let mut measured = false;
     let mut last_fire = None;
     // The first tick fires at once, so a run shows rows without waiting for the schedule.
     let mut next_fire = Utc::now();
@@ -262,15 +306,29 @@ async fn run_timer(
             false,
         );
         last_fire = Some(now);
-        let message = match invoke_timer(host, files.timer.retry, &body, stop).await {
+        let message = match invoke_timer(host, tick, files.timer.retry, &body, stop).await {
             Ok(response) => {
                 let events = output_events(&response, &files.timer.output);
                 let published = events.len() as u64;
-                let fetched = progress::counters::<TimerFetchCounters>(&response).events_out;
+                let counters = progress::counters::<TimerFetchCounters>(&response);
+                let fetched = counters.events_out;
+                if !measured && fetched > 0 {
+                    measured = true;
+                    println!(
+                        "{}",
+                        credits.line(Measured::Answer {
+                            bytes: counters.answer_bytes,
+                            assets: fetched,
+                        })
+                    );
+                }
                 let fetch = started.elapsed();
                 let events = partition.append(events);
                 for batch in events.chunks(files.max_event_batch_size) {
-                    let _ = hub.send(HubMessage::Batch(batch.to_vec()));
+                    let _ = hub.send(HubMessage::Batch {
+                        tick,
+                        events: batch.to_vec(),
+                    });
                 }
                 HubMessage::TickEnd {
                     tick,
@@ -300,6 +358,7 @@ async fn run_timer(
 /// abandoned run does not wait for its answer.
 async fn invoke_timer(
     host: &HostClient,
+    tick: u64,
     retry: Option<RetryPolicy>,
     body: &serde_json::Value,
     stop: &Stop,
@@ -319,7 +378,13 @@ async fn invoke_timer(
         };
         match retry.filter(|policy| policy.allows(retries)) {
             Some(policy) if !stop.requested() && !failed.fault.is_permanent() => {
-                if !stop.sleep_unless_abandoned(policy.delay(retries)).await {
+                let delay = policy.delay(retries);
+                println!(
+                    "tick {tick:>3} | TimerFetch failed (failure {}; next try in {}, as TimerFetch/function.json's retry policy says): {failed}",
+                    retries + 1,
+                    humantime::format_duration(delay)
+                );
+                if stop.backoff(delay).await != stop::Backoff::Elapsed {
                     return Err(failed);
                 }
                 retries += 1;

@@ -18,10 +18,12 @@ pub struct SinkCounts {
     pub written: u64,
     pub duplicates: u64,
     pub rejected: u64,
-    pub retries: u64,
+    /// Failed EventHubSink invocations (each one a line on screen, each retried or the last).
+    pub failures: u64,
     /// Events of batches the retry policy gave up on (the host would checkpoint past them).
     pub dropped: u64,
-    /// Events left unwritten because the run was abandoned (second Ctrl-C).
+    /// Events left unwritten because the run stopped first (drain deadline, second signal, or a
+    /// failure another attempt would repeat).
     pub unwritten: u64,
 }
 
@@ -30,7 +32,7 @@ impl std::ops::AddAssign for SinkCounts {
         self.written += other.written;
         self.duplicates += other.duplicates;
         self.rejected += other.rejected;
-        self.retries += other.retries;
+        self.failures += other.failures;
         self.dropped += other.dropped;
         self.unwritten += other.unwritten;
     }
@@ -61,8 +63,8 @@ impl fmt::Display for TickLine {
             self.fetch.as_millis(),
             self.end_to_end.as_millis(),
         )?;
-        if self.sink.retries > 0 {
-            write!(f, " | sink retries {}", self.sink.retries)?;
+        if self.sink.failures > 0 {
+            write!(f, " | sink failures {}", self.sink.failures)?;
         }
         if self.sink.dropped > 0 {
             write!(f, " | DROPPED {}", self.sink.dropped)?;
@@ -75,7 +77,7 @@ impl fmt::Display for TickLine {
 }
 
 /// The whole run.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Summary {
     pub ticks: u64,
     pub failed_ticks: u64,
@@ -85,9 +87,25 @@ pub struct Summary {
     pub elapsed: Duration,
     /// A failure another attempt would repeat stopped the run.
     pub permanent: bool,
+    /// The failure that stopped the run at once.
+    pub stopped_by: Option<String>,
+    /// The last failure of events that were not written.
+    pub last_loss: Option<String>,
+    /// The last failed tick's failure.
+    pub last_failed_tick: Option<String>,
 }
 
 impl Summary {
+    /// Keeps a failure's reason for the verdict: the output may be read from a file, without
+    /// the lines that went before.
+    pub fn note(&mut self, failure: Option<String>, permanent: bool) {
+        if permanent {
+            self.stopped_by = self.stopped_by.take().or(failure);
+        } else if failure.is_some() {
+            self.last_loss = failure;
+        }
+    }
+
     pub fn add(&mut self, line: &TickLine) {
         self.ticks += 1;
         self.fetched += line.fetched;
@@ -107,7 +125,8 @@ impl Summary {
         !self.permanent && self.ticks > 0 && self.not_written() == 0
     }
 
-    /// The closing sentence, after the summary line: where the rows are, or why not all are.
+    /// The closing sentence, after the summary line: where the rows are, or why not all are,
+    /// with the reason itself (the output may be read from a file, without what went before).
     /// It names no row it did not write.
     pub fn verdict(&self, destination: &str) -> String {
         let not_written = self.not_written();
@@ -122,18 +141,28 @@ impl Summary {
             0 => "No rows were written".to_owned(),
             rows => format!("The {rows} rows written are in {destination}"),
         };
+        let reason = |reason: &Option<String>| {
+            reason
+                .clone()
+                .unwrap_or_else(|| "no failure was reported".into())
+        };
         if self.permanent {
+            let reason = reason(&self.stopped_by);
             let also = match not_written {
                 0 => String::new(),
-                n => format!(", and {n} fetched events were not written"),
+                n => format!(" {n} fetched events were not written."),
             };
             format!(
-                "Stopped at once by a failure another attempt would repeat (see above){also}. {written}."
+                "Stopped at once by a failure another attempt would repeat: {reason}.{also} {written}."
             )
         } else if not_written > 0 {
-            format!("Not written: {not_written} fetched events ({lost}). {written}.")
+            let reason = reason(&self.last_loss);
+            format!(
+                "Not written: {not_written} fetched events ({lost}; the last failure: {reason}). {written}."
+            )
         } else if self.ticks == 0 {
-            "No rows were written: every tick failed (see above).".to_owned()
+            let reason = reason(&self.last_failed_tick);
+            format!("No rows were written: every tick failed; the last: {reason}.")
         } else if self.sink.written + self.sink.duplicates == 0 {
             format!(
                 "No rows were written: every fetched event was rejected (the rejects table in {destination} says why)."
@@ -148,7 +177,7 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Summary: {} ticks ({} failed), fetched {}, published {}, written {}, duplicates skipped {}, rejected {}, sink retries {}, dropped {}, not written {}, in {:.1} s",
+            "Summary: {} ticks ({} failed), fetched {}, published {}, written {}, duplicates skipped {}, rejected {}, sink failures {}, dropped {}, not written {}, in {:.1} s",
             self.ticks + self.failed_ticks,
             self.failed_ticks,
             self.fetched,
@@ -156,7 +185,7 @@ impl fmt::Display for Summary {
             self.sink.written,
             self.sink.duplicates,
             self.sink.rejected,
-            self.sink.retries,
+            self.sink.failures,
             self.sink.dropped,
             self.sink.unwritten,
             self.elapsed.as_secs_f64(),
@@ -210,32 +239,34 @@ mod tests {
 
     #[test]
     fn a_run_whose_every_tick_failed_fails_and_claims_no_rows() {
-        let run = summary(0, 1, SinkCounts::default());
+        let mut run = summary(0, 1, SinkCounts::default());
+        run.last_failed_tick = Some("TimerFetch: CoinCap answered HTTP 503".into());
         assert!(!run.succeeded());
         let verdict = run.verdict("the SQLite file x.db");
         assert_eq!(
             verdict,
-            "No rows were written: every tick failed (see above)."
+            "No rows were written: every tick failed; the last: TimerFetch: CoinCap answered HTTP 503."
         );
     }
 
     #[test]
     fn a_run_that_left_events_unwritten_fails_and_counts_them() {
-        let run = summary(
+        let mut run = summary(
             1,
             0,
             SinkCounts {
                 unwritten: 4,
-                retries: 2,
+                failures: 2,
                 ..Default::default()
             },
         );
+        run.note(Some("EventHubSink: cannot reach h:1433".into()), false);
         assert!(!run.succeeded());
         assert_eq!(
             run.verdict("database coincap on h:1433"),
-            "Not written: 4 fetched events (left unwritten at the stop). No rows were written."
+            "Not written: 4 fetched events (left unwritten at the stop; the last failure: EventHubSink: cannot reach h:1433). No rows were written."
         );
-        let run = summary(
+        let mut run = summary(
             2,
             0,
             SinkCounts {
@@ -244,9 +275,10 @@ mod tests {
                 ..Default::default()
             },
         );
+        run.note(Some("EventHubSink: disk full".into()), false);
         assert_eq!(
             run.verdict("the SQLite file x.db"),
-            "Not written: 4 fetched events (given up by the retry policy). The 4 rows written are in the SQLite file x.db."
+            "Not written: 4 fetched events (given up by the retry policy; the last failure: EventHubSink: disk full). The 4 rows written are in the SQLite file x.db."
         );
     }
 
@@ -254,11 +286,53 @@ mod tests {
     fn a_permanent_failure_fails_the_run_even_when_nothing_was_left() {
         let mut run = summary(0, 1, SinkCounts::default());
         run.permanent = true;
+        run.note(Some("TimerFetch: CoinCap refused the API key".into()), true);
+        run.note(Some("EventHubSink: later".into()), true);
+        run.note(Some("EventHubSink: a loss".into()), false);
         assert!(!run.succeeded());
         assert_eq!(
             run.verdict("the SQLite file x.db"),
-            "Stopped at once by a failure another attempt would repeat (see above). No rows were written."
+            "Stopped at once by a failure another attempt would repeat: TimerFetch: CoinCap refused the API key. No rows were written."
         );
+    }
+
+    #[test]
+    fn every_word_of_the_summary_and_the_tick_line_is_explained_in_docs_pipeline() {
+        let docs = include_str!("../../docs/pipeline.md");
+        let summary = summary(1, 0, SinkCounts::default()).to_string();
+        let counted = summary.strip_prefix("Summary: ").unwrap();
+        let line = TickLine {
+            sink: SinkCounts {
+                failures: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .to_string();
+        let words = counted
+            .split(", ")
+            .chain(line.split(" | ").skip(1))
+            .map(|part| {
+                let word: Vec<&str> = part
+                    .split_whitespace()
+                    .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+                    .collect();
+                word.join(" ")
+            })
+            .filter(|word| !word.is_empty() && word != "in s");
+        for word in words {
+            let word = match word.as_str() {
+                "ticks failed)" => "ticks (N failed)".to_owned(),
+                "fetch ms" => "fetch ... ms".to_owned(),
+                "end-to-end ms" => "end-to-end ... ms".to_owned(),
+                _ => word,
+            };
+            assert!(
+                docs.contains(&format!("`{word}`")),
+                "docs/pipeline.md explains `{word}`"
+            );
+        }
+        assert!(docs.contains("`in N s`"));
     }
 
     #[test]

@@ -16,6 +16,20 @@ enum Level {
     Abandoned,
 }
 
+/// While draining, the longest wait between two attempts at what was fetched.
+pub const DRAIN_RETRY: Duration = Duration::from_secs(1);
+
+/// How a wait before another attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    /// The whole wait passed.
+    Elapsed,
+    /// A stop ended it early: try at once.
+    CutShort,
+    /// The run was abandoned: no more attempts.
+    Abandoned,
+}
+
 #[derive(Clone)]
 pub struct Stop(Arc<Inner>);
 
@@ -50,18 +64,18 @@ impl Stop {
             };
             let first = signals.next().await;
             if listening.drain() {
-                eprintln!(
+                println!(
                     "Stopping ({first}): no new ticks; writing what was already fetched for at most {} (--drain-timeout). Ctrl-C or SIGTERM again abandons it.",
                     humantime::format_duration(listening.0.drain)
                 );
             } else if listening.abandon() {
-                eprintln!(
+                println!(
                     "Abandoning ({first}): events not yet written are counted as not written."
                 );
             }
             let second = signals.next().await;
             if listening.abandon() {
-                eprintln!(
+                println!(
                     "Abandoning ({second} again): events not yet written are counted as not written."
                 );
             }
@@ -79,7 +93,7 @@ impl Stop {
         tokio::spawn(async move {
             tokio::time::sleep(deadline.0.drain).await;
             if deadline.abandon() {
-                eprintln!(
+                println!(
                     "Abandoning: the drain deadline of {} (--drain-timeout) passed; events not yet written are counted as not written.",
                     humantime::format_duration(deadline.0.drain)
                 );
@@ -141,6 +155,30 @@ impl Stop {
         tokio::select! {
             () = tokio::time::sleep(delay) => !self.abandoned(),
             () = self.abandoned_now() => false,
+        }
+    }
+
+    /// The wait before another attempt: `delay` while running; a stop cuts it short (what was
+    /// fetched is tried at once: the drain deadline, not the retry policy, bounds it now), and
+    /// while draining the attempts follow each other at most [`DRAIN_RETRY`] apart.
+    pub async fn backoff(&self, delay: Duration) -> Backoff {
+        if self.abandoned() {
+            return Backoff::Abandoned;
+        }
+        if self.requested() {
+            return match self.sleep_unless_abandoned(delay.min(DRAIN_RETRY)).await {
+                true => Backoff::Elapsed,
+                false => Backoff::Abandoned,
+            };
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = self.requested_now() => {}
+        }
+        match (self.abandoned(), self.requested()) {
+            (true, _) => Backoff::Abandoned,
+            (false, true) => Backoff::CutShort,
+            (false, false) => Backoff::Elapsed,
         }
     }
 }
@@ -215,6 +253,48 @@ mod tests {
         assert!(!wait.await.unwrap());
         assert!(stop.requested(), "an abandoned run is a stopped one");
         assert!(!stop.drain(), "nothing to drain once abandoned");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_cuts_a_pending_backoff_short_and_drain_attempts_follow_closely() {
+        let stop = Stop::new(Duration::from_secs(20));
+        let waiting = stop.clone();
+        let started = tokio::time::Instant::now();
+        let wait = tokio::spawn(async move { waiting.backoff(Duration::from_secs(300)).await });
+        tokio::time::sleep(Duration::from_secs(16)).await;
+        assert!(stop.drain());
+        assert_eq!(wait.await.unwrap(), Backoff::CutShort);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(16),
+            "not a second later"
+        );
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            stop.backoff(Duration::from_secs(300)).await,
+            Backoff::Elapsed
+        );
+        assert_eq!(started.elapsed(), DRAIN_RETRY, "draining: no 5-minute wait");
+        assert_eq!(
+            stop.backoff(Duration::from_millis(200)).await,
+            Backoff::Elapsed
+        );
+        stop.abandon();
+        assert_eq!(
+            stop.backoff(Duration::from_secs(1)).await,
+            Backoff::Abandoned
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backoff_runs_its_course_while_running() {
+        let stop = Stop::new(Duration::from_secs(20));
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            stop.backoff(Duration::from_secs(40)).await,
+            Backoff::Elapsed
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(40));
     }
 
     #[tokio::test(start_paused = true)]

@@ -279,7 +279,7 @@ fn describe(error: &azure_core::Error) -> String {
         }
         source = cause.source();
     }
-    text
+    crate::text::user_words(&text)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub use sqlite::SqliteWarehouse;
 
 use crate::BoxFuture;
 use crate::domain::{AssetRow, Reject};
-use crate::fault::Fault;
+use crate::fault::{Fault, Limit};
 
 /// The `WAREHOUSE` setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +101,16 @@ impl WarehouseError {
         match self {
             Self::Store { .. } => Fault::Transient,
             Self::Sql { fault, .. } => fault.clone(),
+        }
+    }
+
+    /// The limit of an offer this failure says was reached: the free offer's monthly allowance.
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            Self::Sql {
+                number, message, ..
+            } if sql::retry::is_free_allowance(*number, message) => Some(Limit::SqlFreeAllowance),
+            _ => None,
         }
     }
 }

@@ -283,14 +283,15 @@ async fn the_local_runner_stops_at_once_when_the_vault_lacks_the_key() {
     let output = run_local(&azure).await;
 
     assert!(!output.status.success());
-    let stderr = &output.stderr;
+    let screen = &output.stdout;
     assert!(
-        stderr.contains("\"coincap-api-key\" does not exist in Key Vault"),
-        "{stderr}"
+        screen.starts_with("handler local cannot start: ")
+            && screen.contains("\"coincap-api-key\" does not exist in Key Vault"),
+        "{screen}"
     );
     assert!(
-        !stderr.contains("pro.coincap.io"),
-        "the fix is in the vault, not a new CoinCap key: {stderr}"
+        !screen.contains("pro.coincap.io"),
+        "the fix is in the vault, not a new CoinCap key: {screen}"
     );
     assert!(azure.coincap.seen().is_empty());
 }

@@ -93,19 +93,19 @@ async fn a_failing_warehouse_is_retried_by_the_function_json_policy_until_it_rec
         .sqlite(&db)
         .args(["--ticks", "1"])
         .spawn();
-    let retries = |stderr: &str| {
-        stderr
+    let retries = |screen: &str| {
+        screen
             .lines()
-            .filter(|line| line.contains("EventHubSink failed (retry"))
+            .filter(|line| line.starts_with("tick   1 | EventHubSink failed (failure"))
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
     child
-        .wait_for(Duration::from_secs(30), |_, stderr| {
-            retries(stderr).len() >= 3
+        .wait_for(Duration::from_secs(30), |stdout, _| {
+            retries(stdout).len() >= 3
         })
         .await;
-    for line in retries(&child.output().1) {
+    for line in retries(&child.output().0) {
         assert!(line.contains("warehouse outage"), "{line}");
     }
     rusqlite::Connection::open(&db)
@@ -117,7 +117,13 @@ async fn a_failing_warehouse_is_retried_by_the_function_json_policy_until_it_rec
 
     assert!(stopped.status.success(), "{stdout}");
     assert!(stdout.contains("written     4"), "{stdout}");
-    assert!(stdout.contains("sink retries"), "{stdout}");
+    let failures = retries(&stdout).len();
+    assert!(
+        stdout.contains(&format!(
+            "sink failures {failures}, dropped 0, not written 0"
+        )),
+        "every failure printed is counted ({failures}): {stdout}"
+    );
     assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
 }
 
@@ -146,11 +152,13 @@ async fn ctrl_c_stops_the_timer_and_drains_what_was_fetched() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_an_api_key_it_says_where_to_get_one() {
     let output = Binary::local(&app_root()).output().await;
-    assert!(!output.status.success());
-    let stderr = &output.stderr;
+    assert_eq!(output.status.code(), Some(1));
+    let screen = &output.stdout;
     assert!(
-        stderr.contains("COINCAP_API_KEY") && stderr.contains("pro.coincap.io"),
-        "{stderr}"
+        screen.starts_with("handler local cannot start: ")
+            && screen.contains("COINCAP_API_KEY")
+            && screen.contains("pro.coincap.io"),
+        "{screen}"
     );
 }
 
@@ -176,4 +184,110 @@ async fn a_transient_fetch_failure_is_reported_and_the_run_goes_on() {
     );
     assert!(stdout.contains("Summary: 2 ticks (1 failed)"), "{stdout}");
     assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_month_s_credits_are_said_before_the_first_tick_and_again_from_the_first_answer() {
+    let answer = page(1_747_000_000_000, &realistic_assets());
+    let assets = realistic_assets().len();
+    let coincap = CoinCap::serving(answer.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+
+    let output = local(&coincap, &db)
+        .env("COINCAP_IDS", "bitcoin,ethereum,tether,solana")
+        .args(["--ticks", "1"])
+        .output()
+        .await;
+
+    let stdout = &output.stdout;
+    assert!(output.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[3].starts_with(
+            "CoinCap credits if left running: about 744 credits a month (744 calls in a 31-day month x 1 credit for 4 assets, 1,800 bytes a call: about 450 bytes an asset"
+        ),
+        "the default hourly schedule, before any answer: {stdout}"
+    );
+    assert!(
+        lines[3].ends_with("within COINCAP_MONTHLY_CREDITS=2,500."),
+        "{stdout}"
+    );
+    let bytes = answer.len() as u64;
+    let credits = bytes.div_ceil(2500);
+    assert_eq!(assets, 4, "the stand-in answers one asset per id asked for");
+    assert_eq!(
+        lines[4],
+        format!(
+            "CoinCap credits if left running, from the first answer: about {} credits a month (744 calls in a 31-day month x {credits} credit{} for 4 assets, {} bytes a call: a real answer of {} bytes; CoinCap reportedly bills 1 credit per 2.5 KB), within COINCAP_MONTHLY_CREDITS=2,500.",
+            coincap_stream::coincap::credits::thousands(744 * credits),
+            if credits == 1 { "" } else { "s" },
+            coincap_stream::coincap::credits::thousands(bytes),
+            coincap_stream::coincap::credits::thousands(bytes),
+        ),
+        "{stdout}"
+    );
+    assert!(lines[5].starts_with("tick   1 | fetched     4"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_goes_only_to_the_file_named_by_log_and_the_screen_names_the_whole_sqlite_path() {
+    let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let stopped = Binary::local(&app_root())
+        .coincap(&coincap)
+        .args(["--ticks", "1", "--log"])
+        .arg(&log)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "debug")
+        // Relative: taken from the working directory, and shown whole.
+        .env("WAREHOUSE", "sqlite:rows.db")
+        .env("SQL_POOL_SIZE", "8")
+        .output()
+        .await;
+
+    assert!(stopped.status.success(), "{}", stopped.stdout);
+    let db = dir.path().join("rows.db");
+    let lines: Vec<&str> = stopped.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "coincap-stream local: rows go to the SQLite file {}; secrets come from environment variables.",
+            db.display()
+        )
+    );
+    assert_eq!(
+        lines[3],
+        "SQL_POOL_SIZE is set but ignored: WAREHOUSE=sqlite:rows.db writes into a SQLite file; set WAREHOUSE=sql to write into the SQL database."
+    );
+    assert_eq!(stopped.stderr, "", "no log on the screen");
+    crate::common::words::assert_user_words(&stopped.stdout);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("Invocation finished. function=EventHubSink"),
+        "{logged}"
+    );
+    assert!(
+        !stopped.stdout.contains("Invocation finished"),
+        "{}",
+        stopped.stdout
+    );
+    assert_eq!(count(&db, "asset_statistics_history_v3"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zero_ticks_is_refused_naming_the_flag() {
+    let stopped = Binary::local(&app_root())
+        .args(["--ticks", "0"])
+        .output()
+        .await;
+    assert_eq!(stopped.status.code(), Some(2));
+    assert!(
+        stopped.stderr.contains(
+            "invalid value '0' for '--ticks <TICKS>': 0 ticks would fetch nothing: give 1 or more, or leave --ticks out to run until stopped"
+        ),
+        "{}",
+        stopped.stderr
+    );
 }

@@ -7,8 +7,10 @@ mod elf;
 
 mod architecture;
 mod check;
+mod deploy_docs;
 mod event_hub_sink;
 mod key_vault;
+mod limits;
 mod local_runner;
 mod local_stops;
 mod monitoring;

@@ -70,11 +70,14 @@ fn squeeze(text: &str) -> String {
 }
 
 /// What the real binary writes where Application Insights picks it up: the `Logs` of successful
-/// invocations and stderr (failed invocations), for a fetch, a fetch that fails after a retry,
-/// and a batch with a poison event.
+/// invocations and stderr (failed invocations), for a fetch, a batch with a poison event, a fetch
+/// refused because the credits are spent, and a fetch that fails after a retry.
 async fn handler_output() -> String {
     let coincap = CoinCap::start(
-        vec![Reply::ok(page(1_747_000_000_000, &realistic_assets()))],
+        vec![
+            Reply::ok(page(1_747_000_000_000, &realistic_assets())),
+            Reply::status(402, r#"{"error":"Out of credits"}"#),
+        ],
         Reply::status(503, "unavailable"),
     )
     .await;
@@ -101,6 +104,11 @@ async fn handler_output() -> String {
     assert_eq!(sunk.status, 200);
     logs.extend(sunk.logs());
 
+    let spent = handler
+        .post("TimerFetch", timer_payload().to_string())
+        .await;
+    assert_eq!(spent.status, 502);
+
     let failed = handler
         .post("TimerFetch", timer_payload().to_string())
         .await;
@@ -109,6 +117,12 @@ async fn handler_output() -> String {
     let stderr = handler.stop("-TERM").await.stderr;
     assert!(
         stderr.contains("Invocation failed. function=TimerFetch coincap_status=503 retries=1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "Invocation failed. function=TimerFetch coincap_status=402 retries=0 limit=coincap_credits"
+        ),
         "{stderr}"
     );
     logs.push(stderr);

@@ -28,6 +28,14 @@ async fn serves_on_the_host_s_port_and_stops_cleanly_on_sigterm() {
     assert!(stopped.status.success(), "{}", stopped.status);
     let (stdout, stderr) = (&stopped.stdout, &stopped.stderr);
     assert!(stdout.contains("Custom handler listening"), "{stdout}");
+    assert!(
+        stdout.contains("CoinCap credits if left running: about 1,488 credits a month (744 calls in a 31-day month x 2 credits for 10 assets"),
+        "the start line says what the schedule costs: {stdout}"
+    );
+    assert!(
+        stdout.contains("within COINCAP_MONTHLY_CREDITS=2,500."),
+        "{stdout}"
+    );
     assert!(stdout.contains("Custom handler stopped"), "{stdout}");
     assert!(
         stderr.contains("not from Key Vault"),
@@ -60,29 +68,78 @@ async fn a_failed_invocation_writes_its_reason_to_stderr() {
 }
 
 #[tokio::test]
-async fn serve_mode_defaults_to_sql_and_a_missing_login_fails_the_batch_not_the_process() {
-    let mut handler = Binary::serve().start().await;
-    let answer = post_one_event(&mut handler).await;
-    assert_eq!(
-        answer.status, 503,
-        "the retry policy redelivers: {}",
-        answer.body
+async fn serve_refuses_to_start_without_a_secret_it_needs_with_the_line_check_prints() {
+    let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
+    // serve's defaults: WAREHOUSE=sql, and no connection string.
+    let served = Binary::serve()
+        .coincap(&coincap)
+        .current_dir(&app_root())
+        .output()
+        .await;
+    assert_eq!(served.status.code(), Some(1), "{}", served.stdout);
+    let refused = served
+        .stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("handler serve cannot start: "))
+        .unwrap_or_else(|| panic!("{}", served.stderr));
+    assert!(
+        !served.stdout.contains("Custom handler listening"),
+        "it never listens: {}",
+        served.stdout
     );
-    let error = answer.body["error"].as_str().unwrap();
-    assert!(error.contains("SQL_CONNECTION_STRING"), "{error}");
+
+    let checked = Binary::check()
+        .arg("--serve")
+        .coincap(&coincap)
+        .current_dir(&app_root())
+        .output()
+        .await;
+    assert_eq!(checked.status.code(), Some(1));
+    let failed = checked
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("FAIL  secret SQL_CONNECTION_STRING: "))
+        .unwrap_or_else(|| panic!("{}", checked.stdout));
     assert_eq!(
-        answer.body["fault"]["kind"], "permanent",
-        "the body says another attempt fails the same way: {}",
-        answer.body
+        refused,
+        format!("secret SQL_CONNECTION_STRING: {failed}"),
+        "the same line"
     );
-    let stopped = handler.stop("-TERM").await;
-    assert!(stopped.status.success());
+    assert!(
+        refused.contains("SQL_CONNECTION_STRING is not set"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_bare_handler_prints_its_help_naming_serve_and_starts_nothing() {
+    let stopped = Binary::bare().output().await;
+    assert_eq!(stopped.status.code(), Some(2), "{}", stopped.stdout);
+    let help = format!("{}{}", stopped.stdout, stopped.stderr);
+    assert!(help.contains("Usage: handler <COMMAND>"), "{help}");
+    assert!(
+        help.contains("serve") && help.contains("(what host.json starts)"),
+        "{help}"
+    );
+    assert!(!help.contains("Custom handler listening"), "{help}");
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_outside_a_functions_app_naming_the_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = Binary::serve()
+        .env("COINCAP_API_KEY", API_KEY)
+        .sqlite(&dir.path().join("w.db"))
+        .current_dir(dir.path())
+        .output()
+        .await;
+    assert_eq!(stopped.status.code(), Some(1));
     assert!(
         stopped
-            .stdout
-            .contains("warehouse=sql (SQL login from the connection string)"),
+            .stderr
+            .starts_with("handler serve cannot start: ./host.json: No such file or directory"),
         "{}",
-        stopped.stdout
+        stopped.stderr
     );
 }
 
@@ -107,6 +164,7 @@ async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_lo
     let password = "pw-4f1d9c-never-logged";
     // The settings' old names (WAREHOUSE=synapse, SYNAPSE_*) keep working.
     let mut handler = Binary::serve()
+        .env("COINCAP_API_KEY", API_KEY)
         .env("WAREHOUSE", "synapse")
         .env(
             "SYNAPSE_CONNECTION_STRING",
@@ -138,6 +196,7 @@ async fn an_unreachable_pool_fails_the_batch_as_transient_without_leaking_the_lo
 async fn the_new_sql_names_reach_the_server_and_an_old_name_gets_one_hint_at_start() {
     let (_closed, closed) = closed_port();
     let mut handler = Binary::serve()
+        .env("COINCAP_API_KEY", API_KEY)
         .sql(&format!("Server=tcp:127.0.0.1,{closed};Database=coincap;User Id=loader;Password=pw;TrustServerCertificate=true"))
         .env("SYNAPSE_POOL_SIZE", "2")
         .start()
@@ -243,4 +302,30 @@ async fn post_one_event(handler: &mut Running) -> Answer {
             crate::common::sink_payload(&bodies, 0).to_string(),
         )
         .await
+}
+
+#[tokio::test]
+async fn over_the_monthly_credits_serve_warns_at_start_naming_the_setting_that_fits() {
+    let coincap = CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let handler = Binary::serve()
+        .coincap(&coincap)
+        .sqlite(&dir.path().join("w.db"))
+        .env("FETCH_SCHEDULE", "0 */5 * * * *")
+        .env("COINCAP_LIMIT", "100")
+        .start()
+        .await;
+    let stopped = handler.stop("-TERM").await;
+    let line = stopped
+        .stdout
+        .lines()
+        .chain(stopped.stderr.lines())
+        .find(|line| line.contains("CoinCap credits if left running"))
+        .unwrap_or_else(|| panic!("{}\n{}", stopped.stdout, stopped.stderr));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("over COINCAP_MONTHLY_CREDITS=2,500. Fix: FETCH_SCHEDULE=\"0 0 */6 * * *\""),
+        "{line}"
+    );
+    assert!(coincap.seen().is_empty(), "estimated before any call");
 }

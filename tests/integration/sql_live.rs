@@ -8,6 +8,7 @@
 
 mod check;
 mod faults;
+mod first_day;
 mod processes;
 mod refusals;
 mod seed;
@@ -155,23 +156,30 @@ async fn a_redelivered_batch_adds_no_rows_and_rejects_are_kept_once() {
     assert_eq!(rejects(&connection, &prefix).await, 1, "the reject, once");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
-async fn a_connection_lost_mid_batch_writes_nothing_and_the_retry_writes_it_whole() {
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
-    let upstream = address(&connection);
+/// A proxy in front of the server, and the connection string through it (the certificate still
+/// checked against the server's own name).
+async fn proxied(connection: &str) -> (Proxy, String) {
+    let upstream = address(connection);
     let host = upstream
         .rsplit_once(':')
         .map(|(h, _)| h.to_owned())
         .unwrap();
     let proxy = Proxy::start(upstream).await;
     let proxied = through(
-        &connection,
+        connection,
         proxy.port,
         &format!("HostNameInCertificate={host}"),
     );
+    (proxy, proxied)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
+async fn a_connection_lost_mid_batch_writes_nothing_and_the_retry_writes_it_whole() {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let (proxy, proxied) = proxied(&connection).await;
     let warehouse = warehouse(&proxied);
     // Connects (and reads the catalog) before the proxy is armed.
     let warm_up = events(&self::prefix(), 1, 1_747_000_000_000);
@@ -209,6 +217,42 @@ async fn a_connection_lost_mid_batch_writes_nothing_and_the_retry_writes_it_whol
     let report = warehouse.write(batch(&bodies, 0)).await.unwrap();
     assert_eq!(report.rows_written, 1000);
     assert_eq!(count(&connection, &prefix).await, 1000);
+}
+
+/// SQL_IDLE_TIMEOUT: the pooled connection is closed once idle, so a serverless database, which
+/// pauses only without a session, can pause between fetches; the next write connects again.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
+async fn idle_connections_are_closed_after_the_idle_timeout_and_the_next_write_reconnects() {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let (proxy, proxied) = proxied(&connection).await;
+    let mut config = config();
+    config.idle_timeout = Duration::from_secs(1);
+    let warehouse = coincap_stream::warehouse::SqlWarehouse::new(config, secrets(&proxied), None);
+    let prefix = prefix();
+    let report = warehouse
+        .write(batch(&events(&prefix, 10, 1_747_000_000_000), 0))
+        .await
+        .unwrap();
+    assert_eq!(report.rows_written, 10);
+
+    // Waits for the condition, not a duration: bb8's default would keep it 10 minutes.
+    let closed = async {
+        while proxy.open.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), closed)
+        .await
+        .expect("the idle connection is closed: no session left to keep a database online");
+
+    let again = warehouse
+        .write(batch(&events(&self::prefix(), 10, 1_747_000_000_000), 0))
+        .await
+        .unwrap();
+    assert_eq!(again.rows_written, 10, "the next write connects again");
 }
 
 /// Writers with overlapping keys (several partitions, instances, a redelivery racing a slow first

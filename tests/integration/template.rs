@@ -5,6 +5,7 @@ mod administrator;
 mod arm;
 mod funcignore;
 mod json_keys;
+mod profiles;
 mod warehouse;
 
 use std::collections::{BTreeSet, HashMap};
@@ -192,13 +193,18 @@ fn it_creates_every_resource_the_pipeline_needs() {
         CONTAINER,
         NAMESPACE,
         HUB,
-        CONSUMER_GROUP,
         VAULT,
         LOG_ANALYTICS,
         APP_INSIGHTS,
     ] {
         one(&t, kind);
     }
+    let groups = resources(&t, CONSUMER_GROUP);
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        groups[0]["condition"], "[not(variables('eventHubsBasic'))]",
+        "Basic allows no consumer group besides $Default"
+    );
 }
 
 #[test]
@@ -335,16 +341,36 @@ fn the_event_hubs_settings_name_the_namespace_hub_and_consumer_group_it_creates(
         last_segment(hub),
         setting(&t, "EVENT_HUB_NAME").trim_matches(['[', ']'])
     );
-    let group = name(one(&t, CONSUMER_GROUP));
-    assert!(group.contains(&last_segment(hub)), "{group}");
-    assert_eq!(
-        last_segment(group),
-        setting(&t, "EVENT_HUB_CONSUMER_GROUP").trim_matches(['[', ']'])
-    );
+    let group = resources(&t, CONSUMER_GROUP)[0];
+    assert!(name(group).contains(&last_segment(hub)), "{}", name(group));
     assert_ne!(
         t["parameters"]["eventHubConsumerGroup"]["defaultValue"], "$Default",
-        "the sink reads through its own consumer group"
+        "on Standard and Premium the sink reads through its own consumer group"
     );
+    // The setting names the group the deployment creates, or $Default where Basic allows no other.
+    for (sku, expected, created) in [
+        ("Basic", "$Default", false),
+        ("Standard", "coincap-sink", true),
+        ("Premium", "coincap-sink", true),
+    ] {
+        let parameters = json!({"eventHubsSku": sku, "sqlAdminObjectId": ADMIN});
+        let deployment = Deployment::new(&t, parameters.clone());
+        let consumer_group = deployment
+            .value(&json!(setting(&t, "EVENT_HUB_CONSUMER_GROUP")))
+            .unwrap();
+        assert_eq!(consumer_group, expected, "{sku}");
+        let made = conditions(&t, parameters)
+            .unwrap()
+            .into_iter()
+            .any(|(kind, _, made)| kind == CONSUMER_GROUP && made);
+        assert_eq!(made, created, "{sku}");
+        if created {
+            assert_eq!(
+                deployment.value(&json!(name(group))).unwrap(),
+                format!("evhns-coincap-tok3n/coincaphub/{expected}")
+            );
+        }
+    }
 
     assert_eq!(
         one(&t, HUB)["properties"]["partitionCount"],
@@ -406,7 +432,7 @@ fn the_sql_settings_name_the_pool_it_creates_or_the_existing_one() {
     let t = template();
     assert_eq!(setting(&t, "SQL_DATABASE"), "[variables('sqlDatabase')]");
     let server = setting(&t, "SQL_SERVER");
-    assert!(server.contains("if(parameters('deploySynapse'), reference("));
+    assert!(server.contains("if(variables('createSynapse'), reference("));
     assert!(server.contains("variables('synapseWorkspaceName')"));
     assert!(server.contains(".connectivityEndpoints.sql"));
     assert!(server.contains("parameters('existingSynapseServer')"));
@@ -509,7 +535,12 @@ fn alert_rules_watch_failures_lag_and_missing_rows_in_application_insights() {
     let t = template();
     let alerts = resources(&t, ALERT);
     let names: Vec<&str> = alerts.iter().map(|a| name(a)).collect();
-    for suffix in ["failed-invocations", "end-to-end-lag", "no-rows"] {
+    for suffix in [
+        "failed-invocations",
+        "end-to-end-lag",
+        "no-rows",
+        "coincap-credits",
+    ] {
         assert!(names.iter().any(|n| n.contains(suffix)), "{names:?}");
     }
     for alert in alerts {
@@ -597,11 +628,20 @@ fn a_conditional_synapse_workspace_is_only_referenced_behind_its_condition() {
 }
 
 #[test]
-fn without_a_pool_the_sink_writes_a_throw_away_file_instead_of_stalling_the_hub() {
-    let warehouse = setting(&template(), "WAREHOUSE");
+fn rows_go_to_a_file_on_an_instance_only_when_the_smoke_test_parameter_says_so() {
+    let t = template();
     assert_eq!(
-        warehouse,
-        "[if(or(variables('sqlDatabaseChosen'), parameters('deploySynapse'), not(empty(parameters('existingSynapseServer')))), parameters('warehouse'), 'sqlite:/tmp/coincap.db')]"
+        setting(&t, "WAREHOUSE"),
+        "[parameters('warehouse')]",
+        "no fallback: a deployment without a warehouse is refused, not pointed at a file"
+    );
+    assert_eq!(t["parameters"]["warehouse"]["defaultValue"], "sql");
+    assert!(
+        t["parameters"]["warehouse"]["metadata"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("sqlite:/tmp/coincap.db"),
+        "the smoke test says so in the parameter of its own"
     );
 }
 
@@ -659,13 +699,25 @@ fn event_hubs_batches_fill_one_warehouse_statement_and_the_wait_is_not_ignored()
 #[test]
 fn the_hub_keeps_events_longer_than_a_one_day_sink_outage() {
     let t = template();
-    assert_eq!(
-        one(&t, HUB)["properties"]["messageRetentionInDays"],
-        "[parameters('eventHubRetentionDays')]"
-    );
     let days = &t["parameters"]["eventHubRetentionDays"];
     assert!(days["defaultValue"].as_u64().unwrap() >= 2, "{days}");
     assert_eq!(days["maxValue"], 7, "Standard keeps events at most 7 days");
+    let retention = &one(&t, HUB)["properties"]["messageRetentionInDays"];
+    for (sku, expected) in [("Standard", 7), ("Premium", 7), ("Basic", 1)] {
+        let deployment = Deployment::new(&t, json!({"eventHubsSku": sku}));
+        assert_eq!(
+            deployment.value(retention).unwrap(),
+            expected,
+            "{sku}: Basic keeps events 1 day at most (\"Event Hubs quotas and limits\")"
+        );
+    }
+    let description = t["parameters"]["eventHubsSku"]["metadata"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        description.contains("1 day") && description.contains("$Default"),
+        "the learner profile's 1-day retention is stated where Basic is chosen: {description}"
+    );
 }
 
 /// The text of an alert rule's query: the variable it names, expression and all (the KQL sits in
@@ -814,6 +866,68 @@ fn the_no_rows_alert_counts_sink_lines_that_wrote_rows_and_fires_on_none() {
     assert!(query.contains("| where rows_written > 0"), "{query}");
 }
 
+#[test]
+fn the_lag_alert_reads_the_batches_the_warehouse_refuses_too() {
+    // A database that refuses every batch (its free allowance spent, say) leaves no closing line:
+    // its failure lines carry lag_ms, so the lag alert sees the sink fall behind.
+    let t = template();
+    let rule = resources(&t, ALERT)
+        .into_iter()
+        .find(|r| name(r).contains("end-to-end-lag"))
+        .unwrap();
+    let query = alert_query(&t, rule);
+    for needed in [
+        "function=EventHubSink",
+        "Invocation finished.",
+        "Invocation failed.",
+        "\\blag_ms=",
+    ] {
+        assert!(query.contains(needed), "{needed} in\n{query}");
+    }
+    let kql = read_text("monitoring/queries.kql");
+    let lag = kql
+        .split("// ==== ")
+        .find(|section| section.starts_with("End-to-end lag"))
+        .unwrap();
+    assert!(lag.contains("Invocation failed."), "{lag}");
+}
+
+fn read_text(path: &str) -> String {
+    std::fs::read_to_string(app_root().join(path)).unwrap()
+}
+
+#[test]
+fn the_credits_alert_fires_at_80_percent_of_the_monthly_budget_s_daily_share() {
+    let t = template();
+    let rule = resources(&t, ALERT)
+        .into_iter()
+        .find(|r| name(r).contains("coincap-credits"))
+        .expect("an alert on CoinCap credits");
+    let condition = &rule["properties"]["criteria"]["allOf"][0];
+    assert_eq!(condition["timeAggregation"], "Total");
+    assert_eq!(condition["metricMeasureColumn"], "credits");
+    assert_eq!(condition["operator"], "GreaterThan");
+    assert_eq!(rule["properties"]["windowSize"], "P1D");
+    for (budget, daily) in [(2500, 64), (100_000, 2580)] {
+        let deployment = Deployment::new(&t, json!({"coincapMonthlyCredits": budget}));
+        let threshold = deployment.value(&condition["threshold"]).unwrap();
+        assert_eq!(
+            threshold,
+            json!(daily),
+            "80% of {budget} over a 31-day month is {daily} a day (rounded down)"
+        );
+    }
+    let query = alert_query(&t, rule);
+    assert!(
+        query.contains("function=TimerFetch") && query.contains("\\bcredits="),
+        "{query}"
+    );
+    assert_eq!(
+        setting(&t, "COINCAP_MONTHLY_CREDITS"),
+        "[string(parameters('coincapMonthlyCredits'))]"
+    );
+}
+
 const ADMIN: &str = "00000000-0000-0000-0000-00000000a11c";
 
 /// Every resource's condition, evaluated for one set of parameters.
@@ -838,20 +952,22 @@ fn conditions(t: &Value, parameters: Value) -> Result<Vec<(String, String, bool)
 #[test]
 fn the_template_refuses_a_pool_without_an_entra_administrator() {
     let t = template();
-    let refused = conditions(&t, json!({"deploySynapse": true})).unwrap_err();
+    let pool = |extra: Value| {
+        let mut parameters = json!({"warehouseKind": "synapsePool", "deploySynapse": true});
+        for (key, value) in extra.as_object().unwrap() {
+            parameters[key] = value.clone();
+        }
+        parameters
+    };
+    let refused = conditions(&t, pool(json!({}))).unwrap_err();
     assert!(
         refused.contains("deploySynapse=true needs sqlAdminObjectId"),
         "ARM shows this: {refused}"
     );
-    let refused =
-        conditions(&t, json!({"deploySynapse": true, "sqlAdminObjectId": ""})).unwrap_err();
+    let refused = conditions(&t, pool(json!({"sqlAdminObjectId": ""}))).unwrap_err();
     assert!(refused.contains("sqlAdminObjectId"), "{refused}");
 
-    let with_admin = conditions(
-        &t,
-        json!({"deploySynapse": true, "sqlAdminObjectId": ADMIN}),
-    )
-    .unwrap();
+    let with_admin = conditions(&t, pool(json!({"sqlAdminObjectId": ADMIN}))).unwrap();
     for kind in [
         SYNAPSE,
         SQL_POOL,
@@ -864,7 +980,11 @@ fn the_template_refuses_a_pool_without_an_entra_administrator() {
             "{kind} is created with an admin: {with_admin:?}"
         );
     }
-    let without_pool = conditions(&t, json!({"deploySynapse": false})).unwrap();
+    let without_pool = conditions(
+        &t,
+        json!({"warehouseKind": "synapsePool", "existingSynapseServer": "mine.sql.azuresynapse.net", "existingSynapseDatabase": "dw"}),
+    )
+    .unwrap();
     assert!(
         without_pool
             .iter()
@@ -902,17 +1022,17 @@ fn parameter_values() -> serde_json::Map<String, Value> {
 
 #[test]
 fn the_parameters_file_deploys_as_it_is() {
+    // With the one value that is yours to give (docs/deploy.md, step 2), and without it refused
+    // by name.
     let t = template();
-    let values = parameter_values();
-    if values.get("deploySynapse") == Some(&Value::Bool(true)) {
-        assert!(
-            values
-                .get("sqlAdminObjectId")
-                .and_then(Value::as_str)
-                .is_some_and(|id| !id.is_empty()),
-            "a pool needs its Entra administrator"
-        );
-    }
+    let mut values = parameter_values();
+    assert!(
+        !values.contains_key("sqlAdminObjectId"),
+        "the file holds nobody's object id"
+    );
+    let refused = conditions(&t, Value::Object(values.clone())).unwrap_err();
+    assert!(refused.contains("needs sqlAdminObjectId"), "{refused}");
+    values.insert("sqlAdminObjectId".into(), json!(ADMIN));
     conditions(&t, Value::Object(values)).unwrap();
 }
 
@@ -931,7 +1051,10 @@ fn deployed_in(t: &Value, environment: Value, parameters: Value) -> HashMap<Stri
         .to_owned();
     deployment.references.insert(
         "Microsoft.Sql/servers/sql-coincap-tok3n".into(),
-        json!({"fullyQualifiedDomainName": format!("sql-coincap-tok3n{sql_suffix}")}),
+        json!({
+            "fullyQualifiedDomainName": format!("sql-coincap-tok3n{sql_suffix}"),
+            "identity": {"principalId": "server-principal"}
+        }),
     );
     deployment.references.insert(
         format!("{NAMESPACE}/evhns-coincap-tok3n"),
@@ -966,7 +1089,8 @@ fn deployed_in(t: &Value, environment: Value, parameters: Value) -> HashMap<Stri
 #[test]
 fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_deploy_it() {
     let t = template();
-    let pool = json!({"deploySynapse": true, "sqlAdminObjectId": ADMIN});
+    let pool =
+        json!({"warehouseKind": "synapsePool", "deploySynapse": true, "sqlAdminObjectId": ADMIN});
     let public = deployed_in(&t, arm::public_cloud(), pool.clone());
     assert_eq!(
         public["EventHubConnection__fullyQualifiedNamespace"],
@@ -1021,7 +1145,7 @@ fn host_names_come_from_the_cloud_and_the_resources_so_a_sovereign_cloud_can_dep
     let existing = deployed_in(
         &t,
         arm::china_cloud(),
-        json!({"existingSynapseServer": "mine.sql.azuresynapse.azure.cn", "existingSynapseDatabase": "dw"}),
+        json!({"warehouseKind": "synapsePool", "existingSynapseServer": "mine.sql.azuresynapse.azure.cn", "existingSynapseDatabase": "dw"}),
     );
     assert_eq!(existing["SQL_SERVER"], "mine.sql.azuresynapse.azure.cn");
     assert_eq!(existing["SQL_DATABASE"], "dw");
@@ -1100,17 +1224,30 @@ fn the_deploy_steps_set_both_warehouses_side_by_side_with_costs_and_guarantees()
     for needed in [
         "warehouseKind=sqlDatabase",
         "warehouseKind=synapsePool",
+        "sqlDatabaseTier",
         "sqlDatabaseFreeOffer",
         "initWarehouseCommand",
         "AllowAllWindowsAzureIps",
-        // Microsoft's pages the figures come from, cited by title.
-        "Azure Synapse Analytics pricing",
+        // Microsoft's pages the facts come from, cited by title.
         "Azure SQL Database pricing",
         "Deploy Azure SQL Database for free",
         "Serverless compute tier for Azure SQL Database",
+        "Resource limits for single databases using the DTU purchasing model",
+        "Event Hubs quotas and limits",
     ] {
         assert!(steps.contains(needed), "docs/deploy.md: {needed}");
     }
+    // The learner profile's one-line deploy: the defaults and the one value that is yours.
+    let one_line = steps
+        .lines()
+        .find(|line| line.starts_with("az deployment group create -g $RG"))
+        .expect("a one-line deploy");
+    assert!(
+        one_line.ends_with(
+            "--parameters sqlAdminObjectId=$(az ad signed-in-user show --query id -o tsv)"
+        ),
+        "{one_line}"
+    );
     assert!(
         !steps.contains("SYNAPSE_SERVER"),
         "the steps use the current setting names"

@@ -56,6 +56,12 @@ async fn publishes_one_compact_seed_event_per_asset_stamped_with_the_response_ti
     assert_eq!(counters.events_out, 4);
     assert_eq!(counters.coincap_status, 200);
     assert_eq!(counters.retries, 0);
+    let size = page(TIMESTAMP, &realistic_assets()).len() as u64;
+    assert_eq!(
+        counters.answer_bytes, size,
+        "the credits are computed from the answer's real size"
+    );
+    assert_eq!(counters.credits, size.div_ceil(2500).max(1));
     let closing = answer.logs().pop().unwrap();
     assert!(
         closing.starts_with("Invocation finished. function=TimerFetch ")
@@ -242,4 +248,56 @@ async fn an_unreachable_coincap_fails_after_bounded_retries() {
         error.contains("request failed") && error.contains("gave up after 3 attempts"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn spent_credits_fail_at_once_naming_the_limit_and_the_settings_that_fit() {
+    let coincap = CoinCap::start(
+        vec![],
+        Reply::status(402, r#"{"error":"You have run out of API credits"}"#),
+    )
+    .await;
+    let app = TestApp::spawn(&coincap.url).await;
+    let answer = app.post("TimerFetch", &timer_payload()).await;
+
+    assert_eq!(answer.status, 502);
+    assert_eq!(
+        coincap.seen().len(),
+        1,
+        "a 402 is not retried: the credits are spent"
+    );
+    let error = answer.body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(
+            "CoinCap refused the call because the plan's credits are spent (HTTP 402)"
+        ),
+        "{error}"
+    );
+    assert_eq!(answer.body["fault"]["kind"], "permanent");
+    let fix = answer.body["fault"]["fix"].as_str().unwrap();
+    assert!(fix.contains("COINCAP_MONTHLY_CREDITS"), "{fix}");
+    let line = answer.body["Logs"][0].as_str().unwrap();
+    assert!(
+        line.starts_with("Invocation failed. function=TimerFetch coincap_status=402 retries=0 limit=coincap_credits elapsed_ms="),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_that_outlasts_the_retries_is_named_and_stays_transient() {
+    let coincap = CoinCap::start(vec![], Reply::status(429, r#"{"error":"rate limited"}"#)).await;
+    let app =
+        TestApp::spawn_with(&coincap.url, &[("COINCAP_MAX_RETRIES", "1")], Some(API_KEY)).await;
+    let answer = app.post("TimerFetch", &timer_payload()).await;
+
+    assert_eq!(answer.status, 502);
+    assert_eq!(coincap.seen().len(), 2);
+    assert_eq!(answer.body["fault"]["kind"], "transient");
+    let error = answer.body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("CoinCap's rate limit was hit (HTTP 429;"),
+        "{error}"
+    );
+    let line = answer.body["Logs"][0].as_str().unwrap();
+    assert!(line.contains(" limit=coincap_rate_limit "), "{line}");
 }

@@ -190,6 +190,7 @@ pub struct TdsManager {
     tokens: Option<Arc<dyn TokenSource>>,
     /// Set by the first login that succeeds: from then on "cannot open database" is a failover.
     reached: AtomicBool,
+    database: Option<String>,
 }
 
 impl TdsManager {
@@ -203,7 +204,16 @@ impl TdsManager {
             secrets,
             tokens,
             reached: AtomicBool::new(false),
+            database: None,
         }
+    }
+
+    /// The same login and server, to `database` (`init-warehouse` creates one from `master`).
+    pub fn for_database(&self, database: &str) -> Self {
+        let secrets = Arc::clone(&self.secrets);
+        let mut manager = Self::new(self.config.clone(), secrets, self.tokens.clone());
+        manager.database = Some(database.to_owned());
+        manager
     }
 
     /// Where it connects; reads the connection string secret (never shown) for its host and
@@ -277,6 +287,9 @@ impl TdsManager {
                 (config, None)
             }
         };
+        self.database
+            .iter()
+            .for_each(|database| config.database(database));
         config.application_name("coincap-stream");
         config.command_timeout(Some(self.config.command_timeout));
         Ok((config, secret))

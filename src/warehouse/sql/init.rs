@@ -10,10 +10,18 @@
 
 pub mod advice;
 pub mod catalog;
+mod database;
+mod failure;
+
+pub use database::{MASTER_FIX, is_master};
+use database::{create_database, is_missing_database};
+use failure::Step;
+pub use failure::{ENTRA_FIX, InitCause, InitError};
 
 pub use catalog::{ENGINE_EDITION_SYNAPSE, WRITER_LOCK_TABLE, design_warning};
 
 use super::connection::{ConnectError, TdsClient, TdsManager};
+
 use super::literal;
 use super::statement::{HISTORY_TABLE, REJECTS_TABLE, WRITES_TABLE};
 pub use catalog::Facts;
@@ -198,25 +206,39 @@ async fn ensure_lock_row(client: &mut TdsClient) -> Result<Option<String>, Conne
     )))
 }
 
-async fn grant(client: &mut TdsClient, name: &str) -> Result<Vec<String>, ConnectError> {
-    let mut done = Vec::new();
+/// What the app identity is granted, as `init-warehouse` reports it (and its `--help` says).
+pub const GRANTED: &str =
+    "INSERT and SELECT on schema assets and UPDATE on assets.asset_statistics_writer_lock";
+
+async fn grant(
+    client: &mut TdsClient,
+    name: &str,
+    say: &mut (dyn FnMut(String) + Send),
+) -> Result<(), InitError> {
     let mut principal = String::new();
     literal::nstring(&mut principal, name);
     let grants = grants_for(name);
     let exists = format!("SELECT DATABASE_PRINCIPAL_ID({principal})");
-    if scalar_i32(client, &exists).await?.is_some() {
-        done.push(format!("User {name} exists."));
+    let step = format!("creating user {name} from Microsoft Entra ID");
+    if scalar_i32(client, &exists).await.step(&step)?.is_some() {
+        say(format!("User {name} exists."));
     } else {
-        run(client, &grants[0]).await?;
-        done.push(format!("Created user {name} from the external provider."));
+        if let Err(error) = run(client, &grants[0]).await {
+            return Err(InitError {
+                step,
+                fix: Some(ENTRA_FIX.into()),
+                error: Box::new(error.into()),
+            });
+        }
+        say(format!("Created user {name} from Microsoft Entra ID."));
     }
     for grant in &grants[1..] {
-        run(client, grant).await?;
+        run(client, grant)
+            .await
+            .step(&format!("granting {name} its rights"))?;
     }
-    done.push(format!(
-        "Granted INSERT, SELECT on schema assets and UPDATE on {WRITER_LOCK_TABLE} to {name}."
-    ));
-    Ok(done)
+    say(format!("Granted {GRANTED} to {name}."));
+    Ok(())
 }
 
 async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Facts, ConnectError> {
@@ -328,26 +350,89 @@ pub fn engine_name(edition: Option<i32>) -> &'static str {
     }
 }
 
-/// Applies the schema and reports what the writer relies on; one line per step, for the terminal.
+/// What `init-warehouse` may do beyond the schema.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InitOptions<'a> {
+    /// Also create this app identity's user and grants.
+    pub app_identity: Option<&'a str>,
+    /// Create the tables in `master` if the settings name it (`--allow-master`).
+    pub allow_master: bool,
+}
+
+/// Applies the schema and reports what the writer relies on, one line per step through `say` as
+/// each is done, so a failed step follows what was already done. Creates the database the
+/// settings name when it is missing (not on Azure, where a database is a billed resource made by
+/// the template), and refuses `master` unless allowed.
 pub async fn init_warehouse(
     manager: &TdsManager,
-    app_identity: Option<&str>,
-) -> Result<Vec<String>, ConnectError> {
-    let mut client = manager.connect_client().await?;
-    let (edition, engine) = detect_engine(&mut client).await?;
+    options: InitOptions<'_>,
+    say: &mut (dyn FnMut(String) + Send),
+) -> Result<(), InitError> {
+    let target = manager.target().await.step("reading the settings")?;
+    let refuse_master = |database: &str| InitError {
+        step: "choosing the database".into(),
+        error: Box::new(InitCause::Refused(format!(
+            "the settings name database {database}, the server's system database; nothing was created"
+        ))),
+        fix: Some(MASTER_FIX.into()),
+    };
+    if is_master(target.database.as_deref()) && !options.allow_master {
+        return Err(refuse_master(
+            target.database.as_deref().unwrap_or("master"),
+        ));
+    }
+    let mut client = match manager.connect_client().await {
+        Ok(client) => client,
+        Err(error) if is_missing_database(&error) => {
+            let Some(database) = target.database.as_deref() else {
+                return Err(error).step("connecting");
+            };
+            create_database(manager, database, &target.address, say).await?;
+            manager.connect_client().await.step("connecting")?
+        }
+        Err(error) => return Err(error).step("connecting"),
+    };
+    let database = scalar_text(&mut client, query::DATABASE)
+        .await
+        .step("reading the database's name")?;
+    if is_master(database.as_deref()) && !options.allow_master {
+        return Err(refuse_master("master"));
+    }
+    let (edition, engine) = detect_engine(&mut client)
+        .await
+        .step("reading the engine edition")?;
+    say(engine);
     let dedicated_pool = edition == Some(ENGINE_EDITION_SYNAPSE);
-    let mut done = vec![engine, ensure_schema(&mut client).await?];
+    say(ensure_schema(&mut client)
+        .await
+        .step("creating schema assets")?);
     for (table, ddl) in TABLES {
-        done.push(ensure_table(&mut client, table, ddl, dedicated_pool).await?);
+        say(ensure_table(&mut client, table, ddl, dedicated_pool)
+            .await
+            .step(&format!("creating table {table}"))?);
     }
-    done.extend(ensure_rejects_keyed_on_hub(&mut client).await?);
-    done.extend(ensure_lock_row(&mut client).await?);
-    if let Some(name) = app_identity {
-        done.extend(grant(&mut client, name).await?);
+    if let Some(line) = ensure_rejects_keyed_on_hub(&mut client)
+        .await
+        .step(&format!("adding the hub's columns to {REJECTS_TABLE}"))?
+    {
+        say(line);
     }
-    let facts = read_facts(&mut client, edition).await?;
-    done.extend(advice::report(&facts));
-    Ok(done)
+    if let Some(line) = ensure_lock_row(&mut client)
+        .await
+        .step(&format!("inserting the row of {WRITER_LOCK_TABLE}"))?
+    {
+        say(line);
+    }
+    if let Some(name) = options.app_identity {
+        grant(&mut client, name, say).await?;
+    }
+    let facts = read_facts(&mut client, edition)
+        .await
+        .step("reading the catalog")?;
+    for line in advice::report(&facts) {
+        say(line);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

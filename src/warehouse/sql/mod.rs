@@ -10,8 +10,9 @@
 //!   rows).
 //! - `send`, `outcomes`, `refusals`: one transaction sent and its answer read, the transactions
 //!   whose answer was lost, the cure for each refusal a redelivery would only meet again.
-//! - `session`, [`connection`], [`retry`], `errors`: the bb8 pool of tiberius connections, one
-//!   write's connection, the named retry rule and the errors.
+//! - `session`, [`connection`], [`retry`], `errors`, [`pause`]: the bb8 pool of tiberius
+//!   connections, one write's connection, the named retry rule, the errors, and how long idle
+//!   connections are kept (so a serverless database can pause).
 //! - [`init`]: `handler init-warehouse` and the catalog facts it reports.
 
 mod body;
@@ -24,6 +25,7 @@ mod journal;
 pub mod keys;
 pub mod literal;
 mod outcomes;
+pub mod pause;
 mod refusals;
 pub mod retry;
 pub mod select;

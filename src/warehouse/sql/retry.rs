@@ -3,14 +3,14 @@
 //! permanent one is a bug or a misconfiguration to fix, logged with its SQL error number and, where
 //! it is known, what to change ([`fault`]; the local runner stops on it).
 
-use tiberius::error::Error;
+use tiberius::error::{Error, IoErrorKind};
 
 use crate::fault::Fault;
 
 /// What to change when the server refuses the login.
 pub const LOGIN_FIX: &str = "check the login: User Id and Password in SQL_CONNECTION_STRING (in Key Vault: the secret named by SQL_CONNECTION_STRING_SECRET); with passwordless login (SQL_SERVER), the identity needs a database user: `handler init-warehouse --app-identity <app name>`";
 /// What to change when the database cannot be opened.
-pub const DATABASE_FIX: &str = "check the database name (Database= or Initial Catalog= in SQL_CONNECTION_STRING, or SQL_DATABASE), that it exists and that the login may open it";
+pub const DATABASE_FIX: &str = "check the database name (Database= or Initial Catalog= in SQL_CONNECTION_STRING; SQL_DATABASE only with passwordless login, beside SQL_SERVER), that it exists (`handler init-warehouse` creates it on SQL Server) and that the login may open it";
 /// What to run when the writer's tables are missing or not as it needs them.
 pub const TABLES_FIX: &str =
     "run `handler init-warehouse` with the same settings: it creates the tables and the lock row";
@@ -18,6 +18,23 @@ pub const TABLES_FIX: &str =
 pub const TLS_FIX: &str = "the server's TLS certificate was refused: Azure's are trusted as they are; a development server with a self-signed certificate needs TrustServerCertificate=true in SQL_CONNECTION_STRING";
 /// What to change when the server's host name does not resolve.
 pub const HOST_FIX: &str = "check the server's host name (Server= in SQL_CONNECTION_STRING, or SQL_SERVER): it does not resolve";
+
+/// What to change when a free offer database has spent its month's allowance.
+pub const FREE_ALLOWANCE_FIX: &str = "the Azure SQL Database free offer's monthly allowance (100,000 vCore-seconds) is spent and the database is paused until the 1st of next month (sqlDatabaseFreeOffer=AutoPause); events wait in the hub only as long as its retention: to write now, choose 'Continue using database with additional charges' on the database's Compute + Storage page (sqlDatabaseFreeOffer=BillOverUsage), or redeploy with sqlDatabaseTier=Basic (a flat rate, never paused); to last the month, fetch less often (FETCH_SCHEDULE; `handler check` says whether the database can pause between fetches)";
+/// What to change when the server cannot look a service principal up in Microsoft Entra ID.
+pub const SERVER_IDENTITY_FIX: &str = "the Azure SQL server needs its own identity with Microsoft Graph read permissions (User.Read.All, GroupMember.Read.All, Application.Read.All) or the Directory Readers role to create a user for an application: the template gives the server a system-assigned identity (output sqlServerPrincipalId); a Privileged Role Administrator grants it the role (docs/deploy.md, step 4)";
+
+/// The free offer's allowance is spent: error 42119, "This database has reached the monthly free
+/// amount allowance for the month of ... and is paused for the remainder of the month". Neither
+/// is in Microsoft's documentation as stored ("Deploy Azure SQL Database for free" and its FAQ
+/// say only that the database is inaccessible until the 1st); the number and the text are as
+/// public code that handles them reports, so both are matched.
+pub fn is_free_allowance(number: Option<u32>, message: &str) -> bool {
+    number == Some(42119)
+        || message
+            .to_ascii_lowercase()
+            .contains("monthly free amount allowance")
+}
 
 /// What to do when a dedicated pool is paused (MSSQLSERVER_42108: "Can not connect to the SQL pool
 /// since it is paused. Please resume the SQL pool and try again."; "This error requires action
@@ -80,6 +97,9 @@ pub fn meaning(number: u32) -> Option<&'static str> {
             "the database is unavailable: an auto-paused serverless database answers this while it resumes, generally within a minute; the batch is retried",
         ),
         2601 | 2627 => Some("a unique index refused a key that is already stored"),
+        42119 => Some(
+            "the free offer's monthly allowance is spent: the database is paused until the 1st",
+        ),
         _ => None,
     }
 }
@@ -105,6 +125,16 @@ pub fn is_transient_number(number: u32) -> bool {
 pub fn fault(error: &Error) -> Fault {
     match error {
         Error::Tls(_) => Fault::permanent(TLS_FIX),
+        Error::Server(token) if is_free_allowance(Some(token.code()), token.message()) => {
+            Fault::permanent(FREE_ALLOWANCE_FIX)
+        }
+        Error::Server(token)
+            if token
+                .message()
+                .contains("Server identity is not configured") =>
+        {
+            Fault::permanent(SERVER_IDENTITY_FIX)
+        }
         Error::Server(token) => fault_of_number(token.code()),
         _ if is_transient(error) => Fault::Transient,
         _ => Fault::SELF_EXPLAINED,
@@ -121,6 +151,10 @@ pub fn fault_of_number(number: u32) -> Fault {
         // "Invalid object name": a table the writer needs is missing.
         208 => Fault::permanent(TABLES_FIX),
         42108 => Fault::permanent(PAUSED_POOL_FIX),
+        42119 => Fault::permanent(FREE_ALLOWANCE_FIX),
+        // "Microsoft Entra service principals with Azure SQL": creating a user for an
+        // application without the server's identity and its Graph permissions.
+        33134 => Fault::permanent(SERVER_IDENTITY_FIX),
         _ => Fault::SELF_EXPLAINED,
     }
 }
@@ -133,9 +167,14 @@ pub fn message(error: &Error) -> String {
         // Without the advice on tiberius' own API that follows the reason.
         Error::Tls(reason) => format!(
             "the TLS handshake failed: {}",
-            reason.split(". To connect anyway").next().unwrap_or(reason)
+            crate::text::user_words(reason.split(". To connect anyway").next().unwrap_or(reason))
         ),
-        other => other.to_string(),
+        // tiberius' bound on the login handshake; its text names its own API.
+        Error::Io {
+            kind: IoErrorKind::TimedOut,
+            message,
+        } if message.contains("handshake") => "the server accepted the connection but did not finish the login handshake in time (it may be starting, overloaded, or not a SQL server)".into(),
+        other => crate::text::user_words(&other.to_string()),
     }
 }
 
@@ -272,6 +311,45 @@ mod tests {
             assert_eq!(fault_of_number(code), Fault::Transient, "{code}");
         }
         assert_eq!(fault(&io(IoErrorKind::ConnectionRefused)), Fault::Transient);
+    }
+
+    #[test]
+    fn a_handshake_timeout_is_said_without_naming_the_library_s_api() {
+        let error = Error::Io {
+            kind: IoErrorKind::TimedOut,
+            message: "the connection handshake (prelogin, TLS negotiation and login) did not complete within 15s; ... or change the bound with `Config::handshake_timeout`.".into(),
+        };
+        let said = message(&error);
+        assert!(!said.contains("Config::"), "{said}");
+        assert!(
+            said.contains("did not finish the login handshake in time"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_spent_free_allowance_is_permanent_by_number_or_by_its_words() {
+        assert!(is_free_allowance(Some(42119), ""));
+        assert!(is_free_allowance(
+            Some(40613),
+            "This database has reached the monthly free amount allowance for the month of May 2026 and is paused for the remainder of the month."
+        ));
+        assert!(!is_free_allowance(
+            Some(40613),
+            "Database 'x' on server 'y' is not currently available."
+        ));
+        assert!(!is_free_allowance(None, ""));
+        let fix = fault_of_number(42119).fix().unwrap().to_owned();
+        for what in [
+            "sqlDatabaseFreeOffer=BillOverUsage",
+            "sqlDatabaseTier=Basic",
+            "FETCH_SCHEDULE",
+            "1st",
+        ] {
+            assert!(fix.contains(what), "{fix}");
+        }
+        assert!(meaning(42119).unwrap().contains("paused until the 1st"));
+        assert_eq!(fault_of_number(33134).fix(), Some(SERVER_IDENTITY_FIX));
     }
 
     #[test]

@@ -14,8 +14,6 @@ use crate::secrets::{SecretSource, TokenSource};
 use crate::warehouse::WarehouseError;
 use std::sync::Arc;
 
-/// Idle pooled connections are closed after this (Azure's gateway drops them after 30 minutes).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 60);
 /// No connection lives longer than this: tokens and failovers move on.
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
@@ -35,6 +33,7 @@ impl Connections {
     ) -> (Self, String) {
         let size = config.pool_size;
         let wait = config.command_timeout;
+        let idle = config.idle_timeout;
         let manager = TdsManager::new(config, secrets, tokens);
         let description = manager.describe();
         let pool = Pool::builder()
@@ -45,7 +44,10 @@ impl Connections {
             // connections are closed before Azure's gateway drops them (30 minutes idle), and a
             // batch whose connection turns out to be dead is sent once more on a fresh one.
             .test_on_check_out(false)
-            .idle_timeout(Some(IDLE_TIMEOUT))
+            // SQL_IDLE_TIMEOUT, checked every reaper round: a serverless database pauses only
+            // once no session is left (see `pause`).
+            .idle_timeout(Some(idle))
+            .reaper_rate(super::pause::reaper_round(idle))
             .max_lifetime(Some(MAX_LIFETIME))
             // Fail the invocation at once (the retry policy redelivers) instead of retrying the
             // connection inside it until the timeout.

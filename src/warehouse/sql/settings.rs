@@ -17,4 +17,40 @@ pub struct SqlConfig {
     pub pool_size: u32,
     /// Longest wait for one server response; a queued query on a busy pool can take a while.
     pub command_timeout: Duration,
+    /// `SQL_IDLE_TIMEOUT`: a pooled connection idle this long is closed, so that a serverless
+    /// database, which pauses only without a session, can pause between fetches.
+    pub idle_timeout: Duration,
+    /// `SQL_AUTO_PAUSE_DELAY`: the serverless database's auto-pause delay, when it has one
+    /// (`handler check` says whether the schedule lets it pause).
+    pub auto_pause_delay: Option<Duration>,
+}
+
+/// Azure's gateway drops a connection idle this long; the writer closes its own before.
+const MAX_IDLE: Duration = Duration::from_secs(30 * 60);
+/// The shortest auto-pause delay of a serverless General Purpose database ("Serverless compute
+/// tier for Azure SQL Database": minimum 15 minutes).
+const MIN_AUTO_PAUSE_DELAY: Duration = Duration::from_secs(15 * 60);
+
+impl SqlConfig {
+    /// `SQL_IDLE_TIMEOUT`: more than 0, under the gateway's 30 minutes.
+    pub fn idle_timeout(idle: Duration) -> Result<Duration, String> {
+        if idle.is_zero() || idle >= MAX_IDLE {
+            return Err(
+                "expected more than 0 and less than 30m (Azure's gateway drops a connection idle for 30 minutes)"
+                    .into(),
+            );
+        }
+        Ok(idle)
+    }
+
+    /// `SQL_AUTO_PAUSE_DELAY`: a serverless database's delay, 15 minutes or more.
+    pub fn auto_pause_delay(delay: Duration) -> Result<Duration, String> {
+        if delay < MIN_AUTO_PAUSE_DELAY {
+            return Err(
+                "expected the serverless database's auto-pause delay, 15m or more (its minimum)"
+                    .into(),
+            );
+        }
+        Ok(delay)
+    }
 }

@@ -15,6 +15,7 @@ pub mod resuming;
 pub mod run;
 pub mod tds_proxy;
 pub mod tls;
+pub mod words;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -282,16 +283,36 @@ fn handler_at(path: &std::path::Path) -> tokio::process::Command {
 /// A copy of the Functions app whose EventHubSink retries after 200 ms, then 400 ms at most
 /// (instead of 5 s up to 5 minutes), so a test sees several retries in a second.
 pub fn fast_retry_app_root() -> TempDir {
+    app_root_edited(|text| {
+        text.replace("00:00:05", "00:00:00.200")
+            .replace("00:05:00", "00:00:00.400")
+    })
+}
+
+/// A copy of the Functions app whose EventHubSink waits 10 minutes before each retry, longer
+/// than any test's drain deadline: only a stop that cuts the wait short tries again in time.
+pub fn slow_retry_app_root() -> TempDir {
+    app_root_edited(|text| {
+        text.replace("\"exponentialBackoff\"", "\"fixedDelay\"")
+            .replace(
+                "\"minimumInterval\": \"00:00:05\"",
+                "\"delayInterval\": \"00:10:00\"",
+            )
+            .replace(",\n    \"maximumInterval\": \"00:05:00\"", "")
+    })
+}
+
+/// A copy of the Functions app (host.json and both function.json files), each function.json
+/// passed through `edit`.
+fn app_root_edited(edit: impl Fn(&str) -> String) -> TempDir {
     let root = tempfile::tempdir().unwrap();
     let repo = app_root();
     std::fs::copy(repo.join("host.json"), root.path().join("host.json")).unwrap();
     for function in ["TimerFetch", "EventHubSink"] {
         std::fs::create_dir(root.path().join(function)).unwrap();
         let text = std::fs::read_to_string(repo.join(function).join("function.json")).unwrap();
-        let fast = text
-            .replace("00:00:05", "00:00:00.200")
-            .replace("00:05:00", "00:00:00.400");
-        std::fs::write(root.path().join(function).join("function.json"), fast).unwrap();
+        let edited = edit(&text);
+        std::fs::write(root.path().join(function).join("function.json"), edited).unwrap();
     }
     root
 }

@@ -114,6 +114,9 @@ impl Running {
 /// line, send a signal and time how long the child takes to stop.
 pub struct Spawned {
     child: Child,
+    /// Whether its output is held to a user's words: not when `RUST_LOG` asks for the
+    /// libraries' own debug or trace detail.
+    user_words: bool,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<tokio::task::JoinHandle<()>>,
@@ -123,6 +126,13 @@ pub struct Spawned {
 
 impl Spawned {
     pub fn start(mut command: Command) -> Self {
+        let user_words = !command.as_std().get_envs().any(|(key, value)| {
+            key == "RUST_LOG"
+                && value.is_some_and(|v| {
+                    let v = v.to_string_lossy();
+                    v.contains("debug") || v.contains("trace")
+                })
+        });
         let mut child = command.spawn().unwrap();
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -132,6 +142,7 @@ impl Spawned {
         ];
         Self {
             child,
+            user_words,
             stdout,
             stderr,
             readers,
@@ -173,7 +184,8 @@ impl Spawned {
         super::signal(&self.child, signal);
     }
 
-    /// Waits for it to exit by itself, at most `timeout`.
+    /// Waits for it to exit by itself, at most `timeout`; what it wrote is checked for a user's
+    /// words ([`super::words::assert_user_words`]).
     pub async fn finish(mut self, timeout: Duration) -> Stopped {
         let status = match tokio::time::timeout(timeout, self.child.wait()).await {
             Ok(status) => status.unwrap(),
@@ -186,6 +198,10 @@ impl Spawned {
             reader.await.unwrap();
         }
         let (stdout, stderr) = self.output();
+        if self.user_words {
+            super::words::assert_user_words(&stdout);
+            super::words::assert_user_words(&stderr);
+        }
         Stopped {
             status,
             stdout,

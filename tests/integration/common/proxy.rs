@@ -1,5 +1,6 @@
 //! A TCP proxy on 127.0.0.1 that can cut every connection after a number of client bytes: a
-//! connection lost in the middle of a batch, on demand.
+//! connection lost in the middle of a batch, on demand. It counts the connections open through
+//! it (a pool that closes its idle ones drops to zero).
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ pub struct Proxy {
     /// Stay armed after a cut: every new connection is cut too.
     every: Arc<AtomicBool>,
     pub cuts: Arc<AtomicUsize>,
+    /// Connections open through it now.
+    pub open: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -28,6 +31,7 @@ impl Proxy {
             armed: Arc::new(AtomicBool::new(false)),
             every: Arc::new(AtomicBool::new(false)),
             cuts: Arc::new(AtomicUsize::new(0)),
+            open: Arc::new(AtomicUsize::new(0)),
         };
         let shared = proxy.clone();
         tokio::spawn(async move {
@@ -59,6 +63,7 @@ impl Proxy {
     }
 
     async fn pipe(self, client: TcpStream, server: TcpStream) {
+        self.open.fetch_add(1, Ordering::SeqCst);
         let (mut client_read, mut client_write) = client.into_split();
         let (mut server_read, mut server_write) = server.into_split();
         let downstream =
@@ -90,5 +95,6 @@ impl Proxy {
         }
         // Dropping both halves closes both sockets: the server sees the client vanish mid-batch.
         downstream.abort();
+        self.open.fetch_sub(1, Ordering::SeqCst);
     }
 }

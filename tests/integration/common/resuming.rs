@@ -5,7 +5,9 @@
 //! "Serverless compute tier for Azure SQL Database"), in TDS: the PRELOGIN answered (no
 //! encryption: clients connect with `Encrypt=DANGER_PLAINTEXT`), the LOGIN7 answered with an
 //! ERROR token 40613 and a DONE token (MS-TDS 2.2.7.10, 2.2.7.6). Once it has refused as many
-//! logins as asked, it passes connections through to a real server.
+//! logins as asked, it passes connections through to a real server. [`Resuming::refusing`] answers
+//! with another error instead: a free offer database whose month's allowance is spent
+//! ([`FREE_ALLOWANCE`]), refusing every login.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -17,6 +19,14 @@ use tokio::net::{TcpListener, TcpStream};
 /// What the database says while it resumes.
 pub const RESUMING: &str = "Database 'coincap' on server 'coincap-sql' is not currently available. Please retry the connection later. If the problem persists, contact customer support, and provide them the session tracing ID of '00000000-0000-0000-0000-000000000000'.";
 
+/// What a free offer database with `AutoPause` answers once its month's allowance is spent: error
+/// 42119 and these words. Not in Microsoft's documentation as stored; as public code that handles
+/// it reports (docs/cost.md says so).
+pub const FREE_ALLOWANCE: (u32, &str) = (
+    42119,
+    "This database has reached the monthly free amount allowance for the month of December 2026 and is paused for the remainder of the month. The free amount will renew at 12:00 AM (UTC) on January 01, 2027. To regain access immediately, open the Compute and Storage tab from the database menu on the Azure Portal and select the \"Continue using database with additional charges\" option.",
+);
+
 #[derive(Clone)]
 pub struct Resuming {
     pub port: u16,
@@ -24,16 +34,28 @@ pub struct Resuming {
     left: Arc<AtomicUsize>,
     /// Logins refused so far.
     pub refused: Arc<AtomicUsize>,
+    /// The error number and message each refusal carries.
+    refusal: (u32, &'static str),
 }
 
 impl Resuming {
     /// Refuses the first `logins` logins with 40613, then relays to `upstream`.
     pub async fn start(upstream: String, logins: usize) -> Self {
+        Self::start_with(upstream, logins, (40613, RESUMING)).await
+    }
+
+    /// Refuses every login with `refusal` (error number, message).
+    pub async fn refusing(refusal: (u32, &'static str)) -> Self {
+        Self::start_with(String::new(), usize::MAX, refusal).await
+    }
+
+    async fn start_with(upstream: String, logins: usize, refusal: (u32, &'static str)) -> Self {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let resuming = Self {
             port: listener.local_addr().unwrap().port(),
             left: Arc::new(AtomicUsize::new(logins)),
             refused: Arc::new(AtomicUsize::new(0)),
+            refusal,
         };
         let shared = resuming.clone();
         tokio::spawn(async move {
@@ -44,8 +66,9 @@ impl Resuming {
                     .is_ok();
                 if refuse {
                     let refused = Arc::clone(&shared.refused);
+                    let refusal = shared.refusal;
                     tokio::spawn(async move {
-                        if refuse_login(client).await.is_ok() {
+                        if refuse_login(client, refusal).await.is_ok() {
                             refused.fetch_add(1, Ordering::SeqCst);
                         }
                     });
@@ -112,9 +135,10 @@ fn prelogin_answer() -> Vec<u8> {
     packet(&payload)
 }
 
-/// LOGIN7's answer: ERROR 40613 (state 1, class 20), then DONE with its error bit.
-fn login_refusal() -> Vec<u8> {
-    error_reply(40613, 20, RESUMING)
+/// LOGIN7's answer: ERROR `number` (state 1, class 20) saying `message`, then DONE with its error
+/// bit.
+fn login_refusal((number, message): (u32, &str)) -> Vec<u8> {
+    error_reply(number, 20, message)
 }
 
 /// A server's answer of one error: an ERROR token (MS-TDS 2.2.7.10: number, state 1, `class`,
@@ -146,10 +170,10 @@ pub(super) fn error_reply(number: u32, class: u8, message: &str) -> Vec<u8> {
     packet(&payload)
 }
 
-async fn refuse_login(mut client: TcpStream) -> std::io::Result<()> {
+async fn refuse_login(mut client: TcpStream, refusal: (u32, &str)) -> std::io::Result<()> {
     assert_eq!(read_message(&mut client).await?, 0x12, "PRELOGIN first");
     client.write_all(&prelogin_answer()).await?;
     assert_eq!(read_message(&mut client).await?, 0x10, "then LOGIN7");
-    client.write_all(&login_refusal()).await?;
+    client.write_all(&login_refusal(refusal)).await?;
     client.shutdown().await
 }

@@ -15,8 +15,11 @@ async fn coincap() -> CoinCap {
     CoinCap::serving(page(1_747_000_000_000, &realistic_assets())).await
 }
 
-async fn check(coincap: &CoinCap, connection: &str) -> (bool, String) {
+pub async fn check(coincap: &CoinCap, connection: &str, flags: &[&str]) -> (bool, String) {
     let output = Binary::check()
+        .arg("--app-root")
+        .arg(app_root())
+        .args(flags)
         .coincap(coincap)
         .sql(connection)
         .output()
@@ -36,7 +39,7 @@ async fn local(coincap: &CoinCap, connection: &str) -> Stopped {
 }
 
 /// The connection string with one `key=value` part replaced.
-fn with_part(connection: &str, key: &str, value: &str) -> String {
+pub fn with_part(connection: &str, key: &str, value: &str) -> String {
     connection
         .split(';')
         .map(|part| match part.split_once('=') {
@@ -58,19 +61,25 @@ fn password_of(connection: &str) -> Option<String> {
 
 fn assert_stopped_at_once_with(stopped: &Stopped, fix: &str) {
     assert!(!stopped.status.success(), "{}", stopped.stdout);
-    let failures: Vec<&str> = stopped.stderr.lines().collect();
+    let failures: Vec<&str> = stopped
+        .stdout
+        .lines()
+        .filter(|line| line.contains("EventHubSink failed"))
+        .collect();
     assert_eq!(failures.len(), 1, "one line: {failures:?}");
     assert!(
-        failures[0].starts_with("EventHubSink failed permanently, stopping at once: ")
+        failures[0].starts_with("tick   1 | EventHubSink failed permanently, stopping at once: ")
             && failures[0].contains(fix),
         "{}",
         failures[0]
     );
-    assert_eq!(
-        stopped.stdout.lines().last(),
-        Some(
-            "Stopped at once by a failure another attempt would repeat (see above), and 4 fetched events were not written. No rows were written."
-        )
+    let verdict = stopped.stdout.lines().last().unwrap();
+    assert!(
+        verdict.starts_with(
+            "Stopped at once by a failure another attempt would repeat: EventHubSink: "
+        ) && verdict.contains(fix)
+            && verdict.ends_with(". 4 fetched events were not written. No rows were written."),
+        "the verdict carries the reason and its fix: {verdict}"
     );
 }
 
@@ -82,7 +91,7 @@ async fn check_after_init_warehouse_reports_the_writer_ready_with_its_design() {
     init(&connection).await;
     let coincap = coincap().await;
 
-    let (passed, stdout) = check(&coincap, &connection).await;
+    let (passed, stdout) = check(&coincap, &connection, &[]).await;
 
     assert!(passed, "{stdout}");
     let line = stdout
@@ -102,7 +111,11 @@ async fn check_after_init_warehouse_reports_the_writer_ready_with_its_design() {
     ] {
         assert!(stdout.contains(reported), "{reported}: {stdout}");
     }
-    assert_eq!(stdout.lines().last(), Some("All 5 checks passed."));
+    assert!(
+        stdout.contains("ok    CoinCap credits: about "),
+        "the credits line, within the budget at the defaults: {stdout}"
+    );
+    assert_eq!(stdout.lines().last(), Some("All 6 checks passed."));
     if let Some(password) = password_of(&connection) {
         assert!(!stdout.contains(&password), "the password is never shown");
     }
@@ -127,11 +140,11 @@ async fn a_refused_login_and_a_missing_database_name_their_fix_and_stop_local_at
         ),
         (
             no_database,
-            "Fix: check the database name (Database= or Initial Catalog= in SQL_CONNECTION_STRING, or SQL_DATABASE)",
+            "Fix: check the database name (Database= or Initial Catalog= in SQL_CONNECTION_STRING; SQL_DATABASE only with passwordless login, beside SQL_SERVER), that it exists (`handler init-warehouse` creates it on SQL Server)",
         ),
     ];
     for (settings, fix) in cases {
-        let (passed, stdout) = check(&coincap, &settings).await;
+        let (passed, stdout) = check(&coincap, &settings, &[]).await;
         assert!(!passed, "{stdout}");
         let line = stdout
             .lines()
@@ -159,7 +172,7 @@ async fn with_a_table_missing_check_changes_nothing_and_local_stops_naming_init_
         let connection = connection.clone();
         async move {
             let coincap = coincap().await;
-            let (passed, stdout) = check(&coincap, &connection).await;
+            let (passed, stdout) = check(&coincap, &connection, &[]).await;
             assert!(!passed, "{stdout}");
             assert!(
                 stdout.contains(&format!(
@@ -168,7 +181,7 @@ async fn with_a_table_missing_check_changes_nothing_and_local_stops_naming_init_
                 "{stdout}"
             );
             // Read only: the table is still missing.
-            let (_, again) = check(&coincap, &connection).await;
+            let (_, again) = check(&coincap, &connection, &[]).await;
             assert!(again.contains(&format!("{LOCK} is missing")), "{again}");
 
             let stopped = local(&coincap, &connection).await;

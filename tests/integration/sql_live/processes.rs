@@ -16,7 +16,7 @@ use crate::common::coincap::{CoinCap, Reply, many_assets, page};
 use crate::common::process::Running;
 use crate::common::resuming::Resuming;
 use crate::common::run::Binary;
-use crate::common::{API_KEY, app_root, sink_payload};
+use crate::common::{API_KEY, app_root, sink_payload, slow_retry_app_root};
 
 /// `handler serve` writing into the server of `connection`, started.
 async fn serve(connection: &str, command_timeout: &str) -> Running {
@@ -105,8 +105,8 @@ async fn a_server_outage_during_a_local_run_loses_and_duplicates_nothing() {
     outage_begun.notify_one();
     // The runner reports the failed write and retries it, as the host's retry policy would.
     local
-        .wait_for(Duration::from_secs(120), |_, stderr| {
-            stderr.contains("EventHubSink failed (retry 1 in")
+        .wait_for(Duration::from_secs(120), |stdout, _| {
+            stdout.contains("tick   2 | EventHubSink failed (failure 1; next try in")
         })
         .await;
     run_setting("COINCAP_TEST_MSSQL_START").await;
@@ -122,6 +122,59 @@ async fn a_server_outage_during_a_local_run_loses_and_duplicates_nothing() {
         "every fetched row stored: {seen}"
     );
     assert_eq!(repeated_keys(&connection, &prefix).await, 0, "once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL, COINCAP_TEST_MSSQL_STOP and COINCAP_TEST_MSSQL_START"]
+async fn a_stop_during_a_backoff_tries_at_once_and_writes_what_was_fetched() {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    let prefix = prefix();
+    const ASSETS: usize = 100;
+    let coincap = CoinCap::serving(page(1_747_000_000_000, &assets(&prefix, ASSETS))).await;
+    // Each retry waits 10 minutes, far past the drain deadline: only a stop that cuts the wait
+    // short writes anything before the deadline.
+    let root = slow_retry_app_root();
+    run_setting("COINCAP_TEST_MSSQL_STOP").await;
+    let local = Binary::local(root.path())
+        .args(["--every", "1h", "--drain-timeout", "3m"])
+        .coincap(&coincap)
+        .sql(&connection)
+        .spawn();
+    local
+        .wait_for(Duration::from_secs(120), |stdout, _| {
+            stdout.contains("tick   1 | EventHubSink failed (failure 1; next try in 10m")
+        })
+        .await;
+    run_setting("COINCAP_TEST_MSSQL_START").await;
+    local.signal("-TERM");
+
+    let stopped = local.finish(Duration::from_secs(300)).await;
+    let seen = format!("{}\n{}", stopped.stdout, stopped.stderr);
+    assert!(stopped.status.success(), "{seen}");
+    assert!(
+        stopped.stdout.contains(
+            "tick   1 | Stopping: trying EventHubSink again now, not after the retry policy's wait."
+        ),
+        "{seen}"
+    );
+    let summary = stopped
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("Summary:"))
+        .unwrap_or_else(|| panic!("no summary: {seen}"));
+    assert!(
+        summary.contains(&format!(
+            "fetched {ASSETS}, published {ASSETS}, written {ASSETS},"
+        )) && summary.contains("dropped 0, not written 0"),
+        "{summary}"
+    );
+    assert_eq!(
+        count(&connection, &prefix).await,
+        ASSETS as i64,
+        "what was fetched is stored: {seen}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

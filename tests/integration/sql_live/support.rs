@@ -49,6 +49,8 @@ pub fn config() -> SqlConfig {
         login: SqlLogin::ConnectionString,
         pool_size: 2,
         command_timeout: Duration::from_secs(300),
+        idle_timeout: Duration::from_secs(60),
+        auto_pause_delay: None,
     }
 }
 

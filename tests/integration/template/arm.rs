@@ -212,6 +212,41 @@ impl<'a> Deployment<'a> {
                 Ok(Value::String(out))
             }
             "string" => Ok(Value::String(plain(&values[0]))),
+            "mul" | "div" | "add" | "sub" | "min" | "max" => {
+                let int = |i: usize| -> Result<i64, String> {
+                    values[i].as_i64().ok_or_else(|| {
+                        format!("{function}: argument {i} is not an integer: {}", values[i])
+                    })
+                };
+                let (a, b) = (int(0)?, int(1)?);
+                Ok(json!(match function.as_str() {
+                    "mul" => a * b,
+                    // "Returns the integer division", dividing by zero fails the deployment.
+                    "div" if b == 0 => return Err("div: division by zero".into()),
+                    "div" => a / b,
+                    "add" => a + b,
+                    "sub" => a - b,
+                    "min" => a.min(b),
+                    _ => a.max(b),
+                }))
+            }
+            "startswith" => Ok(Value::Bool(text(0)?.starts_with(&text(1)?))),
+            // Deterministic in its arguments, in a GUID's form (ARM hashes them its own way;
+            // the form and the determinism are what a deployment relies on).
+            "guid" => {
+                use sha2::Digest;
+                let joined = values.iter().map(plain).collect::<Vec<_>>().join("\u{1f}");
+                let hash = sha2::Sha256::digest(joined.as_bytes());
+                let hex: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
+                Ok(Value::String(format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..]
+                )))
+            }
             "tolower" => Ok(Value::String(text(0)?.to_lowercase())),
             "split" => Ok(Value::Array(
                 text(0)?
@@ -241,7 +276,11 @@ impl<'a> Deployment<'a> {
             "environment" => Ok(self.environment.clone()),
             "uniquestring" => Ok(Value::String("tok3n".into())),
             "resourcegroup" => Ok(json!({"id": "/rg", "location": "here", "name": "rg"})),
-            "subscription" => Ok(json!({"tenantId": "tenant", "subscriptionId": "sub"})),
+            // GUIDs, as the schemas require of tenant ids.
+            "subscription" => Ok(json!({
+                "tenantId": "00000000-0000-0000-0000-0000000007e4",
+                "subscriptionId": "00000000-0000-0000-0000-000000005ab5"
+            })),
             "resourceid" | "subscriptionresourceid" => Ok(Value::String(
                 values.iter().map(plain).collect::<Vec<_>>().join("/"),
             )),
@@ -488,6 +527,16 @@ fn the_evaluator_follows_arm_semantics_for_what_the_template_uses() {
     assert_eq!(
         v("[union(createArray(1, 2), createArray(2, 3))]").unwrap(),
         json!([1, 2, 3])
+    );
+    assert_eq!(v("[div(mul(2500, 8), 310)]").unwrap(), json!(64));
+    let guid = v("[guid('a', 'b')]").unwrap();
+    assert_eq!(guid, v("[guid('a', 'b')]").unwrap(), "deterministic");
+    assert_ne!(guid, v("[guid('a', 'c')]").unwrap());
+    assert_eq!(guid.as_str().unwrap().len(), 36);
+    assert!(v("[div(1, 0)]").is_err());
+    assert_eq!(
+        v("[startsWith('sqlite:/tmp/x.db', 'sqlite:')]").unwrap(),
+        json!(true)
     );
     assert_eq!(
         d.value(&json!({"nested": ["[parameters('name')]", {"deep": "[json('0.5')]"}]}))

@@ -1,6 +1,7 @@
-//! The warehouse choice (`warehouseKind`): a Synapse dedicated pool (the default, as before) or an
-//! Azure SQL Database. Each choice is "deployed" with the evaluator: which resources it creates,
-//! what the app settings and outputs say, and that nothing refers to a resource it does not create.
+//! The warehouse choice (`warehouseKind`): an Azure SQL Database (the default) or a Synapse
+//! dedicated pool, or none for a smoke test that says so. Each choice is "deployed" with the
+//! evaluator: which resources it creates, what the app settings and outputs say, and that nothing
+//! refers to a resource it does not create.
 
 use std::collections::HashMap;
 
@@ -12,12 +13,25 @@ use super::{
 };
 
 pub(super) const SQL_SERVER: &str = "Microsoft.Sql/servers";
-const SQL_DATABASE: &str = "Microsoft.Sql/servers/databases";
+pub(super) const SQL_DATABASE: &str = "Microsoft.Sql/servers/databases";
 const SQL_FIREWALL: &str = "Microsoft.Sql/servers/firewallRules";
-const SQL_API: &str = "2023-08-01";
+pub(super) const SQL_API: &str = "2023-08-01";
+/// The smoke test that says so: no warehouse, rows to a file on the instance.
+pub(super) const SMOKE_TEST: &str = "sqlite:/tmp/coincap.db";
 
-fn sql_database(extra: Value) -> Value {
-    let mut parameters = json!({"warehouseKind": "sqlDatabase", "sqlAdminObjectId": ADMIN});
+pub(super) fn sql_database(extra: Value) -> Value {
+    with(
+        json!({"warehouseKind": "sqlDatabase", "sqlAdminObjectId": ADMIN}),
+        extra,
+    )
+}
+
+fn pool(extra: Value) -> Value {
+    with(json!({"warehouseKind": "synapsePool"}), extra)
+}
+
+/// `parameters` with `extra` on top.
+pub(super) fn with(mut parameters: Value, extra: Value) -> Value {
     for (key, value) in extra.as_object().unwrap() {
         parameters[key] = value.clone();
     }
@@ -50,10 +64,13 @@ fn reported(kind: &str, name: &str, environment: &Value) -> Value {
             },
             "identity": {"principalId": "workspace-principal"}
         }),
-        SQL_SERVER => json!({"fullyQualifiedDomainName": format!(
-            "{name}{}",
-            environment["suffixes"]["sqlServerHostname"].as_str().unwrap()
-        )}),
+        SQL_SERVER => json!({
+            "fullyQualifiedDomainName": format!(
+                "{name}{}",
+                environment["suffixes"]["sqlServerHostname"].as_str().unwrap()
+            ),
+            "identity": {"principalId": "server-principal"}
+        }),
         "Microsoft.Insights/components" => json!({"ConnectionString": "InstrumentationKey=k"}),
         SITE => json!({"identity": {"principalId": "principal"}}),
         other => panic!("{other} reports nothing this test knows"),
@@ -65,14 +82,34 @@ fn reported(kind: &str, name: &str, environment: &Value) -> Value {
 /// here as it would fail in ARM. Every resource's properties are evaluated too, skipped ones
 /// included: ARM evaluates `reference()` in a resource "even if the resource isn't deployed"
 /// ("Resource functions for ARM templates", reference).
-fn deploy(parameters: Value) -> Result<HashMap<String, String>, String> {
+pub(super) fn deploy(parameters: Value) -> Result<HashMap<String, String>, String> {
     let t = template();
-    let created: Vec<(String, String)> = conditions(&t, parameters.clone())?
+    let (deployment, _) = deployment(&t, parameters)?;
+    let mut out = HashMap::new();
+    for (key, value) in app_settings(&t) {
+        let v = deployment.value(&Value::String(value))?;
+        out.insert(key, v.as_str().unwrap().to_owned());
+    }
+    for (key, output) in t["outputs"].as_object().unwrap() {
+        let v = deployment.value(&output["value"])?;
+        out.insert(format!("output {key}"), v.as_str().unwrap().to_owned());
+    }
+    Ok(out)
+}
+
+/// One deployment of `t` with `parameters` in the public cloud: `reference()` answering for the
+/// resources it creates, every resource's properties evaluated (skipped ones too, as ARM does),
+/// and the conditional resources it creates (type, name expression).
+pub(super) fn deployment(
+    t: &Value,
+    parameters: Value,
+) -> Result<(Deployment<'_>, Vec<(String, String)>), String> {
+    let created: Vec<(String, String)> = conditions(t, parameters.clone())?
         .into_iter()
         .filter(|(_, _, created)| *created)
         .map(|(kind, name, _)| (kind, name))
         .collect();
-    let mut deployment = Deployment::new(&t, parameters);
+    let mut deployment = Deployment::new(t, parameters);
     let environment = arm::public_cloud();
     for r in t["resources"].as_array().unwrap() {
         let kind = r["type"].as_str().unwrap();
@@ -93,20 +130,11 @@ fn deploy(parameters: Value) -> Result<HashMap<String, String>, String> {
             .value(&r["properties"])
             .map_err(|e| format!("{}: {e}", name(r)))?;
     }
-    let mut out = HashMap::new();
-    for (key, value) in app_settings(&t) {
-        let v = deployment.value(&Value::String(value))?;
-        out.insert(key, v.as_str().unwrap().to_owned());
-    }
-    for (key, output) in t["outputs"].as_object().unwrap() {
-        let v = deployment.value(&output["value"])?;
-        out.insert(format!("output {key}"), v.as_str().unwrap().to_owned());
-    }
-    Ok(out)
+    Ok((deployment, created))
 }
 
 /// The resources (type, name expression) one set of parameters creates, conditional ones only.
-fn created(parameters: Value) -> Vec<(String, String)> {
+pub(super) fn created(parameters: Value) -> Vec<(String, String)> {
     conditions(&template(), parameters)
         .unwrap()
         .into_iter()
@@ -115,7 +143,7 @@ fn created(parameters: Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn creates(created: &[(String, String)], kind: &str, name_part: &str) -> bool {
+pub(super) fn creates(created: &[(String, String)], kind: &str, name_part: &str) -> bool {
     created
         .iter()
         .any(|(k, n)| k == kind && n.contains(name_part))
@@ -132,29 +160,41 @@ pub(super) fn conditional<'a>(t: &'a Value, kind: &str, name_part: &str) -> &'a 
 }
 
 #[test]
-fn one_parameter_chooses_the_warehouse_and_the_pool_stays_the_default() {
+fn one_parameter_chooses_the_warehouse_and_azure_sql_database_is_the_default() {
     let t = template();
     let kind = &t["parameters"]["warehouseKind"];
     assert_eq!(kind["type"], "string");
-    assert_eq!(kind["defaultValue"], "synapsePool");
-    assert_eq!(kind["allowedValues"], json!(["synapsePool", "sqlDatabase"]));
+    assert_eq!(kind["defaultValue"], "sqlDatabase");
+    assert_eq!(kind["allowedValues"], json!(["sqlDatabase", "synapsePool"]));
     let file = read("infra/azuredeploy.parameters.json");
-    assert_eq!(file["parameters"]["warehouseKind"]["value"], "synapsePool");
+    assert_eq!(file["parameters"]["warehouseKind"]["value"], "sqlDatabase");
     assert_eq!(t["parameters"]["warehouse"]["defaultValue"], "sql");
 }
 
 #[test]
 fn each_choice_creates_its_own_resources_and_none_of_the_other() {
-    let none = created(json!({}));
+    let none = created(json!({"warehouse": SMOKE_TEST}));
     assert!(
         none.iter()
             .all(|(k, _)| !k.starts_with("Microsoft.Sql/") && !k.starts_with("Microsoft.Synapse/")),
-        "the defaults create no warehouse: {none:?}"
+        "a smoke test that says so creates no warehouse: {none:?}"
+    );
+    let defaults = created(json!({"sqlAdminObjectId": ADMIN}));
+    assert!(
+        creates(&defaults, SQL_DATABASE, ""),
+        "the defaults create a database: {defaults:?}"
     );
 
-    let pool = created(json!({"deploySynapse": true, "sqlAdminObjectId": ADMIN}));
-    assert!(creates(&pool, "Microsoft.Synapse/workspaces/sqlPools", ""));
-    assert!(pool.iter().all(|(k, _)| !k.starts_with("Microsoft.Sql/")));
+    let made = created(pool(
+        json!({"deploySynapse": true, "sqlAdminObjectId": ADMIN}),
+    ));
+    assert!(creates(&made, "Microsoft.Synapse/workspaces/sqlPools", ""));
+    assert!(made.iter().all(|(k, _)| !k.starts_with("Microsoft.Sql/")));
+    let refused = conditions(&template(), pool(json!({}))).unwrap_err();
+    assert!(
+        refused.contains("warehouseKind=synapsePool needs deploySynapse=true (a new dedicated pool) or existingSynapseServer and existingSynapseDatabase"),
+        "a pool of nowhere is refused, not replaced by a file: {refused}"
+    );
 
     let sql = created(sql_database(json!({})));
     assert!(creates(&sql, SQL_SERVER, "sqlServerName"));
@@ -212,18 +252,25 @@ fn an_azure_sql_database_without_an_entra_administrator_is_refused() {
 
 #[test]
 fn each_choice_writes_the_settings_and_outputs_of_its_warehouse_and_refers_to_nothing_else() {
-    let pool = deploy(json!({"deploySynapse": true, "sqlAdminObjectId": ADMIN})).unwrap();
-    assert_eq!(pool["WAREHOUSE"], "sql");
+    let pool_made = deploy(pool(
+        json!({"deploySynapse": true, "sqlAdminObjectId": ADMIN}),
+    ))
+    .unwrap();
+    assert_eq!(pool_made["WAREHOUSE"], "sql");
     assert_eq!(
-        pool["SQL_SERVER"],
+        pool_made["SQL_SERVER"],
         "synw-coincap-tok3n.sql.azuresynapse.net"
     );
-    assert_eq!(pool["SQL_DATABASE"], "coincap");
+    assert_eq!(pool_made["SQL_DATABASE"], "coincap");
+    assert_eq!(
+        pool_made["SQL_AUTO_PAUSE_DELAY"], "",
+        "a pool does not pause by itself"
+    );
 
-    let existing = deploy(json!({
+    let existing = deploy(pool(json!({
         "existingSynapseServer": "mine.sql.azuresynapse.net",
         "existingSynapseDatabase": "dw"
-    }))
+    })))
     .unwrap();
     assert_eq!(existing["WAREHOUSE"], "sql");
     assert_eq!(existing["SQL_SERVER"], "mine.sql.azuresynapse.net");
@@ -249,23 +296,19 @@ fn each_choice_writes_the_settings_and_outputs_of_its_warehouse_and_refers_to_no
     assert_eq!(switched["SQL_SERVER"], sql["SQL_SERVER"]);
     assert_eq!(switched["SQL_DATABASE"], "coincap");
 
-    let without = deploy(json!({})).unwrap();
-    assert_eq!(without["WAREHOUSE"], "sqlite:/tmp/coincap.db");
-    assert_eq!(without["SQL_SERVER"], "");
+    let smoke = deploy(json!({"warehouse": SMOKE_TEST, "deploySynapse": true})).unwrap();
+    assert_eq!(smoke["WAREHOUSE"], SMOKE_TEST);
+    assert_eq!(smoke["SQL_SERVER"], "");
+    assert_eq!(smoke["SQL_DATABASE"], "");
 
-    let file = parameter_values();
-    let mut file_with_sql = Value::Object(file.clone());
-    file_with_sql["warehouseKind"] = json!("sqlDatabase");
-    file_with_sql["sqlAdminObjectId"] = json!(ADMIN);
+    let mut file = Value::Object(parameter_values());
+    file["sqlAdminObjectId"] = json!(ADMIN);
+    let learner = deploy(file).unwrap();
     assert_eq!(
-        deploy(file_with_sql).unwrap()["SQL_SERVER"],
-        sql["SQL_SERVER"],
-        "the parameters file plus the one parameter (and the admin) deploys Azure SQL"
+        learner["SQL_SERVER"], sql["SQL_SERVER"],
+        "the parameters file plus the administrator deploys Azure SQL"
     );
-    assert_eq!(
-        deploy(Value::Object(file)).unwrap()["WAREHOUSE"],
-        "sqlite:/tmp/coincap.db"
-    );
+    assert_eq!(learner["WAREHOUSE"], "sql");
 }
 
 #[test]
@@ -292,50 +335,6 @@ fn the_server_accepts_only_microsoft_entra_sign_ins_with_the_pool_s_administrato
         admin["login"], pool_admin["login"],
         "the same administrator"
     );
-}
-
-#[test]
-fn the_database_is_serverless_general_purpose_with_auto_pause_and_the_free_offer_as_a_parameter() {
-    let t = template();
-    let database = conditional(&t, SQL_DATABASE, "sqlDatabaseName");
-    assert_eq!(database["apiVersion"], SQL_API);
-    assert_eq!(
-        database["sku"],
-        json!({"name": "GP_S_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 2})
-    );
-    let offer = &t["parameters"]["sqlDatabaseFreeOffer"];
-    assert_eq!(offer["defaultValue"], "AutoPause");
-    for (choice, free, behaviour) in [
-        ("AutoPause", true, Some("AutoPause")),
-        ("BillOverUsage", true, Some("BillOverUsage")),
-        ("None", false, None),
-    ] {
-        assert!(
-            offer["allowedValues"]
-                .as_array()
-                .unwrap()
-                .contains(&json!(choice))
-        );
-        let deployment = Deployment::new(&t, sql_database(json!({"sqlDatabaseFreeOffer": choice})));
-        let properties = deployment.value(&database["properties"]).unwrap();
-        assert_eq!(properties["useFreeLimit"], free, "{choice}");
-        assert_eq!(
-            properties.get("freeLimitExhaustionBehavior"),
-            behaviour.map(|b| json!(b)).as_ref(),
-            "{choice}: only sent with the free offer"
-        );
-        assert_eq!(properties["minCapacity"], 0.5);
-        assert_eq!(
-            properties["autoPauseDelay"], 60,
-            "the default, the one the free offer takes"
-        );
-        assert_eq!(
-            properties["maxSizeBytes"],
-            32u64 << 30,
-            "the free offer's 32 GB"
-        );
-        assert_eq!(properties["requestedBackupStorageRedundancy"], "Local");
-    }
 }
 
 #[test]

@@ -337,3 +337,27 @@ fn the_writer_is_ready_with_the_three_tables_a_text_id_and_one_lock_row() {
     assert_eq!(engine_name(Some(6)), "a Synapse dedicated SQL pool");
     assert_eq!(engine_name(Some(2)), "SQL Server");
 }
+
+#[test]
+fn the_grants_reported_and_in_the_help_are_the_grants_of_the_sql_file() {
+    let grants = grants_for("func-coincap");
+    assert_eq!(grants.len(), 3, "{grants:?}");
+    assert_eq!(
+        grants[1],
+        "GRANT INSERT, SELECT ON SCHEMA::assets TO [func-coincap];"
+    );
+    assert_eq!(
+        grants[2],
+        "GRANT UPDATE ON OBJECT::assets.asset_statistics_writer_lock TO [func-coincap];"
+    );
+    assert_eq!(
+        GRANTED,
+        "INSERT and SELECT on schema assets and UPDATE on assets.asset_statistics_writer_lock"
+    );
+}
+
+#[test]
+fn master_is_refused_whatever_its_case_and_an_unknown_database_is_not_master() {
+    assert!(is_master(Some("master")) && is_master(Some("MASTER")));
+    assert!(!is_master(Some("coincap")) && !is_master(None));
+}
