@@ -158,21 +158,18 @@ fn drop_wildcard_host_name_in_certificate(text: &str) -> String {
 
 pub type TdsClient = Client<Compat<TcpStream>>;
 
-/// A pooled connection; `broken` is set when a command on it failed, timed out or never finished,
-/// so the pool drops it instead of handing it out again (it may be mid-response or
-/// mid-transaction).
+/// A pooled connection; `broken` while a command on it has not finished well, so the pool drops
+/// it instead of handing it out again (it may be mid-response or mid-transaction).
 pub struct TdsConnection {
     pub client: TdsClient,
     pub broken: bool,
 }
 
 impl TdsConnection {
-    /// Runs one SQL batch through `simple_query` and reads every result set. The connection counts
-    /// as broken from the moment the batch is sent until its reply has been read to the end: a
-    /// failure leaves it so, and so does a caller that stops waiting (a cancelled invocation drops
-    /// this future mid-reply). Broken, it is dropped when given back to the pool, which closes the
-    /// socket and makes the server roll back whatever the session still held open; it is never
-    /// handed to the next batch with a reply still unread.
+    /// Runs one SQL batch through `simple_query` and reads every result set. Broken from the send
+    /// until the reply is read to the end (a failure, or a cancelled invocation dropping this
+    /// future mid-reply, leaves it so): then the pool drops it, the server rolls back what the
+    /// session held open, and no batch ever meets a reply left unread.
     pub async fn run(
         &mut self,
         sql: &str,

@@ -12,6 +12,7 @@ pub mod advice;
 pub mod catalog;
 mod database;
 mod failure;
+mod upgrade;
 
 pub use database::{MASTER_FIX, is_master};
 use database::{create_database, is_missing_database};
@@ -39,12 +40,6 @@ const TABLES: [(&str, &str); 4] = [
     (REJECTS_TABLE, REJECTS_DDL),
     (WRITER_LOCK_TABLE, WRITER_LOCK_DDL),
     (WRITES_TABLE, WRITES_DDL),
-];
-
-/// The rejects' hub columns, which an earlier version's table lacks, as the DDL declares them.
-const HUB_COLUMNS: [(&str, &str); 2] = [
-    ("event_hub_namespace", "varchar(256) NULL"),
-    ("event_hub_name", "varchar(256) NULL"),
 ];
 
 /// The DDL for an engine: as written for Synapse; elsewhere without its `WITH (...)` clause,
@@ -162,34 +157,6 @@ async fn ensure_table(
     Ok(format!("Created table {table}."))
 }
 
-/// A rejects table of an earlier version (keyed on partition and sequence number alone) gets the
-/// hub's columns: nullable, so its rows stay as they are ("ALTER TABLE (Transact-SQL)" adds
-/// columns on every engine the writer serves).
-async fn ensure_rejects_keyed_on_hub(
-    client: &mut TdsClient,
-) -> Result<Option<String>, ConnectError> {
-    let mut added = Vec::new();
-    for (column, definition) in HUB_COLUMNS {
-        let has = format!(
-            "SELECT COUNT(*) FROM sys.columns WHERE object_id = OBJECT_ID(N'{REJECTS_TABLE}') AND name = N'{column}'"
-        );
-        if scalar_i32(client, &has).await? == Some(0) {
-            run(
-                client,
-                &format!("ALTER TABLE {REJECTS_TABLE} ADD [{column}] {definition};"),
-            )
-            .await?;
-            added.push(column);
-        }
-    }
-    Ok((!added.is_empty()).then(|| {
-        format!(
-            "Added {} to {REJECTS_TABLE}: rejects are now told apart by their hub too, so a recreated or a second hub's poison events are stored (rejects stored earlier keep NULL there).",
-            added.join(" and ")
-        )
-    }))
-}
-
 /// The writer lock holds exactly one row: inserted when the table is empty.
 async fn ensure_lock_row(client: &mut TdsClient) -> Result<Option<String>, ConnectError> {
     let count = format!("SELECT CAST(COUNT_BIG(*) AS int) FROM {WRITER_LOCK_TABLE}");
@@ -243,33 +210,8 @@ async fn grant(
 
 async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Facts, ConnectError> {
     let dedicated_pool = edition == Some(ENGINE_EDITION_SYNAPSE);
-    let key_columns = client
-        .simple_query(query::key_columns(HISTORY_TABLE))
-        .await?
-        .into_first_result()
-        .await?;
-    let column = |name: &str| {
-        key_columns.iter().find(|row| {
-            row.get::<&str, _>(0)
-                .is_some_and(|n| n.eq_ignore_ascii_case(name))
-        })
-    };
-    let id = column("id");
-    let id_type = id.and_then(|row| {
-        let name = row.get::<&str, _>(1)?;
-        Some(catalog::type_name(name, row.get::<i32, _>(2)?))
-    });
-    let id_collation = id.and_then(|row| row.get::<&str, _>(4).map(str::to_owned));
-    let time_type = column("runtime_timestamp").and_then(|row| {
-        let name = row.get::<&str, _>(1)?;
-        Some(catalog::type_name(name, row.get::<i32, _>(3)?))
-    });
-    let scalar_i64 = async |client: &mut TdsClient, sql: String| -> Result<i64, ConnectError> {
-        let row = client.simple_query(sql).await?.into_row().await?;
-        Ok(row.and_then(|row| row.get::<i64, _>(0)).unwrap_or(0))
-    };
-    let rejects_keyed_on_hub = scalar_i64(client, query::hub_columns(REJECTS_TABLE)).await? == 2;
-    let writes_journal = scalar_i64(client, query::table_exists(WRITES_TABLE)).await? == 1;
+    let keys = catalog::read_key_columns(client, HISTORY_TABLE).await?;
+    let (rejects_keyed_on_hub, writes_journal) = catalog::read_writer_tables(client).await?;
     let lock_rows = if scalar_i32(client, &query::exists(WRITER_LOCK_TABLE))
         .await?
         .is_some()
@@ -286,9 +228,9 @@ async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Fact
             .await?
             .map(|on| on == 1),
         history: catalog::read_design(client, HISTORY_TABLE, dedicated_pool).await?,
-        history_id_type: id_type,
-        history_id_collation: id_collation,
-        history_time_type: time_type,
+        history_id_type: keys.id_type,
+        history_id_collation: keys.id_collation,
+        history_time_type: keys.time_type,
         rejects: catalog::read_design(client, REJECTS_TABLE, dedicated_pool).await?,
         rejects_keyed_on_hub,
         lock_rows,
@@ -411,7 +353,7 @@ pub async fn init_warehouse(
             .await
             .step(&format!("creating table {table}"))?);
     }
-    if let Some(line) = ensure_rejects_keyed_on_hub(&mut client)
+    if let Some(line) = upgrade::rejects_keyed_on_hub(&mut client)
         .await
         .step(&format!("adding the hub's columns to {REJECTS_TABLE}"))?
     {

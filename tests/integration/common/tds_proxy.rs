@@ -162,8 +162,9 @@ async fn replies(
     reply: &Mutex<Reply>,
 ) {
     loop {
-        let Ok(packet) = read_packet(&mut server).await else {
-            return;
+        let packet = match read_packet(&mut server).await {
+            Ok(packet) => packet,
+            Err(_) => return,
         };
         let now = *reply.lock().unwrap();
         match now {

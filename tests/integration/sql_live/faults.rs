@@ -6,20 +6,21 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::support::*;
 use crate::common::process::Running;
 use crate::common::run::Binary;
 use crate::common::tds_proxy::{Fault, TdsProxy};
 use crate::common::{API_KEY, Answer, Hub, hub_payload};
 
+mod keys;
+mod large;
+
 /// The command timeout of the handlers here, and the bound only a hang passes.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 const HANG: Duration = Duration::from_secs(10 + 60);
 
 /// `handler serve` writing into `connection` with a pool of one connection.
-async fn serve(connection: &str) -> Running {
+pub(super) async fn serve(connection: &str) -> Running {
     Binary::serve()
         .sql(connection)
         .env("SQL_POOL_SIZE", "1")
@@ -41,7 +42,7 @@ async fn behind_proxy(connection: &str) -> (TdsProxy, Running) {
 }
 
 /// A hub of the test's own (its rejects meet no other test's), enqueued at `enqueued`.
-fn hub(prefix: &str, enqueued: &str) -> Hub {
+pub(super) fn hub(prefix: &str, enqueued: &str) -> Hub {
     Hub {
         namespace: format!("{}.servicebus.windows.net", prefix.trim_end_matches('-')),
         name: prefix.trim_end_matches('-').to_owned(),
@@ -50,17 +51,17 @@ fn hub(prefix: &str, enqueued: &str) -> Hub {
     }
 }
 
-const ENQUEUED: &str = "2026-05-01T12:00:00.123";
+pub(super) const ENQUEUED: &str = "2026-05-01T12:00:00.123";
 
 /// `rows` events under `prefix`, then `poison` events that are not JSON, from `hub`.
-fn batch_of(prefix: &str, rows: usize, poison: usize, hub: &Hub) -> String {
+pub(super) fn batch_of(prefix: &str, rows: usize, poison: usize, hub: &Hub) -> String {
     let mut bodies = events(prefix, rows, 1_747_000_000_000);
     bodies.extend((0..poison).map(|i| format!("poison {prefix} {i}")));
     hub_payload(&bodies, hub, 0).to_string()
 }
 
 /// Rejects stored from the hub named `name`.
-async fn rejects_from(connection: &str, name: &str) -> i64 {
+pub(super) async fn rejects_from(connection: &str, name: &str) -> i64 {
     scalar_i64(
         connection,
         &format!("SELECT COUNT_BIG(*) FROM {REJECTS} WHERE event_hub_name = '{name}'"),
@@ -69,14 +70,14 @@ async fn rejects_from(connection: &str, name: &str) -> i64 {
 }
 
 /// Posts `batch` and fails the test past [`HANG`].
-async fn deliver(handler: &mut Running, batch: &str) -> Answer {
+pub(super) async fn deliver(handler: &mut Running, batch: &str) -> Answer {
     tokio::time::timeout(HANG, handler.post("EventHubSink", batch.to_owned()))
         .await
         .expect("the handler answers before the command timeout and a minute")
 }
 
 /// (rows_written, duplicates, rejects) of a 200 answer.
-fn counts(answer: &Answer) -> (u64, u64, u64) {
+pub(super) fn counts(answer: &Answer) -> (u64, u64, u64) {
     assert_eq!(answer.status, 200, "{}", answer.body);
     let counters = answer.sink_counters();
     (counters.rows_written, counters.duplicates, counters.rejects)
@@ -277,233 +278,6 @@ async fn a_cancelled_invocation_leaves_no_connection_behind_and_the_next_batches
         "what the given-up delivery wrote"
     );
     assert_eq!(count(&connection, &given_up).await, 60);
-}
-
-/// A hub deleted and created again numbers its events from 0 again (later enqueued times); a
-/// second hub has its own numbers. Neither one's poison events are taken for another's; a
-/// redelivery stores none twice; an event without coordinates is always stored.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
-async fn a_recreated_hub_and_a_second_hub_have_their_poison_events_stored() {
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
-    let mut handler = serve(&connection).await;
-    let prefix = prefix();
-    let first = hub(&prefix, ENQUEUED);
-    let recreated = hub(&prefix, "2026-05-02T08:00:00.000");
-    let second = Hub {
-        name: format!("{}-second", first.name),
-        ..first.clone()
-    };
-    let poison = |n: usize| (0..n).map(|i| format!("poison {i}")).collect::<Vec<_>>();
-    let mut answers = Vec::new();
-    for hub in [&first, &first, &recreated, &second] {
-        let batch = hub_payload(&poison(20), hub, 0).to_string();
-        answers.push(counts(&deliver(&mut handler, &batch).await));
-    }
-    let mut bare: Value = hub_payload(&poison(2), &first, 0);
-    bare["Metadata"] = serde_json::json!({});
-    let without = [
-        deliver(&mut handler, &bare.to_string()).await,
-        deliver(&mut handler, &bare.to_string()).await,
-    ];
-    handler.stop("-TERM").await;
-
-    assert_eq!(answers, [(0, 0, 20), (0, 0, 0), (0, 0, 20), (0, 0, 20)]);
-    assert_eq!(
-        rejects_from(&connection, &first.name).await,
-        40,
-        "first and recreated"
-    );
-    assert_eq!(rejects_from(&connection, &second.name).await, 20);
-    for answer in &without {
-        assert_eq!(counts(answer), (0, 0, 2), "always stored");
-    }
-    let nameless = scalar_i64(
-        &connection,
-        "SELECT COUNT_BIG(*) FROM assets.asset_statistics_rejects WHERE event_hub_name IS NULL AND raw_body IN (N'poison 0', N'poison 1') AND sequence_number IS NULL",
-    )
-    .await;
-    assert!(nameless >= 4, "{nameless}");
-}
-
-/// Ids a case-insensitive collation takes for one (`...BTC` and `...btc`) and timestamps
-/// `datetime` stores as one (.000 and .001) sharing a batch: the writer keeps the first of each
-/// key, as the database compares, and counts the rest as duplicates.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
-async fn case_variant_ids_on_a_case_insensitive_column_keep_the_first_and_count_the_rest() {
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
-    let insensitive = scalar_i64(
-        &connection,
-        "SELECT CAST(CASE WHEN N'BTC' = N'btc' THEN 1 ELSE 0 END AS bigint)",
-    )
-    .await;
-    assert_eq!(
-        insensitive, 1,
-        "the test database compares ids case-insensitively"
-    );
-    let mut handler = serve(&connection).await;
-    let prefix = prefix();
-    let event = |id: &str, ms: i64, price: &str| {
-        serde_json::json!({"id": format!("{prefix}{id}"), "priceUsd": price, "timestamp": ms})
-            .to_string()
-    };
-    let bodies = vec![
-        event("BTC", 1_747_000_000_000, "1"),
-        event("btc", 1_747_000_000_000, "2"),
-        event("Btc", 1_747_000_000_001, "3"),
-        event("eth", 1_747_000_000_000, "4"),
-    ];
-    let batch = hub_payload(&bodies, &hub(&prefix, ENQUEUED), 0).to_string();
-    let first = deliver(&mut handler, &batch).await;
-    let again = deliver(&mut handler, &batch).await;
-    handler.stop("-TERM").await;
-
-    assert_eq!(counts(&first), (2, 2, 0));
-    assert_eq!(counts(&again), (0, 4, 0));
-    assert_eq!(count(&connection, &prefix).await, 2);
-    let kept = client(&connection)
-        .await
-        .simple_query(format!(
-            "SELECT id, CAST(priceUsd AS bigint), CONVERT(varchar(23), runtime_timestamp, 126) FROM {HISTORY} WHERE id LIKE N'{prefix}%' ORDER BY priceUsd"
-        ))
-        .await
-        .unwrap()
-        .into_first_result()
-        .await
-        .unwrap();
-    let kept: Vec<(String, i64, String)> = kept
-        .iter()
-        .map(|row| {
-            let text = |i| row.get::<&str, _>(i).unwrap().to_owned();
-            (text(0), row.get::<i64, _>(1).unwrap(), text(2))
-        })
-        .collect();
-    assert_eq!(
-        kept,
-        [
-            (
-                format!("{prefix}BTC"),
-                1,
-                "2025-05-11T21:46:40.000".to_owned()
-            ),
-            (
-                format!("{prefix}eth"),
-                4,
-                "2025-05-11T21:46:40.000".to_owned()
-            ),
-        ],
-        "the first event of each key, as it was sent"
-    );
-}
-
-/// The largest batch the host sends: `maxEventBatchSize` (1000) events of 1 MB, the Event Hubs
-/// maximum on Standard and Premium. The handler takes it (a 1 GB request), writes every body
-/// whole, and its own memory stays far below the batch's size (the request is mapped from a
-/// temporary file; bodies are held a part at a time).
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
-async fn a_batch_of_1000_events_of_1_mb_is_written_whole_in_bounded_memory() {
-    const EVENTS: usize = 1000;
-    const BODY: usize = 1_000_000;
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
-    let mut handler = Binary::serve()
-        .sql(&connection)
-        .env("SQL_COMMAND_TIMEOUT", "600s")
-        .env("COINCAP_API_KEY", API_KEY)
-        .start()
-        .await;
-    let prefix = prefix();
-    let hub = hub(&prefix, ENQUEUED);
-    let batch = large_batch(&prefix, &hub, EVENTS, BODY);
-    assert!(batch.len() > EVENTS * BODY, "{}", batch.len());
-    let pid = handler.pid();
-    let peak = tokio::spawn(peak_anonymous_memory(pid));
-
-    let answer = tokio::time::timeout(
-        Duration::from_secs(30 * 60),
-        handler.post("EventHubSink", batch),
-    )
-    .await
-    .expect("the handler answers");
-    peak.abort();
-    let peak_bytes = peak_anonymous_memory_so_far(pid);
-    handler.stop("-TERM").await;
-
-    assert_eq!(counts(&answer), (0, 0, EVENTS as u64));
-    assert_eq!(answer.sink_counters().events_in, EVENTS as u64);
-    assert!(
-        answer
-            .logs()
-            .iter()
-            .any(|l| l.starts_with("Large batch read and written in parts.")),
-        "{:?}",
-        answer.logs().iter().rev().take(2).collect::<Vec<_>>()
-    );
-    assert_eq!(rejects_from(&connection, &hub.name).await, EVENTS as i64);
-    let whole = scalar_i64(
-        &connection,
-        &format!(
-            "SELECT COUNT_BIG(*) FROM {REJECTS} WHERE event_hub_name = '{}' AND LEN(raw_body) = {BODY} AND reason NOT LIKE N'%raw_body truncated%'",
-            hub.name
-        ),
-    )
-    .await;
-    assert_eq!(whole, EVENTS as i64, "every body whole");
-    let bound = 768 * 1024 * 1024;
-    assert!(
-        peak_bytes < bound,
-        "peak anonymous memory {peak_bytes} bytes for a {} MB batch",
-        EVENTS * BODY / 1_000_000
-    );
-}
-
-/// A batch of `events` poison bodies of `size` bytes each (plain ASCII: escaping changes
-/// nothing), from `hub`, written straight into its text (one copy of the batch in memory).
-fn large_batch(prefix: &str, hub: &Hub, events: usize, size: usize) -> String {
-    let marks: Vec<String> = (0..events).map(|i| format!("MARK{i:06}")).collect();
-    let text = hub_payload(&marks, hub, 0).to_string();
-    let mut batch = String::with_capacity(events * (size + 8) + text.len());
-    let mut rest = text.as_str();
-    for (i, mark) in marks.iter().enumerate() {
-        let at = rest.find(mark.as_str()).unwrap();
-        batch.push_str(&rest[..at]);
-        let head = format!("poison {prefix} {i:06} ");
-        batch.push_str(&head);
-        batch.extend(std::iter::repeat_n('x', size - head.len()));
-        rest = &rest[at + mark.len()..];
-    }
-    batch.push_str(rest);
-    batch
-}
-
-/// The most anonymous memory (heap, not mapped files) the process `pid` has held while this
-/// runs, polled every 50 ms; read the result with [`peak_anonymous_memory_so_far`].
-async fn peak_anonymous_memory(pid: u32) {
-    loop {
-        peak_anonymous_memory_so_far(pid);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Updates and returns the peak seen for `pid` (bytes).
-fn peak_anonymous_memory_so_far(pid: u32) -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static PEAK: AtomicUsize = AtomicUsize::new(0);
-    let now = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
-            line.split_whitespace().nth(1)?.parse::<usize>().ok()
-        })
-        .map_or(0, |kb| kb * 1024);
-    PEAK.fetch_max(now, Ordering::SeqCst).max(now)
 }
 
 /// Each number SqlClient's retry list and Azure SQL's transient fault codes name, answered in

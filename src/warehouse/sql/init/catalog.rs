@@ -265,6 +265,48 @@ async fn rows(client: &mut TdsClient, sql: &str) -> tiberius::Result<Vec<tiberiu
     client.simple_query(sql).await?.into_first_result().await
 }
 
+/// How the history table's key columns are typed, as DDL spells it, and the id's collation.
+#[derive(Debug, Default)]
+pub struct KeyColumns {
+    pub id_type: Option<String>,
+    pub id_collation: Option<String>,
+    pub time_type: Option<String>,
+}
+
+/// Reads [`KeyColumns`] of `table` ([`query::key_columns`]).
+pub async fn read_key_columns(client: &mut TdsClient, table: &str) -> tiberius::Result<KeyColumns> {
+    let found = rows(client, &query::key_columns(table)).await?;
+    let column = |name: &str| {
+        found.iter().find(|row| {
+            row.get::<&str, _>(0)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+    };
+    let typed = |row: &tiberius::Row, size: usize| {
+        Some(type_name(row.get::<&str, _>(1)?, row.get::<i32, _>(size)?))
+    };
+    let id = column("id");
+    Ok(KeyColumns {
+        id_type: id.and_then(|row| typed(row, 2)),
+        id_collation: id.and_then(|row| row.get::<&str, _>(4).map(str::to_owned)),
+        time_type: column("runtime_timestamp").and_then(|row| typed(row, 3)),
+    })
+}
+
+/// Whether the rejects table has its hub columns, and whether the writes journal exists.
+pub async fn read_writer_tables(client: &mut TdsClient) -> tiberius::Result<(bool, bool)> {
+    let mut count = async |sql: String| -> tiberius::Result<i64> {
+        let found = rows(client, &sql).await?;
+        Ok(found
+            .first()
+            .and_then(|row| row.get::<i64, _>(0))
+            .unwrap_or(0))
+    };
+    let hub = count(query::hub_columns(REJECTS_TABLE)).await? == 2;
+    let journal = count(query::table_exists(WRITES_TABLE)).await? == 1;
+    Ok((hub, journal))
+}
+
 /// Reads a table's design; `None` when the table does not exist.
 pub async fn read_design(
     client: &mut TdsClient,
