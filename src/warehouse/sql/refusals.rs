@@ -175,7 +175,7 @@ impl Cure<'_> {
         };
         // Only the refusal to convert a body is cured by escaping the bodies; any other permanent
         // error would meet the same transaction again, and the bodies must stay as received.
-        if !is_body_conversion(number)
+        if !is_body_conversion(number, message)
             || transaction.rejects.is_empty()
             || matches!(form.bodies, BodyForm::Escaped { all: true, .. })
         {

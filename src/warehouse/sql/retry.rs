@@ -76,13 +76,16 @@ pub const TRANSIENT_SQL_ERRORS: &[u32] = &[
 
 /// The server refused to convert a reject's body itself, and only that: the one refusal that
 /// storing the bodies escaped cures ([`super::refusals`]). 33557097 is what SQL Server-compatible
-/// engines built on PostgreSQL (Babelfish) answer for a NUL character: "Failed to convert from
-/// data type varbinary to varchar, invalid byte sequence for encoding ...: 0x00". SQL Server and
-/// Synapse store any text in `nvarchar(max)` and have no such refusal.
-pub const BODY_CONVERSION_ERRORS: &[u32] = &[33557097];
+/// engines built on PostgreSQL (Babelfish) answer for a NUL character, "Failed to convert from
+/// data type varbinary to varchar, invalid byte sequence for encoding ...: 0x00"; the same number
+/// covers other errors there (a missing table), so the message must speak of the conversion too.
+/// SQL Server and Synapse store any text in `nvarchar(max)` and have no such refusal.
+pub const BODY_CONVERSION_ERRORS: &[(u32, &str)] = &[(33557097, "invalid byte sequence")];
 
-pub fn is_body_conversion(number: u32) -> bool {
-    BODY_CONVERSION_ERRORS.contains(&number)
+pub fn is_body_conversion(number: u32, message: &str) -> bool {
+    BODY_CONVERSION_ERRORS
+        .iter()
+        .any(|(n, words)| *n == number && message.contains(words))
 }
 
 /// What an error number means for this pipeline, where the server's own message leaves a reader
@@ -284,9 +287,14 @@ mod tests {
 
     #[test]
     fn only_the_refusal_of_a_body_s_conversion_is_a_body_conversion() {
-        assert!(is_body_conversion(33557097));
+        let nul = "Failed to convert from data type varbinary to varchar, invalid byte sequence for encoding \"WIN1252\": 0x00";
+        assert!(is_body_conversion(33557097, nul));
+        assert!(
+            !is_body_conversion(33557097, "relation \"assets.x\" does not exist"),
+            "the same number for a missing table"
+        );
         for code in [8152, 2628, 245, 8114, 2627, 102, 208, 1205, 40613] {
-            assert!(!is_body_conversion(code), "{code}");
+            assert!(!is_body_conversion(code, nul), "{code}");
         }
     }
 
