@@ -177,6 +177,20 @@ pub fn message(error: &Error) -> String {
             kind: IoErrorKind::TimedOut,
             message,
         } if message.contains("handshake") => "the server accepted the connection but did not finish the login handshake in time (it may be starting, overloaded, or not a SQL server)".into(),
+        // tiberius' bound on one command (SQL_COMMAND_TIMEOUT); its text names its own API.
+        Error::Io {
+            kind: IoErrorKind::TimedOut,
+            message,
+        } if message.contains("command_timeout") || message.contains("command result") => {
+            let within = message
+                .split_once("within ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .map(|bound| format!(", {bound}"))
+                .unwrap_or_default();
+            format!(
+                "the server did not answer within SQL_COMMAND_TIMEOUT{within}; the connection is dropped (the server may still be working on the batch: it is retried, and what it wrote is counted then)"
+            )
+        }
         other => crate::text::user_words(&other.to_string()),
     }
 }
@@ -319,6 +333,23 @@ mod tests {
             assert_eq!(fault_of_number(code), Fault::Transient, "{code}");
         }
         assert_eq!(fault(&io(IoErrorKind::ConnectionRefused)), Fault::Transient);
+    }
+
+    #[test]
+    fn a_command_timeout_is_said_with_its_setting_not_the_library_s_api() {
+        let error = Error::Io {
+            kind: IoErrorKind::TimedOut,
+            message: "the server did not send the next part of the command result within 10s (it may have stalled, or be responding too slowly for the configured bound); the connection is now out of sync and must be dropped. Adjust the bound with `Config::command_timeout`, or pass `None` to wait indefinitely.".into(),
+        };
+        let said = message(&error);
+        assert!(
+            !said.contains("Config::") && !said.contains("None"),
+            "{said}"
+        );
+        assert!(
+            said.starts_with("the server did not answer within SQL_COMMAND_TIMEOUT, 10s;"),
+            "{said}"
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@ mod keys;
 mod large;
 
 /// The command timeout of the handlers here, and the bound only a hang passes.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
-const HANG: Duration = Duration::from_secs(10 + 60);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+const HANG: Duration = Duration::from_secs(20 + 60);
 
 /// `handler serve` writing into `connection` with a pool of one connection.
 pub(super) async fn serve(connection: &str) -> Running {

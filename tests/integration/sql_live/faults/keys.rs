@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::super::support::*;
 use super::{ENQUEUED, counts, deliver, hub, rejects_from, serve};
 use crate::common::{Hub, hub_payload};
+use coincap_stream::warehouse::Warehouse;
 
 /// A hub deleted and created again numbers its events from 0 again (later enqueued times); a
 /// second hub has its own numbers. Neither one's poison events are taken for another's; a
@@ -127,4 +128,63 @@ async fn case_variant_ids_on_a_case_insensitive_column_keep_the_first_and_count_
         ],
         "the first event of each key, as it was sent"
     );
+}
+
+/// A rejects table an earlier version created (keyed on partition and sequence number, without the
+/// hub's columns): the writer refuses to write, naming `init-warehouse`, before writing anything;
+/// `init-warehouse` adds the columns, saying so, and the batch is then written.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
+async fn a_rejects_table_of_an_earlier_version_is_refused_until_init_warehouse_adds_the_hub_columns()
+ {
+    let connection = connection_string();
+    let _turn = serial().await;
+    init(&connection).await;
+    for column in ["event_hub_namespace", "event_hub_name"] {
+        execute(
+            &connection,
+            &format!("ALTER TABLE {REJECTS} DROP COLUMN {column}"),
+        )
+        .await;
+    }
+    let outcome = tokio::spawn({
+        let connection = connection.clone();
+        async move {
+            let prefix = prefix();
+            let mut bodies = events(&prefix, 10, 1_747_000_000_000);
+            bodies.push("poison".into());
+            let refused = warehouse(&connection)
+                .write(batch_in(&bodies, &prefix, 0))
+                .await
+                .unwrap_err();
+            let rows_meanwhile = count(&connection, &prefix).await;
+            let upgraded = init(&connection).await;
+            let report = warehouse(&connection)
+                .write(batch_in(&bodies, &prefix, 0))
+                .await
+                .unwrap();
+            (prefix, refused, rows_meanwhile, upgraded, report)
+        }
+    })
+    .await;
+    init(&connection).await;
+    let (prefix, refused, rows_meanwhile, upgraded, report) =
+        outcome.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+
+    assert!(refused.fault().is_permanent(), "{refused}");
+    let said = refused.to_string();
+    assert!(
+        said.contains("event_hub_namespace") && said.contains("init-warehouse"),
+        "{said}"
+    );
+    assert_eq!(rows_meanwhile, 0, "nothing written before the refusal");
+    assert!(
+        upgraded.contains(
+            "Added event_hub_namespace and event_hub_name to assets.asset_statistics_rejects"
+        ),
+        "{upgraded}"
+    );
+    assert_eq!((report.rows_written, report.rejects_written), (10, 1));
+    assert_eq!(count(&connection, &prefix).await, 10);
+    assert_eq!(rejects(&connection, &prefix).await, 1);
 }
