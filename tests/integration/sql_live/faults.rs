@@ -69,6 +69,34 @@ pub(super) async fn rejects_from(connection: &str, name: &str) -> i64 {
     .await
 }
 
+/// The server of the run, this test's turn on it, and its tables as `init-warehouse` makes them.
+pub(super) async fn turn() -> (String, tokio::sync::MutexGuard<'static, ()>) {
+    let connection = connection_string();
+    let turn = serial().await;
+    init(&connection).await;
+    (connection, turn)
+}
+
+/// A new prefix and a batch of `rows` events and `poison` events under it, from its own hub.
+fn fresh(rows: usize, poison: usize) -> (String, String) {
+    let prefix = prefix();
+    let batch = batch_of(&prefix, rows, poison, &hub(&prefix, ENQUEUED));
+    (prefix, batch)
+}
+
+/// Fails unless the database holds exactly `rows` rows under `prefix` (each key once) and
+/// `rejects` rejects from its hub.
+pub(super) async fn assert_stored(connection: &str, prefix: &str, rows: i64, rejects: i64) {
+    assert_eq!(count(connection, prefix).await, rows, "{prefix}");
+    assert_eq!(repeated_keys(connection, prefix).await, 0, "{prefix}");
+    let hub = hub(prefix, ENQUEUED);
+    assert_eq!(
+        rejects_from(connection, &hub.name).await,
+        rejects,
+        "{prefix}"
+    );
+}
+
 /// Posts `batch` and fails the test past [`HANG`].
 pub(super) async fn deliver(handler: &mut Running, batch: &str) -> Answer {
     tokio::time::timeout(HANG, handler.post("EventHubSink", batch.to_owned()))
@@ -90,14 +118,11 @@ fn fault_kind(answer: &Answer) -> &str {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_connection_cut_after_commit_counts_the_rows_as_written_once() {
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
+    let (connection, _turn) = turn().await;
     let (proxy, mut handler) = behind_proxy(&connection).await;
     let warm = prefix();
     counts(&deliver(&mut handler, &batch_of(&warm, 1, 0, &hub(&warm, ENQUEUED))).await);
-    let prefix = prefix();
-    let batch = batch_of(&prefix, 60, 2, &hub(&prefix, ENQUEUED));
+    let (prefix, batch) = fresh(60, 2);
 
     proxy.arm(Fault::CutAfterCommit);
     let first = deliver(&mut handler, &batch).await;
@@ -123,23 +148,15 @@ async fn a_connection_cut_after_commit_counts_the_rows_as_written_once() {
         stopped.stdout,
         stopped.stderr
     );
-    assert_eq!(count(&connection, &prefix).await, 60);
-    assert_eq!(repeated_keys(&connection, &prefix).await, 0);
-    assert_eq!(
-        rejects_from(&connection, hub(&prefix, ENQUEUED).name.as_str()).await,
-        2
-    );
+    assert_stored(&connection, &prefix, 60, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_connection_cut_before_commit_rolls_back_and_the_resend_writes_the_batch_once() {
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
+    let (connection, _turn) = turn().await;
     let (proxy, mut handler) = behind_proxy(&connection).await;
-    let prefix = prefix();
-    let batch = batch_of(&prefix, 60, 2, &hub(&prefix, ENQUEUED));
+    let (prefix, batch) = fresh(60, 2);
 
     proxy.arm(Fault::CutBeforeCommit);
     let first = deliver(&mut handler, &batch).await;
@@ -147,11 +164,7 @@ async fn a_connection_cut_before_commit_rolls_back_and_the_resend_writes_the_bat
 
     assert_eq!(proxy.carried_out(), 1);
     assert_eq!(counts(&first), (60, 0, 2));
-    assert_eq!(count(&connection, &prefix).await, 60);
-    assert_eq!(
-        rejects_from(&connection, &hub(&prefix, ENQUEUED).name).await,
-        2
-    );
+    assert_stored(&connection, &prefix, 60, 2).await;
 }
 
 /// The batch runs and commits; its answer never comes. The invocation fails (transient) after
@@ -161,12 +174,9 @@ async fn a_connection_cut_before_commit_rolls_back_and_the_resend_writes_the_bat
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_black_holed_answer_fails_transiently_and_the_redelivery_counts_what_it_wrote() {
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
+    let (connection, _turn) = turn().await;
     let (proxy, mut handler) = behind_proxy(&connection).await;
-    let prefix = prefix();
-    let batch = batch_of(&prefix, 60, 2, &hub(&prefix, ENQUEUED));
+    let (prefix, batch) = fresh(60, 2);
 
     proxy.arm(Fault::BlackHole);
     let first = deliver(&mut handler, &batch).await;
@@ -178,11 +188,7 @@ async fn a_black_holed_answer_fails_transiently_and_the_redelivery_counts_what_i
     assert_eq!(fault_kind(&first), "transient", "{}", first.body);
     assert_eq!(counts(&again), (60, 0, 2), "what the first delivery wrote");
     assert_eq!(counts(&third), (0, 60, 0));
-    assert_eq!(count(&connection, &prefix).await, 60);
-    assert_eq!(
-        rejects_from(&connection, &hub(&prefix, ENQUEUED).name).await,
-        2
-    );
+    assert_stored(&connection, &prefix, 60, 2).await;
 }
 
 /// A login that takes a few seconds is waited for; one that takes longer than the handshake
@@ -190,34 +196,26 @@ async fn a_black_holed_answer_fails_transiently_and_the_redelivery_counts_what_i
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_delayed_login_is_waited_for_or_fails_transiently_and_nothing_is_lost() {
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
+    let (connection, _turn) = turn().await;
     let (proxy, mut slow) = behind_proxy(&connection).await;
-    let prefix = prefix();
-    let batch = batch_of(&prefix, 30, 1, &hub(&prefix, ENQUEUED));
+    let (prefix, batch) = fresh(30, 1);
     proxy.arm(Fault::DelayLogin(Duration::from_secs(3)));
     let waited = deliver(&mut slow, &batch).await;
     slow.stop("-TERM").await;
 
     let (stalled, mut handler) = behind_proxy(&connection).await;
-    let other = self::prefix();
-    let batch = batch_of(&other, 30, 1, &hub(&other, ENQUEUED));
+    let (other, batch) = fresh(30, 1);
     stalled.arm(Fault::DelayLogin(Duration::from_secs(25)));
     let failed = deliver(&mut handler, &batch).await;
     let again = deliver(&mut handler, &batch).await;
     handler.stop("-TERM").await;
 
     assert_eq!(counts(&waited), (30, 0, 1));
-    assert_eq!(count(&connection, &prefix).await, 30);
+    assert_stored(&connection, &prefix, 30, 1).await;
     assert_eq!(failed.status, 503, "{}", failed.body);
     assert_eq!(fault_kind(&failed), "transient", "{}", failed.body);
     assert_eq!(counts(&again), (30, 0, 1));
-    assert_eq!(count(&connection, &other).await, 30);
-    assert_eq!(
-        rejects_from(&connection, &hub(&other, ENQUEUED).name).await,
-        1
-    );
+    assert_stored(&connection, &other, 30, 1).await;
 }
 
 /// The host gives up on an invocation while its write waits for the server (here: an answer
@@ -227,9 +225,7 @@ async fn a_delayed_login_is_waited_for_or_fails_transiently_and_nothing_is_lost(
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_cancelled_invocation_leaves_no_connection_behind_and_the_next_batches_land() {
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
+    let (connection, _turn) = turn().await;
     let (proxy, mut handler) = behind_proxy(&connection).await;
     let warm = prefix();
     counts(&deliver(&mut handler, &batch_of(&warm, 1, 0, &hub(&warm, ENQUEUED))).await);
@@ -266,18 +262,14 @@ async fn a_cancelled_invocation_leaves_no_connection_behind_and_the_next_batches
 
     for (prefix, answer) in &next {
         assert_eq!(counts(answer), (40, 0, 1), "{prefix}");
-        assert_eq!(count(&connection, prefix).await, 40);
-        assert_eq!(
-            rejects_from(&connection, &hub(prefix, ENQUEUED).name).await,
-            1
-        );
+        assert_stored(&connection, prefix, 40, 1).await;
     }
     assert_eq!(
         counts(&redelivered),
         (60, 0, 2),
         "what the given-up delivery wrote"
     );
-    assert_eq!(count(&connection, &given_up).await, 60);
+    assert_stored(&connection, &given_up, 60, 2).await;
 }
 
 /// Each number SqlClient's retry list and Azure SQL's transient fault codes name, answered in
@@ -287,13 +279,10 @@ async fn a_cancelled_invocation_leaves_no_connection_behind_and_the_next_batches
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn each_transient_error_number_is_retried_and_the_batch_lands_once() {
-    let connection = connection_string();
-    let _turn = serial().await;
-    init(&connection).await;
+    let (connection, _turn) = turn().await;
     let (proxy, mut handler) = behind_proxy(&connection).await;
     for number in [615, 926, 997, 1204, 1222, 4221, 40143, 40540] {
-        let prefix = prefix();
-        let batch = batch_of(&prefix, 20, 1, &hub(&prefix, ENQUEUED));
+        let (prefix, batch) = fresh(20, 1);
         proxy.arm(Fault::Error(number));
         let refused = deliver(&mut handler, &batch).await;
         let again = deliver(&mut handler, &batch).await;
@@ -308,14 +297,9 @@ async fn each_transient_error_number_is_retried_and_the_batch_lands_once() {
         let error = refused.body["error"].as_str().unwrap();
         assert!(error.contains(&format!("SQL error {number}")), "{error}");
         assert_eq!(counts(&again), (20, 0, 1), "{number}");
-        assert_eq!(count(&connection, &prefix).await, 20, "{number}");
-        assert_eq!(
-            rejects_from(&connection, &hub(&prefix, ENQUEUED).name).await,
-            1
-        );
+        assert_stored(&connection, &prefix, 20, 1).await;
     }
-    let prefix = prefix();
-    let batch = batch_of(&prefix, 20, 1, &hub(&prefix, ENQUEUED));
+    let (prefix, batch) = fresh(20, 1);
     proxy.arm(Fault::Error(42108));
     let paused = deliver(&mut handler, &batch).await;
     proxy.arm(Fault::Error(8152));
