@@ -35,7 +35,7 @@ use coincap_stream::domain::{AssetRow, EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
 use coincap_stream::warehouse::sql::connection::TdsManager;
 use coincap_stream::warehouse::sql::literal;
-use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, IdType, build_batches};
+use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, KeyTypes, build_batches};
 use coincap_stream::warehouse::sql::{SqlConfig, SqlLogin};
 use coincap_stream::warehouse::{Batch, SqlWarehouse, Warehouse};
 use serde_json::Value;
@@ -613,7 +613,7 @@ impl Bench {
             &batch.rows,
             &batch.rejects,
             now,
-            &IdType::default(),
+            &KeyTypes::default(),
             &BATCH_LIMITS,
             Form::default(),
         );
@@ -849,6 +849,7 @@ fn to_batch(bodies: &[String]) -> Batch {
                 offset: Some(i.to_string()),
                 sequence_number: Some(i as i64),
                 enqueued_time: Some(Utc::now()),
+                ..EventCoordinates::default()
             },
         )
     }));

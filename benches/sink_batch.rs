@@ -13,7 +13,7 @@ use chrono::Utc;
 use coincap_stream::domain::map_events;
 use coincap_stream::host::InvocationRequest;
 use coincap_stream::host::event_hubs::ReceivedBatch;
-use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, IdType, build_batches};
+use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, KeyTypes, build_batches};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const EVENTS: usize = 1000;
@@ -51,7 +51,7 @@ fn sink_batch(c: &mut Criterion) {
                 black_box(&mapped.rows),
                 &mapped.rejects,
                 Utc::now(),
-                &IdType::default(),
+                &KeyTypes::default(),
                 &BATCH_LIMITS,
                 Form::default(),
             )

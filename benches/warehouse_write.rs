@@ -27,7 +27,7 @@ use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
 use coincap_stream::warehouse::sql::connection::TdsClient;
 use coincap_stream::warehouse::sql::connection::TdsManager;
 use coincap_stream::warehouse::sql::init;
-use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, IdType, build_batches};
+use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, KeyTypes, build_batches};
 use coincap_stream::warehouse::sql::{SqlConfig, SqlLogin};
 use coincap_stream::warehouse::{Batch, SqlWarehouse, SqliteWarehouse, Warehouse};
 use serde_json::json;
@@ -64,7 +64,7 @@ fn batch(tick: i64) -> Batch {
             partition_id: Some("0".into()),
             offset: Some(i.to_string()),
             sequence_number: Some(tick * BATCH as i64 + i as i64),
-            enqueued_time: None,
+            ..EventCoordinates::default()
         };
         (body, coordinates)
     }));
@@ -239,7 +239,7 @@ async fn server_figures(client: &mut TdsClient) -> ServerFigures {
             &batch.rows,
             &batch.rejects,
             chrono::Utc::now(),
-            &IdType::default(),
+            &KeyTypes::default(),
             &BATCH_LIMITS,
             Form::default(),
         )

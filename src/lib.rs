@@ -11,7 +11,8 @@
 //!   [`domain::Reject`] (a poison event and why).
 //! - [`coincap`]: the CoinCap v3 client, its settings and its retry rule.
 //! - [`host`]: the custom-handler protocol: envelopes, double decoding, timer and Event Hubs
-//!   payloads, the response. Both sides: the handler decodes, the local runner encodes.
+//!   payloads (a large batch spooled to a file and read a part at a time), the response. Both
+//!   sides: the handler decodes, the local runner encodes.
 //! - [`warehouse`]: the [`warehouse::Warehouse`] trait; an embedded SQLite file
 //!   ([`warehouse::SqliteWarehouse`]) and a SQL Server-family database: Azure SQL Database, a
 //!   Synapse dedicated SQL pool or SQL Server ([`warehouse::sql`]: connections, statement

@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::future::Future;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -17,10 +17,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::app::AppState;
 use crate::functions::{self, EVENT_HUB_SINK, TIMER_FETCH, TimerFetch};
+use crate::host::spool::{self, SpoolError};
 use crate::host::{INVOCATION_ID_HEADER, InvocationResponse};
 use crate::spare::Spare;
 
-/// Event Hubs batches can be large (up to `maxEventBatchSize` events of up to 1 MB each).
+/// TimerFetch's timer payload is small; EventHubSink reads its own body ([`spool::receive`]).
 const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 
 pub fn app(state: AppState) -> Router {
@@ -102,11 +103,20 @@ async fn timer_fetch(State(state): State<AppState>, headers: HeaderMap, body: By
     }
 }
 
-async fn event_hub_sink(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// An Event Hubs batch may be up to `maxEventBatchSize` events of 1 MB each, escaped twice: its
+/// body is received whole first, in memory or, when large, in a temporary file.
+async fn event_hub_sink(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match spool::receive(body).await {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::error!(%error, "EventHubSink request not read.");
+            let status = match error {
+                SpoolError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return (status, Json(json!({"error": error.to_string()}))).into_response();
+        }
+    };
     match functions::event_hub_sink(state.warehouse.as_ref(), invocation_id(&headers), &body).await
     {
         Ok(response) => answer(response),

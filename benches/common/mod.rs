@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use coincap_stream::domain::{AssetEvent, map_events};
 use coincap_stream::host::InvocationRequest;
 use coincap_stream::host::event_hubs::{self, HubEvent, PartitionSource, ReceivedBatch};
-use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, IdType, build_batches};
+use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, KeyTypes, build_batches};
 use serde_json::{Value, json};
 
 /// A small deterministic generator (no `rand` in the tree): the same page on every run.
@@ -162,7 +162,7 @@ pub fn decode_map_render(body: &[u8]) -> usize {
         &mapped.rows,
         &mapped.rejects,
         Utc::now(),
-        &IdType::default(),
+        &KeyTypes::default(),
         &BATCH_LIMITS,
         Form::default(),
     )

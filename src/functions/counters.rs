@@ -121,7 +121,8 @@ counters! {
         pub rows_written: u64,
         /// Rows already stored or repeated inside the batch, so not written again.
         pub duplicates: u64,
-        /// Poison events stored in the rejects table.
+        /// Poison events stored in the rejects table by this invocation (those already stored,
+        /// by an earlier delivery of the same events, are not counted again).
         pub rejects: u64,
         /// Now minus the batch's oldest enqueued time (`none` for an empty batch).
         pub lag_ms: Option<u64>,

@@ -5,11 +5,13 @@
 
 mod output;
 mod request;
+mod stream;
 
 pub use output::OutputEvents;
 #[cfg(test)]
 pub(crate) use request::batch_request;
 pub use request::{HubEvent, PartitionSource, RetryState, request_body};
+pub use stream::BodyStream;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
@@ -45,6 +47,7 @@ impl From<HubCoordinates<'_>> for EventCoordinates {
             offset: at.offset.map(Cow::into_owned),
             sequence_number: at.sequence_number,
             enqueued_time: at.enqueued_time,
+            ..Self::default()
         }
     }
 }
@@ -54,6 +57,8 @@ impl From<HubCoordinates<'_>> for EventCoordinates {
 pub struct ReceivedBatch<'a> {
     pub events: Vec<ReceivedEvent<'a>>,
     pub partition_id: Option<String>,
+    /// `PartitionContext`'s `FullyQualifiedNamespace` and `EventHubName`.
+    pub hub: [Option<Arc<str>>; 2],
     /// Metadata arrays whose length differs from the number of events (coordinates left empty).
     pub misaligned: Vec<&'static str>,
 }
@@ -82,8 +87,20 @@ impl<'a> ReceivedBatch<'a> {
             },
         })?;
         let count = bodies.len();
+        Ok(Self::from_bodies(request, bodies, 0, count))
+    }
+
+    /// `bodies` as the events from `first` on of the request's batch of `total` events, with
+    /// their coordinates from its metadata (a batch too large to hold is read in parts:
+    /// [`BodyStream`]).
+    pub fn from_bodies(
+        request: &InvocationRequest<'a>,
+        bodies: Vec<EventBody<'a>>,
+        first: usize,
+        total: usize,
+    ) -> Self {
         let mut misaligned = Vec::new();
-        let mut column = |key| column(request, key, count, &mut misaligned);
+        let mut column = |key| column(request, key, total, &mut misaligned);
         let mut offsets = column("OffsetArray");
         let sequence_numbers = column("SequenceNumberArray");
         let enqueued_times = column("EnqueuedTimeUtcArray");
@@ -94,9 +111,12 @@ impl<'a> ReceivedBatch<'a> {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let partition: Option<Arc<str>> = partition_id.as_deref().map(Arc::from);
+        let name = |key| Some(Arc::<str>::from(context.as_ref()?.get(key)?.as_str()?));
+        let hub = [name("FullyQualifiedNamespace"), name("EventHubName")];
         let events = bodies
             .into_iter()
             .enumerate()
+            .map(|(i, body)| (first + i, body))
             .map(|(i, body)| ReceivedEvent {
                 body,
                 coordinates: HubCoordinates {
@@ -110,11 +130,12 @@ impl<'a> ReceivedBatch<'a> {
                 },
             })
             .collect();
-        Ok(Self {
+        Self {
             events,
             partition_id,
+            hub,
             misaligned,
-        })
+        }
     }
 
     /// The earliest enqueued time in the batch: what the lag is measured from.

@@ -1,8 +1,10 @@
 //! The Azure Functions custom-handler protocol as the v4 host implements it: the request envelope,
-//! double-encoded values, the response. Both sides live here: the handler decodes what the host
+//! double-encoded values, the response, and a request's body received whole (`spool`: in memory,
+//! or in a temporary file when large). Both sides live here: the handler decodes what the host
 //! sends, and the local runner encodes exactly the same payloads.
 
 pub mod event_hubs;
+pub mod spool;
 pub mod timer;
 
 mod envelope;

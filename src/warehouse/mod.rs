@@ -53,12 +53,18 @@ pub struct WriteReport {
     pub rows_written: u64,
     /// Rows already in the table (a redelivered batch), so not inserted again.
     pub duplicates: u64,
+    /// Rejects inserted.
+    pub rejects_written: u64,
+    /// Rejects already in the table (the same event, from the same hub), so not inserted again.
+    pub rejects_existing: u64,
 }
 
 impl std::ops::AddAssign for WriteReport {
     fn add_assign(&mut self, other: Self) {
         self.rows_written += other.rows_written;
         self.duplicates += other.duplicates;
+        self.rejects_written += other.rejects_written;
+        self.rejects_existing += other.rejects_existing;
     }
 }
 
@@ -110,7 +116,8 @@ impl WarehouseError {
 }
 
 /// A sink for batches. `write` is idempotent on `(id, runtime_timestamp)` (and rejects on their
-/// Event Hubs coordinates): writing the same batch twice adds nothing the second time. SQLite
+/// hub, partition, sequence number and enqueued time; a reject missing any of them is always
+/// stored): writing the same batch twice adds nothing the second time. SQLite
 /// commits a batch in one transaction; the SQL writer in one per size-capped part (see
 /// [`sql::statement`]), so a failed write may have committed earlier parts, which the
 /// redelivery then counts as duplicates.

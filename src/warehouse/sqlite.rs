@@ -11,23 +11,58 @@ use super::{Batch, Warehouse, WarehouseError, WriteReport};
 use crate::BoxFuture;
 use crate::text::Millis;
 
-/// The rejects table.
+/// The rejects table, keyed on where each event sat: its hub (namespace and name), partition,
+/// sequence number and enqueued time. A recreated hub numbers its events from 0 again with later
+/// enqueued times, and a second hub has its own names, so neither is taken for another's events.
+/// SQLite's UNIQUE takes NULLs as distinct: a reject missing part of its key is always stored.
 const REJECTS_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS asset_statistics_rejects (
-    id_reject       INTEGER PRIMARY KEY AUTOINCREMENT,
-    received_at     TEXT NOT NULL,
-    reason_code     TEXT NOT NULL,
-    reason          TEXT NOT NULL,
-    raw_body        TEXT NOT NULL,
-    partition_id    TEXT,
-    event_offset    TEXT,
-    sequence_number INTEGER,
-    enqueued_time   TEXT,
-    UNIQUE (partition_id, sequence_number)
+    id_reject           INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at         TEXT NOT NULL,
+    reason_code         TEXT NOT NULL,
+    reason              TEXT NOT NULL,
+    raw_body            TEXT NOT NULL,
+    partition_id        TEXT,
+    event_offset        TEXT,
+    sequence_number     INTEGER,
+    enqueued_time       TEXT,
+    event_hub_namespace TEXT,
+    event_hub_name      TEXT,
+    UNIQUE (event_hub_namespace, event_hub_name, partition_id, sequence_number, enqueued_time)
 );
 ";
 
-const INSERT_REJECT: &str = "INSERT INTO asset_statistics_rejects (received_at, reason_code, reason, raw_body, partition_id, event_offset, sequence_number, enqueued_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (partition_id, sequence_number) DO NOTHING";
+const INSERT_REJECT: &str = "INSERT INTO asset_statistics_rejects (received_at, reason_code, reason, raw_body, partition_id, event_offset, sequence_number, enqueued_time, event_hub_namespace, event_hub_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_hub_namespace, event_hub_name, partition_id, sequence_number, enqueued_time) DO NOTHING";
+
+/// Brings a rejects table of an earlier version (keyed on `(partition_id, sequence_number)`
+/// alone, without the hub's columns) to [`REJECTS_SCHEMA`], keeping its rows (their hub unknown:
+/// NULL). SQLite cannot change a table's UNIQUE constraint in place: a new table, the rows copied,
+/// the old one dropped, the new one renamed, in one transaction. Says whether it did.
+fn migrate_rejects(connection: &mut Connection) -> rusqlite::Result<bool> {
+    let hub_columns: i64 = connection.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('asset_statistics_rejects') WHERE name IN ('event_hub_namespace', 'event_hub_name')",
+        [],
+        |row| row.get(0),
+    )?;
+    let exists: i64 = connection.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'asset_statistics_rejects'",
+        [],
+        |row| row.get(0),
+    )?;
+    if exists == 0 || hub_columns == 2 {
+        return Ok(false);
+    }
+    let transaction = connection.transaction()?;
+    transaction.execute_batch(&format!(
+        "ALTER TABLE asset_statistics_rejects RENAME TO asset_statistics_rejects_before_hub_keys;
+        {REJECTS_SCHEMA}
+        INSERT INTO asset_statistics_rejects (id_reject, received_at, reason_code, reason, raw_body, partition_id, event_offset, sequence_number, enqueued_time)
+        SELECT id_reject, received_at, reason_code, reason, raw_body, partition_id, event_offset, sequence_number, enqueued_time FROM asset_statistics_rejects_before_hub_keys;
+        DROP TABLE asset_statistics_rejects_before_hub_keys;"
+    ))?;
+    transaction.commit()?;
+    Ok(true)
+}
 
 /// The seed's table (the same columns, from [`HISTORY_COLUMNS`]) with the natural key enforced,
 /// then the rejects table. The key's index leads with the timestamp, as the SQL table's
@@ -100,6 +135,13 @@ impl SqliteWarehouse {
             .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| connection.busy_timeout(std::time::Duration::from_secs(5)))
             .map_err(io("configuring SQLite"))?;
+        let mut connection = connection;
+        if migrate_rejects(&mut connection).map_err(io("migrating the rejects table"))? {
+            tracing::info!(
+                path = %path.display(),
+                "Rejects table brought to the key that includes the hub (namespace and name) and the enqueued time; earlier rejects kept."
+            );
+        }
         connection
             .execute_batch(&schema())
             .map_err(io("creating the tables"))?;
@@ -201,7 +243,7 @@ fn write_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<W
         let mut insert = transaction.prepare_cached(INSERT_REJECT)?;
         for reject in &batch.rejects {
             let at = &reject.coordinates;
-            insert.execute(params![
+            let inserted = insert.execute(params![
                 received_at,
                 reject.reason.code(),
                 reject.reason.to_string(),
@@ -210,7 +252,14 @@ fn write_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<W
                 at.offset,
                 at.sequence_number,
                 at.enqueued_time.map(|t| Millis(t).to_string()),
+                at.namespace,
+                at.event_hub,
             ])?;
+            if inserted == 1 {
+                report.rejects_written += 1;
+            } else {
+                report.rejects_existing += 1;
+            }
         }
     }
     transaction.commit()?;
@@ -259,13 +308,18 @@ mod tests {
         )
     }
 
-    fn batch(bodies: &[String]) -> Batch {
+    /// A batch from hub `hub` of namespace `ns`, enqueued at `enqueued` (epoch ms), sequence
+    /// numbers from 0.
+    fn batch_from(bodies: &[String], ns: &str, hub: &str, enqueued: i64) -> Batch {
         let mapped = map_events(bodies.iter().enumerate().map(|(i, body)| {
             (
                 body.clone(),
                 EventCoordinates {
+                    namespace: Some(ns.into()),
+                    event_hub: Some(hub.into()),
                     partition_id: Some("0".into()),
                     sequence_number: Some(i as i64),
+                    enqueued_time: chrono::DateTime::from_timestamp_millis(enqueued),
                     ..Default::default()
                 },
             )
@@ -274,6 +328,83 @@ mod tests {
             rows: mapped.rows,
             rejects: mapped.rejects,
         }
+    }
+
+    fn batch(bodies: &[String]) -> Batch {
+        batch_from(bodies, "ns", "coincaphub", 1_747_000_000_000)
+    }
+
+    #[tokio::test]
+    async fn a_recreated_hub_or_a_second_hub_has_its_poison_events_stored_and_so_has_one_without_coordinates()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = SqliteWarehouse::open(&dir.path().join("w.db")).unwrap();
+        let poison = vec!["not json".to_owned(), "neither".to_owned()];
+        let stored = |report: WriteReport| (report.rejects_written, report.rejects_existing);
+        let first = warehouse.write(batch(&poison)).await.unwrap();
+        assert_eq!(stored(first), (2, 0));
+        // The hub deleted and created again: sequence numbers from 0, later enqueued times.
+        let recreated = batch_from(&poison, "ns", "coincaphub", 1_747_000_900_000);
+        assert_eq!(stored(warehouse.write(recreated).await.unwrap()), (2, 0));
+        let second_hub = batch_from(&poison, "ns", "otherhub", 1_747_000_000_000);
+        assert_eq!(stored(warehouse.write(second_hub).await.unwrap()), (2, 0));
+        let second_namespace = batch_from(&poison, "ns2", "coincaphub", 1_747_000_000_000);
+        assert_eq!(
+            stored(warehouse.write(second_namespace).await.unwrap()),
+            (2, 0)
+        );
+        assert_eq!(
+            stored(warehouse.write(batch(&poison)).await.unwrap()),
+            (0, 2)
+        );
+        let mut without = batch(&poison);
+        for reject in &mut without.rejects {
+            reject.coordinates = EventCoordinates::default();
+        }
+        assert_eq!(
+            stored(warehouse.write(without.clone()).await.unwrap()),
+            (2, 0)
+        );
+        assert_eq!(
+            stored(warehouse.write(without).await.unwrap()),
+            (2, 0),
+            "always stored"
+        );
+        assert_eq!(count(&warehouse, "asset_statistics_rejects"), 12);
+    }
+
+    #[tokio::test]
+    async fn a_rejects_table_of_an_earlier_version_is_brought_to_the_hub_key_keeping_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE asset_statistics_rejects (id_reject INTEGER PRIMARY KEY AUTOINCREMENT, received_at TEXT NOT NULL, reason_code TEXT NOT NULL, reason TEXT NOT NULL, raw_body TEXT NOT NULL, partition_id TEXT, event_offset TEXT, sequence_number INTEGER, enqueued_time TEXT, UNIQUE (partition_id, sequence_number));
+             INSERT INTO asset_statistics_rejects (received_at, reason_code, reason, raw_body, partition_id, sequence_number) VALUES ('2026-01-01T00:00:00.000', 'not_json', 'x', 'kept', '0', 0);",
+        )
+        .unwrap();
+        drop(old);
+        let warehouse = SqliteWarehouse::open(&path).unwrap();
+        // The old key would have taken this poison event (partition 0, sequence 0) for the stored one.
+        let report = warehouse
+            .write(batch(&["not json".to_owned()]))
+            .await
+            .unwrap();
+        assert_eq!(report.rejects_written, 1);
+        assert_eq!(count(&warehouse, "asset_statistics_rejects"), 2);
+        let body: String = warehouse
+            .connection
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT raw_body FROM asset_statistics_rejects WHERE event_hub_namespace IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(body, "kept");
+        drop(warehouse);
+        SqliteWarehouse::open(&path).unwrap();
     }
 
     fn count(warehouse: &SqliteWarehouse, table: &str) -> i64 {
@@ -298,6 +429,8 @@ mod tests {
             WriteReport {
                 rows_written: 2,
                 duplicates: 0,
+                rejects_written: 1,
+                rejects_existing: 0,
             }
         );
         let again = warehouse.write(batch(&bodies)).await.unwrap();
@@ -306,6 +439,8 @@ mod tests {
             WriteReport {
                 rows_written: 0,
                 duplicates: 2,
+                rejects_written: 0,
+                rejects_existing: 1,
             }
         );
         assert_eq!(count(&warehouse, "asset_statistics_history_v3"), 2);

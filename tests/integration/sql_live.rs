@@ -7,6 +7,7 @@
 //! of one run take turns ([`serial`]): one of them swaps a seed-shaped table in for a while.
 
 mod check;
+mod faults;
 mod first_day;
 mod processes;
 mod refusals;

@@ -158,25 +158,25 @@ fn drop_wildcard_host_name_in_certificate(text: &str) -> String {
 
 pub type TdsClient = Client<Compat<TcpStream>>;
 
-/// A pooled connection; `broken` is set when a command on it failed or timed out, so the pool
-/// drops it instead of handing it out again (it may be mid-response or mid-transaction).
+/// A pooled connection; `broken` while a command on it has not finished well, so the pool drops
+/// it instead of handing it out again (it may be mid-response or mid-transaction).
 pub struct TdsConnection {
     pub client: TdsClient,
     pub broken: bool,
 }
 
 impl TdsConnection {
-    /// Runs one SQL batch through `simple_query` and reads every result set. A failure marks the
-    /// connection broken: whatever state the session is in (mid-response, a doomed transaction),
-    /// it is dropped, which closes the socket and makes the server roll back.
+    /// Runs one SQL batch through `simple_query` and reads every result set. Broken from the send
+    /// until the reply is read to the end (a failure, or a cancelled invocation dropping this
+    /// future mid-reply, leaves it so): then the pool drops it, the server rolls back what the
+    /// session held open, and no batch ever meets a reply left unread.
     pub async fn run(
         &mut self,
         sql: &str,
     ) -> Result<Vec<Vec<tiberius::Row>>, tiberius::error::Error> {
+        self.broken = true;
         let result = async { self.client.simple_query(sql).await?.into_results().await }.await;
-        if result.is_err() {
-            self.broken = true;
-        }
+        self.broken = result.is_err();
         result
     }
 }

@@ -1,7 +1,8 @@
 //! `handler init-warehouse`: applies sql/ idempotently, then reports what the writer relies on.
-//! Creates the `assets` schema, the history and rejects tables and the writer lock table (with its
-//! one row) when missing (existing tables are left alone, a seed heap with one clear warning) and,
-//! given the app's identity, its user and grants. On an engine other than a Synapse dedicated pool
+//! Creates the `assets` schema, the history and rejects tables, the writer lock table (with its
+//! one row) and the writes journal when missing (existing tables are left alone, a seed heap with
+//! one clear warning; a rejects table of an earlier version gets its two hub columns) and, given
+//! the app's identity, its user and grants. On an engine other than a Synapse dedicated pool
 //! (SQL Server for development) the tables' `WITH (...)` clause is dropped and their clustered
 //! index is created with `CREATE CLUSTERED INDEX`. The report and its advice are pure code in
 //! [`catalog`], which also gives the writer its start-up warning ([`design_warning`]).
@@ -11,6 +12,7 @@ pub mod advice;
 pub mod catalog;
 mod database;
 mod failure;
+mod upgrade;
 
 pub use database::{MASTER_FIX, is_master};
 use database::{create_database, is_missing_database};
@@ -22,20 +24,22 @@ pub use catalog::{ENGINE_EDITION_SYNAPSE, WRITER_LOCK_TABLE, design_warning};
 use super::connection::{ConnectError, TdsClient, TdsManager};
 
 use super::literal;
-use super::statement::{HISTORY_TABLE, REJECTS_TABLE};
+use super::statement::{HISTORY_TABLE, REJECTS_TABLE, WRITES_TABLE};
 pub use catalog::Facts;
 use catalog::query;
 
 pub const HISTORY_DDL: &str = include_str!("../../../sql/asset_statistics_history_v3.sql");
 pub const REJECTS_DDL: &str = include_str!("../../../sql/asset_statistics_rejects.sql");
 pub const WRITER_LOCK_DDL: &str = include_str!("../../../sql/asset_statistics_writer_lock.sql");
+pub const WRITES_DDL: &str = include_str!("../../../sql/asset_statistics_writes.sql");
 pub const GRANTS: &str = include_str!("../../../sql/grant_app_identity.sql");
 
 /// Every table init-warehouse creates, in order.
-const TABLES: [(&str, &str); 3] = [
+const TABLES: [(&str, &str); 4] = [
     (HISTORY_TABLE, HISTORY_DDL),
     (REJECTS_TABLE, REJECTS_DDL),
     (WRITER_LOCK_TABLE, WRITER_LOCK_DDL),
+    (WRITES_TABLE, WRITES_DDL),
 ];
 
 /// The DDL for an engine: as written for Synapse; elsewhere without its `WITH (...)` clause,
@@ -206,15 +210,8 @@ async fn grant(
 
 async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Facts, ConnectError> {
     let dedicated_pool = edition == Some(ENGINE_EDITION_SYNAPSE);
-    let id_type = client
-        .simple_query(query::column_type(HISTORY_TABLE, "id"))
-        .await?
-        .into_row()
-        .await?
-        .and_then(|row| {
-            let name = row.get::<&str, _>(0)?;
-            Some(catalog::type_name(name, row.get::<i32, _>(1)?))
-        });
+    let keys = catalog::read_key_columns(client, HISTORY_TABLE).await?;
+    let (rejects_keyed_on_hub, writes_journal) = catalog::read_writer_tables(client).await?;
     let lock_rows = if scalar_i32(client, &query::exists(WRITER_LOCK_TABLE))
         .await?
         .is_some()
@@ -231,9 +228,13 @@ async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Fact
             .await?
             .map(|on| on == 1),
         history: catalog::read_design(client, HISTORY_TABLE, dedicated_pool).await?,
-        history_id_type: id_type,
+        history_id_type: keys.id_type,
+        history_id_collation: keys.id_collation,
+        history_time_type: keys.time_type,
         rejects: catalog::read_design(client, REJECTS_TABLE, dedicated_pool).await?,
+        rejects_keyed_on_hub,
         lock_rows,
+        writes_journal,
     })
 }
 
@@ -260,8 +261,15 @@ pub fn writer_not_ready(facts: &Facts) -> Vec<String> {
             kind.unwrap_or("missing")
         )),
     }
-    if facts.rejects.is_none() {
-        wrong.push(format!("{REJECTS_TABLE} is missing"));
+    match (&facts.rejects, facts.rejects_keyed_on_hub) {
+        (None, _) => wrong.push(format!("{REJECTS_TABLE} is missing")),
+        (Some(_), false) => wrong.push(format!(
+            "{REJECTS_TABLE} has no event_hub_namespace and event_hub_name columns (rejects keyed on their hub)"
+        )),
+        (Some(_), true) => {}
+    }
+    if !facts.writes_journal {
+        wrong.push(format!("{WRITES_TABLE} is missing"));
     }
     match facts.lock_rows {
         Some(1) => {}
@@ -344,6 +352,12 @@ pub async fn init_warehouse(
         say(ensure_table(&mut client, table, ddl, dedicated_pool)
             .await
             .step(&format!("creating table {table}"))?);
+    }
+    if let Some(line) = upgrade::rejects_keyed_on_hub(&mut client)
+        .await
+        .step(&format!("adding the hub's columns to {REJECTS_TABLE}"))?
+    {
+        say(line);
     }
     if let Some(line) = ensure_lock_row(&mut client)
         .await

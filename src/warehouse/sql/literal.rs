@@ -222,9 +222,15 @@ pub fn integer(out: &mut String, value: i64) {
 /// `CAST('2026-05-01T12:00:00.123' AS datetime)`: ISO 8601 with `T` reads the same whatever the
 /// session's language or DATEFORMAT.
 pub fn datetime(out: &mut String, value: WarehouseTime) {
+    time(out, value, " AS datetime)");
+}
+
+/// [`datetime`] cast to another time type: `cast` is ` AS <type>)`.
+pub fn time(out: &mut String, value: WarehouseTime, cast: &str) {
     out.push_str("CAST('");
     crate::text::push_millis(out, value.get());
-    out.push_str("' AS datetime)");
+    out.push('\'');
+    out.push_str(cast);
 }
 
 /// `[name]` with every `]` doubled, for identifiers that come from settings (a user name).

@@ -4,32 +4,38 @@
 //! name):
 //! - **a duplicate key** (SQL Server engines enforce one row per key with a unique index): a
 //!   writer outside the writer lock stored some of the keys meanwhile, or two ids the database
-//!   compares as equal (case, trailing spaces) share a timestamp. The transaction is sent again
-//!   with the database picking one row per key ([`Duplicates::PickedByTheDatabase`]).
+//!   compares as equal in a way the writer does not fold ([`super::keys::Collation::fold`])
+//!   share a timestamp. The transaction is sent again with the database picking one row per key,
+//!   the first of the batch ([`Duplicates::PickedByTheDatabase`]).
 //! - **a reject's body**: SQL Server and Synapse store any text in `nvarchar(max)`, NUL included
 //!   (one binary constant, see [`super::literal::nstring`]); other SQL Server-compatible engines
 //!   refuse NUL. Before the first body holding NUL, one query asks the server to give NUL back
 //!   ([`NUL_PROBE_SQL`]); where it does not, such bodies are stored escaped from then on. A
-//!   transaction holding rejects that is still refused for good (a permanent SQL error) is sent
-//!   again with every body escaped.
+//!   transaction holding rejects that the server still refuses because it cannot convert a body
+//!   ([`super::retry::BODY_CONVERSION_ERRORS`]) is sent again with every body escaped; any other
+//!   permanent error stands, and the bodies stay as received.
 //!
 //! Escaped means a JSON string of printable ASCII ([`super::statement::escaped_body`]), marked in
 //! the reject's reason: lossless, and readable back with any JSON reader. If a cure fails too,
 //! its error stands (and the redelivery tries again).
 
 use std::sync::LazyLock;
+use std::sync::atomic::AtomicU64;
 
-use bb8::PooledConnection;
 use chrono::Utc;
 
-use super::connection::TdsManager;
+use super::errors::sql_error;
 use super::literal;
-use super::retry::is_duplicate_key;
-use super::statement::{BATCH_LIMITS, BatchSql, BodyForm, Duplicates, Form, IdType, build_batches};
-use super::{SqlWarehouse, sql_error};
+use super::outcomes::Ids;
+use super::retry::{is_body_conversion, is_duplicate_key, is_transient};
+use super::send::{Sent, send};
+use super::session::Session;
+use super::statement::{
+    BATCH_LIMITS, BatchSql, BodyForm, Duplicates, Form, KeyTypes, build_batches,
+};
 use crate::fault::Fault;
 use crate::text::excerpt;
-use crate::warehouse::{Batch, WarehouseError, WriteReport};
+use crate::warehouse::{Batch, WarehouseError};
 
 /// Texts holding NUL, as the writer renders a reject body; each must come back exactly.
 const NUL_SAMPLES: [&str; 2] = ["a\0b", "x\0"];
@@ -72,90 +78,108 @@ fn refused_for_good(error: &WarehouseError) -> Option<(u32, &str)> {
     }
 }
 
-impl SqlWarehouse {
-    /// The form of a batch's transactions: reject bodies as received, unless one holds NUL and
-    /// the server does not give NUL back (asked once per process, when first needed).
-    pub(super) async fn first_form<'a>(
-        &'a self,
-        connection: &mut PooledConnection<'a, TdsManager>,
-        batch: &Batch,
-    ) -> Result<Form<'static>, WarehouseError> {
-        if !batch.rejects.iter().any(|r| r.raw_body.contains('\0')) {
-            return Ok(Form::default());
-        }
-        let probe = &mut **connection;
-        let stores_nul = *self
-            .stores_nul
-            .get_or_try_init(|| async move {
-                match probe.run(&NUL_PROBE_SQL).await {
-                    Ok(results) => {
-                        let answer: Vec<Option<&str>> = results
-                            .first()
-                            .map(|rows| rows.iter().map(|row| row.get::<&str, _>(0)).collect())
-                            .unwrap_or_default();
-                        Ok(gives_nul_back(&answer))
-                    }
-                    Err(error) if !super::retry::is_transient(&error) => Ok(false),
-                    Err(error) => Err(sql_error("asking whether the server stores NUL", &error)),
-                }
-            })
-            .await?;
-        if connection.broken {
-            // The probe's refusal broke the connection: the batch goes on a fresh one.
-            *connection = self.connection().await?;
-        }
-        let bodies = match stores_nul {
-            true => BodyForm::AsReceived,
-            false => BodyForm::Escaped {
-                all: false,
-                why: NO_NUL,
-            },
-        };
-        Ok(Form {
-            bodies,
-            ..Form::default()
-        })
-    }
+/// The server's answer to the NUL probe, asked once per process when first needed.
+#[derive(Default)]
+pub struct NulProbe(tokio::sync::OnceCell<bool>);
 
-    /// Sends one transaction; when the server refuses it for good, sends it again once per
-    /// cure that applies (see the module's comment), each on a new connection (a refusal breaks
-    /// the old one).
-    pub(super) async fn send_or_cure<'a>(
-        &'a self,
-        connection: &mut PooledConnection<'a, TdsManager>,
-        batch: &Batch,
+impl NulProbe {
+    /// Takes `stores_nul` as the server's answer instead of asking it.
+    pub fn assumed(stores_nul: bool) -> Self {
+        Self(tokio::sync::OnceCell::new_with(Some(stores_nul)))
+    }
+}
+
+/// The form of a batch's transactions: reject bodies as received, unless one holds NUL and the
+/// server does not give NUL back (asked once per process, when first needed).
+pub async fn first_form(
+    probe: &NulProbe,
+    session: &mut Session<'_>,
+    batch: &Batch,
+) -> Result<Form<'static>, WarehouseError> {
+    if !batch.rejects.iter().any(|r| r.raw_body.contains('\0')) {
+        return Ok(Form::default());
+    }
+    let stores_nul = *probe
+        .0
+        .get_or_try_init(|| async {
+            match session.run(&NUL_PROBE_SQL).await {
+                Ok(results) => {
+                    let answer: Vec<Option<&str>> = results
+                        .first()
+                        .map(|rows| rows.iter().map(|row| row.get::<&str, _>(0)).collect())
+                        .unwrap_or_default();
+                    Ok(gives_nul_back(&answer))
+                }
+                Err(error) if !is_transient(&error) => Ok(false),
+                Err(error) => Err(sql_error("asking whether the server stores NUL", &error)),
+            }
+        })
+        .await?;
+    if session.is_broken() {
+        // The probe's refusal broke the connection: the batch goes on a fresh one.
+        session.renew().await?;
+    }
+    let bodies = match stores_nul {
+        true => BodyForm::AsReceived,
+        false => BodyForm::Escaped {
+            all: false,
+            why: NO_NUL,
+        },
+    };
+    Ok(Form {
+        bodies,
+        ..Form::default()
+    })
+}
+
+/// What a cure needs besides the transaction: the whole batch and how its keys compare.
+pub struct Cure<'a> {
+    pub batch: &'a Batch,
+    pub keys: &'a KeyTypes,
+    pub round_trips: &'a AtomicU64,
+}
+
+impl Cure<'_> {
+    /// Sends one transaction; when the server refuses it for good, sends it again once per cure
+    /// that applies (see the module's comment), each on a new connection (a refusal breaks the
+    /// old one, which is dropped before the next is taken).
+    pub async fn send_or_cure(
+        &self,
+        session: &mut Session<'_>,
         transaction: &BatchSql,
-        id_type: &IdType,
         form: Form<'_>,
-    ) -> Result<WriteReport, WarehouseError> {
-        let mut error = match self.send(connection, transaction).await {
-            Ok(report) => return Ok(report),
-            Err(error) => error,
+        ids: &mut Ids,
+    ) -> Result<Sent, WarehouseError> {
+        let (earlier, sent_as) = (&mut ids.earlier, &mut ids.sent_as);
+        let mut failed = match send(session, transaction, earlier, sent_as, self.round_trips).await
+        {
+            Ok(sent) => return Ok(sent),
+            Err(failed) => failed,
         };
         let mut form = form;
         if form.duplicates == Duplicates::Probed
-            && refused_for_good(&error).is_some_and(|(number, _)| is_duplicate_key(number))
+            && refused_for_good(&failed).is_some_and(|(number, _)| is_duplicate_key(number))
         {
             tracing::warn!(
-                %error,
-                "A duplicate key refused the batch: another writer stored some of its keys, or two ids the database compares as equal share a timestamp. Sending it again with the database picking one row per key."
+                error = %failed,
+                "A duplicate key refused the batch: another writer stored some of its keys, or two ids the database compares as equal share a timestamp. Sending it again with the database keeping the batch's first row per key."
             );
             form.duplicates = Duplicates::PickedByTheDatabase;
-            match self
-                .resend(connection, batch, transaction, id_type, form)
-                .await
-            {
-                Ok(report) => return Ok(report),
-                Err(again) => error = again,
+            match self.resend(session, transaction, form, ids).await {
+                Ok(sent) => return Ok(sent),
+                Err(again) => failed = again,
             }
         }
-        let Some((number, message)) = refused_for_good(&error) else {
-            return Err(error);
+        let Some((number, message)) = refused_for_good(&failed) else {
+            return Err(failed);
         };
-        if transaction.rejects.is_empty()
+        // Only the refusal to convert a body is cured by escaping the bodies; any other permanent
+        // error would meet the same transaction again, and the bodies must stay as received.
+        if !is_body_conversion(number, message)
+            || transaction.rejects.is_empty()
             || matches!(form.bodies, BodyForm::Escaped { all: true, .. })
         {
-            return Err(error);
+            return Err(failed);
         }
         let why = format!(
             "the server refused this batch as written (SQL error {number}: {})",
@@ -164,7 +188,7 @@ impl SqlWarehouse {
         tracing::warn!(
             sql_error = number,
             rejects = transaction.rejects.len(),
-            "The server refused a batch holding rejects; sending it again with their bodies escaped (marked in their reason)."
+            "The server refused to convert a reject's body; sending the batch again with its bodies escaped (marked in their reason)."
         );
         let form = Form {
             bodies: BodyForm::Escaped {
@@ -173,42 +197,39 @@ impl SqlWarehouse {
             },
             ..form
         };
-        match self
-            .resend(connection, batch, transaction, id_type, form)
-            .await
-        {
-            Ok(report) => Ok(report),
+        match self.resend(session, transaction, form, ids).await {
+            Ok(sent) => Ok(sent),
             Err(again) => {
                 tracing::warn!(%again, "The batch with escaped bodies was refused too.");
-                Err(error)
+                Err(failed)
             }
         }
     }
 
     /// Builds `transaction`'s rows and rejects again in `form` (one or more transactions) and
     /// sends them on a new connection.
-    async fn resend<'a>(
-        &'a self,
-        connection: &mut PooledConnection<'a, TdsManager>,
-        batch: &Batch,
+    async fn resend(
+        &self,
+        session: &mut Session<'_>,
         transaction: &BatchSql,
-        id_type: &IdType,
         form: Form<'_>,
-    ) -> Result<WriteReport, WarehouseError> {
+        ids: &mut Ids,
+    ) -> Result<Sent, WarehouseError> {
         let again = build_batches(
-            &batch.rows[transaction.rows.clone()],
-            &batch.rejects[transaction.rejects.clone()],
+            &self.batch.rows[transaction.rows.clone()],
+            &self.batch.rejects[transaction.rejects.clone()],
             Utc::now(),
-            id_type,
+            self.keys,
             &BATCH_LIMITS,
             form,
         );
-        *connection = self.connection().await?;
-        let mut report = WriteReport::default();
+        session.renew().await?;
+        let mut sent = Sent::default();
         for part in &again {
-            report += self.send(connection, part).await?;
+            let (earlier, sent_as) = (&mut ids.earlier, &mut ids.sent_as);
+            sent += send(session, part, earlier, sent_as, self.round_trips).await?;
         }
-        Ok(report)
+        Ok(sent)
     }
 }
 

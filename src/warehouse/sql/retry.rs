@@ -36,25 +36,57 @@ pub fn is_free_allowance(number: Option<u32>, message: &str) -> bool {
             .contains("monthly free amount allowance")
 }
 
-/// SQL Server / Synapse error numbers that pass: throttling, failover, connection drops.
+/// What to do when a dedicated pool is paused (MSSQLSERVER_42108: "Can not connect to the SQL pool
+/// since it is paused. Please resume the SQL pool and try again."; "This error requires action
+/// from the user").
+pub const PAUSED_POOL_FIX: &str = "the dedicated SQL pool is paused: resume the pool (Azure portal, or `az synapse sql pool resume`); the batch is retried and written once it runs";
+
+/// SQL Server / Azure SQL / Synapse error numbers that pass, each with the list that names it:
+/// [SqlClient] is the default transient list of Microsoft.Data.SqlClient's retry logic
+/// (`SqlConfigurableRetryFactory`, "SqlConfigurableRetryFactory Class" in the .NET API reference);
+/// [Azure SQL] is "List of transient fault error codes" in "Troubleshooting connectivity issues
+/// and other errors with Azure SQL Database and Azure SQL Managed Instance"; [MSSQL] is the error's
+/// own page in "Database engine events and errors".
 pub const TRANSIENT_SQL_ERRORS: &[u32] = &[
-    64,    // connection dropped during login
-    233,   // no process on the other end of the pipe
-    1205,  // deadlock victim
-    4060,  // cannot open the database (failover; see `fault` for a database never reached)
-    10053, // connection aborted by the host
-    10054, // connection reset by the peer
-    10060, // connection attempt timed out
-    10928, // resource limit reached
-    10929, // resource limit: minimum guarantee not met
-    40197, // service error processing the request
-    40501, // service busy
-    40613, // database unavailable
-    49918, // not enough resources to process the request
-    49919, // too many create/update operations
-    49920, // too many operations in progress
-    42109, // the SQL pool is warming up (Synapse, resuming)
+    64,    // connection dropped during login (SqlClient's test list of transient connection errors)
+    233,   // no process on the other end of the pipe [SqlClient]
+    615,   // could not find database ID: a stale cache during a reconfiguration [Azure SQL]
+    926,   // database cannot be opened: the last stage of a reconfiguration [Azure SQL]
+    997,   // overlapped I/O in progress during login (named pipes) [SqlClient]
+    1204,  // cannot obtain a LOCK resource at this time [SqlClient]
+    1205,  // deadlock victim [SqlClient]
+    1222,  // lock request time out period exceeded [SqlClient]
+    4060, // cannot open the database: a failover (see `fault` for a database never reached) [SqlClient, Azure SQL]
+    4221, // login to a read-secondary while it recycles [SqlClient, Azure SQL]
+    10053, // connection aborted by the host [SqlClient]
+    10054, // connection reset by the peer [SqlClient]
+    10060, // connection attempt timed out [SqlClient]
+    10928, // resource limit reached [SqlClient]
+    10929, // resource limit: minimum guarantee not met [SqlClient]
+    40143, // the service has encountered an error processing the request [SqlClient]
+    40197, // service error processing the request (a failover) [SqlClient, Azure SQL]
+    40501, // service busy [SqlClient, Azure SQL]
+    40540, // the service has encountered an error processing the request [SqlClient]
+    40613, // database unavailable (also: a serverless database resuming) [SqlClient, Azure SQL]
+    42109, // the SQL pool is warming up [MSSQL: MSSQLSERVER_42109]
+    49918, // not enough resources to process the request [SqlClient, Azure SQL]
+    49919, // too many create/update operations [SqlClient, Azure SQL]
+    49920, // too many operations in progress [SqlClient, Azure SQL]
 ];
+
+/// The server refused to convert a reject's body itself, and only that: the one refusal that
+/// storing the bodies escaped cures ([`super::refusals`]). 33557097 is what SQL Server-compatible
+/// engines built on PostgreSQL (Babelfish) answer for a NUL character, "Failed to convert from
+/// data type varbinary to varchar, invalid byte sequence for encoding ...: 0x00"; the same number
+/// covers other errors there (a missing table), so the message must speak of the conversion too.
+/// SQL Server and Synapse store any text in `nvarchar(max)` and have no such refusal.
+pub const BODY_CONVERSION_ERRORS: &[(u32, &str)] = &[(33557097, "invalid byte sequence")];
+
+pub fn is_body_conversion(number: u32, message: &str) -> bool {
+    BODY_CONVERSION_ERRORS
+        .iter()
+        .any(|(n, words)| *n == number && message.contains(words))
+}
 
 /// What an error number means for this pipeline, where the server's own message leaves a reader
 /// guessing.
@@ -89,7 +121,8 @@ pub fn is_transient_number(number: u32) -> bool {
 }
 
 /// What another attempt would meet. Transient as [`is_transient`] says; of the permanent ones, a
-/// refused login, a missing database or table and a refused certificate name their fix. Error 4060 ("cannot open database") is transient here (Azure SQL answers it during a
+/// refused login, a missing database or table, a paused pool and a refused certificate name their
+/// fix. Error 4060 ("cannot open database") is transient here (Azure SQL answers it during a
 /// failover; Microsoft lists it among the transient errors); one met before this process ever
 /// reached the database is judged by the caller ([`super::connection::TdsManager`]).
 pub fn fault(error: &Error) -> Fault {
@@ -120,6 +153,7 @@ pub fn fault_of_number(number: u32) -> Fault {
         911 => Fault::permanent(DATABASE_FIX),
         // "Invalid object name": a table the writer needs is missing.
         208 => Fault::permanent(TABLES_FIX),
+        42108 => Fault::permanent(PAUSED_POOL_FIX),
         42119 => Fault::permanent(FREE_ALLOWANCE_FIX),
         // "Microsoft Entra service principals with Azure SQL": creating a user for an
         // application without the server's identity and its Graph permissions.
@@ -143,6 +177,20 @@ pub fn message(error: &Error) -> String {
             kind: IoErrorKind::TimedOut,
             message,
         } if message.contains("handshake") => "the server accepted the connection but did not finish the login handshake in time (it may be starting, overloaded, or not a SQL server)".into(),
+        // tiberius' bound on one command (SQL_COMMAND_TIMEOUT); its text names its own API.
+        Error::Io {
+            kind: IoErrorKind::TimedOut,
+            message,
+        } if message.contains("command_timeout") || message.contains("command result") => {
+            let within = message
+                .split_once("within ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .map(|bound| format!(", {bound}"))
+                .unwrap_or_default();
+            format!(
+                "the server did not answer within SQL_COMMAND_TIMEOUT{within}; the connection is dropped (the server may still be working on the batch: it is retried, and what it wrote is counted then)"
+            )
+        }
         other => crate::text::user_words(&other.to_string()),
     }
 }
@@ -215,23 +263,53 @@ mod tests {
         ] {
             assert!(is_transient_number(code), "{code}");
         }
-        for code in [8152, 245, 8114, 2627, 102, 208, 18456] {
+        for code in [8152, 245, 8114, 2627, 102, 208, 18456, 42108, 33557097] {
             assert!(!is_transient_number(code), "{code}");
         }
     }
 
     #[test]
-    fn a_handshake_timeout_is_said_without_naming_the_library_s_api() {
-        let error = Error::Io {
-            kind: IoErrorKind::TimedOut,
-            message: "the connection handshake (prelogin, TLS negotiation and login) did not complete within 15s; ... or change the bound with `Config::handshake_timeout`.".into(),
-        };
-        let said = message(&error);
-        assert!(!said.contains("Config::"), "{said}");
+    fn the_numbers_sqlclient_and_azure_sql_call_transient_are_transient() {
+        // "SqlConfigurableRetryFactory Class": the inner transient error list.
+        let sqlclient = [
+            1204, 1205, 1222, 49918, 49919, 49920, 4060, 4221, 40143, 40613, 40501, 40540, 40197,
+            10929, 10928, 10060, 10054, 10053, 997, 233,
+        ];
+        // "Troubleshooting connectivity issues and other errors with Azure SQL Database and
+        // Azure SQL Managed Instance": list of transient fault error codes.
+        let azure_sql = [
+            926, 4060, 40197, 40501, 40613, 49918, 49919, 49920, 4221, 615,
+        ];
+        for code in sqlclient.into_iter().chain(azure_sql) {
+            assert_eq!(fault_of_number(code), Fault::Transient, "{code}");
+        }
+        let mut sorted = TRANSIENT_SQL_ERRORS.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, TRANSIENT_SQL_ERRORS, "kept in order, each once");
+    }
+
+    #[test]
+    fn a_paused_pool_names_its_fix_resume_the_pool() {
+        let fault = fault_of_number(42108);
+        assert!(fault.is_permanent());
         assert!(
-            said.contains("did not finish the login handshake in time"),
-            "{said}"
+            fault.fix().unwrap().contains("resume the pool"),
+            "{fault:?}"
         );
+    }
+
+    #[test]
+    fn only_the_refusal_of_a_body_s_conversion_is_a_body_conversion() {
+        let nul = "Failed to convert from data type varbinary to varchar, invalid byte sequence for encoding \"WIN1252\": 0x00";
+        assert!(is_body_conversion(33557097, nul));
+        assert!(
+            !is_body_conversion(33557097, "relation \"assets.x\" does not exist"),
+            "the same number for a missing table"
+        );
+        for code in [8152, 2628, 245, 8114, 2627, 102, 208, 1205, 40613] {
+            assert!(!is_body_conversion(code, nul), "{code}");
+        }
     }
 
     #[test]
@@ -255,6 +333,37 @@ mod tests {
             assert_eq!(fault_of_number(code), Fault::Transient, "{code}");
         }
         assert_eq!(fault(&io(IoErrorKind::ConnectionRefused)), Fault::Transient);
+    }
+
+    #[test]
+    fn a_command_timeout_is_said_with_its_setting_not_the_library_s_api() {
+        let error = Error::Io {
+            kind: IoErrorKind::TimedOut,
+            message: "the server did not send the next part of the command result within 10s (it may have stalled, or be responding too slowly for the configured bound); the connection is now out of sync and must be dropped. Adjust the bound with `Config::command_timeout`, or pass `None` to wait indefinitely.".into(),
+        };
+        let said = message(&error);
+        assert!(
+            !said.contains("Config::") && !said.contains("None"),
+            "{said}"
+        );
+        assert!(
+            said.starts_with("the server did not answer within SQL_COMMAND_TIMEOUT, 10s;"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_handshake_timeout_is_said_without_naming_the_library_s_api() {
+        let error = Error::Io {
+            kind: IoErrorKind::TimedOut,
+            message: "the connection handshake (prelogin, TLS negotiation and login) did not complete within 15s; ... or change the bound with `Config::handshake_timeout`.".into(),
+        };
+        let said = message(&error);
+        assert!(!said.contains("Config::"), "{said}");
+        assert!(
+            said.contains("did not finish the login handshake in time"),
+            "{said}"
+        );
     }
 
     #[test]

@@ -1,76 +1,33 @@
-//! One row or reject as a `SELECT` of cast literals (with and without column aliases, and the
-//! row's key), and what it costs against the statement limits; the reject body as stored is
-//! `body.rs`'s. Pure; [`super::statement`] joins these into statements and transactions.
+//! One row or reject as a `SELECT` of cast literals (with and without column aliases, and its
+//! key), and what it costs against the statement limits; the reject body as stored is `body.rs`'s.
+//! Pure; [`super::statement`] joins these into statements and transactions.
 
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Datelike, Utc};
 
 use super::body::{BodyForm, prefix_units, stored_body};
+use super::keys::{KeyTypes, RejectKey, SHORT_TEXT};
 use super::literal;
 use crate::domain::{AssetRow, Reject, WarehouseTime};
 use crate::text::Millis;
 use crate::warehouse::columns::{HISTORY_COLUMNS, Kind, Value};
 
-/// The SQL type of the history table's `id` column. The key literals (and the inserted id) are
-/// cast to it, so the probe compares in the column's own type: against the seed's `varchar(255)`
-/// an id outside the code page is stored as `?`, and only a `varchar` literal (converted the same
-/// way) finds it again; an `nvarchar` literal would win by type precedence and never match.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdType {
-    name: String,
-    /// ` AS <name>)`: what closes a cast to it.
-    cast: String,
-}
-
-impl IdType {
-    fn new(name: String) -> Self {
-        let cast = format!(" AS {name})");
-        Self { name, cast }
-    }
-
-    /// From `TYPE_NAME(user_type_id)` and `sys.columns.max_length` (bytes; -1 for `max`). `None`
-    /// for a type a text key cannot be compared in.
-    pub fn from_catalog(type_name: &str, max_length: i32) -> Option<Self> {
-        let name = type_name.to_ascii_lowercase();
-        let units = match name.as_str() {
-            "nvarchar" | "nchar" => max_length / 2,
-            "varchar" | "char" => max_length,
-            _ => return None,
-        };
-        Some(match max_length {
-            -1 => Self::new(format!("{name}(max)")),
-            1.. => Self::new(format!("{name}({units})")),
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Default for IdType {
-    /// Our DDL's `nvarchar(255)`.
-    fn default() -> Self {
-        Self::new(Kind::Text.sql_type().to_owned())
-    }
-}
-
 /// One rendered `SELECT` of a union, with what it costs against the limits.
 pub(super) struct Rendered {
     /// The row's `SELECT` (written with column aliases when first of a chunk).
     pub(super) select: Select,
-    /// `SELECT <key columns>` for the count of keys already stored (rows only).
+    /// `SELECT <key columns>` for the count of keys already stored.
     pub(super) key: Select,
     pub(super) literals: usize,
     /// The row's `runtime_timestamp` (the probe's lower bound is the chunk's earliest).
     pub(super) at: Option<WarehouseTime>,
 }
 
-/// The most columns a `SELECT` holds (the history table has 13, the rejects table 8).
+/// The most columns a `SELECT` holds (the history table has 13, and the row's place in its batch
+/// when the database picks one row per key; the rejects table 10).
 const MAX_COLUMNS: usize = 16;
-const _: () = assert!(HISTORY_COLUMNS.len() <= MAX_COLUMNS);
+const _: () = assert!(HISTORY_COLUMNS.len() < MAX_COLUMNS);
 
 /// A `SELECT` of `CAST(<literal> AS <type>)` columns, rendered once without aliases; where each
 /// column ends, and the aliases (the same for every row of a table, so only referred to), so
@@ -96,17 +53,6 @@ impl Select {
             aliases,
             columns: 0,
             alias_bytes: aliases.iter().map(|alias| " AS ".len() + alias.len()).sum(),
-        }
-    }
-
-    /// Nothing (a reject has no key).
-    fn none() -> Self {
-        Self {
-            bare: String::new(),
-            ends: [0; MAX_COLUMNS],
-            aliases: &[],
-            columns: 0,
-            alias_bytes: 0,
         }
     }
 
@@ -184,9 +130,9 @@ impl SelectBuilder {
         let start = self.select.open();
         let out = &mut self.select.bare;
         let literals = match value {
-            // `CAST('...' AS datetime)` already.
+            // `CAST('...' AS <the column's time type>)` already.
             Value::Time(at) => {
-                literal::datetime(out, at);
+                literal::time(out, at, cast);
                 1
             }
             value => {
@@ -239,9 +185,17 @@ pub(super) fn datetime2(at: DateTime<Utc>) -> String {
     }
 }
 
-/// The names of [`HISTORY_COLUMNS`], and of its key columns, in its order.
+/// The names of [`HISTORY_COLUMNS`], and of its key columns, in its order; then the same with
+/// the row's place in its batch ([`ORDINAL`]).
 static HISTORY_ALIASES: LazyLock<Vec<&'static str>> =
     LazyLock::new(|| HISTORY_COLUMNS.iter().map(|column| column.name).collect());
+static ORDERED_ALIASES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut aliases = HISTORY_ALIASES.clone();
+    aliases.push(ORDINAL);
+    aliases
+});
+/// The column that orders rows when the database picks one row per key: the first one wins.
+pub(super) const ORDINAL: &str = "ordinal";
 static KEY_ALIASES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     HISTORY_COLUMNS
         .iter()
@@ -251,7 +205,7 @@ static KEY_ALIASES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
 });
 
 /// The rejects table's columns, in the order a reject's `SELECT` holds them.
-pub(super) const REJECT_ALIASES: [&str; 8] = [
+pub(super) const REJECT_ALIASES: [&str; 10] = [
     "received_at",
     "reason_code",
     "reason",
@@ -260,6 +214,17 @@ pub(super) const REJECT_ALIASES: [&str; 8] = [
     "event_offset",
     "sequence_number",
     "enqueued_time",
+    "event_hub_namespace",
+    "event_hub_name",
+];
+
+/// A reject's key, in the order its `SELECT` holds them: where the event sat, in which hub.
+pub(super) const REJECT_KEY_ALIASES: [&str; 5] = [
+    "partition_id",
+    "sequence_number",
+    "enqueued_time",
+    "event_hub_namespace",
+    "event_hub_name",
 ];
 
 /// ` AS <type>)` for each of [`HISTORY_COLUMNS`], in its order.
@@ -270,18 +235,28 @@ static HISTORY_CASTS: LazyLock<Vec<String>> = LazyLock::new(|| {
         .collect()
 });
 
-/// One history row as a `SELECT` of its columns in [`HISTORY_COLUMNS`]' order (the text key
-/// column cast to the table's `id` type), and its key.
-pub(super) fn render_row(row: &AssetRow, id_type: &IdType) -> Rendered {
-    let mut select = SelectBuilder::with_capacity(640, &HISTORY_ALIASES);
+/// One history row as a `SELECT` of its columns in [`HISTORY_COLUMNS`]' order (the key columns
+/// cast to the table's own types), and its key; with `ordinal`, also its place in the batch.
+pub(super) fn render_row(row: &AssetRow, keys: &KeyTypes, ordinal: Option<usize>) -> Rendered {
+    let aliases = match ordinal {
+        Some(_) => &ORDERED_ALIASES,
+        None => &HISTORY_ALIASES,
+    };
+    let mut select = SelectBuilder::with_capacity(640, aliases);
     let mut key = SelectBuilder::with_capacity(128, &KEY_ALIASES);
+    let time_cast = keys.time_cast();
     for (column, cast) in HISTORY_COLUMNS.iter().zip(HISTORY_CASTS.iter()) {
         let cast = match column.kind {
-            Kind::Text if column.key => &id_type.cast,
+            Kind::Text if column.key => &keys.id.cast,
+            Kind::Time => &time_cast,
             _ => cast,
         };
         let also = column.key.then_some(&mut key);
         select.value(also, (column.value)(row), cast, column.name);
+    }
+    if let Some(ordinal) = ordinal {
+        let place = i64::try_from(ordinal).unwrap_or(i64::MAX);
+        select.value(None, Value::BigInt(Some(place)), " AS bigint)", ORDINAL);
     }
     Rendered {
         literals: select.literals + key.literals,
@@ -310,7 +285,8 @@ pub(super) fn render_reject(
         reason.push_str(&note);
     }
     let mut select = SelectBuilder::with_capacity(256 + 4 * body.len(), &REJECT_ALIASES);
-    let at = &reject.coordinates;
+    let mut key = SelectBuilder::with_capacity(256, &REJECT_KEY_ALIASES);
+    let at = RejectKey::of(&reject.coordinates);
     select.select.column(received_at, "received_at");
     select.literals += 1;
     select.text(
@@ -320,14 +296,20 @@ pub(super) fn render_reject(
     );
     select.text(Some(&reason), " AS nvarchar(4000))", "reason");
     select.text(Some(&body), " AS nvarchar(max))", "raw_body");
-    select.text(
-        at.partition_id.as_deref(),
+    select.value(
+        Some(&mut key),
+        Value::Text(at.partition_id),
         " AS varchar(64))",
         "partition_id",
     );
-    select.text(at.offset.as_deref(), " AS varchar(64))", "event_offset");
+    let offset = reject.coordinates.offset.as_deref();
+    select.text(
+        offset.filter(|o| o.chars().count() <= SHORT_TEXT),
+        " AS varchar(64))",
+        "event_offset",
+    );
     select.value(
-        None,
+        Some(&mut key),
         Value::BigInt(at.sequence_number),
         " AS bigint)",
         "sequence_number",
@@ -336,11 +318,26 @@ pub(super) fn render_reject(
         .enqueued_time
         .map_or_else(|| cast("NULL", "datetime2(3)"), datetime2);
     select.select.column(&enqueued, "enqueued_time");
-    select.literals += usize::from(at.enqueued_time.is_some());
+    key.select.column(&enqueued, "enqueued_time");
+    let dated = usize::from(at.enqueued_time.is_some());
+    select.literals += dated;
+    key.literals += dated;
+    select.value(
+        Some(&mut key),
+        Value::Text(at.namespace),
+        " AS varchar(256))",
+        "event_hub_namespace",
+    );
+    select.value(
+        Some(&mut key),
+        Value::Text(at.event_hub),
+        " AS varchar(256))",
+        "event_hub_name",
+    );
     Rendered {
-        literals: select.literals,
+        literals: select.literals + key.literals,
         select: select.select,
-        key: Select::none(),
+        key: key.select,
         at: None,
     }
 }
@@ -362,24 +359,6 @@ mod tests {
             reason,
             coordinates: EventCoordinates::default(),
         }
-    }
-
-    #[test]
-    fn catalog_types_read_as_sql_types_and_others_are_refused() {
-        assert_eq!(
-            IdType::from_catalog("NVARCHAR", -1).unwrap().as_str(),
-            "nvarchar(max)"
-        );
-        assert_eq!(
-            IdType::from_catalog("char", 32).unwrap().as_str(),
-            "char(32)"
-        );
-        assert_eq!(
-            IdType::from_catalog("nchar", 20).unwrap().as_str(),
-            "nchar(10)"
-        );
-        assert_eq!(IdType::from_catalog("int", 4), None);
-        assert_eq!(IdType::from_catalog("varchar", 0), None);
     }
 
     #[test]
@@ -432,7 +411,7 @@ mod tests {
     fn a_row_renders_every_listed_column_once_and_its_key() {
         let body = r#"{"id":"btc","rank":"1","priceUsd":"2","timestamp":1680191532104}"#;
         let row = AssetRow::from_event_body(body).unwrap();
-        let rendered = render_row(&row, &IdType::default());
+        let rendered = render_row(&row, &KeyTypes::default(), None);
         // No value here holds ", ": split the select into its columns and read their aliases.
         let aliased = aliased_text(&rendered.select);
         let aliases: Vec<&str> = aliased

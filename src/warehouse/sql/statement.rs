@@ -3,21 +3,27 @@
 //!
 //! ```sql
 //! SET XACT_ABORT ON;
+//! IF @@TRANCOUNT > 0 ROLLBACK TRAN;
 //! BEGIN TRAN;
 //! UPDATE assets.asset_statistics_writer_lock SET last_write_at = CAST('...' AS datetime2(3));
-//! -- per chunk of rows: the count of keys already stored, then the idempotent insert
-//! SELECT COUNT_BIG(*) AS existing FROM (SELECT <key> UNION ALL ...) AS s WHERE EXISTS (<probe>);
+//! -- per chunk of rows: the count of keys already stored, kept in the journal, then the insert
+//! INSERT INTO assets.asset_statistics_writes (...) SELECT '<transaction id>', <part>, <rows>, COUNT_BIG(*), 0, 0, ...
+//!   FROM (SELECT <key> UNION ALL ...) AS s WHERE EXISTS (<probe>);
 //! INSERT INTO assets.asset_statistics_history_v3 (<columns>)
 //! SELECT s.* FROM (SELECT <row> UNION ALL ...) AS s WHERE NOT EXISTS (<probe>);
-//! -- per chunk of rejects: the idempotent insert, keyed NULL-safely on the Event Hubs coordinates
+//! -- per chunk of rejects: the same, keyed on the hub, partition, sequence number and enqueued time
+//! INSERT INTO assets.asset_statistics_writes (...) SELECT ... FROM (SELECT <reject key> ...) AS s WHERE EXISTS (...);
 //! INSERT INTO assets.asset_statistics_rejects (...) SELECT s.* FROM (...) AS s WHERE NOT EXISTS (...);
+//! -- what the transaction counted, read back (see `journal`)
+//! SELECT rows_existing, rejects_existing FROM assets.asset_statistics_writes WHERE transaction_id = '<transaction id>' ORDER BY part;
 //! COMMIT TRAN;
 //! ```
 //!
 //! Pure: rows in, text out. One text serves every target, so it is written for the strictest, a
 //! dedicated pool: it has no multi-row `VALUES`, no usable `MERGE` on this table, no `@@ROWCOUNT`,
-//! and rejects tiberius' parameterised queries, hence literals and `UNION ALL`; the counts come
-//! back as one small result set per row chunk.
+//! and rejects tiberius' parameterised queries, hence literals and `UNION ALL`. The session starts
+//! clean: a transaction some earlier batch left open is rolled back first ("Use transactions in
+//! dedicated SQL pool" rolls back with `IF @@TRANCOUNT > 0` in the same way).
 //!
 //! **Exactly once under READ UNCOMMITTED.** A dedicated pool reads uncommitted rows by default, so
 //! a `NOT EXISTS` probe alone would count another session's uncommitted (maybe doomed) rows as
@@ -26,106 +32,30 @@
 //! serialize (PDW's "Locking behavior" page: `INSERT` and `UPDATE` both take SharedUpdate, which
 //! do not conflict), but the row lives in one distribution, whose SQL Server engine X-locks it
 //! (data changes lock even under READ UNCOMMITTED) until the distributed transaction commits; a
-//! second writer's `UPDATE` waits there, exactly as on SQL Server. While a probe runs, no other writer's transaction
-//! is open, and a resend after a lost connection waits until the dead session's transaction has
-//! ended (committed: its rows count as duplicates; rolled back: they are inserted again).
-//! The cost: writers serialize. Batches of all partitions and instances commit one after
+//! second writer's `UPDATE` waits there, exactly as on SQL Server. While a probe runs, no other
+//! writer's transaction is open, and a resend after a lost connection waits until the dead
+//! session's transaction has ended; its journal rows then say whether it committed, and what it
+//! wrote. The cost: writers serialize. Batches of all partitions and instances commit one after
 //! another, so throughput is one transaction at a time (on a SQL Server-compatible engine about
 //! 2 s per 1000-row batch, so about 500 rows/s at worst); the Event Hubs batch size, not the
 //! partition count, is the lever.
 
-use std::ops::Range;
-use std::sync::LazyLock;
-
 use chrono::{DateTime, Utc};
 
 pub use super::body::{BodyForm, escaped_body, stored_body};
-use super::literal;
-pub use super::select::IdType;
-use super::select::{REJECT_ALIASES, Rendered, Select, datetime2, render_reject, render_row};
-use crate::domain::{AssetRow, Reject, WarehouseTime};
-use crate::warehouse::columns;
-
-pub const HISTORY_TABLE: &str = "assets.asset_statistics_history_v3";
-pub const REJECTS_TABLE: &str = "assets.asset_statistics_rejects";
-/// The one-row table every write transaction updates first, so writers serialize (created, with
-/// its row, by `handler init-warehouse`).
-pub const WRITER_LOCK_TABLE: &str = "assets.asset_statistics_writer_lock";
-
-/// `received_at, reason_code, ...`: the rejects table's columns as a reject's `SELECT` holds them.
-static REJECT_COLUMNS: LazyLock<String> = LazyLock::new(|| REJECT_ALIASES.join(", "));
-
-/// How big a statement and a transaction may get.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// `SELECT`s joined by `UNION ALL` in one statement (deep unions cost compile time and stack).
-    pub max_rows: usize,
-    /// A dedicated pool allows 20,000 string literals per statement.
-    pub max_string_literals: usize,
-    /// Bytes (UTF-8) of one statement.
-    pub max_statement_bytes: usize,
-    /// Bytes of one SQL batch (one transaction) on the wire, where it travels as UTF-16. A
-    /// dedicated pool allows 65,536 times the packet size (256 MiB with the default 4096-byte packets).
-    pub max_batch_bytes: usize,
-    /// UTF-16 code units of a reject body kept whole; a longer body is stored truncated.
-    pub max_body_units: usize,
-}
-
-pub const BATCH_LIMITS: Limits = Limits {
-    max_rows: 1000,
-    max_string_literals: 20_000,
-    max_statement_bytes: 16 * 1024 * 1024,
-    // A quarter of the pool's limit: room for a smaller negotiated packet size, and a batch that
-    // big is already minutes of work for the pool.
-    max_batch_bytes: 64 * 1024 * 1024,
-    // Any body a standard or premium Event Hubs namespace delivers (1 MB) is stored whole. At
-    // the cap, a body with NUL (hex, four characters per code unit) is 4 MiB of statement text
-    // and 8 MiB on the wire: inside one statement, and a transaction still holds several.
-    max_body_units: 1024 * 1024,
+use super::chunk::{
+    CHUNK_LITERALS, CHUNK_OVERHEAD, Frame, TRAILER, history_statements, item_bytes,
+    reject_statements,
 };
-
-/// How the database keeps a chunk's rows to one per key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Duplicates {
-    /// Keys repeated inside the batch were removed before the SQL is built (exact text), and the
-    /// insert skips keys the probe finds stored; the count of those is read first. Any engine.
-    #[default]
-    Probed,
-    /// The same, and the insert also picks one row per key by the database's own comparison
-    /// (its collation: case, trailing spaces), counting what it did not insert with
-    /// `@@ROWCOUNT` (SQL Server engines). After a duplicate-key error: another writer stored
-    /// some keys meanwhile, or two ids the database compares as equal share a timestamp.
-    PickedByTheDatabase,
-}
-
-/// The form of a transaction's statements: how reject bodies are written, how rows are kept to
-/// one per key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Form<'a> {
-    pub bodies: BodyForm<'a>,
-    pub duplicates: Duplicates,
-}
-
-/// One transaction: its text and how to read its answer (one count result set per row chunk).
-#[derive(Debug, Clone)]
-pub struct BatchSql {
-    pub sql: String,
-    pub row_chunks: usize,
-    /// The rows (indexes into the batch's rows) this transaction inserts unless already stored.
-    pub rows: Range<usize>,
-    /// The rejects (indexes into the batch's rejects) it inserts unless already stored.
-    pub rejects: Range<usize>,
-}
-
-const UNION_ALL: &str = "\nUNION ALL ";
-
-/// An upper bound of what an item adds to its chunk's statements.
-fn item_bytes(item: &Rendered) -> usize {
-    item.select.aliased_len() + item.key.aliased_len() + 2 * UNION_ALL.len()
-}
-const COMMIT: &str = "COMMIT TRAN;\n";
-/// An upper bound of a chunk's text besides its selects: statement frames, column list, probes.
-const CHUNK_OVERHEAD: usize = 2048;
+use super::journal;
+pub use super::keys::{IdType, KeyTypes};
+use super::literal;
+use super::select::{Rendered, datetime2, render_reject, render_row};
+pub use super::transaction::{
+    BATCH_LIMITS, BatchSql, Duplicates, Form, HISTORY_TABLE, Limits, REJECTS_TABLE,
+    WRITER_LOCK_TABLE, WRITES_TABLE,
+};
+use crate::domain::{AssetRow, Reject, WarehouseTime};
 
 /// The transactions for one invocation's rows and rejects: as few as the limits allow (one for
 /// any ordinary batch), each a whole, idempotent transaction starting with the writer lock, each
@@ -135,7 +65,7 @@ pub fn build_batches(
     rows: &[AssetRow],
     rejects: &[Reject],
     received_at: DateTime<Utc>,
-    id_type: &IdType,
+    keys: &KeyTypes,
     limits: &Limits,
     form: Form<'_>,
 ) -> Vec<BatchSql> {
@@ -143,18 +73,26 @@ pub fn build_batches(
         return Vec::new();
     }
     let received_at = datetime2(received_at);
+    let frame = Frame {
+        received_at: &received_at,
+        keys,
+        form,
+    };
     let mut transactions = Transactions::new(&received_at, limits);
+    let ordered = form.duplicates == Duplicates::PickedByTheDatabase;
     add_chunks(
         &mut transactions,
-        rows.iter().map(|row| render_row(row, id_type)),
+        rows.iter()
+            .enumerate()
+            .map(|(at, row)| render_row(row, keys, ordered.then_some(at))),
         |tx, chunk, earliest| {
             let bound = earliest.map(|at| {
                 let mut out = String::new();
-                literal::datetime(&mut out, at);
+                literal::time(&mut out, at, &keys.time_cast());
                 out
             });
             let bound = bound.as_deref().unwrap_or("NULL");
-            history_statements(&mut tx.sql, chunk, bound, form.duplicates);
+            history_statements(tx, chunk, bound, &frame);
             tx.row_chunks += 1;
             tx.rows.end += chunk.len();
         },
@@ -165,7 +103,8 @@ pub fn build_batches(
             .iter()
             .map(|reject| render_reject(reject, &received_at, limits.max_body_units, form.bodies)),
         |tx, chunk, _| {
-            reject_statements(&mut tx.sql, chunk);
+            reject_statements(tx, chunk, &frame);
+            tx.reject_chunks += 1;
             tx.rejects.end += chunk.len();
         },
     );
@@ -184,7 +123,7 @@ struct Transactions<'a> {
 impl<'a> Transactions<'a> {
     fn new(received_at: &str, limits: &'a Limits) -> Self {
         let header = format!(
-            "SET XACT_ABORT ON;\nBEGIN TRAN;\nUPDATE {WRITER_LOCK_TABLE} SET last_write_at = {received_at};\n"
+            "SET XACT_ABORT ON;\nIF @@TRANCOUNT > 0 ROLLBACK TRAN;\nBEGIN TRAN;\nUPDATE {WRITER_LOCK_TABLE} SET last_write_at = {received_at};\n"
         );
         let open = Self::start(&header, 0, 0);
         Self {
@@ -196,11 +135,15 @@ impl<'a> Transactions<'a> {
         }
     }
 
-    /// A new transaction, its rows and rejects starting at these indexes.
+    /// A new transaction with a new id, its rows and rejects starting at these indexes.
     fn start(header: &str, row: usize, reject: usize) -> BatchSql {
         BatchSql {
+            id: journal::new_transaction_id(),
             sql: header.to_owned(),
+            locked_at: header.len(),
+            id_at: Vec::new(),
             row_chunks: 0,
+            reject_chunks: 0,
             rows: row..row,
             rejects: reject..reject,
         }
@@ -210,7 +153,7 @@ impl<'a> Transactions<'a> {
     /// batch limit. A character takes at most two UTF-16 bytes per UTF-8 byte, so twice the
     /// UTF-8 length bounds the size on the wire without counting.
     fn fits(&self, bytes: usize) -> bool {
-        2 * (self.open.sql.len() + bytes + COMMIT.len()) <= self.limits.max_batch_bytes
+        2 * (self.open.sql.len() + bytes + TRAILER) <= self.limits.max_batch_bytes
     }
 
     /// Closes the open transaction when it holds a chunk and cannot take `bytes` more.
@@ -223,7 +166,8 @@ impl<'a> Transactions<'a> {
     fn close(&mut self) {
         let next = Self::start(&self.header, self.open.rows.end, self.open.rejects.end);
         let mut closed = std::mem::replace(&mut self.open, next);
-        closed.sql.push_str(COMMIT);
+        journal::counts(&mut closed);
+        closed.sql.push_str("COMMIT TRAN;\n");
         self.done.push(closed);
         self.chunks = 0;
     }
@@ -263,9 +207,9 @@ fn add_chunks(
     for (at, item) in rendered.iter().enumerate() {
         let item_bytes = item_bytes(item);
         if at > start {
-            // Each select appears twice (count and insert); the bound literal once per statement.
+            // Each select appears twice (count and insert); the frame's literals once per statement.
             let full = at - start == limits.max_rows
-                || literals + item.literals + 1 > limits.max_string_literals
+                || literals + item.literals + CHUNK_LITERALS > limits.max_string_literals
                 || bytes + item_bytes > limits.max_statement_bytes
                 || !transactions.fits(CHUNK_OVERHEAD + bytes + item_bytes);
             if full {
@@ -289,92 +233,11 @@ fn add_chunks(
     }
 }
 
-/// Writes the selects of a chunk joined by `UNION ALL` (the first one with column aliases).
-fn union(sql: &mut String, chunk: &[Rendered], select: impl Fn(&Rendered) -> &Select) {
-    for (i, item) in chunk.iter().enumerate() {
-        if i == 0 {
-            select(item).write_aliased(sql);
-        } else {
-            sql.push_str(UNION_ALL);
-            sql.push_str(select(item).bare());
-        }
-    }
-}
-
-/// The idempotent insert of one chunk. `probe` is the `SELECT 1 FROM <table> AS t WHERE ...`
-/// that finds a stored row `t` for a chunk row `s`.
-fn insert(sql: &mut String, chunk: &[Rendered], table: &str, columns: &str, probe: &str) {
-    sql.push_str("INSERT INTO ");
-    sql.push_str(table);
-    sql.push_str(" (");
-    sql.push_str(columns);
-    sql.push_str(")\nSELECT s.* FROM (\n");
-    union(sql, chunk, |r| &r.select);
-    sql.push_str("\n) AS s\nWHERE NOT EXISTS (");
-    sql.push_str(probe);
-    sql.push_str(");\n");
-}
-
-/// The count of keys already stored, then the idempotent insert, for one chunk of rows; or, when
-/// the database picks one row per key, the insert and then the count of rows it did not insert.
-fn history_statements(sql: &mut String, chunk: &[Rendered], bound: &str, duplicates: Duplicates) {
-    let probe = format!(
-        "SELECT 1 FROM {HISTORY_TABLE} AS t WHERE t.id = s.id AND t.runtime_timestamp = s.runtime_timestamp AND t.runtime_timestamp >= {bound}"
-    );
-    let bytes: usize = chunk
-        .iter()
-        .map(|r| r.key.aliased_len() + r.select.aliased_len() + 2 * UNION_ALL.len())
-        .sum();
-    sql.reserve(bytes + 2 * probe.len() + 512);
-    match duplicates {
-        Duplicates::Probed => {
-            sql.push_str("SELECT COUNT_BIG(*) AS existing FROM (\n");
-            union(sql, chunk, |r| &r.key);
-            sql.push_str("\n) AS s\nWHERE EXISTS (");
-            sql.push_str(&probe);
-            sql.push_str(");\n");
-            insert(sql, chunk, HISTORY_TABLE, &HISTORY_COLUMN_LIST, &probe);
-        }
-        Duplicates::PickedByTheDatabase => {
-            sql.push_str("INSERT INTO ");
-            sql.push_str(HISTORY_TABLE);
-            sql.push_str(" (");
-            sql.push_str(&HISTORY_COLUMN_LIST);
-            sql.push_str(")\nSELECT ");
-            sql.push_str(&PICKED_COLUMN_LIST);
-            sql.push_str(" FROM (\nSELECT s.*, ROW_NUMBER() OVER (PARTITION BY s.id, s.runtime_timestamp ORDER BY (SELECT NULL)) AS picked FROM (\n");
-            union(sql, chunk, |r| &r.select);
-            sql.push_str("\n) AS s\nWHERE NOT EXISTS (");
-            sql.push_str(&probe);
-            sql.push_str(")\n) AS s\nWHERE s.picked = 1;\n");
-            sql.push_str(&format!(
-                "SELECT CAST({} - @@ROWCOUNT AS bigint) AS existing;\n",
-                chunk.len()
-            ));
-        }
-    }
-}
-
-/// `s.id, s.asset_rank, ..., s.runtime_timestamp`.
-static PICKED_COLUMN_LIST: LazyLock<String> =
-    LazyLock::new(|| format!("s.{}", columns::names(", s.")));
-
-/// `id, asset_rank, ..., runtime_timestamp`, from [`HISTORY_COLUMNS`].
-static HISTORY_COLUMN_LIST: LazyLock<String> = LazyLock::new(|| columns::names(", "));
-
-/// The idempotent insert of one chunk of rejects. Their key, `(partition_id, sequence_number)`,
-/// matches NULL-safely (either may be NULL; no sentinel value that a real one could equal).
-fn reject_statements(sql: &mut String, chunk: &[Rendered]) {
-    let probe = format!(
-        "SELECT 1 FROM {REJECTS_TABLE} AS t WHERE (t.partition_id = s.partition_id OR (t.partition_id IS NULL AND s.partition_id IS NULL)) AND (t.sequence_number = s.sequence_number OR (t.sequence_number IS NULL AND s.sequence_number IS NULL))"
-    );
-    insert(sql, chunk, REJECTS_TABLE, &REJECT_COLUMNS, &probe);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{EventCoordinates, map_events};
+    use crate::warehouse::sql::keys::{Collation, TimeType};
     use sha2::{Digest, Sha256};
     use sqlparser::ast::Statement;
     use sqlparser::dialect::MsSqlDialect;
@@ -397,10 +260,12 @@ mod tests {
         let mut batch = map_events([(
             body.to_owned(),
             EventCoordinates {
+                namespace: Some("ns.servicebus.windows.net".into()),
+                event_hub: Some("coincaphub".into()),
                 partition_id: Some("3".into()),
                 offset: Some("4294967400".into()),
                 sequence_number: Some(sequence),
-                enqueued_time: Some(Utc::now()),
+                enqueued_time: Some(now()),
             },
         )]);
         batch.rejects.remove(0)
@@ -412,13 +277,18 @@ mod tests {
             .to_utc()
     }
 
+    /// The transactions of `rows` alone, for a table whose key compares as `keys` says.
+    fn build_keyed(rows: &[AssetRow], keys: &KeyTypes) -> Vec<BatchSql> {
+        build_batches(rows, &[], now(), keys, &BATCH_LIMITS, Form::default())
+    }
+
     /// The one transaction of a batch that fits in one.
     fn build_one(rows: &[AssetRow], rejects: &[Reject], limits: &Limits) -> BatchSql {
         let mut batches = build_batches(
             rows,
             rejects,
             now(),
-            &IdType::default(),
+            &KeyTypes::default(),
             limits,
             Form::default(),
         );
@@ -430,34 +300,44 @@ mod tests {
         Parser::parse_sql(&MsSqlDialect {}, sql).unwrap_or_else(|e| panic!("{e}\n{sql}"))
     }
 
-    /// The kinds of statement a batch holds, in order.
+    /// The kinds of statement a batch holds, in order: `journal` for a count kept in the writes
+    /// journal, `insert` for an insert of rows or rejects, `counts` for the answer read back.
     fn shape(sql: &str) -> Vec<&'static str> {
         statements(sql)
             .iter()
             .map(|s| match s {
                 Statement::Set(_) => "set",
+                Statement::If(_) => {
+                    assert!(s.to_string().contains("@@TRANCOUNT > 0"), "{s}");
+                    "clean"
+                }
                 Statement::StartTransaction { .. } => "begin",
                 Statement::Update(update) => {
                     assert_eq!(update.table.to_string(), WRITER_LOCK_TABLE);
                     "lock"
                 }
                 Statement::Commit { .. } => "commit",
-                Statement::Query(_) => "count",
+                Statement::Query(query) => {
+                    assert!(query.to_string().contains(WRITES_TABLE), "{query}");
+                    "counts"
+                }
+                Statement::Insert(insert) if insert.table.to_string() == WRITES_TABLE => "journal",
                 Statement::Insert(_) => "insert",
                 other => panic!("unexpected statement {other}"),
             })
             .collect()
     }
 
-    /// A whole transaction: the lock first, then counts and inserts, then the commit.
+    /// A whole transaction: a clean session, the lock first, then journal rows and inserts, then
+    /// the answer and the commit.
     fn assert_whole_transaction(sql: &str) {
         let shape = shape(sql);
-        assert_eq!(shape[..3], ["set", "begin", "lock"], "{sql}");
-        assert_eq!(shape.last(), Some(&"commit"));
+        assert_eq!(shape[..4], ["set", "clean", "begin", "lock"], "{sql}");
+        assert_eq!(shape[shape.len() - 2..], ["counts", "commit"]);
         assert!(
-            shape[3..shape.len() - 1]
+            shape[4..shape.len() - 2]
                 .iter()
-                .all(|s| *s == "count" || *s == "insert")
+                .all(|s| *s == "journal" || *s == "insert")
         );
         assert!(shape.contains(&"insert"), "writes something");
     }
@@ -468,19 +348,40 @@ mod tests {
         assert_eq!(
             shape(&batch.sql),
             [
-                "set", "begin", "lock", "count", "insert", "insert", "commit"
+                "set", "clean", "begin", "lock", "journal", "insert", "journal", "insert",
+                "counts", "commit"
             ]
         );
+        let id = &batch.id;
         assert!(
-            batch.sql.starts_with(
-                "SET XACT_ABORT ON;\nBEGIN TRAN;\nUPDATE assets.asset_statistics_writer_lock SET last_write_at = CAST('2026-05-01T12:00:00.500' AS datetime2(3));\nSELECT COUNT_BIG(*)"
-            ),
+            batch.sql.starts_with(&format!(
+                "SET XACT_ABORT ON;\nIF @@TRANCOUNT > 0 ROLLBACK TRAN;\nBEGIN TRAN;\nUPDATE assets.asset_statistics_writer_lock SET last_write_at = CAST('2026-05-01T12:00:00.500' AS datetime2(3));\nINSERT INTO assets.asset_statistics_writes (transaction_id, part, rows_sent, rows_existing, rejects_sent, rejects_existing, written_at)\nSELECT '{id}', 0, 3, COUNT_BIG(*), 0, 0, CAST('2026-05-01T12:00:00.500' AS datetime2(3)) FROM (\nSELECT CAST(N'a0' AS nvarchar(255)) AS id"
+            )),
+            "{}",
+            batch.sql
+        );
+        assert!(
+            batch.sql.contains(&format!(
+                "SELECT '{id}', 1, 0, 0, 1, COUNT_BIG(*), CAST('2026-05-01T12:00:00.500' AS datetime2(3)) FROM (\nSELECT CAST(N'3' AS varchar(64)) AS partition_id"
+            )),
+            "{}",
+            batch.sql
+        );
+        assert!(
+            batch.sql.ends_with(&format!(
+                "SELECT rows_existing, rejects_existing FROM assets.asset_statistics_writes WHERE transaction_id = '{id}' ORDER BY part;\nCOMMIT TRAN;\n"
+            )),
             "{}",
             batch.sql
         );
         assert_eq!(
-            (batch.row_chunks, batch.rows, batch.rejects),
-            (1, 0..3, 0..1)
+            (
+                batch.row_chunks,
+                batch.reject_chunks,
+                batch.rows,
+                batch.rejects
+            ),
+            (1, 1, 0..3, 0..1)
         );
     }
 
@@ -490,11 +391,15 @@ mod tests {
             duplicates: Duplicates::PickedByTheDatabase,
             ..Form::default()
         };
+        let keys = KeyTypes {
+            collation: Collation::from_name("SQL_Latin1_General_CP1_CI_AS").unwrap(),
+            ..KeyTypes::default()
+        };
         let mut batches = build_batches(
             &rows(3, "a"),
             &[reject("not json", 7)],
             now(),
-            &IdType::default(),
+            &keys,
             &BATCH_LIMITS,
             form,
         );
@@ -502,17 +407,26 @@ mod tests {
         assert_eq!(
             shape(&batch.sql),
             [
-                "set", "begin", "lock", "insert", "count", "insert", "commit"
+                "set", "clean", "begin", "lock", "insert", "journal", "journal", "insert",
+                "counts", "commit"
             ]
         );
-        assert_eq!(batch.row_chunks, 1, "one count per chunk, as always");
+        assert_eq!(batch.row_chunks, 1, "one journal row per chunk, as always");
         assert!(
-            batch.sql.contains("INSERT INTO assets.asset_statistics_history_v3 (id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp)\nSELECT s.id, s.asset_rank, s.symbol, s.asset_name, s.supply, s.maxSupply, s.marketCapUsd, s.volumeUsd24Hr, s.priceUsd, s.changePercent24Hr, s.vwap24Hr, s.explorer, s.runtime_timestamp FROM (\nSELECT s.*, ROW_NUMBER() OVER (PARTITION BY s.id, s.runtime_timestamp ORDER BY (SELECT NULL)) AS picked FROM (\nSELECT CAST(N'a0'"),
+            batch.sql.contains("INSERT INTO assets.asset_statistics_history_v3 (id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp)\nSELECT s.id, s.asset_rank, s.symbol, s.asset_name, s.supply, s.maxSupply, s.marketCapUsd, s.volumeUsd24Hr, s.priceUsd, s.changePercent24Hr, s.vwap24Hr, s.explorer, s.runtime_timestamp FROM (\nSELECT s.*, ROW_NUMBER() OVER (PARTITION BY s.id COLLATE SQL_Latin1_General_CP1_CI_AS, s.runtime_timestamp ORDER BY s.ordinal) AS picked FROM (\nSELECT CAST(N'a0'"),
             "{}",
             batch.sql
         );
         assert!(
-            batch.sql.contains("AND t.runtime_timestamp >= CAST('2025-05-11T21:46:40.000' AS datetime))\n) AS s\nWHERE s.picked = 1;\nSELECT CAST(3 - @@ROWCOUNT AS bigint) AS existing;\n"),
+            batch
+                .sql
+                .contains("CAST(0 AS bigint) AS ordinal\nUNION ALL ")
+                && batch.sql.contains(", CAST(2 AS bigint)\n) AS s"),
+            "each row's place in the batch orders it: {}",
+            batch.sql
+        );
+        assert!(
+            batch.sql.contains(&format!("AND t.runtime_timestamp >= CAST('2025-05-11T21:46:40.000' AS datetime))\n) AS s\nWHERE s.picked = 1;\nINSERT INTO assets.asset_statistics_writes (transaction_id, part, rows_sent, rows_existing, rejects_sent, rejects_existing, written_at) VALUES ('{}', 0, 3, 3 - @@ROWCOUNT, 0, 0, CAST('2026-05-01T12:00:00.500' AS datetime2(3)));\n", batch.id)),
             "{}",
             batch.sql
         );
@@ -525,7 +439,7 @@ mod tests {
                 &[],
                 &[],
                 now(),
-                &IdType::default(),
+                &KeyTypes::default(),
                 &BATCH_LIMITS,
                 Form::default()
             )
@@ -538,9 +452,11 @@ mod tests {
         let batch = build_one(&[], &[reject("x", 1)], &BATCH_LIMITS);
         assert_eq!(
             shape(&batch.sql),
-            ["set", "begin", "lock", "insert", "commit"]
+            [
+                "set", "clean", "begin", "lock", "journal", "insert", "counts", "commit"
+            ]
         );
-        assert_eq!(batch.row_chunks, 0);
+        assert_eq!((batch.row_chunks, batch.reject_chunks), (0, 1));
     }
 
     #[test]
@@ -578,14 +494,11 @@ mod tests {
         let ours = IdType::from_catalog("nvarchar", 510).unwrap();
         assert_eq!(ours, IdType::default());
         for (id_type, other) in [(&seed, "nvarchar(255)"), (&ours, "varchar(255)")] {
-            let batches = build_batches(
-                &rows(2, "münchen-币"),
-                &[],
-                now(),
-                id_type,
-                &BATCH_LIMITS,
-                Form::default(),
-            );
+            let keys = KeyTypes {
+                id: id_type.clone(),
+                ..KeyTypes::default()
+            };
+            let batches = build_keyed(&rows(2, "münchen-币"), &keys);
             let sql = &batches[0].sql;
             let id = format!("CAST(N'münchen-币0' AS {}) AS id", id_type.as_str());
             // Aliased once in the count's keys and once in the insert's rows.
@@ -603,6 +516,79 @@ mod tests {
                 "{sql}"
             );
         }
+    }
+
+    #[test]
+    fn timestamps_take_the_time_column_s_type_from_the_catalog() {
+        let keys = KeyTypes {
+            time: TimeType::DateTime2(3),
+            ..KeyTypes::default()
+        };
+        let batches = build_keyed(&rows(2, "a"), &keys);
+        let sql = &batches[0].sql;
+        assert!(
+            sql.contains("CAST('2025-05-11T21:46:40.001' AS datetime2(3))\n")
+                && sql.contains(
+                    "CAST('2025-05-11T21:46:40.000' AS datetime2(3)) AS runtime_timestamp"
+                ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "AND t.runtime_timestamp >= CAST('2025-05-11T21:46:40.000' AS datetime2(3))"
+            ),
+            "the probe's bound too: {sql}"
+        );
+        assert!(!sql.contains("AS datetime)"), "{sql}");
+    }
+
+    #[test]
+    fn rejects_are_counted_and_matched_on_their_whole_key_and_never_when_a_part_is_missing() {
+        let batch = build_one(&[], &[reject("x", 1)], &BATCH_LIMITS);
+        assert!(
+            batch.sql.contains("WHERE EXISTS (SELECT 1 FROM assets.asset_statistics_rejects AS t WHERE t.partition_id = s.partition_id AND t.sequence_number = s.sequence_number AND t.enqueued_time = s.enqueued_time AND t.event_hub_namespace = s.event_hub_namespace AND t.event_hub_name = s.event_hub_name)"),
+            "{}",
+            batch.sql
+        );
+        assert!(
+            batch.sql.contains("CAST(N'ns.servicebus.windows.net' AS varchar(256)) AS event_hub_namespace, CAST(N'coincaphub' AS varchar(256)) AS event_hub_name"),
+            "{}",
+            batch.sql
+        );
+        assert!(
+            !batch.sql.contains(" IS NULL"),
+            "NULL is never taken for NULL"
+        );
+    }
+
+    #[test]
+    fn a_resend_is_the_same_transaction_under_a_new_id_looking_up_the_lost_one_first() {
+        let batch = build_one(&rows(2, "a"), &[reject("x", 1)], &BATCH_LIMITS);
+        assert_eq!(batch.text(&batch.id, &[]), batch.sql, "as built");
+        let lost = batch.id.clone();
+        let id = "0123456789abcdef0123456789abcdef";
+        let again = batch.text(id, std::slice::from_ref(&lost));
+        assert!(!again.contains(&lost[..]) || again.matches(&lost[..]).count() == 1);
+        assert_eq!(
+            again.matches(id).count(),
+            batch.parts() + 1,
+            "each journal row and the answer"
+        );
+        let lock_end = batch.sql.find("datetime2(3));\n").unwrap() + "datetime2(3));\n".len();
+        assert!(
+            again[lock_end..].starts_with(&format!(
+                "SELECT COUNT_BIG(*) AS parts, CAST(COALESCE(SUM(rows_sent - rows_existing), 0) AS bigint) AS rows_written, CAST(COALESCE(SUM(rejects_sent - rejects_existing), 0) AS bigint) AS rejects_written FROM assets.asset_statistics_writes WHERE transaction_id IN ('{lost}');\n"
+            )),
+            "the lookup right after the lock: {again}"
+        );
+        assert_eq!(
+            again.replace(id, &lost).replacen(
+                &again[lock_end..again[lock_end..].find(";\n").unwrap() + lock_end + 2],
+                "",
+                1
+            ),
+            batch.sql
+        );
     }
 
     #[test]
@@ -649,8 +635,8 @@ mod tests {
         };
         let batch = build_one(&rows(7, "a"), &[], &limits);
         assert_eq!(
-            batch.row_chunks, 3,
-            "3 rows (18 literals + the bound) per statement"
+            batch.row_chunks, 4,
+            "2 rows (12 literals, the bound, the id and the time) per statement"
         );
         for statement in batch
             .sql
@@ -704,7 +690,7 @@ mod tests {
             &rows,
             &rejects,
             now(),
-            &IdType::default(),
+            &KeyTypes::default(),
             &limits,
             Form::default(),
         );
@@ -712,8 +698,8 @@ mod tests {
         for part in &parts {
             assert!(wire_bytes(&part.sql) <= limits.max_batch_bytes);
             assert_whole_transaction(&part.sql);
-            let counts = shape(&part.sql).iter().filter(|s| **s == "count").count();
-            assert_eq!(counts, part.row_chunks, "one count per row chunk");
+            let journal = shape(&part.sql).iter().filter(|s| **s == "journal").count();
+            assert_eq!(journal, part.parts(), "one journal row per chunk");
         }
         // Every row and reject lands in exactly one part, in order.
         assert_eq!(parts.iter().map(|p| p.rows.len()).sum::<usize>(), 40);
@@ -731,8 +717,8 @@ mod tests {
             let bare = format!("CAST({i} AS bigint), CAST('");
             assert_eq!(
                 all.matches(&aliased).count() + all.matches(&bare).count(),
-                1,
-                "reject {i}"
+                2,
+                "reject {i}: key and reject"
             );
         }
     }
@@ -747,7 +733,7 @@ mod tests {
             &rows(3, "a"),
             &[reject("x", 1)],
             now(),
-            &IdType::default(),
+            &KeyTypes::default(),
             &limits,
             Form::default(),
         );
@@ -794,7 +780,7 @@ mod tests {
     }
 
     #[test]
-    fn rejects_keep_body_reason_and_coordinates_and_match_null_safely() {
+    fn rejects_keep_body_reason_and_coordinates() {
         let batch = build_one(&[], &[reject("it's \0 bad", 101)], &BATCH_LIMITS);
         let sql = &batch.sql;
         assert!(
@@ -822,7 +808,7 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains(
-            "WHERE NOT EXISTS (SELECT 1 FROM assets.asset_statistics_rejects AS t WHERE (t.partition_id = s.partition_id OR (t.partition_id IS NULL AND s.partition_id IS NULL)) AND (t.sequence_number = s.sequence_number OR (t.sequence_number IS NULL AND s.sequence_number IS NULL)))"
+            "WHERE NOT EXISTS (SELECT 1 FROM assets.asset_statistics_rejects AS t WHERE t.partition_id = s.partition_id AND t.sequence_number = s.sequence_number AND t.enqueued_time = s.enqueued_time AND t.event_hub_namespace = s.event_hub_namespace AND t.event_hub_name = s.event_hub_name)"
         ), "{sql}");
         assert!(!sql.contains("ISNULL"), "no sentinel");
     }
@@ -855,7 +841,8 @@ mod tests {
         assert_eq!(
             shape(&batch.sql),
             [
-                "set", "begin", "lock", "count", "insert", "insert", "commit"
+                "set", "clean", "begin", "lock", "journal", "insert", "journal", "insert",
+                "counts", "commit"
             ]
         );
     }
@@ -874,19 +861,19 @@ mod tests {
             let mapped = map_events(events);
             let rejects: Vec<Reject> = bodies.iter().enumerate().map(|(i, b)| reject(&format!("x{b}"), i as i64)).collect();
             let limits = Limits { max_rows, ..BATCH_LIMITS };
-            let batches = build_batches(&mapped.rows, &rejects, now(), &IdType::default(), &limits, Form::default());
+            let batches = build_batches(&mapped.rows, &rejects, now(), &KeyTypes::default(), &limits, Form::default());
             if mapped.rows.is_empty() && rejects.is_empty() {
                 proptest::prop_assert!(batches.is_empty());
                 return Ok(());
             }
             proptest::prop_assert_eq!(batches.len(), 1);
             let batch = &batches[0];
-            let mut expected = vec!["set", "begin", "lock"];
-            for _ in 0..batch.row_chunks {
-                expected.extend(["count", "insert"]);
+            let mut expected = vec!["set", "clean", "begin", "lock"];
+            for _ in 0..batch.parts() {
+                expected.extend(["journal", "insert"]);
             }
-            expected.extend(std::iter::repeat_n("insert", rejects.len().div_ceil(max_rows)));
-            expected.push("commit");
+            expected.extend(["counts", "commit"]);
+            proptest::prop_assert_eq!(batch.reject_chunks, rejects.len().div_ceil(max_rows));
             proptest::prop_assert_eq!(shape(&batch.sql), expected);
             proptest::prop_assert_eq!(batch.row_chunks, mapped.rows.len().div_ceil(max_rows));
         }
@@ -900,7 +887,7 @@ mod tests {
             let rows = rows(rows_n, "p");
             let rejects: Vec<Reject> = bodies.iter().enumerate().map(|(i, b)| reject(&format!("x{b}"), i as i64)).collect();
             let limits = Limits { max_batch_bytes: cap, max_rows: 7, ..BATCH_LIMITS };
-            let parts = build_batches(&rows, &rejects, now(), &IdType::default(), &limits, Form::default());
+            let parts = build_batches(&rows, &rejects, now(), &KeyTypes::default(), &limits, Form::default());
             proptest::prop_assert_eq!(parts.iter().map(|p| p.rows.len()).sum::<usize>(), rows_n);
             proptest::prop_assert_eq!(parts.iter().map(|p| p.rejects.len()).sum::<usize>(), rejects.len());
             for part in &parts {

@@ -13,6 +13,7 @@ pub mod process;
 pub mod proxy;
 pub mod resuming;
 pub mod run;
+pub mod tds_proxy;
 pub mod tls;
 pub mod words;
 
@@ -213,18 +214,45 @@ pub fn timer_payload() -> Value {
 /// An Event Hubs batch as the host sends it (`cardinality: many`, `dataType: string`): bodies
 /// and every metadata array double encoded, sequence numbers from `first_sequence`.
 pub fn sink_payload(bodies: &[String], first_sequence: i64) -> Value {
+    hub_payload(bodies, &Hub::default(), first_sequence)
+}
+
+/// Where a batch comes from: the hub (namespace and name), the partition, and when its events
+/// were enqueued.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    pub namespace: String,
+    pub name: String,
+    pub partition: String,
+    /// Every event's `EnqueuedTimeUtcArray` item.
+    pub enqueued: String,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            namespace: "ns.servicebus.windows.net".into(),
+            name: "coincaphub".into(),
+            partition: "3".into(),
+            enqueued: "2026-05-01T12:00:00.123".into(),
+        }
+    }
+}
+
+/// [`sink_payload`] from `hub`.
+pub fn hub_payload(bodies: &[String], hub: &Hub, first_sequence: i64) -> Value {
     let encode = |items: Vec<Value>| Value::String(Value::Array(items).to_string());
     let n = bodies.len() as i64;
     let seqs: Vec<i64> = (first_sequence..first_sequence + n).collect();
     json!({
         "Data": {"events": encode(bodies.iter().map(|b| json!(b)).collect())},
         "Metadata": {
-            "PartitionContext": {"FullyQualifiedNamespace":"ns.servicebus.windows.net","EventHubName":"coincaphub",
-                                 "ConsumerGroup":"$Default","PartitionId":"3","IsCheckpointingAfterInvocation":true},
+            "PartitionContext": {"FullyQualifiedNamespace": hub.namespace,"EventHubName": hub.name,
+                                 "ConsumerGroup":"$Default","PartitionId": hub.partition,"IsCheckpointingAfterInvocation":true},
             "PartitionKeyArray": encode(seqs.iter().map(|_| Value::Null).collect()),
             "OffsetArray": encode(seqs.iter().map(|s| json!((4_294_967_296 + s * 100).to_string())).collect()),
             "SequenceNumberArray": encode(seqs.iter().map(|s| json!(s)).collect()),
-            "EnqueuedTimeUtcArray": encode(seqs.iter().map(|_| json!("2026-05-01T12:00:00.123")).collect()),
+            "EnqueuedTimeUtcArray": encode(seqs.iter().map(|_| json!(hub.enqueued)).collect()),
             "PropertiesArray": encode(seqs.iter().map(|_| json!({})).collect()),
             "SystemPropertiesArray": encode(seqs.iter().map(|s| json!({"SequenceNumber": s})).collect()),
             "sys": {"MethodName":"EventHubSink","UtcNow":"2026-05-01T12:00:01.0000000Z","RandGuid":"9cd4c06c-0000-0000-0000-000000000001"}

@@ -92,6 +92,11 @@ impl Running {
         answer
     }
 
+    /// The process id, for reading what it uses from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.spawned.child.id().expect("the handler is running")
+    }
+
     /// Kills it (`SIGKILL`): no chance to finish anything, as when its machine dies.
     pub async fn kill(mut self) {
         self.spawned.child.kill().await.unwrap();

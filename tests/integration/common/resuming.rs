@@ -100,7 +100,7 @@ async fn read_message(stream: &mut TcpStream) -> std::io::Result<u8> {
 }
 
 /// One packet of a tabular result (type 4), end of message.
-fn packet(payload: &[u8]) -> Vec<u8> {
+pub(super) fn packet(payload: &[u8]) -> Vec<u8> {
     let length = u16::try_from(payload.len() + 8).unwrap().to_be_bytes();
     let mut out = vec![0x04, 0x01, length[0], length[1], 0x00, 0x00, 0x01, 0x00];
     out.extend_from_slice(payload);
@@ -138,10 +138,17 @@ fn prelogin_answer() -> Vec<u8> {
 /// LOGIN7's answer: ERROR `number` (state 1, class 20) saying `message`, then DONE with its error
 /// bit.
 fn login_refusal((number, message): (u32, &str)) -> Vec<u8> {
+    error_reply(number, 20, message)
+}
+
+/// A server's answer of one error: an ERROR token (MS-TDS 2.2.7.10: number, state 1, `class`,
+/// the message, the server's name, no procedure, line 1), then DONE with its error bit
+/// (2.2.7.6), in one packet.
+pub(super) fn error_reply(number: u32, class: u8, message: &str) -> Vec<u8> {
     let mut error = Vec::new();
     error.extend_from_slice(&number.to_le_bytes());
     error.push(1);
-    error.push(20);
+    error.push(class);
     error.extend_from_slice(
         &u16::try_from(message.encode_utf16().count())
             .unwrap()

@@ -208,15 +208,25 @@ pub fn batch(bodies: &[String], first_sequence: i64) -> Batch {
     batch_in(bodies, "7", first_sequence)
 }
 
+/// Where the tests' events sat: the hub, and the enqueued time of sequence number 0.
+pub const NAMESPACE: &str = "ns.servicebus.windows.net";
+pub const EVENT_HUB: &str = "coincaphub";
+pub const ENQUEUED_MS: i64 = 1_777_636_800_000;
+
 pub fn batch_in(bodies: &[String], partition: &str, first_sequence: i64) -> Batch {
     let mapped = map_events(bodies.iter().enumerate().map(|(i, body)| {
         (
             body.clone(),
             EventCoordinates {
+                namespace: Some(NAMESPACE.into()),
+                event_hub: Some(EVENT_HUB.into()),
                 partition_id: Some(partition.into()),
                 offset: Some((1000 + i).to_string()),
                 sequence_number: Some(first_sequence + i as i64),
-                enqueued_time: Some(chrono::Utc::now()),
+                // The same on every delivery of the batch, as Event Hubs keeps it.
+                enqueued_time: chrono::DateTime::from_timestamp_millis(
+                    ENQUEUED_MS + first_sequence + i as i64,
+                ),
             },
         )
     }));

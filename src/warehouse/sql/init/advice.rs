@@ -1,7 +1,8 @@
 //! What `init-warehouse` prints of the catalog's facts ([`super::catalog`]): what the writer
 //! relies on, as found, and the SQL that changes what is wrong (and where to run it). Pure.
 
-use super::super::statement::{HISTORY_TABLE, REJECTS_TABLE, WRITER_LOCK_TABLE};
+use super::super::keys::{Collation, TimeType};
+use super::super::statement::{HISTORY_TABLE, REJECTS_TABLE, WRITER_LOCK_TABLE, WRITES_TABLE};
 use super::catalog::{
     Facts, KeyGuarantee, Probe, TableDesign, clustered_index_name, design_warning,
 };
@@ -34,13 +35,30 @@ pub fn report(facts: &Facts) -> Vec<String> {
             Probe::ScansHistory { .. } => " (the duplicate check scans all history)".into(),
         },
     ));
+    let collation = facts
+        .history_id_collation
+        .as_deref()
+        .and_then(Collation::from_name)
+        .map(|c| {
+            format!(
+                ", collation {} ({}: the writer keeps the first of the ids it calls equal in a batch)",
+                c.name().unwrap_or_default(),
+                c.describe()
+            )
+        })
+        .unwrap_or_default();
     lines.push(match facts.history_id_type.as_deref() {
         Some(kind) if kind.starts_with("varchar") => format!(
-            "  id column: {kind} (ids outside the database's code page are stored as '?'; the writer compares keys in this type, so replays still add nothing)"
+            "  id column: {kind}{collation} (ids outside the database's code page are stored as '?'; the writer compares keys in this type, so replays still add nothing)"
         ),
-        Some(kind) => format!("  id column: {kind}"),
+        Some(kind) => format!("  id column: {kind}{collation}"),
         None => "  id column: missing".into(),
     });
+    if let Some(kind) = facts.history_time_type.as_deref() {
+        let how = TimeType::from_catalog(kind.split('(').next().unwrap_or(kind), scale_of(kind))
+            .map_or("the writer needs datetime or datetime2", TimeType::describe);
+        lines.push(format!("  runtime_timestamp column: {kind} ({how})"));
+    }
     if let Some(history) = &facts.history {
         lines.push(match history.key_guarantee() {
             KeyGuarantee::Enforced { index } => format!(
@@ -51,16 +69,26 @@ pub fn report(facts: &Facts) -> Vec<String> {
         });
     }
     lines.push(table_line(REJECTS_TABLE, &facts.rejects, &|design| {
-        if !design.indexes_reject_keys() {
-            " (fine while rejects are few: the duplicate check scans them)".into()
+        let key = if facts.rejects_keyed_on_hub {
+            " (keyed on hub, partition, sequence number and enqueued time)"
         } else {
-            String::new()
+            " (keyed on partition and sequence number alone: run `handler init-warehouse` to add the hub's columns)"
+        };
+        if !design.indexes_reject_keys() {
+            format!("{key} (fine while rejects are few: the duplicate check scans them)")
+        } else {
+            key.to_owned()
         }
     }));
     lines.push(match facts.lock_rows {
         Some(1) => format!("  {WRITER_LOCK_TABLE}: 1 row (writers serialize on it)"),
         Some(n) => format!("  {WRITER_LOCK_TABLE}: {n} rows, expected exactly 1"),
         None => format!("  {WRITER_LOCK_TABLE}: missing (writers cannot serialize)"),
+    });
+    lines.push(if facts.writes_journal {
+        format!("  {WRITES_TABLE}: present (what a transaction whose answer was lost wrote)")
+    } else {
+        format!("  {WRITES_TABLE}: missing (the writer refuses to write without it)")
     });
     lines.push(match facts.read_committed_snapshot {
         Some(true) => "  is_read_committed_snapshot_on = 1: reads see committed rows only".into(),
@@ -82,6 +110,13 @@ pub fn report(facts: &Facts) -> Vec<String> {
         }
     }
     lines
+}
+
+/// `3` of `datetime2(3)`; 3 for anything else (`datetime` reports scale 3).
+fn scale_of(kind: &str) -> i32 {
+    kind.split_once('(')
+        .and_then(|(_, rest)| rest.trim_end_matches(')').parse().ok())
+        .unwrap_or(3)
 }
 
 /// What to run, and where, to change what is wrong (or, for isolation, worth changing).

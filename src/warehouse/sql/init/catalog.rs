@@ -5,8 +5,8 @@
 //! facts, and the SQL that changes what is wrong, is in [`super::advice`].
 
 use super::super::connection::TdsClient;
-use super::super::statement::HISTORY_TABLE;
 pub use super::super::statement::WRITER_LOCK_TABLE;
+use super::super::statement::{HISTORY_TABLE, REJECTS_TABLE, WRITES_TABLE};
 
 /// `SERVERPROPERTY('EngineEdition')` of a Synapse dedicated SQL pool.
 pub const ENGINE_EDITION_SYNAPSE: i32 = 6;
@@ -166,9 +166,17 @@ pub struct Facts {
     pub history: Option<TableDesign>,
     /// `nvarchar(255)` in our DDL, `varchar(255)` in the seed's.
     pub history_id_type: Option<String>,
+    /// The `id` column's collation (`sys.columns.collation_name`): how ids compare.
+    pub history_id_collation: Option<String>,
+    /// `runtime_timestamp`'s type: `datetime` in both DDLs.
+    pub history_time_type: Option<String>,
     pub rejects: Option<TableDesign>,
+    /// Whether the rejects table has its hub columns (this version's key).
+    pub rejects_keyed_on_hub: bool,
     /// Rows in the writer lock table; `None` when the table is missing.
     pub lock_rows: Option<i64>,
+    /// Whether the writes journal exists.
+    pub writes_journal: bool,
 }
 
 impl Facts {
@@ -211,14 +219,39 @@ pub mod query {
         format!("SELECT CAST(OBJECT_ID(N'{table}', N'U') AS int)")
     }
 
+    /// 1 when the table exists, else 0 (a bigint either way).
+    pub fn table_exists(table: &str) -> String {
+        format!(
+            "SELECT CAST(CASE WHEN OBJECT_ID(N'{table}', N'U') IS NULL THEN 0 ELSE 1 END AS bigint)"
+        )
+    }
+
+    /// The key columns of the history table: name, type, `max_length` (bytes; -1 for max),
+    /// scale and collation (NULL for a time column).
+    pub fn key_columns(table: &str) -> String {
+        format!(
+            "SELECT name, TYPE_NAME(system_type_id), CAST(max_length AS int), CAST(scale AS int), collation_name FROM sys.columns WHERE object_id = OBJECT_ID(N'{table}') AND name IN (N'id', N'runtime_timestamp')"
+        )
+    }
+
+    /// How many of the rejects' hub columns (`event_hub_namespace`, `event_hub_name`) the table
+    /// has: 2 in the design that keys rejects on their hub, 0 in the earlier one.
+    pub fn hub_columns(table: &str) -> String {
+        format!(
+            "SELECT COUNT_BIG(*) FROM sys.columns WHERE object_id = OBJECT_ID(N'{table}') AND name IN (N'event_hub_namespace', N'event_hub_name')"
+        )
+    }
+
     pub const DATABASE: &str = "SELECT DB_NAME()";
     pub const READ_COMMITTED_SNAPSHOT: &str = "SELECT CAST(is_read_committed_snapshot_on AS int) FROM sys.databases WHERE name = DB_NAME()";
 }
 
-/// `varchar(255)`, `nvarchar(max)`: a column's type as DDL spells it.
+/// `varchar(255)`, `nvarchar(max)`, `datetime2(3)`: a column's type as DDL spells it, from its
+/// `max_length` (or, for `datetime2`, its scale).
 pub fn type_name(type_name: &str, max_length: i32) -> String {
     let unicode = matches!(type_name, "nvarchar" | "nchar");
     match (type_name, max_length) {
+        ("datetime2", scale) => format!("datetime2({scale})"),
         ("varchar" | "nvarchar" | "char" | "nchar" | "varbinary" | "binary", -1) => {
             format!("{type_name}(max)")
         }
@@ -230,6 +263,48 @@ pub fn type_name(type_name: &str, max_length: i32) -> String {
 
 async fn rows(client: &mut TdsClient, sql: &str) -> tiberius::Result<Vec<tiberius::Row>> {
     client.simple_query(sql).await?.into_first_result().await
+}
+
+/// How the history table's key columns are typed, as DDL spells it, and the id's collation.
+#[derive(Debug, Default)]
+pub struct KeyColumns {
+    pub id_type: Option<String>,
+    pub id_collation: Option<String>,
+    pub time_type: Option<String>,
+}
+
+/// Reads [`KeyColumns`] of `table` ([`query::key_columns`]).
+pub async fn read_key_columns(client: &mut TdsClient, table: &str) -> tiberius::Result<KeyColumns> {
+    let found = rows(client, &query::key_columns(table)).await?;
+    let column = |name: &str| {
+        found.iter().find(|row| {
+            row.get::<&str, _>(0)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+    };
+    let typed = |row: &tiberius::Row, size: usize| {
+        Some(type_name(row.get::<&str, _>(1)?, row.get::<i32, _>(size)?))
+    };
+    let id = column("id");
+    Ok(KeyColumns {
+        id_type: id.and_then(|row| typed(row, 2)),
+        id_collation: id.and_then(|row| row.get::<&str, _>(4).map(str::to_owned)),
+        time_type: column("runtime_timestamp").and_then(|row| typed(row, 3)),
+    })
+}
+
+/// Whether the rejects table has its hub columns, and whether the writes journal exists.
+pub async fn read_writer_tables(client: &mut TdsClient) -> tiberius::Result<(bool, bool)> {
+    let mut count = async |sql: String| -> tiberius::Result<i64> {
+        let found = rows(client, &sql).await?;
+        Ok(found
+            .first()
+            .and_then(|row| row.get::<i64, _>(0))
+            .unwrap_or(0))
+    };
+    let hub = count(query::hub_columns(REJECTS_TABLE)).await? == 2;
+    let journal = count(query::table_exists(WRITES_TABLE)).await? == 1;
+    Ok((hub, journal))
 }
 
 /// Reads a table's design; `None` when the table does not exist.
@@ -279,13 +354,16 @@ pub fn indexes_from_rows(rows: &[tiberius::Row]) -> Vec<Index> {
     indexes
 }
 
-/// What the writer reads once from the catalog, in one round trip, before its first write: the
-/// history table's `id` type (no row when the table is missing), its indexes (for
-/// [`design_warning`]) and the writer lock table's row count (an error when it is missing).
+/// What the writer reads once from the catalog, in one round trip, before its first write: how
+/// the history table's key columns compare (no rows when the table is missing), its indexes (for
+/// [`design_warning`]), the writer lock table's row count (an error when it is missing), whether
+/// the rejects table is keyed on the hub, and whether the writes journal exists.
 pub fn writer_facts_sql() -> String {
     format!(
-        "{};\n{};\nSELECT COUNT_BIG(*) AS lock_rows FROM {WRITER_LOCK_TABLE};",
-        query::column_type(HISTORY_TABLE, "id"),
-        query::indexes(HISTORY_TABLE)
+        "{};\n{};\nSELECT COUNT_BIG(*) AS lock_rows FROM {WRITER_LOCK_TABLE};\n{};\n{};",
+        query::key_columns(HISTORY_TABLE),
+        query::indexes(HISTORY_TABLE),
+        query::hub_columns(REJECTS_TABLE),
+        query::table_exists(WRITES_TABLE),
     )
 }

@@ -58,6 +58,10 @@ pub(super) fn synapse_facts(history: TableDesign) -> Facts {
             indexes: vec![index("CLUSTERED", &["partition_id", "sequence_number"])],
         }),
         lock_rows: Some(1),
+        history_id_collation: Some("SQL_Latin1_General_CP1_CI_AS".into()),
+        history_time_type: Some("datetime".into()),
+        rejects_keyed_on_hub: true,
+        writes_journal: true,
     }
 }
 
@@ -256,6 +260,8 @@ fn column_types_read_as_ddl() {
     assert_eq!(type_name("varchar", 255), "varchar(255)");
     assert_eq!(type_name("nvarchar", -1), "nvarchar(max)");
     assert_eq!(type_name("bigint", 8), "bigint");
+    assert_eq!(type_name("datetime2", 3), "datetime2(3)");
+    assert_eq!(type_name("datetime", 3), "datetime");
 }
 
 #[test]
@@ -264,11 +270,19 @@ fn the_writer_reads_the_id_type_the_indexes_and_the_lock_in_one_batch() {
     use sqlparser::parser::Parser;
     let sql = catalog::writer_facts_sql();
     let statements = Parser::parse_sql(&MsSqlDialect {}, &sql).unwrap();
-    assert_eq!(statements.len(), 3, "three result sets: {sql}");
-    assert!(sql.contains(&format!("OBJECT_ID(N'{HISTORY_TABLE}') AND name = N'id'")));
+    assert_eq!(statements.len(), 5, "five result sets: {sql}");
+    assert!(sql.contains(&format!(
+        "OBJECT_ID(N'{HISTORY_TABLE}') AND name IN (N'id', N'runtime_timestamp')"
+    )));
+    assert!(sql.contains("collation_name"), "{sql}");
     assert!(sql.contains("FROM sys.indexes"), "{sql}");
+    assert!(sql.contains(&format!("FROM {WRITER_LOCK_TABLE};")), "{sql}");
     assert!(
-        sql.ends_with(&format!("FROM {WRITER_LOCK_TABLE};")),
+        sql.contains("N'event_hub_namespace', N'event_hub_name'"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("OBJECT_ID(N'assets.asset_statistics_writes', N'U')"),
         "{sql}"
     );
 }
@@ -294,7 +308,18 @@ fn the_writer_is_ready_with_the_three_tables_a_text_id_and_one_lock_row() {
         [
             "assets.asset_statistics_history_v3 is missing",
             "assets.asset_statistics_rejects is missing",
+            "assets.asset_statistics_writes is missing",
             "assets.asset_statistics_writer_lock is missing"
+        ]
+    );
+    let earlier = Facts {
+        rejects_keyed_on_hub: false,
+        ..synapse_facts(new_design())
+    };
+    assert_eq!(
+        writer_not_ready(&earlier),
+        [
+            "assets.asset_statistics_rejects has no event_hub_namespace and event_hub_name columns (rejects keyed on their hub)"
         ]
     );
     let odd = Facts {

@@ -10,8 +10,13 @@ fn a_healthy_pool_reports_every_fact_and_nothing_to_change() {
     let text = lines.join("\n");
     assert_eq!(lines[0], "What the writer relies on:");
     assert!(text.contains("  assets.asset_statistics_history_v3: HASH(id), CLUSTERED INDEX (runtime_timestamp, id) (duplicate check bounded by the batch's time window)"), "{text}");
-    assert!(text.contains("  id column: nvarchar(255)\n"), "{text}");
-    assert!(text.contains("  assets.asset_statistics_rejects: ROUND_ROBIN, CLUSTERED INDEX (partition_id, sequence_number)\n"), "{text}");
+    assert!(text.contains("  id column: nvarchar(255), collation SQL_Latin1_General_CP1_CI_AS (case-insensitive, accent-sensitive, kana-insensitive, width-insensitive: the writer keeps the first of the ids it calls equal in a batch)\n"), "{text}");
+    assert!(text.contains("  runtime_timestamp column: datetime (rounds to .000, .003 or .007 s: two timestamps 1 ms apart can be one key)\n"), "{text}");
+    assert!(text.contains("  assets.asset_statistics_rejects: ROUND_ROBIN, CLUSTERED INDEX (partition_id, sequence_number) (keyed on hub, partition, sequence number and enqueued time)\n"), "{text}");
+    assert!(
+        text.contains("  assets.asset_statistics_writes: present"),
+        "{text}"
+    );
     assert!(
         text.contains("  assets.asset_statistics_writer_lock: 1 row (writers serialize on it)"),
         "{text}"
@@ -32,13 +37,32 @@ fn a_seed_table_gets_one_warning_and_the_ctas_and_rename_to_run_in_the_pool_s_da
         "{text}"
     );
     assert!(
-        text.contains(
-            "id column: varchar(255) (ids outside the database's code page are stored as '?'"
-        ),
+        text.contains("id column: varchar(255), collation SQL_Latin1_General_CP1_CI_AS (")
+            && text.contains("(ids outside the database's code page are stored as '?'"),
         "{text}"
     );
     assert!(text.contains("To change what is wrong, run:\n  -- in database coincap: bound each batch's duplicate check"), "{text}");
     assert!(text.contains("  CREATE TABLE assets.asset_statistics_history_v3_new WITH (DISTRIBUTION = HASH([id]), CLUSTERED INDEX ([runtime_timestamp], [id])) AS SELECT * FROM assets.asset_statistics_history_v3;\n  RENAME OBJECT assets.asset_statistics_history_v3 TO asset_statistics_history_v3_seed;\n  RENAME OBJECT assets.asset_statistics_history_v3_new TO asset_statistics_history_v3;"), "{text}");
+}
+
+#[test]
+fn an_earlier_rejects_table_and_a_missing_journal_say_so() {
+    let mut facts = synapse_facts(new_design());
+    facts.rejects_keyed_on_hub = false;
+    facts.writes_journal = false;
+    facts.history_time_type = Some("datetime2(3)".into());
+    let text = report(&facts).join("\n");
+    assert!(text.contains("(keyed on partition and sequence number alone: run `handler init-warehouse` to add the hub's columns)"), "{text}");
+    assert!(
+        text.contains(
+            "  assets.asset_statistics_writes: missing (the writer refuses to write without it)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  runtime_timestamp column: datetime2(3) (keeps every millisecond)"),
+        "{text}"
+    );
 }
 
 #[test]
