@@ -36,7 +36,7 @@ use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
 use coincap_stream::warehouse::sql::connection::TdsManager;
 use coincap_stream::warehouse::sql::literal;
 use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, KeyTypes, build_batches};
-use coincap_stream::warehouse::sql::{SqlConfig, SqlLogin};
+use coincap_stream::warehouse::sql::{BulkLoadSetting, SqlConfig, SqlLogin};
 use coincap_stream::warehouse::{Batch, SqlWarehouse, Warehouse};
 use serde_json::Value;
 
@@ -890,6 +890,7 @@ async fn sql_live(handler: &Path, connection: &str, table: &mut Table) {
         command_timeout: Duration::from_secs(120),
         idle_timeout: Duration::from_secs(60),
         auto_pause_delay: None,
+        bulk_load: BulkLoadSetting::Auto,
     };
     let run = uuid::Uuid::new_v4().simple().to_string();
     let rows_of = |label: &str, round: usize| -> Batch {

@@ -28,7 +28,7 @@ use coincap_stream::warehouse::sql::connection::TdsClient;
 use coincap_stream::warehouse::sql::connection::TdsManager;
 use coincap_stream::warehouse::sql::init;
 use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, KeyTypes, build_batches};
-use coincap_stream::warehouse::sql::{SqlConfig, SqlLogin};
+use coincap_stream::warehouse::sql::{BulkLoadSetting, SqlConfig, SqlLogin};
 use coincap_stream::warehouse::{Batch, SqlWarehouse, SqliteWarehouse, Warehouse};
 use serde_json::json;
 
@@ -269,6 +269,7 @@ async fn sql_server(connection: String) -> (Figures, ServerFigures) {
         command_timeout: Duration::from_secs(600),
         idle_timeout: Duration::from_secs(60),
         auto_pause_delay: None,
+        bulk_load: BulkLoadSetting::Auto,
     };
     let manager = TdsManager::new(config.clone(), Arc::clone(&secrets), None);
     // The test server's connection string may name master: the bench's tables go where it says.

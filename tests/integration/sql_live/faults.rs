@@ -12,6 +12,7 @@ use crate::common::run::Binary;
 use crate::common::tds_proxy::{Fault, TdsProxy};
 use crate::common::{API_KEY, Answer, Hub, hub_payload};
 
+mod bulk;
 mod keys;
 mod large;
 
@@ -21,6 +22,11 @@ const HANG: Duration = Duration::from_secs(20 + 60);
 
 /// `handler serve` writing into `connection` with a pool of one connection.
 pub(super) async fn serve(connection: &str) -> Running {
+    serve_with(connection, &[]).await
+}
+
+/// The same, with these settings too.
+pub(super) async fn serve_with(connection: &str, settings: &[(&str, &str)]) -> Running {
     Binary::serve()
         .sql(connection)
         .env("SQL_POOL_SIZE", "1")
@@ -29,15 +35,22 @@ pub(super) async fn serve(connection: &str) -> Running {
             format!("{}s", COMMAND_TIMEOUT.as_secs()),
         )
         .env("COINCAP_API_KEY", API_KEY)
+        .settings(settings.iter().copied())
         .start()
         .await
 }
 
-/// A proxy in front of the server, and a handler writing through it (in plain text, so the
+/// A proxy in front of the server, and the connection string through it (in plain text, so the
 /// proxy reads the protocol).
-async fn behind_proxy(connection: &str) -> (TdsProxy, Running) {
+pub(super) async fn proxy(connection: &str) -> (TdsProxy, String) {
     let proxy = TdsProxy::start(address(connection)).await;
     let via = through(connection, proxy.port, "Encrypt=DANGER_PLAINTEXT");
+    (proxy, via)
+}
+
+/// A proxy in front of the server, and a handler writing through it.
+async fn behind_proxy(connection: &str) -> (TdsProxy, Running) {
+    let (proxy, via) = proxy(connection).await;
     (proxy, serve(&via).await)
 }
 
