@@ -4,16 +4,20 @@
 //! prints the figures and their ratio and fails nothing.
 //!
 //! - SQLite: always (a temporary file; history written through the same `Warehouse::write`).
-//! - A SQL Server-family database (Azure SQL Database, SQL Server, a dedicated pool): when `COINCAP_TEST_MSSQL` holds an ADO.NET connection string.
-//!   It runs `init-warehouse`'s steps, then EMPTIES `assets.asset_statistics_history_v3` in that
-//!   (test) database, fills it with 1 million older rows in one set-based statement, and writes
-//!   through `SqlWarehouse` exactly as EventHubSink does. Into the empty table it also
-//!   measures where one batch's time goes: rendering it here, the server receiving and parsing it
-//!   (the same text behind a `THROW`, which ends the batch once it is parsed, before any of the
-//!   rest runs), and running it (the rest of a real write of the same text). A syntax error at
-//!   the end would not do: a parser may take a slower path to report one (ANTLR-based engines do,
-//!   forty times slower here). The naive writer's
-//!   rows/s, beside the writer's, is in `benches/compare.rs`.
+//! - A SQL Server-family database (Azure SQL Database, SQL Server, a dedicated pool): when
+//!   `COINCAP_TEST_MSSQL` holds an ADO.NET connection string. It runs `init-warehouse`'s steps,
+//!   then EMPTIES `assets.asset_statistics_history_v3` in that (test) database, fills it with 1
+//!   million older rows in one set-based statement, and writes through `SqlWarehouse` exactly as
+//!   EventHubSink does, both ways: rows staged by bulk load (as deployed) and rows as SQL text
+//!   (`SQL_BULK_LOAD=off`), their batches taking turns. Into the empty table it also measures where
+//!   one batch's time goes. Text: rendering it here, the server receiving and parsing it (the same
+//!   text behind a `THROW`, which ends the batch once it is parsed, before any of the rest runs),
+//!   and running it (the rest of a real write of the same text); a syntax error at the end would
+//!   not do: a parser may take a slower path to report one (ANTLR-based engines do, forty times
+//!   slower here). Bulk: rendering its transaction, staging the rows (column query, `INSERT BULK`,
+//!   the rows), the transaction up to its answer (lock, count, insert), and its `COMMIT` with the
+//!   staging table emptied (those two sent apart here to time them). The naive writer's rows/s,
+//!   beside the writers', is in `benches/compare.rs`.
 //!
 //! `cargo bench --bench warehouse_write` (scripts/bench.sh runs it). `BENCH_WAREHOUSE_SAMPLES`
 //! (default 15) batches are timed for each figure; the median is printed.
@@ -24,16 +28,19 @@ use std::time::{Duration, Instant};
 use coincap_stream::BoxFuture;
 use coincap_stream::domain::{EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
+use coincap_stream::warehouse::sql::bulk;
 use coincap_stream::warehouse::sql::connection::TdsClient;
 use coincap_stream::warehouse::sql::connection::TdsManager;
-use coincap_stream::warehouse::sql::init;
-use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, KeyTypes, build_batches};
+use coincap_stream::warehouse::sql::init::{self, catalog};
+use coincap_stream::warehouse::sql::statement::{
+    BATCH_LIMITS, Form, HISTORY_TABLE, KeyTypes, Rows, StageTable, build_batches,
+};
 use coincap_stream::warehouse::sql::{BulkLoadSetting, SqlConfig, SqlLogin};
 use coincap_stream::warehouse::{Batch, SqlWarehouse, SqliteWarehouse, Warehouse};
 use serde_json::json;
 
 const BATCH: usize = 1000;
-const HISTORY: usize = 1_000_000;
+const HISTORY_ROWS: usize = 1_000_000;
 const TARGET_RATIO: f64 = 1.5;
 /// 2026-01-01T00:00:00Z: timed batches start here; the filled history lies before it.
 const START_MS: i64 = 1_767_225_600_000;
@@ -105,7 +112,7 @@ impl Figures {
     fn print(&self, name: &str) {
         let ratio = self.full.as_secs_f64() / self.empty.as_secs_f64();
         println!(
-            "{name:<11} empty: {:>9.1} ms   {HISTORY} rows: {:>9.1} ms   ratio {ratio:.2}x ({} the {TARGET_RATIO}x target)",
+            "{name:<11} empty: {:>9.1} ms   {HISTORY_ROWS} rows: {:>9.1} ms   ratio {ratio:.2}x ({} the {TARGET_RATIO}x target)",
             self.empty.as_secs_f64() * 1e3,
             self.full.as_secs_f64() * 1e3,
             if ratio <= TARGET_RATIO {
@@ -140,12 +147,12 @@ async fn sqlite() -> Figures {
     }
     let warehouse = SqliteWarehouse::open(&dir.path().join("full.db")).expect("SQLite opens");
     let filling = Instant::now();
-    let ticks = (HISTORY / BATCH) as i64;
+    let ticks = (HISTORY_ROWS / BATCH) as i64;
     for tick in 0..ticks {
         warehouse.write(batch(tick - ticks)).await.expect("history");
     }
     eprintln!(
-        "sqlite: wrote {HISTORY} rows of history in {:.1} s",
+        "sqlite: wrote {HISTORY_ROWS} rows of history in {:.1} s",
         filling.elapsed().as_secs_f64()
     );
     figures(&warehouse, empty).await
@@ -179,27 +186,31 @@ SELECT CONCAT(N'asset-', RIGHT(CONCAT('000', n % 1000), 4)), n % 1000 + 1, N'F',
 FROM (SELECT TOP (1000000) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
       FROM sys.all_columns AS a CROSS JOIN sys.all_columns AS b CROSS JOIN sys.all_columns AS c) AS g";
 
-/// What only a server shows: where the writer's time goes.
-struct ServerFigures {
-    engine: String,
-    render: Duration,
-    parse: Duration,
-    run: Duration,
+/// Where one batch's time goes, part by part (each a median).
+struct Split {
+    writer: &'static str,
+    parts: Vec<(&'static str, Duration)>,
 }
 
-impl ServerFigures {
+impl Split {
     fn print(&self) {
-        println!("sql server  engine: {}", self.engine);
-        let total = self.render + self.parse + self.run;
-        let share = |part: Duration| 100.0 * part.as_secs_f64() / total.as_secs_f64();
+        let total: Duration = self.parts.iter().map(|(_, time)| *time).sum();
+        let parts: Vec<String> = self
+            .parts
+            .iter()
+            .map(|(name, time)| {
+                format!(
+                    "{name} {:.1} ms ({:.0}%)",
+                    time.as_secs_f64() * 1e3,
+                    100.0 * time.as_secs_f64() / total.as_secs_f64()
+                )
+            })
+            .collect();
         println!(
-            "sql server  one {BATCH}-row batch: render {:.1} ms ({:.0}%), send + server parse {:.1} ms ({:.0}%), server run {:.1} ms ({:.0}%)",
-            self.render.as_secs_f64() * 1e3,
-            share(self.render),
-            self.parse.as_secs_f64() * 1e3,
-            share(self.parse),
-            self.run.as_secs_f64() * 1e3,
-            share(self.run),
+            "sql {:<7} one {BATCH}-row batch, {:.1} ms: {}",
+            self.writer,
+            total.as_secs_f64() * 1e3,
+            parts.join(", ")
         );
     }
 }
@@ -213,8 +224,7 @@ async fn timed(client: &mut TdsClient, sql: &str) -> (Duration, bool) {
     (started.elapsed(), ok)
 }
 
-/// The writer's time split, into an empty history.
-async fn server_figures(client: &mut TdsClient) -> ServerFigures {
+async fn engine(client: &mut TdsClient) -> String {
     let engine = match client.simple_query("SELECT @@VERSION").await {
         Ok(stream) => stream
             .into_row()
@@ -225,21 +235,27 @@ async fn server_figures(client: &mut TdsClient) -> ServerFigures {
             .unwrap_or_default(),
         Err(_) => String::new(),
     };
-    let engine = engine.lines().next().unwrap_or("unknown").to_owned()
+    engine.lines().next().unwrap_or("unknown").to_owned()
         + " / "
-        + engine.lines().last().unwrap_or("");
-    let truncate = "TRUNCATE TABLE assets.asset_statistics_history_v3";
+        + engine.lines().last().unwrap_or("")
+}
 
+const TRUNCATE: &str = "TRUNCATE TABLE assets.asset_statistics_history_v3";
+
+/// The text writer's batch into an empty history: rendering it here, the server receiving and
+/// parsing it (the text behind a `THROW`, which ends the batch once it is parsed), and running it
+/// (the rest of a real write of the same text).
+async fn text_split(client: &mut TdsClient, keys: &KeyTypes) -> Split {
     let (mut render, mut parse, mut run) = (Vec::new(), Vec::new(), Vec::new());
     for sample in 0..samples() {
-        assert!(timed(client, truncate).await.1);
+        assert!(timed(client, TRUNCATE).await.1);
         let batch = batch(sample as i64);
         let started = Instant::now();
         let sql = build_batches(
             &batch.rows,
             &batch.rejects,
             chrono::Utc::now(),
-            &KeyTypes::default(),
+            keys,
             &BATCH_LIMITS,
             Form::default(),
         )
@@ -253,25 +269,94 @@ async fn server_figures(client: &mut TdsClient) -> ServerFigures {
         assert!(ok, "the batch is written");
         run.push(whole.saturating_sub(parsed));
     }
-    ServerFigures {
-        engine,
-        render: median(render),
-        parse: median(parse),
-        run: median(run),
+    Split {
+        writer: "text",
+        parts: vec![
+            ("render", median(render)),
+            ("send + server parse", median(parse)),
+            ("server run", median(run)),
+        ],
     }
 }
 
-async fn sql_server(connection: String) -> (Figures, ServerFigures) {
-    let secrets: Arc<dyn SecretSource> = Arc::new(Fixed(connection));
-    let config = SqlConfig {
+/// The bulk writer's batch into an empty history: rendering its transaction here, staging the
+/// rows (tiberius' column query, `INSERT BULK` and the rows), the transaction up to its answer
+/// (the lock, the count, the insert), and its `COMMIT` with the staging table emptied (sent on
+/// their own here, to time them; the writer sends the transaction as one text).
+async fn bulk_split(client: &mut TdsClient, keys: &KeyTypes) -> Split {
+    let table = StageTable::new(keys, false);
+    assert!(timed(client, &table.create).await.1, "the staging table");
+    let form = Form {
+        rows: Rows::Staged(&table),
+        ..Form::default()
+    };
+    let (mut render, mut stage, mut insert, mut commit) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for sample in 0..samples() {
+        assert!(timed(client, TRUNCATE).await.1);
+        let batch = batch(sample as i64);
+        let started = Instant::now();
+        let sql = build_batches(
+            &batch.rows,
+            &batch.rejects,
+            chrono::Utc::now(),
+            keys,
+            &BATCH_LIMITS,
+            form,
+        )
+        .remove(0)
+        .sql;
+        render.push(started.elapsed());
+        let started = Instant::now();
+        bulk::load(client, &batch.rows)
+            .await
+            .expect("the rows staged");
+        stage.push(started.elapsed());
+        let at = sql.find("COMMIT TRAN;").expect("a transaction commits");
+        let (body, tail) = sql.split_at(at);
+        let (time, ok) = timed(client, body).await;
+        assert!(ok, "the rows inserted");
+        insert.push(time);
+        let (time, ok) = timed(client, tail).await;
+        assert!(ok, "committed");
+        commit.push(time);
+    }
+    Split {
+        writer: "bulk",
+        parts: vec![
+            ("render", median(render)),
+            ("stage (bulk load)", median(stage)),
+            ("lock + count + insert", median(insert)),
+            ("commit + empty the stage", median(commit)),
+        ],
+    }
+}
+
+/// The writer with `bulk_load`, as EventHubSink builds it.
+fn writer(secrets: &Arc<dyn SecretSource>, bulk_load: BulkLoadSetting) -> SqlWarehouse {
+    SqlWarehouse::new(sql_config(bulk_load), Arc::clone(secrets), None)
+}
+
+fn sql_config(bulk_load: BulkLoadSetting) -> SqlConfig {
+    SqlConfig {
         login: SqlLogin::ConnectionString,
         pool_size: 2,
         command_timeout: Duration::from_secs(600),
         idle_timeout: Duration::from_secs(60),
         auto_pause_delay: None,
-        bulk_load: BulkLoadSetting::Auto,
-    };
-    let manager = TdsManager::new(config.clone(), Arc::clone(&secrets), None);
+        bulk_load,
+    }
+}
+
+/// Both writers into an empty history and into 1 million rows, and where a batch's time goes in
+/// each.
+async fn sql_server(connection: String) -> (String, [(&'static str, Figures); 2], [Split; 2]) {
+    let secrets: Arc<dyn SecretSource> = Arc::new(Fixed(connection));
+    let manager = TdsManager::new(
+        sql_config(BulkLoadSetting::Auto),
+        Arc::clone(&secrets),
+        None,
+    );
     // The test server's connection string may name master: the bench's tables go where it says.
     let options = init::InitOptions {
         app_identity: None,
@@ -281,30 +366,61 @@ async fn sql_server(connection: String) -> (Figures, ServerFigures) {
         .await
         .expect("init-warehouse");
     let mut client = manager.connect_client().await.expect("a connection");
-    let server = server_figures(&mut client).await;
-    let mut run = async |sql: &str| {
-        client
-            .simple_query(sql)
-            .await
-            .expect(sql)
-            .into_results()
-            .await
-            .expect(sql);
-    };
-    let warehouse = SqlWarehouse::new(config, secrets, None);
-    let mut empty = Vec::new();
+    let engine = engine(&mut client).await;
+    let keys = catalog::read_key_columns(&mut client, HISTORY_TABLE)
+        .await
+        .expect("the key columns")
+        .keys
+        .expect("the history table's key types");
+    let splits = [
+        bulk_split(&mut client, &keys).await,
+        text_split(&mut client, &keys).await,
+    ];
+    let writers = [
+        ("sql bulk", writer(&secrets, BulkLoadSetting::Auto)),
+        ("sql text", writer(&secrets, BulkLoadSetting::Off)),
+    ];
+    let mut empty = [Vec::new(), Vec::new()];
     for _ in 0..samples() {
-        run("TRUNCATE TABLE assets.asset_statistics_history_v3").await;
-        empty.push(timed_write(&warehouse, batch(0)).await);
+        for ((_, warehouse), times) in writers.iter().zip(&mut empty) {
+            assert!(timed(&mut client, TRUNCATE).await.1);
+            times.push(timed_write(warehouse, batch(0)).await);
+        }
     }
-    run("TRUNCATE TABLE assets.asset_statistics_history_v3").await;
+    assert!(timed(&mut client, TRUNCATE).await.1);
     let filling = Instant::now();
-    run(FILL).await;
+    assert!(timed(&mut client, FILL).await.1, "the history filled");
     eprintln!(
-        "sql server: filled {HISTORY} rows of history in {:.1} s",
+        "sql server: filled {HISTORY_ROWS} rows of history in {:.1} s",
         filling.elapsed().as_secs_f64()
     );
-    (figures(&warehouse, empty).await, server)
+    let mut full = [Vec::new(), Vec::new()];
+    for sample in 0..samples() {
+        for (at, ((_, warehouse), times)) in writers.iter().zip(&mut full).enumerate() {
+            // Fresh keys for each writer: ticks after the first samples'.
+            let tick = (sample * 2 + at) as i64;
+            times.push(timed_write(warehouse, batch(tick)).await);
+        }
+    }
+    let [bulk_empty, text_empty] = empty;
+    let [bulk_full, text_full] = full;
+    let figures = [
+        (
+            writers[0].0,
+            Figures {
+                empty: median(bulk_empty),
+                full: median(bulk_full),
+            },
+        ),
+        (
+            writers[1].0,
+            Figures {
+                empty: median(text_empty),
+                full: median(text_full),
+            },
+        ),
+    ];
+    (engine, figures, splits)
 }
 
 fn main() {
@@ -321,9 +437,14 @@ fn main() {
         sqlite().await.print("sqlite");
         match std::env::var("COINCAP_TEST_MSSQL") {
             Ok(connection) if !connection.trim().is_empty() => {
-                let (writer, server) = sql_server(connection).await;
-                writer.print("sql server");
-                server.print();
+                let (engine, figures, splits) = sql_server(connection).await;
+                println!("sql server  engine: {engine}");
+                for (name, figures) in &figures {
+                    figures.print(name);
+                }
+                for split in &splits {
+                    split.print();
+                }
             }
             _ => println!(
                 "sql server  not measured: set COINCAP_TEST_MSSQL to an ADO.NET connection string of a test database"
