@@ -42,8 +42,8 @@
 //! session's transaction has ended; its journal rows then say whether it committed, and what it
 //! wrote. The cost: writers serialize. Batches of all partitions and instances commit one after
 //! another, so throughput is one transaction at a time (on a SQL Server-compatible engine about
-//! 2 s per 1000-row batch, so about 500 rows/s at worst); the Event Hubs batch size, not the
-//! partition count, is the lever.
+//! 26 ms per 1000-row batch with its rows staged by bulk load, 0.7 s as text); the Event Hubs
+//! batch size, not the partition count, is the lever.
 
 use chrono::{DateTime, Utc};
 
