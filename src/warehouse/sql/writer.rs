@@ -1,8 +1,9 @@
 //! [`SqlWarehouse`]: one write, from a batch to its counts. It reads how the tables compare keys
 //! (once per process), removes the rows and rejects the database would take for one, builds the
-//! transactions ([`super::statement`]), sends each, curing a refusal a redelivery would only meet
-//! again ([`super::refusals`]), and counts what was written, including what transactions whose
-//! answer was lost wrote ([`super::send`], [`super::outcomes`]).
+//! transactions ([`super::statement`]), their rows staged by bulk load where the server takes it
+//! ([`super::bulk`]), sends each, curing a refusal a redelivery would only meet again
+//! ([`super::refusals`]), and counts what was written, including what transactions whose answer
+//! was lost wrote ([`super::send`], [`super::outcomes`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

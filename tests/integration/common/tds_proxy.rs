@@ -3,8 +3,9 @@
 //! packet headers, status bit 0x01 ending a message) and, once armed, does to the next write
 //! transaction (a SQL batch holding `BEGIN TRAN;`) what a network or a server can: cut the
 //! connection before its `COMMIT` ran or after, black-hole its reply, hold it open without its
-//! `COMMIT`, answer it with a server error in its place, or hold back the next login; or answer the next bulk load's rows (a
-//! BulkLoad message, MS-TDS 2.2.1.1) with a server error, as a server refusing bulk load does.
+//! `COMMIT`, answer it with a server error in its place, or hold back the next login; or, to the
+//! next bulk load's rows (a BulkLoad message, MS-TDS 2.2.1.1), answer them with a server error, as
+//! a server refusing bulk load does, or black-hole their answer.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +38,9 @@ pub enum Fault {
     DelayLogin(Duration),
     /// The next bulk load's rows never reach the server: the client gets this error number.
     RefuseBulkLoad(u32),
+    /// The next bulk load's rows reach the server; its answer never reaches the client, and the
+    /// connection stays open.
+    BlackHoleBulkLoad,
 }
 
 /// What the proxy does with the server's packets on one connection.
@@ -128,18 +132,31 @@ impl TdsProxy {
                     }
                 }
                 0x07 => {
-                    if let Some(Fault::RefuseBulkLoad(number)) =
-                        self.take(|f| matches!(f, Fault::RefuseBulkLoad(_)))
-                    {
-                        if !refuse(&client_write, number, "bulk load refused").await {
-                            return;
+                    let bulk = |f: &Fault| {
+                        matches!(f, Fault::RefuseBulkLoad(_) | Fault::BlackHoleBulkLoad)
+                    };
+                    match self.take(bulk) {
+                        Some(Fault::RefuseBulkLoad(number)) => {
+                            if !refuse(&client_write, number, "bulk load refused").await {
+                                return;
+                            }
+                            continue;
                         }
-                        continue;
+                        Some(Fault::BlackHoleBulkLoad) => {
+                            *reply.lock().unwrap() = Reply::SwallowForever;
+                        }
+                        _ => {}
                     }
                 }
                 0x01 if message.contains("BEGIN TRAN;") => {
-                    let batch =
-                        |f: &Fault| !matches!(f, Fault::DelayLogin(_) | Fault::RefuseBulkLoad(_));
+                    let batch = |f: &Fault| {
+                        !matches!(
+                            f,
+                            Fault::DelayLogin(_)
+                                | Fault::RefuseBulkLoad(_)
+                                | Fault::BlackHoleBulkLoad
+                        )
+                    };
                     match self.take(batch) {
                         Some(Fault::Error(number)) => {
                             if !refuse(&client_write, number, "error").await {
@@ -159,7 +176,12 @@ impl TdsProxy {
                             assert!(message.blank("COMMIT TRAN;"), "a transaction commits");
                             *reply.lock().unwrap() = Reply::SwallowForever;
                         }
-                        Some(Fault::DelayLogin(_) | Fault::RefuseBulkLoad(_)) | None => {}
+                        Some(
+                            Fault::DelayLogin(_)
+                            | Fault::RefuseBulkLoad(_)
+                            | Fault::BlackHoleBulkLoad,
+                        )
+                        | None => {}
                     }
                 }
                 _ => {}
