@@ -5,9 +5,8 @@
 //! - `facts`, [`keys`]: what the writer reads from the catalog, how the history table compares
 //!   its key, and the rows and rejects of a batch the database would take for one.
 //! - [`statement`], `transaction`, `chunk`, [`select`], `body`, [`literal`], `journal`: the SQL
-//!   text, as pure code (one
-//!   transaction per invocation, several when bigger than the batch cap, each with its journal
-//!   rows).
+//!   text, as pure code (one transaction per invocation, several when bigger than the batch cap,
+//!   each with its journal rows).
 //! - `send`, `outcomes`, `refusals`: one transaction sent and its answer read, the transactions
 //!   whose answer was lost, the cure for each refusal a redelivery would only meet again.
 //! - `session`, [`connection`], [`retry`], `errors`, [`pause`]: the bb8 pool of tiberius
