@@ -5,9 +5,8 @@
 //! - `facts`, [`keys`]: what the writer reads from the catalog, how the history table compares
 //!   its key, and the rows and rejects of a batch the database would take for one.
 //! - [`statement`], `transaction`, `chunk`, [`select`], `body`, [`literal`], `journal`: the SQL
-//!   text, as pure code (one
-//!   transaction per invocation, several when bigger than the batch cap, each with its journal
-//!   rows).
+//!   text, as pure code (one transaction per invocation, several when bigger than the batch cap,
+//!   each with its journal rows).
 //! - [`stage`], [`bulk`]: the bulk path: a batch's rows staged in a session table by TDS bulk load,
 //!   then inserted by one statement of the transaction, where the server takes bulk load.
 //! - `send`, `outcomes`, `refusals`: one transaction sent and its answer read, the transactions
