@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use coincap_stream::BoxFuture;
 use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
-use coincap_stream::warehouse::SqlWarehouse;
 use coincap_stream::warehouse::sql::bulk;
 use coincap_stream::warehouse::sql::connection::{TdsClient, TdsManager};
 use coincap_stream::warehouse::sql::init::{self, catalog};
@@ -14,6 +13,7 @@ use coincap_stream::warehouse::sql::statement::{
     BATCH_LIMITS, Form, HISTORY_TABLE, KeyTypes, Rows, StageTable, build_batches,
 };
 use coincap_stream::warehouse::sql::{BulkLoadSetting, SqlConfig, SqlLogin};
+use coincap_stream::warehouse::{Batch, SqlWarehouse};
 
 use super::{BATCH, Figures, HISTORY_ROWS, batch, median, samples, timed_write};
 
@@ -99,6 +99,20 @@ async fn engine(client: &mut TdsClient) -> String {
         + engine.lines().last().unwrap_or("")
 }
 
+/// The batch's one transaction in `form`, and how long rendering it took.
+fn render_timed(batch: &Batch, keys: &KeyTypes, form: Form<'_>) -> (String, Duration) {
+    let started = Instant::now();
+    let mut transactions = build_batches(
+        &batch.rows,
+        &batch.rejects,
+        chrono::Utc::now(),
+        keys,
+        &BATCH_LIMITS,
+        form,
+    );
+    (transactions.remove(0).sql, started.elapsed())
+}
+
 const TRUNCATE: &str = "TRUNCATE TABLE assets.asset_statistics_history_v3";
 
 /// The text writer's batch into an empty history: rendering it here, the server receiving and
@@ -109,18 +123,8 @@ async fn text_split(client: &mut TdsClient, keys: &KeyTypes) -> Split {
     for sample in 0..samples() {
         assert!(timed(client, TRUNCATE).await.1);
         let batch = batch(sample as i64);
-        let started = Instant::now();
-        let sql = build_batches(
-            &batch.rows,
-            &batch.rejects,
-            chrono::Utc::now(),
-            keys,
-            &BATCH_LIMITS,
-            Form::default(),
-        )
-        .remove(0)
-        .sql;
-        render.push(started.elapsed());
+        let (sql, time) = render_timed(&batch, keys, Form::default());
+        render.push(time);
         let (parsed, ok) = timed(client, &format!("THROW 50000, N'parsed', 1;\n{sql}")).await;
         assert!(!ok, "THROW ends the batch before the rest runs");
         parse.push(parsed);
@@ -154,18 +158,8 @@ async fn bulk_split(client: &mut TdsClient, keys: &KeyTypes) -> Split {
     for sample in 0..samples() {
         assert!(timed(client, TRUNCATE).await.1);
         let batch = batch(sample as i64);
-        let started = Instant::now();
-        let sql = build_batches(
-            &batch.rows,
-            &batch.rejects,
-            chrono::Utc::now(),
-            keys,
-            &BATCH_LIMITS,
-            form,
-        )
-        .remove(0)
-        .sql;
-        render.push(started.elapsed());
+        let (sql, time) = render_timed(&batch, keys, form);
+        render.push(time);
         let started = Instant::now();
         bulk::load(client, &batch.rows)
             .await

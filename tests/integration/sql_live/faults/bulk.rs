@@ -242,44 +242,6 @@ async fn a_server_refusing_bulk_load_gets_the_rows_as_text_and_is_asked_once_per
 async fn an_invocation_given_up_mid_bulk_load_leaves_no_rows_behind_on_its_connection() {
     let (connection, _turn) = super::turn().await;
     let (proxy, via) = proxy(&connection).await;
-    let mut handler = serve_with(&via, &[("SQL_BULK_LOAD", "auto")]).await;
-    let warm = self::prefix();
-    counts(&deliver(&mut handler, &batch_of(&warm, 1, 0, &hub(&warm, ENQUEUED))).await);
-    let given_up = self::prefix();
-    let batch = batch_of(&given_up, 60, 2, &hub(&given_up, ENQUEUED));
-
-    proxy.arm(Fault::BlackHoleBulkLoad);
-    let url = format!("http://127.0.0.1:{}/EventHubSink", handler.port);
-    let host = tokio::spawn(
-        reqwest::Client::new()
-            .post(url)
-            .header("Content-Type", "application/json")
-            .body(batch.clone())
-            .send(),
-    );
-    while proxy.carried_out() == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    // The host gives up: the request is dropped, and the handler's task with it.
-    host.abort();
-    let _ = host.await;
-    let mut next = Vec::new();
-    for _ in 0..3 {
-        let prefix = self::prefix();
-        let answer = deliver(
-            &mut handler,
-            &batch_of(&prefix, 40, 1, &hub(&prefix, ENQUEUED)),
-        )
-        .await;
-        next.push((prefix, answer));
-    }
-    let redelivered = deliver(&mut handler, &batch).await;
-    handler.stop("-TERM").await;
-
-    for (prefix, answer) in &next {
-        assert_eq!(counts(answer), (40, 0, 1), "{prefix}");
-        assert_stored(&connection, prefix, 40, 1).await;
-    }
-    assert_eq!(counts(&redelivered), (60, 0, 2));
-    assert_stored(&connection, &given_up, 60, 2).await;
+    let handler = serve_with(&via, &[("SQL_BULK_LOAD", "auto")]).await;
+    super::given_up_then_next(&connection, &proxy, handler, Fault::BlackHoleBulkLoad).await;
 }
