@@ -9,7 +9,9 @@
 //!   /proc/<pid>/task/*/schedstat, ns). The seed: benches/seed_producer.py on the same page.
 //! - EventHubSink: criterion's samples of decode + map + render (benches/sink_batch.rs), rows per
 //!   second into SQLite in 1000-event batches, VmHWM after one 10,000-event batch.
-//! - The SQL writer: round trips per batch and rows per second, against `COINCAP_TEST_MSSQL` if set.
+//! - The SQL writer, against `COINCAP_TEST_MSSQL` if set: rows per second with its rows staged by
+//!   bulk load (as deployed), the same writer sending them as SQL text, and a naive one-row INSERT
+//!   writer, their batches taking turns; the ratios; transactions per batch.
 //! - With valgrind installed: instructions (callgrind) per TimerFetch page in the whole handler
 //!   process, and per 1000 events of the sink's decode + map + render; stable on a busy machine.
 //!
@@ -36,7 +38,7 @@ use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
 use coincap_stream::warehouse::sql::connection::TdsManager;
 use coincap_stream::warehouse::sql::literal;
 use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, KeyTypes, build_batches};
-use coincap_stream::warehouse::sql::{SqlConfig, SqlLogin};
+use coincap_stream::warehouse::sql::{BulkLoadSetting, SqlConfig, SqlLogin};
 use coincap_stream::warehouse::{Batch, SqlWarehouse, Warehouse};
 use serde_json::Value;
 
@@ -321,7 +323,9 @@ impl Bench {
             Some(out) => common::callgrind::command(&self.handler, out),
             None => Command::new(&self.handler),
         };
+        // What host.json starts: `handler serve` (a bare `handler` prints its help).
         command
+            .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
@@ -624,7 +628,7 @@ impl Bench {
             .filter(|v| !v.trim().is_empty());
         let Some(connection) = connection else {
             table.line(
-                "SQL writer: round trips per 1000-row batch",
+                "SQL writer, text: round trips per 1000-row batch",
                 "1 (by construction)",
                 &format!("1 SQL text, {statements} statements"),
                 "1",
@@ -637,7 +641,11 @@ impl Bench {
                 "",
                 "",
             );
-            for name in ["SQL writer: rows/s", "Naive one-row INSERT writer: rows/s"] {
+            for name in [
+                "SQL writer, bulk (as deployed): rows/s",
+                "SQL writer, text (SQL_BULK_LOAD=off): rows/s",
+                "Naive one-row INSERT writer: rows/s",
+            ] {
                 table.missing(name, "not measured (set COINCAP_TEST_MSSQL)");
             }
             return;
@@ -872,10 +880,12 @@ impl SecretSource for FixedSecret {
     }
 }
 
-/// SqlWarehouse and a naive one-INSERT-per-row writer, same rows (fresh ids), same server.
+/// The writer with its rows staged by bulk load (as deployed), the same writer sending them as SQL
+/// text (`SQL_BULK_LOAD=off`), and a naive one-INSERT-per-row writer: same rows (fresh ids), same
+/// server, their batches taking turns so the machine's drift falls on all three alike.
 async fn sql_live(handler: &Path, connection: &str, table: &mut Table) {
-    const BATCHES: usize = 5;
-    const NAIVE_BATCHES: usize = 2;
+    const BATCHES: usize = 6;
+    const NAIVE_BATCHES: usize = 3;
     let init = Command::new(handler)
         .arg("init-warehouse")
         .env("SQL_CONNECTION_STRING", connection)
@@ -884,12 +894,13 @@ async fn sql_live(handler: &Path, connection: &str, table: &mut Table) {
         .expect("init-warehouse runs");
     assert!(init.success(), "handler init-warehouse failed");
     let secrets: Arc<dyn SecretSource> = Arc::new(FixedSecret(Secret::new(connection)));
-    let config = SqlConfig {
+    let config = |bulk_load| SqlConfig {
         login: SqlLogin::ConnectionString,
         pool_size: 2,
         command_timeout: Duration::from_secs(120),
         idle_timeout: Duration::from_secs(60),
         auto_pause_delay: None,
+        bulk_load,
     };
     let run = uuid::Uuid::new_v4().simple().to_string();
     let rows_of = |label: &str, round: usize| -> Batch {
@@ -907,49 +918,61 @@ async fn sql_live(handler: &Path, connection: &str, table: &mut Table) {
         to_batch(&bodies)
     };
 
-    let warehouse = SqlWarehouse::new(config.clone(), Arc::clone(&secrets), None);
-    warehouse
-        .write(rows_of("w", 999))
-        .await
-        .expect("a warm-up batch");
-    let trips_before = warehouse.round_trips();
-    let mut rates = Vec::new();
-    for round in 0..BATCHES {
-        let batch = rows_of("w", round);
-        let rows = batch.rows.len() as f64;
-        let started = Instant::now();
-        let report = warehouse.write(batch).await.expect("a batch written");
-        rates.push(rows / started.elapsed().as_secs_f64());
-        assert_eq!(report.rows_written as usize, SINK_BATCH_EVENTS);
+    let bulk = SqlWarehouse::new(config(BulkLoadSetting::Auto), Arc::clone(&secrets), None);
+    let text = SqlWarehouse::new(config(BulkLoadSetting::Off), Arc::clone(&secrets), None);
+    for (writer, label) in [(&bulk, "b"), (&text, "t")] {
+        writer
+            .write(rows_of(label, 999))
+            .await
+            .expect("a warm-up batch");
     }
-    let trips = (warehouse.round_trips() - trips_before) as f64 / BATCHES as f64;
-    table.line(
-        "SQL writer: round trips per 1000-row batch (measured)",
-        &format!("{trips:.1}"),
-        "",
-        "1",
-        if trips <= 1.0 { "yes" } else { "no" },
-    );
-    table.row("SQL writer: rows/s", &rates, "", None);
-
-    let manager = TdsManager::new(config, secrets, None);
+    let manager = TdsManager::new(config(BulkLoadSetting::Off), secrets, None);
     let mut client = manager.connect_client().await.expect("a connection");
-    let mut naive = Vec::new();
-    for round in 0..NAIVE_BATCHES {
-        let batch = rows_of("n", round);
-        let statements: Vec<String> = batch.rows.iter().map(naive_insert).collect();
-        let started = Instant::now();
-        for statement in &statements {
-            client
-                .simple_query(statement.as_str())
-                .await
-                .expect("an INSERT")
-                .into_results()
-                .await
-                .expect("its answer");
+    let trips_before = (bulk.round_trips(), text.round_trips());
+    let (mut bulk_rates, mut text_rates, mut naive_rates) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..BATCHES {
+        for (writer, label, rates) in [(&bulk, "b", &mut bulk_rates), (&text, "t", &mut text_rates)]
+        {
+            let batch = rows_of(label, round);
+            let rows = batch.rows.len() as f64;
+            let started = Instant::now();
+            let report = writer.write(batch).await.expect("a batch written");
+            rates.push(rows / started.elapsed().as_secs_f64());
+            assert_eq!(report.rows_written as usize, SINK_BATCH_EVENTS);
         }
-        naive.push(statements.len() as f64 / started.elapsed().as_secs_f64());
+        if round < NAIVE_BATCHES {
+            let batch = rows_of("n", round);
+            let statements: Vec<String> = batch.rows.iter().map(naive_insert).collect();
+            let started = Instant::now();
+            for statement in &statements {
+                client
+                    .simple_query(statement.as_str())
+                    .await
+                    .expect("an INSERT")
+                    .into_results()
+                    .await
+                    .expect("its answer");
+            }
+            naive_rates.push(statements.len() as f64 / started.elapsed().as_secs_f64());
+        }
     }
+    let trips = |now: u64, before: u64| (now - before) as f64 / BATCHES as f64;
+    let bulk_trips = trips(bulk.round_trips(), trips_before.0);
+    let text_trips = trips(text.round_trips(), trips_before.1);
+    table.line(
+        "SQL writer, bulk: transactions per 1000-row batch",
+        &format!("{bulk_trips:.1}"),
+        "after its bulk load: column query, INSERT BULK, rows",
+        "1",
+        if bulk_trips <= 1.0 { "yes" } else { "no" },
+    );
+    table.line(
+        "SQL writer, text: round trips per 1000-row batch",
+        &format!("{text_trips:.1}"),
+        "one SQL text",
+        "1",
+        if text_trips <= 1.0 { "yes" } else { "no" },
+    );
     table.line(
         "Naive writer: round trips per 1000-row batch",
         "1000",
@@ -957,7 +980,40 @@ async fn sql_live(handler: &Path, connection: &str, table: &mut Table) {
         "",
         "",
     );
-    table.row("Naive one-row INSERT writer: rows/s", &naive, "", None);
+    table.row(
+        "SQL writer, bulk (as deployed): rows/s",
+        &bulk_rates,
+        "",
+        None,
+    );
+    table.row(
+        "SQL writer, text (SQL_BULK_LOAD=off): rows/s",
+        &text_rates,
+        "",
+        None,
+    );
+    table.row(
+        "Naive one-row INSERT writer: rows/s",
+        &naive_rates,
+        "",
+        None,
+    );
+    let naive = median(&naive_rates);
+    table.ratio(
+        "Bulk writer vs naive (x faster)",
+        median(&bulk_rates) / naive,
+        5.0,
+    );
+    table.ratio(
+        "Text writer vs naive (x faster)",
+        median(&text_rates) / naive,
+        0.0,
+    );
+    table.ratio(
+        "Bulk writer vs text writer (x faster)",
+        median(&bulk_rates) / median(&text_rates),
+        0.0,
+    );
 }
 
 /// `INSERT ... VALUES (...)` for one row: what a naive writer sends, one round trip each.

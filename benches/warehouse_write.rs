@@ -4,36 +4,35 @@
 //! prints the figures and their ratio and fails nothing.
 //!
 //! - SQLite: always (a temporary file; history written through the same `Warehouse::write`).
-//! - A SQL Server-family database (Azure SQL Database, SQL Server, a dedicated pool): when `COINCAP_TEST_MSSQL` holds an ADO.NET connection string.
-//!   It runs `init-warehouse`'s steps, then EMPTIES `assets.asset_statistics_history_v3` in that
-//!   (test) database, fills it with 1 million older rows in one set-based statement, and writes
-//!   through `SqlWarehouse` exactly as EventHubSink does. Into the empty table it also
-//!   measures where one batch's time goes: rendering it here, the server receiving and parsing it
-//!   (the same text behind a `THROW`, which ends the batch once it is parsed, before any of the
-//!   rest runs), and running it (the rest of a real write of the same text). A syntax error at
-//!   the end would not do: a parser may take a slower path to report one (ANTLR-based engines do,
-//!   forty times slower here). The naive writer's
-//!   rows/s, beside the writer's, is in `benches/compare.rs`.
+//! - A SQL Server-family database (Azure SQL Database, SQL Server, a dedicated pool): when
+//!   `COINCAP_TEST_MSSQL` holds an ADO.NET connection string. It runs `init-warehouse`'s steps,
+//!   then EMPTIES `assets.asset_statistics_history_v3` in that (test) database, fills it with 1
+//!   million older rows in one set-based statement, and writes through `SqlWarehouse` exactly as
+//!   EventHubSink does, both ways: rows staged by bulk load (as deployed) and rows as SQL text
+//!   (`SQL_BULK_LOAD=off`), their batches taking turns. Into the empty table it also measures where
+//!   one batch's time goes. Text: rendering it here, the server receiving and parsing it (the same
+//!   text behind a `THROW`, which ends the batch once it is parsed, before any of the rest runs),
+//!   and running it (the rest of a real write of the same text); a syntax error at the end would
+//!   not do: a parser may take a slower path to report one (ANTLR-based engines do, forty times
+//!   slower here). Bulk: rendering its transaction, staging the rows (column query, `INSERT BULK`,
+//!   the rows), the transaction up to its answer (lock, count, insert), and its `COMMIT` with the
+//!   staging table emptied (those two sent apart here to time them). The naive writer's rows/s,
+//!   beside the writers', is in `benches/compare.rs`.
 //!
 //! `cargo bench --bench warehouse_write` (scripts/bench.sh runs it). `BENCH_WAREHOUSE_SAMPLES`
 //! (default 15) batches are timed for each figure; the median is printed.
 
-use std::sync::Arc;
+#[path = "warehouse_write/sql.rs"]
+mod sql;
+
 use std::time::{Duration, Instant};
 
-use coincap_stream::BoxFuture;
 use coincap_stream::domain::{EventCoordinates, map_events};
-use coincap_stream::secrets::{Secret, SecretError, SecretName, SecretSource};
-use coincap_stream::warehouse::sql::connection::TdsClient;
-use coincap_stream::warehouse::sql::connection::TdsManager;
-use coincap_stream::warehouse::sql::init;
-use coincap_stream::warehouse::sql::statement::{BATCH_LIMITS, Form, KeyTypes, build_batches};
-use coincap_stream::warehouse::sql::{SqlConfig, SqlLogin};
-use coincap_stream::warehouse::{Batch, SqlWarehouse, SqliteWarehouse, Warehouse};
+use coincap_stream::warehouse::{Batch, SqliteWarehouse, Warehouse};
 use serde_json::json;
 
 const BATCH: usize = 1000;
-const HISTORY: usize = 1_000_000;
+const HISTORY_ROWS: usize = 1_000_000;
 const TARGET_RATIO: f64 = 1.5;
 /// 2026-01-01T00:00:00Z: timed batches start here; the filled history lies before it.
 const START_MS: i64 = 1_767_225_600_000;
@@ -105,7 +104,7 @@ impl Figures {
     fn print(&self, name: &str) {
         let ratio = self.full.as_secs_f64() / self.empty.as_secs_f64();
         println!(
-            "{name:<11} empty: {:>9.1} ms   {HISTORY} rows: {:>9.1} ms   ratio {ratio:.2}x ({} the {TARGET_RATIO}x target)",
+            "{name:<11} empty: {:>9.1} ms   {HISTORY_ROWS} rows: {:>9.1} ms   ratio {ratio:.2}x ({} the {TARGET_RATIO}x target)",
             self.empty.as_secs_f64() * 1e3,
             self.full.as_secs_f64() * 1e3,
             if ratio <= TARGET_RATIO {
@@ -140,170 +139,15 @@ async fn sqlite() -> Figures {
     }
     let warehouse = SqliteWarehouse::open(&dir.path().join("full.db")).expect("SQLite opens");
     let filling = Instant::now();
-    let ticks = (HISTORY / BATCH) as i64;
+    let ticks = (HISTORY_ROWS / BATCH) as i64;
     for tick in 0..ticks {
         warehouse.write(batch(tick - ticks)).await.expect("history");
     }
     eprintln!(
-        "sqlite: wrote {HISTORY} rows of history in {:.1} s",
+        "sqlite: wrote {HISTORY_ROWS} rows of history in {:.1} s",
         filling.elapsed().as_secs_f64()
     );
     figures(&warehouse, empty).await
-}
-
-struct Fixed(String);
-
-impl SecretSource for Fixed {
-    fn get(&self, name: SecretName) -> BoxFuture<'_, Result<Secret, SecretError>> {
-        let value = Secret::new(self.0.as_str());
-        Box::pin(async move {
-            match name {
-                SecretName::SqlConnectionString => Ok(value),
-                name => Err(SecretError::NotInEnvironment {
-                    name,
-                    var: name.env_var(),
-                }),
-            }
-        })
-    }
-
-    fn describe(&self) -> String {
-        "COINCAP_TEST_MSSQL".into()
-    }
-}
-
-/// 1 million rows before the timed batches, 1000 assets per 5-minute tick, in one statement.
-const FILL: &str = "INSERT INTO assets.asset_statistics_history_v3 (id, asset_rank, symbol, asset_name, supply, maxSupply, marketCapUsd, volumeUsd24Hr, priceUsd, changePercent24Hr, vwap24Hr, explorer, runtime_timestamp)
-SELECT CONCAT(N'asset-', RIGHT(CONCAT('000', n % 1000), 4)), n % 1000 + 1, N'F', N'Filled', 1.0E0, NULL, 1.0E0, 1.0E0, 1.0E0, 0.0E0, NULL, NULL,
-       DATEADD(minute, CAST(-5 * (n / 1000 + 1) AS int), CAST('2026-01-01T00:00:00' AS datetime))
-FROM (SELECT TOP (1000000) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
-      FROM sys.all_columns AS a CROSS JOIN sys.all_columns AS b CROSS JOIN sys.all_columns AS c) AS g";
-
-/// What only a server shows: where the writer's time goes.
-struct ServerFigures {
-    engine: String,
-    render: Duration,
-    parse: Duration,
-    run: Duration,
-}
-
-impl ServerFigures {
-    fn print(&self) {
-        println!("sql server  engine: {}", self.engine);
-        let total = self.render + self.parse + self.run;
-        let share = |part: Duration| 100.0 * part.as_secs_f64() / total.as_secs_f64();
-        println!(
-            "sql server  one {BATCH}-row batch: render {:.1} ms ({:.0}%), send + server parse {:.1} ms ({:.0}%), server run {:.1} ms ({:.0}%)",
-            self.render.as_secs_f64() * 1e3,
-            share(self.render),
-            self.parse.as_secs_f64() * 1e3,
-            share(self.parse),
-            self.run.as_secs_f64() * 1e3,
-            share(self.run),
-        );
-    }
-}
-
-async fn timed(client: &mut TdsClient, sql: &str) -> (Duration, bool) {
-    let started = Instant::now();
-    let ok = match client.simple_query(sql).await {
-        Ok(stream) => stream.into_results().await.is_ok(),
-        Err(_) => false,
-    };
-    (started.elapsed(), ok)
-}
-
-/// The writer's time split, into an empty history.
-async fn server_figures(client: &mut TdsClient) -> ServerFigures {
-    let engine = match client.simple_query("SELECT @@VERSION").await {
-        Ok(stream) => stream
-            .into_row()
-            .await
-            .ok()
-            .flatten()
-            .and_then(|row| row.get::<&str, _>(0).map(str::to_owned))
-            .unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    let engine = engine.lines().next().unwrap_or("unknown").to_owned()
-        + " / "
-        + engine.lines().last().unwrap_or("");
-    let truncate = "TRUNCATE TABLE assets.asset_statistics_history_v3";
-
-    let (mut render, mut parse, mut run) = (Vec::new(), Vec::new(), Vec::new());
-    for sample in 0..samples() {
-        assert!(timed(client, truncate).await.1);
-        let batch = batch(sample as i64);
-        let started = Instant::now();
-        let sql = build_batches(
-            &batch.rows,
-            &batch.rejects,
-            chrono::Utc::now(),
-            &KeyTypes::default(),
-            &BATCH_LIMITS,
-            Form::default(),
-        )
-        .remove(0)
-        .sql;
-        render.push(started.elapsed());
-        let (parsed, ok) = timed(client, &format!("THROW 50000, N'parsed', 1;\n{sql}")).await;
-        assert!(!ok, "THROW ends the batch before the rest runs");
-        parse.push(parsed);
-        let (whole, ok) = timed(client, &sql).await;
-        assert!(ok, "the batch is written");
-        run.push(whole.saturating_sub(parsed));
-    }
-    ServerFigures {
-        engine,
-        render: median(render),
-        parse: median(parse),
-        run: median(run),
-    }
-}
-
-async fn sql_server(connection: String) -> (Figures, ServerFigures) {
-    let secrets: Arc<dyn SecretSource> = Arc::new(Fixed(connection));
-    let config = SqlConfig {
-        login: SqlLogin::ConnectionString,
-        pool_size: 2,
-        command_timeout: Duration::from_secs(600),
-        idle_timeout: Duration::from_secs(60),
-        auto_pause_delay: None,
-    };
-    let manager = TdsManager::new(config.clone(), Arc::clone(&secrets), None);
-    // The test server's connection string may name master: the bench's tables go where it says.
-    let options = init::InitOptions {
-        app_identity: None,
-        allow_master: true,
-    };
-    init::init_warehouse(&manager, options, &mut |line| eprintln!("{line}"))
-        .await
-        .expect("init-warehouse");
-    let mut client = manager.connect_client().await.expect("a connection");
-    let server = server_figures(&mut client).await;
-    let mut run = async |sql: &str| {
-        client
-            .simple_query(sql)
-            .await
-            .expect(sql)
-            .into_results()
-            .await
-            .expect(sql);
-    };
-    let warehouse = SqlWarehouse::new(config, secrets, None);
-    let mut empty = Vec::new();
-    for _ in 0..samples() {
-        run("TRUNCATE TABLE assets.asset_statistics_history_v3").await;
-        empty.push(timed_write(&warehouse, batch(0)).await);
-    }
-    run("TRUNCATE TABLE assets.asset_statistics_history_v3").await;
-    let filling = Instant::now();
-    run(FILL).await;
-    eprintln!(
-        "sql server: filled {HISTORY} rows of history in {:.1} s",
-        filling.elapsed().as_secs_f64()
-    );
-    (figures(&warehouse, empty).await, server)
 }
 
 fn main() {
@@ -320,9 +164,14 @@ fn main() {
         sqlite().await.print("sqlite");
         match std::env::var("COINCAP_TEST_MSSQL") {
             Ok(connection) if !connection.trim().is_empty() => {
-                let (writer, server) = sql_server(connection).await;
-                writer.print("sql server");
-                server.print();
+                let (engine, figures, splits) = sql::sql_server(connection).await;
+                println!("sql server  engine: {engine}");
+                for (name, figures) in &figures {
+                    figures.print(name);
+                }
+                for split in &splits {
+                    split.print();
+                }
             }
             _ => println!(
                 "sql server  not measured: set COINCAP_TEST_MSSQL to an ADO.NET connection string of a test database"

@@ -356,6 +356,7 @@ async fn sql_warehouse(
     let engine = init::engine_name(facts.engine_edition);
     let wrong = init::writer_not_ready(&facts);
     let database = facts.database.as_deref().unwrap_or("unknown");
+    let rows_go = facts.bulk_load.as_ref().map_or("", |bulk| bulk.rows_go());
     if init::is_master(facts.database.as_deref()) && !allow.master {
         checks.record(
             Status::Failed,
@@ -369,14 +370,14 @@ async fn sql_warehouse(
         checks.record(
             Status::Ok,
             &what,
-            format!("reachable, {engine}; rows are written into database {database}; the writer's tables are ready"),
+            format!("reachable, {engine}; rows are written into database {database}{rows_go}; the writer's tables are ready"),
         );
     } else {
         checks.record(
             Status::Failed,
             &what,
             format!(
-                "reachable, {engine}; rows are written into database {database}; {}. Fix: {}",
+                "reachable, {engine}; rows are written into database {database}{rows_go}; {}. Fix: {}",
                 wrong.join("; "),
                 crate::warehouse::sql::retry::TABLES_FIX
             ),

@@ -11,7 +11,7 @@ use crate::coincap::credits::{self, DEFAULT_MONTHLY_CREDITS};
 use crate::coincap::{CoinCapConfig, DEFAULT_COINCAP_BASE_URL, MAX_COINCAP_LIMIT};
 use crate::secrets::{EnvVars, SecretName, SecretsConfig, VaultNames, VaultSecretName};
 use crate::warehouse::WarehouseConfig;
-use crate::warehouse::sql::{SqlConfig, SqlLogin};
+use crate::warehouse::sql::{BulkLoadSetting, SqlConfig, SqlLogin};
 
 mod ignored;
 mod names;
@@ -260,6 +260,7 @@ fn sql(settings: &Settings) -> Result<SqlConfig, ConfigError> {
                 SqlConfig::auto_pause_delay(duration(v)?)
             })?),
         },
+        bulk_load: settings.parse("SQL_BULK_LOAD", "auto", BulkLoadSetting::from_str)?,
     })
 }
 
@@ -597,6 +598,7 @@ mod tests {
                 command_timeout: Duration::from_secs(180),
                 idle_timeout: Duration::from_secs(60),
                 auto_pause_delay: None,
+                bulk_load: BulkLoadSetting::Auto,
             }
         );
         assert_eq!(
@@ -900,6 +902,21 @@ mod tests {
             let error = config(Mode::Serve, &[(setting, bad)]).unwrap_err();
             assert_eq!(error.setting(), setting, "{bad}");
         }
+    }
+
+    #[test]
+    fn bulk_load_is_auto_unless_turned_off() {
+        let bulk =
+            |settings: &[(&str, &str)]| config(Mode::Serve, settings).map(|c| c.sql.bulk_load);
+        assert_eq!(bulk(&[]), Ok(BulkLoadSetting::Auto));
+        assert_eq!(bulk(&[("SQL_BULK_LOAD", "off")]), Ok(BulkLoadSetting::Off));
+        assert_eq!(
+            bulk(&[("SQL_BULK_LOAD", " AUTO ")]),
+            Ok(BulkLoadSetting::Auto)
+        );
+        let error = bulk(&[("SQL_BULK_LOAD", "on")]).unwrap_err();
+        assert_eq!(error.setting(), "SQL_BULK_LOAD");
+        assert!(error.to_string().contains("expected auto"), "{error}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub const SETTINGS: &[&str] = &[
     "SQL_COMMAND_TIMEOUT",
     "SQL_IDLE_TIMEOUT",
     "SQL_AUTO_PAUSE_DELAY",
+    "SQL_BULK_LOAD",
     "RUST_LOG",
 ];
 

@@ -1,7 +1,7 @@
 //! Connections to the SQL database (a dedicated pool, Azure SQL Database, SQL Server): the login
 //! (a connection string as the portal shows it, or passwordless Entra with a fresh token per
 //! connection), TLS, login redirects, timeouts, and the bb8 manager that validates with
-//! `SELECT 1` and drops any connection that failed.
+//! `SELECT 1` and drops any connection that failed ([`TdsConnection`], in `super::session`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,7 +13,8 @@ use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
 use super::retry::{self, DATABASE_FIX, HOST_FIX};
-use super::settings::{SqlConfig, SqlLogin};
+pub use super::session::TdsConnection;
+use super::settings::{BulkLoadSetting, SqlConfig, SqlLogin};
 use crate::fault::{Fault, NameResolution, name_resolution};
 use crate::secrets::{Secret, SecretError, SecretName, SecretSource, TokenSource};
 
@@ -158,29 +159,6 @@ fn drop_wildcard_host_name_in_certificate(text: &str) -> String {
 
 pub type TdsClient = Client<Compat<TcpStream>>;
 
-/// A pooled connection; `broken` while a command on it has not finished well, so the pool drops
-/// it instead of handing it out again (it may be mid-response or mid-transaction).
-pub struct TdsConnection {
-    pub client: TdsClient,
-    pub broken: bool,
-}
-
-impl TdsConnection {
-    /// Runs one SQL batch through `simple_query` and reads every result set. Broken from the send
-    /// until the reply is read to the end (a failure, or a cancelled invocation dropping this
-    /// future mid-reply, leaves it so): then the pool drops it, the server rolls back what the
-    /// session held open, and no batch ever meets a reply left unread.
-    pub async fn run(
-        &mut self,
-        sql: &str,
-    ) -> Result<Vec<Vec<tiberius::Row>>, tiberius::error::Error> {
-        self.broken = true;
-        let result = async { self.client.simple_query(sql).await?.into_results().await }.await;
-        self.broken = result.is_err();
-        result
-    }
-}
-
 pub struct TdsManager {
     config: SqlConfig,
     secrets: Arc<dyn SecretSource>,
@@ -237,6 +215,11 @@ impl TdsManager {
                 }
             }
         })
+    }
+
+    /// `SQL_BULK_LOAD`.
+    pub fn bulk_load(&self) -> BulkLoadSetting {
+        self.config.bulk_load
     }
 
     /// `server/database` for logs; never the connection string.
@@ -384,6 +367,7 @@ impl bb8::ManageConnection for TdsManager {
         Ok(TdsConnection {
             client: self.connect_client().await?,
             broken: false,
+            staging: false,
         })
     }
 

@@ -1,7 +1,8 @@
 //! What the writer reads from the catalog once per process, before its first write, in one round
 //! trip ([`catalog::writer_facts_sql`]): how the history table compares its key, whether its design
-//! makes every write scan the whole history, and whether every table is as this version writes
-//! it (the lock row, the rejects keyed on their hub, the writes journal). A table that is not is
+//! makes every write scan the whole history, whether every table is as this version writes
+//! it (the lock row, the rejects keyed on their hub, the writes journal), and whether the engine
+//! is a dedicated pool. A table that is not is
 //! refused with `init-warehouse` as the fix, before anything is written.
 
 use std::sync::LazyLock;
@@ -18,15 +19,17 @@ pub static WRITER_FACTS_SQL: LazyLock<String> = LazyLock::new(catalog::writer_fa
 /// What [`WRITER_FACTS_SQL`] answers.
 pub struct TableFacts {
     pub keys: KeyTypes,
+    /// The engine is a Synapse dedicated pool (engine edition 6).
+    pub dedicated_pool: bool,
     /// Why the history table's design makes every write scan the whole history, if it does.
     pub design_warning: Option<String>,
 }
 
 impl TableFacts {
     pub fn read(results: &[Vec<tiberius::Row>]) -> Result<Self, WarehouseError> {
-        let [columns, indexes, lock_rows, hub_columns, journal] = results else {
+        let [columns, indexes, lock_rows, hub_columns, journal, edition] = results else {
             return Err(tables_not_ready(format!(
-                "expected 5 result sets, got {}",
+                "expected 6 result sets, got {}",
                 results.len()
             )));
         };
@@ -86,12 +89,14 @@ impl TableFacts {
             indexes: catalog::indexes_from_rows(indexes),
             ..TableDesign::default()
         });
+        let edition = edition.first().and_then(|row| row.get::<i32, _>(0));
         Ok(Self {
             keys: KeyTypes {
                 id: id_type,
                 collation,
                 time,
             },
+            dedicated_pool: edition == Some(catalog::ENGINE_EDITION_SYNAPSE),
             design_warning,
         })
     }

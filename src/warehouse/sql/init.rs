@@ -21,6 +21,7 @@ pub use failure::{ENTRA_FIX, InitCause, InitError};
 
 pub use catalog::{ENGINE_EDITION_SYNAPSE, WRITER_LOCK_TABLE, design_warning};
 
+use super::bulk;
 use super::connection::{ConnectError, TdsClient, TdsManager};
 
 use super::literal;
@@ -231,19 +232,24 @@ async fn read_facts(client: &mut TdsClient, edition: Option<i32>) -> Result<Fact
         history_id_type: keys.id_type,
         history_id_collation: keys.id_collation,
         history_time_type: keys.time_type,
+        history_keys: keys.keys,
         rejects: catalog::read_design(client, REJECTS_TABLE, dedicated_pool).await?,
         rejects_keyed_on_hub,
         lock_rows,
         writes_journal,
+        bulk_load: None,
     })
 }
 
 /// What the writer relies on, read without changing anything (`handler check`): the engine
-/// edition and the facts [`advice::report`] judges.
+/// edition and the facts [`advice::report`] judges (bulk load is tried into a session table,
+/// which goes with the session).
 pub async fn inspect(manager: &TdsManager) -> Result<Facts, ConnectError> {
     let mut client = manager.connect_client().await?;
     let edition = scalar_i32(&mut client, catalog::ENGINE_EDITION_QUERY).await?;
-    read_facts(&mut client, edition).await
+    let mut facts = read_facts(&mut client, edition).await?;
+    facts.bulk_load = Some(bulk::probe(manager, &facts).await);
+    Ok(facts)
 }
 
 /// What keeps the writer from writing, as found (empty when it can write): a missing table, an
@@ -368,9 +374,10 @@ pub async fn init_warehouse(
     if let Some(name) = options.app_identity {
         grant(&mut client, name, say).await?;
     }
-    let facts = read_facts(&mut client, edition)
+    let mut facts = read_facts(&mut client, edition)
         .await
         .step("reading the catalog")?;
+    facts.bulk_load = Some(bulk::probe(manager, &facts).await);
     for line in advice::report(&facts) {
         say(line);
     }

@@ -7,6 +7,8 @@
 //! - [`statement`], `transaction`, `chunk`, [`select`], `body`, [`literal`], `journal`: the SQL
 //!   text, as pure code (one transaction per invocation, several when bigger than the batch cap,
 //!   each with its journal rows).
+//! - [`stage`], [`bulk`]: the bulk path: a batch's rows staged in a session table by TDS bulk load,
+//!   then inserted by one statement of the transaction, where the server takes bulk load.
 //! - `send`, `outcomes`, `refusals`: one transaction sent and its answer read, the transactions
 //!   whose answer was lost, the cure for each refusal a redelivery would only meet again.
 //! - `session`, [`connection`], [`retry`], `errors`, [`pause`]: the bb8 pool of tiberius
@@ -15,6 +17,7 @@
 //! - [`init`]: `handler init-warehouse` and the catalog facts it reports.
 
 mod body;
+pub mod bulk;
 mod chunk;
 pub mod connection;
 mod errors;
@@ -31,9 +34,10 @@ pub mod select;
 mod send;
 mod session;
 mod settings;
+pub mod stage;
 pub mod statement;
 mod transaction;
 pub mod writer;
 
-pub use settings::{SqlConfig, SqlLogin};
+pub use settings::{BulkLoadSetting, SqlConfig, SqlLogin};
 pub use writer::SqlWarehouse;

@@ -1,12 +1,16 @@
 //! When the server refuses a transaction for good, the batch must still land: a refusal that
-//! comes back on every redelivery would hold back its partition forever. Two refusals have a
+//! comes back on every redelivery would hold back its partition forever. Three refusals have a
 //! cure, each tried once, in a form the server takes (what the server does decides, never its
 //! name):
+//! - **bulk load** (a permission, a pool setting, an engine may refuse it): the rows the server
+//!   refused to stage are sent as SQL text, and once that is written, rows go as text for the
+//!   rest of the process ([`BulkLoad::refused`], logged once).
 //! - **a duplicate key** (SQL Server engines enforce one row per key with a unique index): a
 //!   writer outside the writer lock stored some of the keys meanwhile, or two ids the database
 //!   compares as equal in a way the writer does not fold ([`super::keys::Collation::fold`])
 //!   share a timestamp. The transaction is sent again with the database picking one row per key,
-//!   the first of the batch ([`Duplicates::PickedByTheDatabase`]).
+//!   the first of the batch ([`Duplicates::PickedByTheDatabase`]; staged rows are picked so
+//!   already, and are staged and sent once more).
 //! - **a reject's body**: SQL Server and Synapse store any text in `nvarchar(max)`, NUL included
 //!   (one binary constant, see [`super::literal::nstring`]); other SQL Server-compatible engines
 //!   refuse NUL. Before the first body holding NUL, one query asks the server to give NUL back
@@ -24,15 +28,17 @@ use std::sync::atomic::AtomicU64;
 
 use chrono::Utc;
 
+use super::bulk::{BulkLoad, STAGING};
 use super::errors::sql_error;
 use super::literal;
 use super::outcomes::Ids;
 use super::retry::{is_body_conversion, is_duplicate_key, is_transient};
-use super::send::{Sent, send};
+use super::send::{Sent, Staging, send};
 use super::session::Session;
 use super::statement::{
-    BATCH_LIMITS, BatchSql, BodyForm, Duplicates, Form, KeyTypes, build_batches,
+    BATCH_LIMITS, BatchSql, BodyForm, Duplicates, Form, KeyTypes, Rows, build_batches,
 };
+use crate::domain::AssetRow;
 use crate::fault::Fault;
 use crate::text::excerpt;
 use crate::warehouse::{Batch, WarehouseError};
@@ -132,17 +138,37 @@ pub async fn first_form(
     })
 }
 
-/// What a cure needs besides the transaction: the whole batch and how its keys compare.
+/// What a cure needs besides the transaction: the whole batch, how its keys compare, and whether
+/// the server takes bulk load.
 pub struct Cure<'a> {
     pub batch: &'a Batch,
     pub keys: &'a KeyTypes,
     pub round_trips: &'a AtomicU64,
+    pub bulk: &'a BulkLoad,
+}
+
+/// A permanent failure to stage the rows by bulk load: the same rows as SQL text may be taken.
+fn staging_refused(error: &WarehouseError) -> bool {
+    matches!(
+        error,
+        WarehouseError::Sql { context, fault: Fault::Permanent { .. }, .. } if *context == STAGING
+    )
+}
+
+/// `rows` to stage first, when `form` stages them.
+fn staging<'a>(form: Form<'a>, rows: &'a [AssetRow]) -> Option<Staging<'a>> {
+    match form.rows {
+        Rows::Staged(table) => Some(Staging { table, rows }),
+        Rows::Text => None,
+    }
 }
 
 impl Cure<'_> {
     /// Sends one transaction; when the server refuses it for good, sends it again once per cure
     /// that applies (see the module's comment), each on a new connection (a refusal breaks the
-    /// old one, which is dropped before the next is taken).
+    /// old one, which is dropped before the next is taken). A server that refuses to stage the
+    /// rows by bulk load gets them as SQL text; once that is written, rows go as text from then
+    /// on ([`BulkLoad::refused`]).
     pub async fn send_or_cure(
         &self,
         session: &mut Session<'_>,
@@ -151,23 +177,52 @@ impl Cure<'_> {
         ids: &mut Ids,
     ) -> Result<Sent, WarehouseError> {
         let (earlier, sent_as) = (&mut ids.earlier, &mut ids.sent_as);
-        let mut failed = match send(session, transaction, earlier, sent_as, self.round_trips).await
+        let staged = staging(form, &self.batch.rows);
+        let mut failed = match send(
+            session,
+            transaction,
+            staged,
+            earlier,
+            sent_as,
+            self.round_trips,
+        )
+        .await
         {
-            Ok(sent) => return Ok(sent),
+            Ok(sent) => return Ok(self.written(sent, transaction.staged, None)),
             Err(failed) => failed,
         };
         let mut form = form;
-        if form.duplicates == Duplicates::Probed
-            && refused_for_good(&failed).is_some_and(|(number, _)| is_duplicate_key(number))
-        {
-            tracing::warn!(
-                error = %failed,
-                "A duplicate key refused the batch: another writer stored some of its keys, or two ids the database compares as equal share a timestamp. Sending it again with the database keeping the batch's first row per key."
-            );
-            form.duplicates = Duplicates::PickedByTheDatabase;
+        let mut bulk_refused = None;
+        if transaction.staged && staging_refused(&failed) {
+            tracing::info!(error = %failed, "The server refused to stage the batch's rows by bulk load; sending them as SQL text.");
+            form.rows = Rows::Text;
             match self.resend(session, transaction, form, ids).await {
-                Ok(sent) => return Ok(sent),
-                Err(again) => failed = again,
+                Ok(sent) => return Ok(self.written(sent, false, Some(&failed))),
+                Err(again) => bulk_refused = Some(std::mem::replace(&mut failed, again)),
+            }
+        }
+        let bulk_refused = bulk_refused.as_ref();
+        if refused_for_good(&failed).is_some_and(|(number, _)| is_duplicate_key(number)) {
+            let again = match form.rows {
+                // The database already picks one row per key: another writer, outside the
+                // writer lock, stored some of the keys meanwhile; the resend's probe sees them.
+                Rows::Staged(_) => true,
+                Rows::Text if form.duplicates == Duplicates::Probed => {
+                    form.duplicates = Duplicates::PickedByTheDatabase;
+                    true
+                }
+                Rows::Text => false,
+            };
+            if again {
+                tracing::warn!(
+                    error = %failed,
+                    "A duplicate key refused the batch: another writer stored some of its keys, or two ids the database compares as equal share a timestamp. Sending it again with the database keeping the batch's first row per key."
+                );
+                let staged = matches!(form.rows, Rows::Staged(_));
+                match self.resend(session, transaction, form, ids).await {
+                    Ok(sent) => return Ok(self.written(sent, staged, bulk_refused)),
+                    Err(again) => failed = again,
+                }
             }
         }
         let Some((number, message)) = refused_for_good(&failed) else {
@@ -197,13 +252,26 @@ impl Cure<'_> {
             },
             ..form
         };
+        let staged = matches!(form.rows, Rows::Staged(_));
         match self.resend(session, transaction, form, ids).await {
-            Ok(sent) => Ok(sent),
+            Ok(sent) => Ok(self.written(sent, staged, bulk_refused)),
             Err(again) => {
                 tracing::warn!(%again, "The batch with escaped bodies was refused too.");
                 Err(failed)
             }
         }
+    }
+
+    /// A transaction written: its rows staged by bulk load (`staged`), or as text after the
+    /// server refused to stage them (`bulk_refused`).
+    fn written(&self, sent: Sent, staged: bool, bulk_refused: Option<&WarehouseError>) -> Sent {
+        if staged {
+            self.bulk.taken();
+        }
+        if let Some(refusal) = bulk_refused {
+            self.bulk.refused(refusal);
+        }
+        sent
     }
 
     /// Builds `transaction`'s rows and rejects again in `form` (one or more transactions) and
@@ -215,8 +283,9 @@ impl Cure<'_> {
         form: Form<'_>,
         ids: &mut Ids,
     ) -> Result<Sent, WarehouseError> {
+        let rows = &self.batch.rows[transaction.rows.clone()];
         let again = build_batches(
-            &self.batch.rows[transaction.rows.clone()],
+            rows,
             &self.batch.rejects[transaction.rejects.clone()],
             Utc::now(),
             self.keys,
@@ -227,7 +296,8 @@ impl Cure<'_> {
         let mut sent = Sent::default();
         for part in &again {
             let (earlier, sent_as) = (&mut ids.earlier, &mut ids.sent_as);
-            sent += send(session, part, earlier, sent_as, self.round_trips).await?;
+            let staged = staging(form, rows);
+            sent += send(session, part, staged, earlier, sent_as, self.round_trips).await?;
         }
         Ok(sent)
     }

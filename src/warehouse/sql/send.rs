@@ -1,4 +1,5 @@
-//! Sends one transaction and reads its answer. A transaction can end three ways for the writer:
+//! Sends one transaction (its rows staged first by bulk load when it reads them from the staging
+//! table, [`super::bulk`]) and reads its answer. A transaction can end three ways for the writer:
 //! answered (its counts read from its journal rows), refused (the server answered an error: with
 //! `XACT_ABORT` it rolled back), or unknown (the connection was cut, or the reply never came: it
 //! may have committed). A cut connection is replaced at once and the transaction sent again under
@@ -11,11 +12,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tiberius::error::{Error, IoErrorKind};
 
+use super::bulk::STAGING;
 use super::errors::sql_error;
 use super::journal::{self, Earlier};
 use super::session::Session;
-use super::statement::BatchSql;
+use super::statement::{BatchSql, StageTable};
+use crate::domain::AssetRow;
 use crate::warehouse::{WarehouseError, WriteReport};
+
+/// What a transaction whose rows are staged needs staged first: the staging table, and the rows
+/// its `rows` range indexes.
+#[derive(Clone, Copy)]
+pub struct Staging<'a> {
+    pub table: &'a StageTable,
+    pub rows: &'a [AssetRow],
+}
 
 /// What a sent transaction wrote, and what the earlier transactions it looked up had written.
 #[derive(Debug, Default)]
@@ -56,19 +67,21 @@ fn ending(error: &Error) -> Ending {
     }
 }
 
-/// Sends `tx`, first looking up the `earlier` transactions (cleared once looked up). Every id it
-/// sends under is added to `sent_as` before it is sent: until the write's counts are reported,
-/// those transactions may have written what no answer counted (see `super::outcomes`). Counts
-/// each SQL batch sent in `round_trips`.
+/// Sends `tx`, first looking up the `earlier` transactions (cleared once looked up); a `tx` whose
+/// rows are staged is preceded by its rows' bulk load, from `staging`, on the same connection.
+/// Every id it sends under is added to `sent_as` before it is sent: until the write's counts are
+/// reported, those transactions may have written what no answer counted (see `super::outcomes`).
+/// Counts each attempt in `round_trips`.
 pub async fn send(
     session: &mut Session<'_>,
     tx: &BatchSql,
+    staging: Option<Staging<'_>>,
     earlier: &mut Vec<String>,
     sent_as: &mut Vec<String>,
     round_trips: &AtomicU64,
 ) -> Result<Sent, WarehouseError> {
     sent_as.push(tx.id.clone());
-    let error = match attempt(session, tx, &tx.id, earlier, round_trips).await {
+    let error = match attempt(session, tx, staging, &tx.id, earlier, round_trips).await {
         Ok(sent) => {
             earlier.clear();
             return Ok(sent);
@@ -86,7 +99,7 @@ pub async fn send(
     lookups.push(tx.id.clone());
     let id = journal::new_transaction_id();
     sent_as.push(id.clone());
-    let sent = attempt(session, tx, &id, &lookups, round_trips)
+    let sent = attempt(session, tx, staging, &id, &lookups, round_trips)
         .await
         .map_err(|again| again.error)?;
     if sent.earlier.parts > 0 {
@@ -109,11 +122,26 @@ struct Failed {
 async fn attempt(
     session: &mut Session<'_>,
     tx: &BatchSql,
+    staging: Option<Staging<'_>>,
     id: &str,
     earlier: &[String],
     round_trips: &AtomicU64,
 ) -> Result<Sent, Failed> {
     round_trips.fetch_add(1, Ordering::Relaxed);
+    debug_assert!(
+        !tx.staged || staging.is_some(),
+        "staged rows come with the transaction"
+    );
+    if let (true, Some(staging)) = (tx.staged, staging) {
+        let rows = staging.rows.get(tx.rows.clone()).unwrap_or_default();
+        session
+            .stage(staging.table, rows)
+            .await
+            .map_err(|error| Failed {
+                ending: ending(&error),
+                error: sql_error(STAGING, &error),
+            })?;
+    }
     let text = tx.text(id, earlier);
     let results = session.run(&text).await.map_err(|error| Failed {
         ending: ending(&error),

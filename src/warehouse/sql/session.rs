@@ -1,15 +1,18 @@
-//! The pool of connections, and one write's hold on it ([`Session`]): the connection the write
-//! works on, and a new one in its place when a command failed. The failed connection is given
-//! back broken, so dropped, BEFORE the next is taken: a pool of one never waits for itself.
+//! The pool of connections ([`TdsConnection`]: a connection and whether it is clean), and one
+//! write's hold on it ([`Session`]): the connection the write works on, and a new one in its place
+//! when a command failed. The failed connection is given back broken, so dropped, BEFORE the
+//! next is taken: a pool of one never waits for itself.
 
 use std::time::Duration;
 
 use bb8::{Pool, PooledConnection, RunError};
 use tiberius::error::{Error, IoErrorKind};
 
-use super::connection::TdsManager;
+use super::connection::{TdsClient, TdsManager};
 use super::errors::pool_error;
 use super::settings::SqlConfig;
+use super::stage::StageTable;
+use crate::domain::AssetRow;
 use crate::secrets::{SecretSource, TokenSource};
 use crate::warehouse::WarehouseError;
 use std::sync::Arc;
@@ -83,8 +86,33 @@ impl Connections {
     }
 }
 
+/// A pooled connection; `broken` while a command on it has not finished well, so the pool drops
+/// it instead of handing it out again (it may be mid-response or mid-transaction).
+pub struct TdsConnection {
+    pub client: TdsClient,
+    pub broken: bool,
+    /// The session has its (empty) staging table (see `super::bulk`).
+    pub staging: bool,
+}
+
+impl TdsConnection {
+    /// Runs one SQL batch through `simple_query` and reads every result set. Broken from the send
+    /// until the reply is read to the end (a failure, or a cancelled invocation dropping this
+    /// future mid-reply, leaves it so): then the pool drops it, the server rolls back what the
+    /// session held open, and no batch ever meets a reply left unread.
+    pub async fn run(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<Vec<tiberius::Row>>, tiberius::error::Error> {
+        self.broken = true;
+        let result = async { self.client.simple_query(sql).await?.into_results().await }.await;
+        self.broken = result.is_err();
+        result
+    }
+}
+
 /// One write's connection. Dropped (a finished write, or a cancelled invocation), it goes back
-/// to the pool, unless it is broken ([`super::connection::TdsConnection::run`]): then the pool
+/// to the pool, unless it is broken ([`TdsConnection::run`]): then the pool
 /// drops it.
 pub struct Session<'a> {
     connections: &'a Connections,
@@ -93,14 +121,19 @@ pub struct Session<'a> {
 
 impl Session<'_> {
     /// Runs one SQL batch on the session's connection (see
-    /// [`super::connection::TdsConnection::run`]).
+    /// [`TdsConnection::run`]).
     pub async fn run(&mut self, sql: &str) -> Result<Vec<Vec<tiberius::Row>>, Error> {
         match self.current.as_mut() {
             Some(connection) => connection.run(sql).await,
-            None => Err(Error::Io {
-                kind: IoErrorKind::NotConnected,
-                message: "no connection: the last one failed and no new one could be made".into(),
-            }),
+            None => Err(no_connection()),
+        }
+    }
+
+    /// Stages `rows` in the session's staging table (see [`super::bulk`]).
+    pub async fn stage(&mut self, table: &StageTable, rows: &[AssetRow]) -> Result<(), Error> {
+        match self.current.as_mut() {
+            Some(connection) => connection.stage(table, rows).await,
+            None => Err(no_connection()),
         }
     }
 
@@ -116,5 +149,12 @@ impl Session<'_> {
     /// Whether the last command left the connection broken.
     pub fn is_broken(&self) -> bool {
         self.current.as_ref().is_none_or(|c| c.broken)
+    }
+}
+
+fn no_connection() -> Error {
+    Error::Io {
+        kind: IoErrorKind::NotConnected,
+        message: "no connection: the last one failed and no new one could be made".into(),
     }
 }

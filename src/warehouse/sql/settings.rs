@@ -1,5 +1,7 @@
-//! The SQL writer's settings (`SQL_*`): how it logs in, how many connections, how long it waits.
+//! The SQL writer's settings (`SQL_*`): how it logs in, how many connections, how long it waits,
+//! how it sends rows.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 /// How EventHubSink logs in to the SQL database (Azure SQL Database, a dedicated pool, SQL Server).
@@ -23,6 +25,34 @@ pub struct SqlConfig {
     /// `SQL_AUTO_PAUSE_DELAY`: the serverless database's auto-pause delay, when it has one
     /// (`handler check` says whether the schedule lets it pause).
     pub auto_pause_delay: Option<Duration>,
+    /// `SQL_BULK_LOAD`: whether rows may be staged by bulk load.
+    pub bulk_load: BulkLoadSetting,
+}
+
+/// `SQL_BULK_LOAD`: how the writer sends a batch's rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BulkLoadSetting {
+    /// `auto`: staged by TDS bulk load into a session table where the server takes it (the first
+    /// write finds out), as SQL text where it does not.
+    #[default]
+    Auto,
+    /// `off`: always as SQL text.
+    Off,
+}
+
+impl FromStr for BulkLoadSetting {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "off" => Ok(Self::Off),
+            _ => Err(
+                "expected auto (bulk load where the server takes it) or off (rows as SQL text)"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// Azure's gateway drops a connection idle this long; the writer closes its own before.

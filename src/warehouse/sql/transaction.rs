@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use super::body::BodyForm;
 use super::journal;
+use super::stage::StageTable;
 
 pub const HISTORY_TABLE: &str = "assets.asset_statistics_history_v3";
 pub const REJECTS_TABLE: &str = "assets.asset_statistics_rejects";
@@ -60,10 +61,23 @@ pub enum Duplicates {
     PickedByTheDatabase,
 }
 
-/// The form of a transaction's statements: how reject bodies are written, how rows are kept to
-/// one per key.
+/// How a transaction's rows reach the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Rows<'a> {
+    /// As `SELECT`s of literals in the transaction's text ([`Duplicates`] says how they are kept
+    /// to one per key).
+    #[default]
+    Text,
+    /// Staged in this session table by bulk load before the transaction, which inserts them with
+    /// one statement, the database picking the first row of each key ([`super::stage`]).
+    Staged(&'a StageTable),
+}
+
+/// The form of a transaction's statements: how rows reach the server, how reject bodies are
+/// written, how rows written as text are kept to one per key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Form<'a> {
+    pub rows: Rows<'a>,
     pub bodies: BodyForm<'a>,
     pub duplicates: Duplicates,
 }
@@ -84,6 +98,8 @@ pub struct BatchSql {
     pub rows: Range<usize>,
     /// The rejects (indexes into the batch's rejects) it inserts unless already stored.
     pub rejects: Range<usize>,
+    /// Its rows are read from the session's staging table: they are staged before it is sent.
+    pub staged: bool,
 }
 
 impl BatchSql {

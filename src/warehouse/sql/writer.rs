@@ -1,14 +1,16 @@
 //! [`SqlWarehouse`]: one write, from a batch to its counts. It reads how the tables compare keys
 //! (once per process), removes the rows and rejects the database would take for one, builds the
-//! transactions ([`super::statement`]), sends each, curing a refusal a redelivery would only meet
-//! again ([`super::refusals`]), and counts what was written, including what transactions whose
-//! answer was lost wrote ([`super::send`], [`super::outcomes`]).
+//! transactions ([`super::statement`]), their rows staged by bulk load where the server takes it
+//! ([`super::bulk`]), sends each, curing a refusal a redelivery would only meet again
+//! ([`super::refusals`]), and counts what was written, including what transactions whose answer
+//! was lost wrote ([`super::send`], [`super::outcomes`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
 
+use super::bulk::BulkLoad;
 use super::errors::{not_ready, sql_error};
 use super::facts::{TableFacts, WRITER_FACTS_SQL};
 use super::keys::{self, KeyTypes};
@@ -17,7 +19,7 @@ use super::refusals::{Cure, NulProbe, first_form};
 use super::send::Sent;
 use super::session::{Connections, Session};
 use super::settings::SqlConfig;
-use super::statement::{BATCH_LIMITS, build_batches};
+use super::statement::{BATCH_LIMITS, Form, Rows, StageTable, build_batches};
 use crate::BoxFuture;
 use crate::secrets::{SecretSource, TokenSource};
 use crate::warehouse::{Batch, Warehouse, WarehouseError, WriteReport};
@@ -26,8 +28,11 @@ pub struct SqlWarehouse {
     connections: Connections,
     description: String,
     round_trips: AtomicU64,
-    /// How the history table compares its key, read from the catalog on the first write.
-    keys: OnceLock<KeyTypes>,
+    /// How the history table compares its key, and the staging table for it, read from the
+    /// catalog on the first write.
+    tables: OnceLock<Tables>,
+    /// Whether rows are staged by bulk load.
+    bulk: BulkLoad,
     /// Whether the server gives NUL back as sent: asked before the first body holding one.
     nul: NulProbe,
     unsettled: Unsettled,
@@ -41,12 +46,14 @@ impl SqlWarehouse {
         secrets: Arc<dyn SecretSource>,
         tokens: Option<Arc<dyn TokenSource>>,
     ) -> Self {
+        let bulk = BulkLoad::new(config.bulk_load);
         let (connections, description) = Connections::new(config, secrets, tokens);
         Self {
             connections,
             description,
             round_trips: AtomicU64::new(0),
-            keys: OnceLock::new(),
+            tables: OnceLock::new(),
+            bulk,
             nul: NulProbe::default(),
             unsettled: Unsettled::default(),
         }
@@ -61,8 +68,10 @@ impl SqlWarehouse {
         }
     }
 
-    /// SQL batches sent for writes so far: one per transaction (one per invocation unless the
-    /// batch was bigger than the cap), two when a lost connection made it send one again.
+    /// Transactions sent for writes so far, each one SQL batch: one per invocation unless the
+    /// batch was bigger than the cap, two when a lost connection made it send one again. (A
+    /// transaction whose rows are staged by bulk load is preceded by the bulk load's own
+    /// requests: see [`super::bulk`].)
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
     }
@@ -71,15 +80,16 @@ impl SqlWarehouse {
     /// first write pays nothing extra; a write does this itself when needed.
     pub async fn prepare(&self) -> Result<(), WarehouseError> {
         let mut session = self.connections.session().await?;
-        self.keys(&mut session).await?;
+        self.tables(&mut session).await?;
         Ok(())
     }
 
-    /// How the history table compares its key: cached, or read from the catalog with the facts
-    /// the writer checks once (the tables as this version writes them; the table's design).
-    async fn keys(&self, session: &mut Session<'_>) -> Result<KeyTypes, WarehouseError> {
-        if let Some(keys) = self.keys.get() {
-            return Ok(keys.clone());
+    /// How the history table compares its key, and its staging table: cached, or read from the
+    /// catalog with the facts the writer checks once (the tables as this version writes them;
+    /// the table's design).
+    async fn tables(&self, session: &mut Session<'_>) -> Result<&Tables, WarehouseError> {
+        if let Some(tables) = self.tables.get() {
+            return Ok(tables);
         }
         let results = session
             .run(&WRITER_FACTS_SQL)
@@ -88,17 +98,17 @@ impl SqlWarehouse {
         let facts = TableFacts::read(&results)?;
         // Concurrent first writes may both read; one stores the answer and warns.
         let mut first = false;
-        let keys = self
-            .keys
-            .get_or_init(|| {
-                first = true;
-                facts.keys
-            })
-            .clone();
+        let tables = self.tables.get_or_init(|| {
+            first = true;
+            Tables {
+                stage: StageTable::new(&facts.keys, facts.dedicated_pool),
+                keys: facts.keys,
+            }
+        });
         if first && let Some(warning) = facts.design_warning {
             tracing::warn!("{warning}");
         }
-        Ok(keys)
+        Ok(tables)
     }
 
     async fn write_batch(&self, batch: Batch) -> Result<WriteReport, WarehouseError> {
@@ -106,17 +116,23 @@ impl SqlWarehouse {
             return Ok(WriteReport::default());
         }
         let mut session = self.connections.session().await?;
-        let keys = self.keys(&mut session).await?;
+        let Tables { keys, stage } = self.tables(&mut session).await?;
         let mut batch = batch;
-        let equal_keys = keys::remove_equal_keys(&mut batch.rows, &keys);
+        let equal_keys = keys::remove_equal_keys(&mut batch.rows, keys);
         let repeated_rejects = keys::remove_repeated_rejects(&mut batch.rejects);
         let mut unreported = Unreported::take(&self.unsettled, fingerprint(&batch));
-        let form = first_form(&self.nul, &mut session, &batch).await?;
+        let form = Form {
+            rows: match batch.rows.is_empty() {
+                true => Rows::Text,
+                false => self.bulk.rows(stage),
+            },
+            ..first_form(&self.nul, &mut session, &batch).await?
+        };
         let transactions = build_batches(
             &batch.rows,
             &batch.rejects,
             Utc::now(),
-            &keys,
+            keys,
             &BATCH_LIMITS,
             form,
         );
@@ -130,8 +146,9 @@ impl SqlWarehouse {
         }
         let cure = Cure {
             batch: &batch,
-            keys: &keys,
+            keys,
             round_trips: &self.round_trips,
+            bulk: &self.bulk,
         };
         let mut sent = Sent::default();
         for transaction in &transactions {
@@ -156,6 +173,12 @@ impl SqlWarehouse {
         report.rejects_existing += repeated_rejects as u64;
         Ok(report)
     }
+}
+
+/// What the writer knows of the tables once it has read the catalog.
+struct Tables {
+    keys: KeyTypes,
+    stage: StageTable,
 }
 
 impl Warehouse for SqlWarehouse {

@@ -134,10 +134,20 @@ impl Binary {
         self
     }
 
-    /// Rows go to the SQL database of `connection` (an ADO.NET connection string).
+    /// Rows go to the SQL database of `connection` (an ADO.NET connection string), sent as the
+    /// run's `SQL_BULK_LOAD` says (the live suite runs once with it `off`).
     pub fn sql(self, connection: &str) -> Self {
         self.env("WAREHOUSE", "sql")
             .env("SQL_CONNECTION_STRING", connection)
+            .run_s_bulk_load()
+    }
+
+    /// The test run's `SQL_BULK_LOAD`, when it sets one.
+    pub fn run_s_bulk_load(self) -> Self {
+        match std::env::var("SQL_BULK_LOAD") {
+            Ok(setting) => self.env("SQL_BULK_LOAD", setting),
+            Err(_) => self,
+        }
     }
 
     /// Runs it to the end (failing the test if it is still running after two minutes).

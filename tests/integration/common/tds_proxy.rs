@@ -2,8 +2,10 @@
 //! (`Encrypt=DANGER_PLAINTEXT`): it reads the protocol's messages both ways (MS-TDS 2.2.3: 8-byte
 //! packet headers, status bit 0x01 ending a message) and, once armed, does to the next write
 //! transaction (a SQL batch holding `BEGIN TRAN;`) what a network or a server can: cut the
-//! connection before its `COMMIT` ran or after, black-hole its reply, answer it with a server
-//! error in its place, or hold back the next login.
+//! connection before its `COMMIT` ran or after, black-hole its reply, hold it open without its
+//! `COMMIT`, answer it with a server error in its place, or hold back the next login; or, to the
+//! next bulk load's rows (a BulkLoad message, MS-TDS 2.2.1.1), answer them with a server error, as
+//! a server refusing bulk load does, or black-hole their answer.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,10 +29,18 @@ pub enum Fault {
     CutAfterCommit,
     /// The batch runs whole; its answer never reaches the client, and the connection stays open.
     BlackHole,
+    /// The batch reaches the server without its `COMMIT TRAN;`: the transaction runs and stays
+    /// open, holding the writer lock, until the connection closes; its answer never comes.
+    HoldOpen,
     /// The batch never reaches the server: the client gets this error number instead.
     Error(u32),
     /// The next login waits this long before it reaches the server.
     DelayLogin(Duration),
+    /// The next bulk load's rows never reach the server: the client gets this error number.
+    RefuseBulkLoad(u32),
+    /// The next bulk load's rows reach the server; its answer never reaches the client, and the
+    /// connection stays open.
+    BlackHoleBulkLoad,
 }
 
 /// What the proxy does with the server's packets on one connection.
@@ -121,16 +131,35 @@ impl TdsProxy {
                         tokio::time::sleep(delay).await;
                     }
                 }
+                0x07 => {
+                    let bulk = |f: &Fault| {
+                        matches!(f, Fault::RefuseBulkLoad(_) | Fault::BlackHoleBulkLoad)
+                    };
+                    match self.take(bulk) {
+                        Some(Fault::RefuseBulkLoad(number)) => {
+                            if !refuse(&client_write, number, "bulk load refused").await {
+                                return;
+                            }
+                            continue;
+                        }
+                        Some(Fault::BlackHoleBulkLoad) => {
+                            *reply.lock().unwrap() = Reply::SwallowForever;
+                        }
+                        _ => {}
+                    }
+                }
                 0x01 if message.contains("BEGIN TRAN;") => {
-                    let batch = |f: &Fault| !matches!(f, Fault::DelayLogin(_));
+                    let batch = |f: &Fault| {
+                        !matches!(
+                            f,
+                            Fault::DelayLogin(_)
+                                | Fault::RefuseBulkLoad(_)
+                                | Fault::BlackHoleBulkLoad
+                        )
+                    };
                     match self.take(batch) {
                         Some(Fault::Error(number)) => {
-                            let answer = error_reply(
-                                number,
-                                16,
-                                &format!("injected by the test proxy: error {number}"),
-                            );
-                            if client_write.lock().await.write_all(&answer).await.is_err() {
+                            if !refuse(&client_write, number, "error").await {
                                 return;
                             }
                             continue;
@@ -143,7 +172,16 @@ impl TdsProxy {
                             *reply.lock().unwrap() = Reply::SwallowThenCut;
                         }
                         Some(Fault::BlackHole) => *reply.lock().unwrap() = Reply::SwallowForever,
-                        Some(Fault::DelayLogin(_)) | None => {}
+                        Some(Fault::HoldOpen) => {
+                            assert!(message.blank("COMMIT TRAN;"), "a transaction commits");
+                            *reply.lock().unwrap() = Reply::SwallowForever;
+                        }
+                        Some(
+                            Fault::DelayLogin(_)
+                            | Fault::RefuseBulkLoad(_)
+                            | Fault::BlackHoleBulkLoad,
+                        )
+                        | None => {}
                     }
                 }
                 _ => {}
@@ -153,6 +191,14 @@ impl TdsProxy {
             }
         }
     }
+}
+
+/// Answers the client with error `number` in the server's place (`injected by the test proxy:
+/// <what> <number>`); false when the client is gone.
+async fn refuse(client: &tokio::sync::Mutex<OwnedWriteHalf>, number: u32, what: &str) -> bool {
+    let message = format!("injected by the test proxy: {what} {number}");
+    let answer = error_reply(number, 16, &message);
+    client.lock().await.write_all(&answer).await.is_ok()
 }
 
 /// Server to client, packet by packet, until the server closes or the connection is cut.

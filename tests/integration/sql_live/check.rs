@@ -3,7 +3,7 @@
 //! missing table (the local runner stopping at once on each). Ignored unless asked for, like the
 //! rest of the live suite.
 
-use super::support::{connection_string, execute, init, is_dedicated_pool, serial};
+use super::support::{connection_string, execute, init, is_dedicated_pool, rows_go, serial};
 use crate::common::app_root;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
 use crate::common::process::Stopped;
@@ -100,7 +100,7 @@ async fn check_after_init_warehouse_reports_the_writer_ready_with_its_design() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(
         line.contains("(login from environment variable SQL_CONNECTION_STRING): reachable, ")
-            && line.ends_with("; the writer's tables are ready"),
+            && line.ends_with(&format!("{}; the writer's tables are ready", rows_go())),
         "{line}"
     );
     for reported in [

@@ -12,6 +12,7 @@ use crate::common::run::Binary;
 use crate::common::tds_proxy::{Fault, TdsProxy};
 use crate::common::{API_KEY, Answer, Hub, hub_payload};
 
+mod bulk;
 mod keys;
 mod large;
 
@@ -21,6 +22,11 @@ const HANG: Duration = Duration::from_secs(20 + 60);
 
 /// `handler serve` writing into `connection` with a pool of one connection.
 pub(super) async fn serve(connection: &str) -> Running {
+    serve_with(connection, &[]).await
+}
+
+/// The same, with these settings too.
+pub(super) async fn serve_with(connection: &str, settings: &[(&str, &str)]) -> Running {
     Binary::serve()
         .sql(connection)
         .env("SQL_POOL_SIZE", "1")
@@ -29,15 +35,22 @@ pub(super) async fn serve(connection: &str) -> Running {
             format!("{}s", COMMAND_TIMEOUT.as_secs()),
         )
         .env("COINCAP_API_KEY", API_KEY)
+        .settings(settings.iter().copied())
         .start()
         .await
 }
 
-/// A proxy in front of the server, and a handler writing through it (in plain text, so the
+/// A proxy in front of the server, and the connection string through it (in plain text, so the
 /// proxy reads the protocol).
-async fn behind_proxy(connection: &str) -> (TdsProxy, Running) {
+pub(super) async fn proxy(connection: &str) -> (TdsProxy, String) {
     let proxy = TdsProxy::start(address(connection)).await;
     let via = through(connection, proxy.port, "Encrypt=DANGER_PLAINTEXT");
+    (proxy, via)
+}
+
+/// A proxy in front of the server, and a handler writing through it.
+async fn behind_proxy(connection: &str) -> (TdsProxy, Running) {
+    let (proxy, via) = proxy(connection).await;
     (proxy, serve(&via).await)
 }
 
@@ -226,13 +239,27 @@ async fn a_delayed_login_is_waited_for_or_fails_transiently_and_nothing_is_lost(
 #[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_cancelled_invocation_leaves_no_connection_behind_and_the_next_batches_land() {
     let (connection, _turn) = turn().await;
-    let (proxy, mut handler) = behind_proxy(&connection).await;
+    let (proxy, handler) = behind_proxy(&connection).await;
+    given_up_then_next(&connection, &proxy, handler, Fault::BlackHole).await;
+}
+
+/// On `handler` (a pool of one, writing through `proxy`): a warm-up batch, then a batch the host
+/// gives up on once the proxy has done `fault` to it (so its write waits for an answer that never
+/// comes), then three more batches and the given-up one's redelivery. Each is written exactly:
+/// the given-up write's connection is never handed to the next batch, and the redelivery counts
+/// what the given-up delivery wrote.
+pub(super) async fn given_up_then_next(
+    connection: &str,
+    proxy: &TdsProxy,
+    mut handler: Running,
+    fault: Fault,
+) {
     let warm = prefix();
     counts(&deliver(&mut handler, &batch_of(&warm, 1, 0, &hub(&warm, ENQUEUED))).await);
     let given_up = prefix();
     let batch = batch_of(&given_up, 60, 2, &hub(&given_up, ENQUEUED));
 
-    proxy.arm(Fault::BlackHole);
+    proxy.arm(fault);
     let url = format!("http://127.0.0.1:{}/EventHubSink", handler.port);
     let host = tokio::spawn(
         reqwest::Client::new()
@@ -262,14 +289,14 @@ async fn a_cancelled_invocation_leaves_no_connection_behind_and_the_next_batches
 
     for (prefix, answer) in &next {
         assert_eq!(counts(answer), (40, 0, 1), "{prefix}");
-        assert_stored(&connection, prefix, 40, 1).await;
+        assert_stored(connection, prefix, 40, 1).await;
     }
     assert_eq!(
         counts(&redelivered),
         (60, 0, 2),
         "what the given-up delivery wrote"
     );
-    assert_stored(&connection, &given_up, 60, 2).await;
+    assert_stored(connection, &given_up, 60, 2).await;
 }
 
 /// Each number SqlClient's retry list and Azure SQL's transient fault codes name, answered in

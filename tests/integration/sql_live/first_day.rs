@@ -66,7 +66,8 @@ async fn init_warehouse_creates_the_database_the_settings_name_and_check_then_na
     assert!(passed, "{after}");
     assert!(
         after.contains(&format!(
-            "rows are written into database {database}; the writer's tables are ready"
+            "rows are written into database {database}{}; the writer's tables are ready",
+            rows_go()
         )),
         "check names the database rows go to: {after}"
     );

@@ -16,6 +16,7 @@ use crate::common::coincap::{CoinCap, Reply, many_assets, page};
 use crate::common::process::Running;
 use crate::common::resuming::Resuming;
 use crate::common::run::Binary;
+use crate::common::tds_proxy::{Fault, TdsProxy};
 use crate::common::{API_KEY, app_root, sink_payload, slow_retry_app_root};
 
 /// `handler serve` writing into the server of `connection`, started.
@@ -216,7 +217,9 @@ async fn several_serve_processes_given_overlapping_batches_store_one_row_per_key
 
 /// The host redelivers a batch whose handler died. The dead handler's transaction may still be
 /// open on the server; the new handler's write waits for it behind the writer lock, but never
-/// longer than `SQL_COMMAND_TIMEOUT` (then it fails, transiently, and is redelivered).
+/// longer than `SQL_COMMAND_TIMEOUT` (then it fails, transiently, and is redelivered). The first
+/// handler writes through a TDS proxy that holds its transaction open (its `COMMIT` held back, no
+/// answer), so it is killed while it holds the writer lock however fast its statements ran.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs COINCAP_TEST_MSSQL (Azure SQL Database, SQL Server or a dedicated pool)"]
 async fn a_handler_killed_mid_transaction_loses_nothing_and_the_redelivery_waits_at_most_the_command_timeout()
@@ -228,8 +231,11 @@ async fn a_handler_killed_mid_transaction_loses_nothing_and_the_redelivery_waits
     const ROWS: usize = 3000;
     let timeout = Duration::from_secs(30);
     let payload = sink_payload(&events(&prefix, ROWS, 1_747_000_000_000), 0).to_string();
-    let doomed = serve(&connection, "300s").await;
+    let proxy = TdsProxy::start(address(&connection)).await;
+    let via = through(&connection, proxy.port, "Encrypt=DANGER_PLAINTEXT");
+    let doomed = serve(&via, "300s").await;
     let mut next = serve(&connection, "30s").await;
+    proxy.arm(Fault::HoldOpen);
 
     // The host's call to the first handler; it never gets an answer.
     let url = format!("http://127.0.0.1:{}/EventHubSink", doomed.port);
@@ -241,7 +247,7 @@ async fn a_handler_killed_mid_transaction_loses_nothing_and_the_redelivery_waits
             .send(),
     );
     let asked = Instant::now();
-    while !writer_lock_held(&connection).await {
+    while proxy.carried_out() == 0 || !writer_lock_held(&connection).await {
         assert!(
             asked.elapsed() < Duration::from_secs(60),
             "the first handler never took the writer lock"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use coincap_stream::domain::{EventCoordinates, map_events};
 use coincap_stream::secrets::{Secret, SecretName, SecretSource};
 use coincap_stream::warehouse::sql::connection::{TdsClient, TdsManager};
-use coincap_stream::warehouse::sql::{SqlConfig, SqlLogin};
+use coincap_stream::warehouse::sql::{BulkLoadSetting, SqlConfig, SqlLogin};
 use coincap_stream::warehouse::{Batch, SqlWarehouse};
 use serde_json::json;
 
@@ -51,7 +51,26 @@ pub fn config() -> SqlConfig {
         command_timeout: Duration::from_secs(300),
         idle_timeout: Duration::from_secs(60),
         auto_pause_delay: None,
+        bulk_load: bulk_load(),
     }
+}
+
+/// How `check` says rows go, in this run (the server CI runs on takes bulk load).
+pub fn rows_go() -> &'static str {
+    match bulk_load() {
+        BulkLoadSetting::Auto => " (staged by bulk load)",
+        BulkLoadSetting::Off => " (as SQL text: SQL_BULK_LOAD=off)",
+    }
+}
+
+/// How the run's writers send rows: `SQL_BULK_LOAD` (`auto` unless set; `.ci/run` runs the
+/// suite a second time with `off`), for the writers the tests make and the handlers they start.
+pub fn bulk_load() -> BulkLoadSetting {
+    std::env::var("SQL_BULK_LOAD").map_or(BulkLoadSetting::Auto, |setting| {
+        setting
+            .parse()
+            .unwrap_or_else(|e| panic!("SQL_BULK_LOAD={setting}: {e}"))
+    })
 }
 
 pub fn warehouse(connection: &str) -> SqlWarehouse {
@@ -66,6 +85,7 @@ pub fn prefix() -> String {
 pub async fn init(connection: &str) -> String {
     let output = Binary::init_warehouse()
         .env("SQL_CONNECTION_STRING", connection)
+        .run_s_bulk_load()
         .output()
         .await;
     assert!(

@@ -90,6 +90,7 @@ pub fn report(facts: &Facts) -> Vec<String> {
     } else {
         format!("  {WRITES_TABLE}: missing (the writer refuses to write without it)")
     });
+    lines.extend(facts.bulk_load.as_ref().map(|bulk| bulk.report()));
     lines.push(match facts.read_committed_snapshot {
         Some(true) => "  is_read_committed_snapshot_on = 1: reads see committed rows only".into(),
         Some(false) if facts.is_dedicated_pool() => "  is_read_committed_snapshot_on = 0: the pool reads READ UNCOMMITTED (the writer's lock makes its duplicate check safe; other readers see batches before they commit)".into(),

@@ -4,7 +4,9 @@
 //! table that is still the seed's scan-everything heap. What `init-warehouse` prints of these
 //! facts, and the SQL that changes what is wrong, is in [`super::advice`].
 
+use super::super::bulk::BulkProbe;
 use super::super::connection::TdsClient;
+use super::super::keys::{Collation, IdType, KeyTypes, TimeType};
 pub use super::super::statement::WRITER_LOCK_TABLE;
 use super::super::statement::{HISTORY_TABLE, REJECTS_TABLE, WRITES_TABLE};
 
@@ -170,6 +172,8 @@ pub struct Facts {
     pub history_id_collation: Option<String>,
     /// `runtime_timestamp`'s type: `datetime` in both DDLs.
     pub history_time_type: Option<String>,
+    /// The same, as the writer compares the key (when it can).
+    pub history_keys: Option<KeyTypes>,
     pub rejects: Option<TableDesign>,
     /// Whether the rejects table has its hub columns (this version's key).
     pub rejects_keyed_on_hub: bool,
@@ -177,6 +181,9 @@ pub struct Facts {
     pub lock_rows: Option<i64>,
     /// Whether the writes journal exists.
     pub writes_journal: bool,
+    /// Whether the server takes bulk load into the writer's staging table (asked last, on a
+    /// connection of its own).
+    pub bulk_load: Option<BulkProbe>,
 }
 
 impl Facts {
@@ -271,6 +278,8 @@ pub struct KeyColumns {
     pub id_type: Option<String>,
     pub id_collation: Option<String>,
     pub time_type: Option<String>,
+    /// How the writer compares the key, when both columns have types it writes.
+    pub keys: Option<KeyTypes>,
 }
 
 /// Reads [`KeyColumns`] of `table` ([`query::key_columns`]).
@@ -286,10 +295,23 @@ pub async fn read_key_columns(client: &mut TdsClient, table: &str) -> tiberius::
         Some(type_name(row.get::<&str, _>(1)?, row.get::<i32, _>(size)?))
     };
     let id = column("id");
+    let time = column("runtime_timestamp");
+    let keys = || {
+        let (id, time) = (id?, time?);
+        Some(KeyTypes {
+            id: IdType::from_catalog(id.get::<&str, _>(1)?, id.get::<i32, _>(2)?)?,
+            collation: id
+                .get::<&str, _>(4)
+                .and_then(Collation::from_name)
+                .unwrap_or_default(),
+            time: TimeType::from_catalog(time.get::<&str, _>(1)?, time.get::<i32, _>(3)?)?,
+        })
+    };
     Ok(KeyColumns {
         id_type: id.and_then(|row| typed(row, 2)),
         id_collation: id.and_then(|row| row.get::<&str, _>(4).map(str::to_owned)),
-        time_type: column("runtime_timestamp").and_then(|row| typed(row, 3)),
+        time_type: time.and_then(|row| typed(row, 3)),
+        keys: keys(),
     })
 }
 
@@ -357,10 +379,11 @@ pub fn indexes_from_rows(rows: &[tiberius::Row]) -> Vec<Index> {
 /// What the writer reads once from the catalog, in one round trip, before its first write: how
 /// the history table's key columns compare (no rows when the table is missing), its indexes (for
 /// [`design_warning`]), the writer lock table's row count (an error when it is missing), whether
-/// the rejects table is keyed on the hub, and whether the writes journal exists.
+/// the rejects table is keyed on the hub, whether the writes journal exists, and the engine
+/// edition (a dedicated pool's staging table is distributed).
 pub fn writer_facts_sql() -> String {
     format!(
-        "{};\n{};\nSELECT COUNT_BIG(*) AS lock_rows FROM {WRITER_LOCK_TABLE};\n{};\n{};",
+        "{};\n{};\nSELECT COUNT_BIG(*) AS lock_rows FROM {WRITER_LOCK_TABLE};\n{};\n{};\n{ENGINE_EDITION_QUERY};",
         query::key_columns(HISTORY_TABLE),
         query::indexes(HISTORY_TABLE),
         query::hub_columns(REJECTS_TABLE),

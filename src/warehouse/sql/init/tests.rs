@@ -62,6 +62,7 @@ pub(super) fn synapse_facts(history: TableDesign) -> Facts {
         history_time_type: Some("datetime".into()),
         rejects_keyed_on_hub: true,
         writes_journal: true,
+        ..Facts::default()
     }
 }
 
@@ -265,12 +266,12 @@ fn column_types_read_as_ddl() {
 }
 
 #[test]
-fn the_writer_reads_the_id_type_the_indexes_and_the_lock_in_one_batch() {
+fn the_writer_reads_the_id_type_the_indexes_the_lock_and_the_engine_in_one_batch() {
     use sqlparser::dialect::MsSqlDialect;
     use sqlparser::parser::Parser;
     let sql = catalog::writer_facts_sql();
     let statements = Parser::parse_sql(&MsSqlDialect {}, &sql).unwrap();
-    assert_eq!(statements.len(), 5, "five result sets: {sql}");
+    assert_eq!(statements.len(), 6, "six result sets: {sql}");
     assert!(sql.contains(&format!(
         "OBJECT_ID(N'{HISTORY_TABLE}') AND name IN (N'id', N'runtime_timestamp')"
     )));
@@ -284,6 +285,10 @@ fn the_writer_reads_the_id_type_the_indexes_and_the_lock_in_one_batch() {
     assert!(
         sql.contains("OBJECT_ID(N'assets.asset_statistics_writes', N'U')"),
         "{sql}"
+    );
+    assert!(
+        sql.ends_with("SELECT CAST(SERVERPROPERTY('EngineEdition') AS int);"),
+        "a dedicated pool's staging table is distributed: {sql}"
     );
 }
 

@@ -184,3 +184,30 @@ fn rejects_need_an_index_on_their_key_not_a_clustered_one() {
         "{advice:?}"
     );
 }
+
+#[test]
+fn the_report_says_how_rows_reach_the_server_once_bulk_load_was_tried() {
+    use crate::warehouse::sql::bulk::BulkProbe;
+    let mut facts = synapse_facts(new_design());
+    assert!(
+        !report(&facts).join("\n").contains("bulk load"),
+        "not tried: not said"
+    );
+    facts.bulk_load = Some(BulkProbe::Refused("SQL error 4834: no".into()));
+    let lines = report(&facts);
+    let at = lines
+        .iter()
+        .position(|line| {
+            line.starts_with("  bulk load into a session table: refused (SQL error 4834: no)")
+        })
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(
+        lines[at - 1].starts_with("  assets.asset_statistics_writes: "),
+        "beside the tables it writes: {lines:?}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        "Nothing to change.",
+        "a refusal is no fault to fix"
+    );
+}
