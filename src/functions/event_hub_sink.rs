@@ -1,7 +1,9 @@
-//! EventHubSink: turn a batch of events into rows and rejects and write both in one transaction.
+//! EventHubSink: turn a batch of events into rows and rejects and write both, idempotently.
 //! Answering 200 acknowledges the batch (the host then checkpoints), so it happens only after the
 //! commit; a failed write answers 503 and the retry policy redelivers the batch. A batch whose
-//! request is too large to map whole in memory is read and written a part at a time.
+//! request is too large to hold whole in memory is read and written a part at a time: a part that
+//! fails after earlier parts committed says on the failure line what those wrote (the redelivery
+//! finds their rows stored and counts them as duplicates).
 
 use chrono::Utc;
 
@@ -39,7 +41,9 @@ async fn run(
         retry: request.retry_count(),
         ..EventHubSinkCounters::default()
     };
-    if body.len() <= IN_MEMORY {
+    // The part-at-a-time reader takes the events as the host sends them; an envelope only the
+    // general reader takes (see `InvocationRequest::data_as_sent`) is read whole, however large.
+    if body.len() <= IN_MEMORY || request.data_as_sent(EVENTS_BINDING).is_none() {
         let batch = ReceivedBatch::from_request(&request, EVENTS_BINDING)?;
         sink(warehouse, invocation, batch, &mut counters).await?;
         return Ok(counters);
@@ -123,5 +127,84 @@ async fn sink(
     counters.rows_written += report.rows_written;
     counters.duplicates += report.duplicates + mapped.duplicates_in_batch as u64;
     counters.rejects += report.rejects_written;
+    // Should a later part fail, its failure line says what this one committed.
+    invocation.on_failure("rows_written", counters.rows_written);
+    invocation.on_failure("rejects", counters.rejects);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::BoxFuture;
+    use crate::host::event_hubs::batch_request;
+    use crate::warehouse::WarehouseError;
+
+    /// A warehouse that takes `writes` writes, then fails (a database going away in the middle
+    /// of a large batch), keeping what it reported.
+    struct GoesAwayAfter {
+        writes: usize,
+        reported: Mutex<Vec<WriteReport>>,
+    }
+
+    impl Warehouse for GoesAwayAfter {
+        fn write(&self, batch: Batch) -> BoxFuture<'_, Result<WriteReport, WarehouseError>> {
+            let mut reported = self.reported.lock().unwrap();
+            let answer = if reported.len() < self.writes {
+                let report = WriteReport {
+                    rows_written: batch.rows.len() as u64,
+                    rejects_written: batch.rejects.len() as u64,
+                    ..WriteReport::default()
+                };
+                reported.push(report);
+                Ok(report)
+            } else {
+                Err(WarehouseError::Store {
+                    context: "writing",
+                    message: "the database went away".into(),
+                })
+            };
+            Box::pin(async move { answer })
+        }
+
+        fn describe(&self) -> String {
+            "a warehouse that goes away".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_batch_failing_after_a_part_was_written_says_what_that_part_wrote() {
+        // Over 64 MiB of bodies: read and written in parts of 32 MiB.
+        let bodies = vec!["x".repeat(72_000); 1000];
+        let request = batch_request(&bodies);
+        assert!(request.len() > IN_MEMORY);
+        let warehouse = GoesAwayAfter {
+            writes: 1,
+            reported: Mutex::default(),
+        };
+
+        let failure = event_hub_sink(&warehouse, "id".into(), request.as_bytes())
+            .await
+            .unwrap_err();
+
+        let written = warehouse.reported.lock().unwrap()[0];
+        assert!(written.rejects_written > 0);
+        let logs = failure.body["Logs"].as_array().unwrap();
+        let line = logs.last().unwrap().as_str().unwrap();
+        assert!(line.starts_with("Invocation failed."), "{line}");
+        assert!(
+            line.contains(&format!(
+                " rows_written=0 rejects={} ",
+                written.rejects_written
+            )),
+            "what the first part committed: {line}"
+        );
+        assert_eq!(
+            line.matches(" lag_ms=").count(),
+            1,
+            "one value a key: {line}"
+        );
+    }
 }

@@ -98,9 +98,14 @@ impl Invocation {
         }
     }
 
-    /// A `key=value` pair for the failure line, should the invocation fail.
+    /// A `key=value` pair for the failure line, should the invocation fail (a later value for
+    /// the same key replaces the earlier one).
     pub fn on_failure(&mut self, key: &'static str, value: impl ToString) {
-        self.on_failure.push((key, value.to_string()));
+        let value = value.to_string();
+        match self.on_failure.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, earlier)) => *earlier = value,
+            None => self.on_failure.push((key, value)),
+        }
     }
 
     pub fn log(&mut self, line: impl Into<String>) {
