@@ -119,8 +119,9 @@ impl WarehouseError {
 /// hub, partition, sequence number and enqueued time; a reject missing any of them is always
 /// stored): writing the same batch twice adds nothing the second time. SQLite
 /// commits a batch in one transaction; the SQL writer in one per size-capped part (see
-/// [`sql::statement`]), so a failed write may have committed earlier parts, which the
-/// redelivery then counts as duplicates.
+/// [`sql::statement`]), so a failed write may have committed earlier parts: when the same
+/// process gets the batch again it looks those transactions up and counts their rows as written;
+/// another process (or SQLite) counts them as duplicates.
 pub trait Warehouse: Send + Sync {
     fn write(&self, batch: Batch) -> BoxFuture<'_, Result<WriteReport, WarehouseError>>;
 

@@ -252,19 +252,19 @@ pub async fn inspect(manager: &TdsManager) -> Result<Facts, ConnectError> {
     Ok(facts)
 }
 
-/// What keeps the writer from writing, as found (empty when it can write): a missing table, an
-/// `id` that is not text, a lock table without exactly one row. `init-warehouse` fixes each.
+/// What keeps the writer from writing, as found (empty when it can write): a missing table, a
+/// key the writer does not compare (an `id` that is not text, a `runtime_timestamp` that is not
+/// `datetime` or `datetime2`: exactly what the writer refuses), a lock table without exactly one
+/// row. `init-warehouse` fixes each.
 pub fn writer_not_ready(facts: &Facts) -> Vec<String> {
     let mut wrong = Vec::new();
-    match (&facts.history, facts.history_id_type.as_deref()) {
+    match (&facts.history, &facts.history_keys) {
         (None, _) => wrong.push(format!("{HISTORY_TABLE} is missing")),
-        (Some(_), Some(kind))
-            if ["char", "varchar", "nchar", "nvarchar"]
-                .iter()
-                .any(|text| kind.starts_with(&format!("{text}("))) => {}
-        (Some(_), kind) => wrong.push(format!(
-            "{HISTORY_TABLE}.id is {}, not a char, varchar, nchar or nvarchar key",
-            kind.unwrap_or("missing")
+        (Some(_), Some(_)) => {}
+        (Some(_), None) => wrong.push(format!(
+            "{HISTORY_TABLE}'s key is id {} and runtime_timestamp {}: the writer needs a char, varchar, nchar or nvarchar id and a datetime or datetime2 runtime_timestamp",
+            facts.history_id_type.as_deref().unwrap_or("missing"),
+            facts.history_time_type.as_deref().unwrap_or("missing")
         )),
     }
     match (&facts.rejects, facts.rejects_keyed_on_hub) {

@@ -256,9 +256,24 @@ pub struct KeyTypes {
 }
 
 impl KeyTypes {
-    /// ` AS datetime)`: what closes a cast of a timestamp literal.
-    pub fn time_cast(&self) -> String {
-        format!(" AS {})", self.time.sql())
+    /// ` AS datetime)`: what closes a cast of a timestamp literal (a constant: it is written once
+    /// per row).
+    pub fn time_cast(&self) -> &'static str {
+        const DATETIME2: [&str; 8] = [
+            " AS datetime2(0))",
+            " AS datetime2(1))",
+            " AS datetime2(2))",
+            " AS datetime2(3))",
+            " AS datetime2(4))",
+            " AS datetime2(5))",
+            " AS datetime2(6))",
+            " AS datetime2(7))",
+        ];
+        match self.time {
+            TimeType::DateTime => " AS datetime)",
+            // `from_catalog` takes scales 0 to 7 only, which is all `datetime2` has.
+            TimeType::DateTime2(scale) => DATETIME2[usize::from(scale.min(7))],
+        }
     }
 }
 
@@ -340,6 +355,19 @@ mod tests {
 
     fn collation(name: &str) -> Collation {
         Collation::from_name(name).unwrap()
+    }
+
+    #[test]
+    fn a_timestamp_is_cast_to_the_column_s_own_time_type() {
+        let types = std::iter::once(TimeType::DateTime).chain((0..=7).map(TimeType::DateTime2));
+        for time in types {
+            let keys = KeyTypes {
+                id: IdType::from_catalog("nvarchar", 510).unwrap(),
+                collation: Collation::default(),
+                time,
+            };
+            assert_eq!(keys.time_cast(), format!(" AS {})", time.sql()));
+        }
     }
 
     fn row(id: &str, ms: i64) -> AssetRow {

@@ -42,10 +42,10 @@ pub fn is_free_allowance(number: Option<u32>, message: &str) -> bool {
 pub const PAUSED_POOL_FIX: &str = "the dedicated SQL pool is paused: resume the pool (Azure portal, or `az synapse sql pool resume`); the batch is retried and written once it runs";
 
 /// SQL Server / Azure SQL / Synapse error numbers that pass, each with the list that names it:
-/// [SqlClient] is the default transient list of Microsoft.Data.SqlClient's retry logic
+/// `[SqlClient]` is the default transient list of Microsoft.Data.SqlClient's retry logic
 /// (`SqlConfigurableRetryFactory`, "SqlConfigurableRetryFactory Class" in the .NET API reference);
-/// [Azure SQL] is "List of transient fault error codes" in "Troubleshooting connectivity issues
-/// and other errors with Azure SQL Database and Azure SQL Managed Instance"; [MSSQL] is the error's
+/// `[Azure SQL]` is "List of transient fault error codes" in "Troubleshooting connectivity issues
+/// and other errors with Azure SQL Database and Azure SQL Managed Instance"; `[MSSQL]` is the error's
 /// own page in "Database engine events and errors".
 pub const TRANSIENT_SQL_ERRORS: &[u32] = &[
     64,    // connection dropped during login (SqlClient's test list of transient connection errors)
@@ -75,7 +75,7 @@ pub const TRANSIENT_SQL_ERRORS: &[u32] = &[
 ];
 
 /// The server refused to convert a reject's body itself, and only that: the one refusal that
-/// storing the bodies escaped cures ([`super::refusals`]). 33557097 is what SQL Server-compatible
+/// storing the bodies escaped cures (`refusals`). 33557097 is what SQL Server-compatible
 /// engines built on PostgreSQL (Babelfish) answer for a NUL character, "Failed to convert from
 /// data type varbinary to varchar, invalid byte sequence for encoding ...: 0x00"; the same number
 /// covers other errors there (a missing table), so the message must speak of the conversion too.

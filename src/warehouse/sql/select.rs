@@ -244,11 +244,10 @@ pub(super) fn render_row(row: &AssetRow, keys: &KeyTypes, ordinal: Option<usize>
     };
     let mut select = SelectBuilder::with_capacity(640, aliases);
     let mut key = SelectBuilder::with_capacity(128, &KEY_ALIASES);
-    let time_cast = keys.time_cast();
     for (column, cast) in HISTORY_COLUMNS.iter().zip(HISTORY_CASTS.iter()) {
         let cast = match column.kind {
             Kind::Text if column.key => &keys.id.cast,
-            Kind::Time => &time_cast,
+            Kind::Time => keys.time_cast(),
             _ => cast,
         };
         let also = column.key.then_some(&mut key);

@@ -1,7 +1,7 @@
 //! The bulk path's SQL, as pure code: the session table a batch's rows are staged in by TDS bulk
 //! load ([`StageTable`]), each row as the bulk load sends it ([`staged_row`]), and the two
 //! set-based statements that move the staged rows into the history table inside the writer's
-//! transaction ([`staged_statements`]): the journal's count of rows not inserted, then the insert
+//! transaction (`staged_statements`): the journal's count of rows not inserted, then the insert
 //! of the first row of each key not stored yet, both reading the staged rows as the history
 //! table's own types. The bulk load itself is `super::bulk`'s.
 //!

@@ -89,7 +89,7 @@ pub fn build_batches(
     let bound = |earliest: Option<WarehouseTime>| {
         let mut out = String::new();
         match earliest {
-            Some(at) => literal::time(&mut out, at, &keys.time_cast()),
+            Some(at) => literal::time(&mut out, at, keys.time_cast()),
             None => out.push_str("NULL"),
         }
         out

@@ -2,8 +2,8 @@
 //! (once per process), removes the rows and rejects the database would take for one, builds the
 //! transactions ([`super::statement`]), their rows staged by bulk load where the server takes it
 //! ([`super::bulk`]), sends each, curing a refusal a redelivery would only meet again
-//! ([`super::refusals`]), and counts what was written, including what transactions whose answer
-//! was lost wrote ([`super::send`], [`super::outcomes`]).
+//! (`refusals`), and counts what was written, including what transactions whose answer
+//! was lost wrote (`send`, `outcomes`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -39,8 +39,7 @@ pub struct SqlWarehouse {
 }
 
 impl SqlWarehouse {
-    /// Builds the pool without connecting: the first invocation connects, so a pool that is
-    /// paused or unreachable at start-up fails invocations (which are retried), not the process.
+    /// The writer over a pool that connects on first use (`Connections::new`).
     pub fn new(
         config: SqlConfig,
         secrets: Arc<dyn SecretSource>,
@@ -74,14 +73,6 @@ impl SqlWarehouse {
     /// requests: see [`super::bulk`].)
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
-    }
-
-    /// Connects and reads what the writer needs from the catalog (once per process), so the
-    /// first write pays nothing extra; a write does this itself when needed.
-    pub async fn prepare(&self) -> Result<(), WarehouseError> {
-        let mut session = self.connections.session().await?;
-        self.tables(&mut session).await?;
-        Ok(())
     }
 
     /// How the history table compares its key, and its staging table: cached, or read from the

@@ -215,13 +215,6 @@ pub mod query {
         )
     }
 
-    /// The type of a column, as `TYPE_NAME` and `max_length` in bytes (-1 for max).
-    pub fn column_type(table: &str, column: &str) -> String {
-        format!(
-            "SELECT TYPE_NAME(system_type_id), CAST(max_length AS int) FROM sys.columns WHERE object_id = OBJECT_ID(N'{table}') AND name = N'{column}'"
-        )
-    }
-
     pub fn exists(table: &str) -> String {
         format!("SELECT CAST(OBJECT_ID(N'{table}', N'U') AS int)")
     }

@@ -1,5 +1,6 @@
 use super::catalog::{Facts, Index, KeyGuarantee, Probe, TableDesign, type_name};
 use super::*;
+use crate::warehouse::sql::keys::{Collation, IdType, KeyTypes, TimeType};
 
 pub(super) fn index(kind: &str, keys: &[&str]) -> Index {
     Index {
@@ -60,6 +61,11 @@ pub(super) fn synapse_facts(history: TableDesign) -> Facts {
         lock_rows: Some(1),
         history_id_collation: Some("SQL_Latin1_General_CP1_CI_AS".into()),
         history_time_type: Some("datetime".into()),
+        history_keys: Some(KeyTypes {
+            id: IdType::from_catalog("nvarchar", 510).unwrap(),
+            collation: Collation::from_name("SQL_Latin1_General_CP1_CI_AS").unwrap(),
+            time: TimeType::DateTime,
+        }),
         rejects_keyed_on_hub: true,
         writes_journal: true,
         ..Facts::default()
@@ -329,14 +335,27 @@ fn the_writer_is_ready_with_the_three_tables_a_text_id_and_one_lock_row() {
     );
     let odd = Facts {
         history_id_type: Some("int".into()),
+        history_keys: None,
         lock_rows: Some(0),
         ..synapse_facts(new_design())
     };
     assert_eq!(
         writer_not_ready(&odd),
         [
-            "assets.asset_statistics_history_v3.id is int, not a char, varchar, nchar or nvarchar key",
+            "assets.asset_statistics_history_v3's key is id int and runtime_timestamp datetime: the writer needs a char, varchar, nchar or nvarchar id and a datetime or datetime2 runtime_timestamp",
             "assets.asset_statistics_writer_lock holds 0 rows, not exactly 1"
+        ]
+    );
+    // A time type the writer refuses is not ready either, whatever the id.
+    let dated = Facts {
+        history_time_type: Some("date".into()),
+        history_keys: None,
+        ..synapse_facts(new_design())
+    };
+    assert_eq!(
+        writer_not_ready(&dated),
+        [
+            "assets.asset_statistics_history_v3's key is id nvarchar(255) and runtime_timestamp date: the writer needs a char, varchar, nchar or nvarchar id and a datetime or datetime2 runtime_timestamp"
         ]
     );
     assert_eq!(engine_name(Some(6)), "a Synapse dedicated SQL pool");
