@@ -100,10 +100,7 @@ pub(super) fn history_statements(
     let probe = format!(
         "SELECT 1 FROM {HISTORY_TABLE} AS t WHERE t.id = s.id AND t.runtime_timestamp = s.runtime_timestamp AND t.runtime_timestamp >= {bound}"
     );
-    let bytes: usize = chunk
-        .iter()
-        .map(|r| r.key.aliased_len() + r.select.aliased_len() + 2 * UNION_ALL.len())
-        .sum();
+    let bytes: usize = chunk.iter().map(item_bytes).sum();
     tx.sql.reserve(bytes + 2 * probe.len() + 1024);
     match frame.form.duplicates {
         Duplicates::Probed => {
@@ -117,12 +114,7 @@ pub(super) fn history_statements(
             );
         }
         Duplicates::PickedByTheDatabase => {
-            let collate = frame
-                .keys
-                .collation
-                .name()
-                .map(|name| format!(" COLLATE {name}"))
-                .unwrap_or_default();
+            let collate = frame.keys.collation.clause();
             let sql = &mut tx.sql;
             sql.push_str("INSERT INTO ");
             sql.push_str(HISTORY_TABLE);

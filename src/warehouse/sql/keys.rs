@@ -111,6 +111,14 @@ impl Collation {
         self.name.as_deref()
     }
 
+    /// ` COLLATE <name>`, to compare in this collation whatever the expression's own; empty when
+    /// the name is not known.
+    pub fn clause(&self) -> String {
+        self.name()
+            .map(|name| format!(" COLLATE {name}"))
+            .unwrap_or_default()
+    }
+
     /// `case-insensitive, accent-sensitive, ...`: what the name says, for the report.
     pub fn describe(&self) -> String {
         let word = |sensitive: bool, what: &str| {

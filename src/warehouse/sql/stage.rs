@@ -71,11 +71,7 @@ impl StageTable {
             Some(_) => (id.to_owned(), false),
             None => (format!("n{id}"), true),
         };
-        let collate = keys
-            .collation
-            .name()
-            .map(|name| format!(" COLLATE {name}"))
-            .unwrap_or_default();
+        let collate = keys.collation.clause();
         let mut create = format!("CREATE TABLE {STAGE_TABLE} ({POSITION} bigint NOT NULL");
         let mut rows = format!("SELECT s.{POSITION}");
         for column in &HISTORY_COLUMNS {
