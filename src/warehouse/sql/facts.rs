@@ -9,8 +9,8 @@ use std::sync::LazyLock;
 
 use super::errors::tables_not_ready;
 use super::init::catalog::{self, TableDesign};
-use super::keys::{Collation, IdType, KeyTypes, TimeType};
-use super::statement::{HISTORY_TABLE, REJECTS_TABLE, WRITER_LOCK_TABLE, WRITES_TABLE};
+use super::keys::KeyTypes;
+use super::statement::{REJECTS_TABLE, WRITER_LOCK_TABLE, WRITES_TABLE};
 use crate::warehouse::WarehouseError;
 
 /// What the writer reads from the catalog before its first write.
@@ -33,40 +33,11 @@ impl TableFacts {
                 results.len()
             )));
         };
-        let column = |name: &str| {
-            columns.iter().find(|row| {
-                row.get::<&str, _>(0)
-                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
-            })
-        };
-        let Some(id) = column("id") else {
-            return Err(tables_not_ready(format!(
-                "{HISTORY_TABLE} has no id column: run `handler init-warehouse`"
-            )));
-        };
-        let type_name = id.get::<&str, _>(1).unwrap_or_default();
-        let max_length = id.get::<i32, _>(2).unwrap_or_default();
-        let id_type = IdType::from_catalog(type_name, max_length).ok_or_else(|| {
-            tables_not_ready(format!(
-                "{HISTORY_TABLE}.id is {type_name} (max_length {max_length}); the writer needs a char, varchar, nchar or nvarchar key"
-            ))
-        })?;
-        let collation = id
-            .get::<&str, _>(4)
-            .and_then(Collation::from_name)
-            .unwrap_or_default();
-        let time = column("runtime_timestamp").ok_or_else(|| {
-            tables_not_ready(format!(
-                "{HISTORY_TABLE} has no runtime_timestamp column: run `handler init-warehouse`"
-            ))
-        })?;
-        let (time_name, scale) = (
-            time.get::<&str, _>(1).unwrap_or_default(),
-            time.get::<i32, _>(3).unwrap_or_default(),
-        );
-        let time = TimeType::from_catalog(time_name, scale).ok_or_else(|| {
-            tables_not_ready(format!(
-                "{HISTORY_TABLE}.runtime_timestamp is {time_name}; the writer needs datetime or datetime2"
+        let key_columns = catalog::KeyColumns::from_rows(columns);
+        let keys = key_columns.keys.ok_or_else(|| {
+            tables_not_ready(catalog::unusable_key(
+                key_columns.id_type.as_deref(),
+                key_columns.time_type.as_deref(),
             ))
         })?;
         let scalar = |set: &Vec<tiberius::Row>| set.first().and_then(|row| row.get::<i64, _>(0));
@@ -91,11 +62,7 @@ impl TableFacts {
         });
         let edition = edition.first().and_then(|row| row.get::<i32, _>(0));
         Ok(Self {
-            keys: KeyTypes {
-                id: id_type,
-                collation,
-                time,
-            },
+            keys,
             dedicated_pool: edition == Some(catalog::ENGINE_EDITION_SYNAPSE),
             design_warning,
         })

@@ -261,10 +261,9 @@ pub fn writer_not_ready(facts: &Facts) -> Vec<String> {
     match (&facts.history, &facts.history_keys) {
         (None, _) => wrong.push(format!("{HISTORY_TABLE} is missing")),
         (Some(_), Some(_)) => {}
-        (Some(_), None) => wrong.push(format!(
-            "{HISTORY_TABLE}'s key is id {} and runtime_timestamp {}: the writer needs a char, varchar, nchar or nvarchar id and a datetime or datetime2 runtime_timestamp",
-            facts.history_id_type.as_deref().unwrap_or("missing"),
-            facts.history_time_type.as_deref().unwrap_or("missing")
+        (Some(_), None) => wrong.push(catalog::unusable_key(
+            facts.history_id_type.as_deref(),
+            facts.history_time_type.as_deref(),
         )),
     }
     match (&facts.rejects, facts.rejects_keyed_on_hub) {

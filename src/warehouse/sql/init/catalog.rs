@@ -277,35 +277,54 @@ pub struct KeyColumns {
 
 /// Reads [`KeyColumns`] of `table` ([`query::key_columns`]).
 pub async fn read_key_columns(client: &mut TdsClient, table: &str) -> tiberius::Result<KeyColumns> {
-    let found = rows(client, &query::key_columns(table)).await?;
-    let column = |name: &str| {
-        found.iter().find(|row| {
-            row.get::<&str, _>(0)
-                .is_some_and(|n| n.eq_ignore_ascii_case(name))
-        })
-    };
-    let typed = |row: &tiberius::Row, size: usize| {
-        Some(type_name(row.get::<&str, _>(1)?, row.get::<i32, _>(size)?))
-    };
-    let id = column("id");
-    let time = column("runtime_timestamp");
-    let keys = || {
-        let (id, time) = (id?, time?);
-        Some(KeyTypes {
-            id: IdType::from_catalog(id.get::<&str, _>(1)?, id.get::<i32, _>(2)?)?,
-            collation: id
-                .get::<&str, _>(4)
-                .and_then(Collation::from_name)
-                .unwrap_or_default(),
-            time: TimeType::from_catalog(time.get::<&str, _>(1)?, time.get::<i32, _>(3)?)?,
-        })
-    };
-    Ok(KeyColumns {
-        id_type: id.and_then(|row| typed(row, 2)),
-        id_collation: id.and_then(|row| row.get::<&str, _>(4).map(str::to_owned)),
-        time_type: time.and_then(|row| typed(row, 3)),
-        keys: keys(),
-    })
+    Ok(KeyColumns::from_rows(
+        &rows(client, &query::key_columns(table)).await?,
+    ))
+}
+
+impl KeyColumns {
+    /// From the rows of [`query::key_columns`]: name, `TYPE_NAME`, `max_length`, `scale`,
+    /// `collation_name`, one row per column.
+    pub fn from_rows(found: &[tiberius::Row]) -> Self {
+        let column = |name: &str| {
+            found.iter().find(|row| {
+                row.get::<&str, _>(0)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+        };
+        let typed = |row: &tiberius::Row, size: usize| {
+            Some(type_name(row.get::<&str, _>(1)?, row.get::<i32, _>(size)?))
+        };
+        let id = column("id");
+        let time = column("runtime_timestamp");
+        let keys = || {
+            let (id, time) = (id?, time?);
+            Some(KeyTypes {
+                id: IdType::from_catalog(id.get::<&str, _>(1)?, id.get::<i32, _>(2)?)?,
+                collation: id
+                    .get::<&str, _>(4)
+                    .and_then(Collation::from_name)
+                    .unwrap_or_default(),
+                time: TimeType::from_catalog(time.get::<&str, _>(1)?, time.get::<i32, _>(3)?)?,
+            })
+        };
+        Self {
+            id_type: id.and_then(|row| typed(row, 2)),
+            id_collation: id.and_then(|row| row.get::<&str, _>(4).map(str::to_owned)),
+            time_type: time.and_then(|row| typed(row, 3)),
+            keys: keys(),
+        }
+    }
+}
+
+/// Why the writer cannot compare the history's key of these column types (when [`KeyColumns`]
+/// has no `keys`): said the same by the writer, `check` and `init-warehouse`.
+pub fn unusable_key(id_type: Option<&str>, time_type: Option<&str>) -> String {
+    format!(
+        "{HISTORY_TABLE}'s key is id {} and runtime_timestamp {}: the writer needs a char, varchar, nchar or nvarchar id and a datetime or datetime2 runtime_timestamp",
+        id_type.unwrap_or("missing"),
+        time_type.unwrap_or("missing")
+    )
 }
 
 /// Whether the rejects table has its hub columns, and whether the writes journal exists.
