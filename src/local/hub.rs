@@ -116,10 +116,7 @@ pub async fn sink_worker(
                 } else {
                     println!("tick {tick:>3} | TimerFetch failed: {failed}");
                 }
-                summary.failed_ticks += 1;
-                let reason = format!("TimerFetch: {failed}");
-                summary.last_failed_tick = Some(reason.clone());
-                summary.note(Some(reason), permanent);
+                summary.tick_failed(format!("TimerFetch: {failed}"), permanent);
             }
         }
     }
@@ -129,7 +126,8 @@ pub async fn sink_worker(
 /// What became of one batch.
 struct Delivered {
     counts: SinkCounts,
-    /// The last failure, when the batch was not written.
+    /// The last failure, when the batch was not written (none when it was abandoned before any
+    /// attempt failed).
     failure: Option<String>,
     permanent: bool,
 }
@@ -154,10 +152,7 @@ async fn deliver(target: &SinkTarget, tick: u64, events: &[HubEvent], stop: &Sto
             failures: failures.into(),
             ..Default::default()
         },
-        failure: Some(match last {
-            Some(failed) => format!("EventHubSink: {failed}"),
-            None => "EventHubSink: abandoned at the stop before it answered".to_owned(),
-        }),
+        failure: last.map(|failed| format!("EventHubSink: {failed}")),
         permanent: false,
     };
     loop {

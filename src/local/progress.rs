@@ -87,23 +87,39 @@ pub struct Summary {
     pub elapsed: Duration,
     /// A failure another attempt would repeat stopped the run.
     pub permanent: bool,
-    /// The failure that stopped the run at once.
+    /// The failure that stopped the run at once (the first, if two came together).
     pub stopped_by: Option<String>,
-    /// The last failure of events that were not written.
+    /// The last failure of an attempt at events that were then not written (an abandoned batch
+    /// that never got an answer has none: it never replaces a failure).
     pub last_loss: Option<String>,
     /// The last failed tick's failure.
     pub last_failed_tick: Option<String>,
 }
 
 impl Summary {
-    /// Keeps a failure's reason for the verdict: the output may be read from a file, without
-    /// the lines that went before.
+    /// Keeps the reason events were not written for the verdict (the output may be read from a
+    /// file, without the lines that went before): a failure another attempt would repeat, or the
+    /// last failed attempt at events then given up or left at the stop. `None` (a batch abandoned
+    /// before it got an answer) keeps what is known.
     pub fn note(&mut self, failure: Option<String>, permanent: bool) {
+        let Some(failure) = failure else {
+            return;
+        };
         if permanent {
-            self.stopped_by = self.stopped_by.take().or(failure);
-        } else if failure.is_some() {
-            self.last_loss = failure;
+            self.stopped_by.get_or_insert(failure);
+        } else {
+            self.last_loss = Some(failure);
         }
+    }
+
+    /// A failed tick: shown on its line and named by the verdict when every tick failed, but no
+    /// reason events were not written (it fetched none), unless another attempt would repeat it.
+    pub fn tick_failed(&mut self, reason: String, permanent: bool) {
+        self.failed_ticks += 1;
+        if permanent {
+            self.note(Some(reason.clone()), true);
+        }
+        self.last_failed_tick = Some(reason);
     }
 
     pub fn add(&mut self, line: &TickLine) {
@@ -156,10 +172,11 @@ impl Summary {
                 "Stopped at once by a failure another attempt would repeat: {reason}.{also} {written}."
             )
         } else if not_written > 0 {
-            let reason = reason(&self.last_loss);
-            format!(
-                "Not written: {not_written} fetched events ({lost}; the last failure: {reason}). {written}."
-            )
+            let reason = match &self.last_loss {
+                Some(reason) => format!("the last failure: {reason}"),
+                None => "no attempt at them had failed".into(),
+            };
+            format!("Not written: {not_written} fetched events ({lost}; {reason}). {written}.")
         } else if self.ticks == 0 {
             let reason = reason(&self.last_failed_tick);
             format!("No rows were written: every tick failed; the last: {reason}.")
@@ -279,6 +296,46 @@ mod tests {
         assert_eq!(
             run.verdict("the SQLite file x.db"),
             "Not written: 4 fetched events (given up by the retry policy; the last failure: EventHubSink: disk full). The 4 rows written are in the SQLite file x.db."
+        );
+    }
+
+    #[test]
+    fn the_failure_that_kept_events_unwritten_is_named_whatever_came_after_it() {
+        let mut run = summary(
+            2,
+            0,
+            SinkCounts {
+                unwritten: 8,
+                failures: 3,
+                ..Default::default()
+            },
+        );
+        run.note(Some("EventHubSink: cannot reach h:1433".into()), false);
+        // The batch queued behind it, abandoned before it was tried, and a tick that failed.
+        run.note(None, false);
+        run.tick_failed("TimerFetch: CoinCap answered HTTP 503".into(), false);
+        assert_eq!(run.failed_ticks, 1);
+        assert!(!run.succeeded());
+        assert_eq!(
+            run.verdict("database coincap on h:1433"),
+            "Not written: 8 fetched events (left unwritten at the stop; the last failure: EventHubSink: cannot reach h:1433). No rows were written."
+        );
+    }
+
+    #[test]
+    fn events_abandoned_before_any_attempt_failed_are_said_so() {
+        let mut run = summary(
+            1,
+            0,
+            SinkCounts {
+                unwritten: 4,
+                ..Default::default()
+            },
+        );
+        run.note(None, false);
+        assert_eq!(
+            run.verdict("the SQLite file x.db"),
+            "Not written: 4 fetched events (left unwritten at the stop; no attempt at them had failed). No rows were written."
         );
     }
 

@@ -4,6 +4,8 @@
 //! `--drain-timeout`, a second signal abandons at once; everything on standard output; the exit
 //! code and the summary's last line say whether everything fetched was written, and why not. The real binary, the CoinCap stand-in, SQLite files and closed or unresolvable servers.
 
+mod abandoned;
+
 use std::path::Path;
 use std::time::Duration;
 
