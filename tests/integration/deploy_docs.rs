@@ -96,5 +96,9 @@ fn func_start_gives_your_account_the_data_roles_before_the_host_needs_them_and_t
 fn the_tutorial_page_names_both_warehouses() {
     let tutorial = read("docs/tutorial.md");
     assert!(tutorial.contains("Synapse dedicated SQL pool"));
-    assert!(tutorial.contains("serverless Azure SQL Database"));
+    assert!(
+        tutorial.contains("Azure SQL Database (by default DTU Basic; S0 or serverless"),
+        "the template's default tier is named"
+    );
+    assert!(!tutorial.contains("serverless Azure SQL Database"));
 }

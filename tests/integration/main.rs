@@ -8,6 +8,7 @@ mod elf;
 mod architecture;
 mod check;
 mod deploy_docs;
+mod doc_links;
 mod event_hub_sink;
 mod key_vault;
 mod limits;
