@@ -1263,14 +1263,7 @@ fn the_deploy_steps_state_the_catch_up_after_a_one_day_outage_at_both_schedules(
     let ticks_a_day = 24 * 60 / 5;
     for assets in [100u64, 2000] {
         let backlog = assets * ticks_a_day;
-        let shown = backlog
-            .to_string()
-            .as_bytes()
-            .rchunks(3)
-            .rev()
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect::<Vec<_>>()
-            .join(",");
+        let shown = grouped(backlog);
         assert!(
             steps.contains(&shown),
             "deploy.md shows the backlog {shown}"
@@ -1281,4 +1274,67 @@ fn the_deploy_steps_state_the_catch_up_after_a_one_day_outage_at_both_schedules(
         );
     }
     assert!(steps.contains(&format!("`maxEventBatchSize` | {max} |")));
+}
+
+/// `1234567` -> `1,234,567`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The first `N rows/s` of the row of docs/performance.md's table that starts with `row`.
+fn measured_rows_a_second(performance: &str, row: &str) -> u64 {
+    let line = performance
+        .lines()
+        .find(|line| line.starts_with(row))
+        .unwrap_or_else(|| panic!("performance.md has a row {row:?}"));
+    let before = line.split(" rows/s").next().unwrap();
+    let number = before.rsplit(' ').next().unwrap().trim_start_matches('*');
+    number.replace(',', "").parse().unwrap()
+}
+
+#[test]
+fn the_catch_up_is_computed_from_the_writer_rates_performance_md_measured() {
+    let steps = deploy_steps();
+    let performance = std::fs::read_to_string(app_root().join("docs/performance.md")).unwrap();
+    let bulk = measured_rows_a_second(&performance, "| **Bulk writer** (as deployed");
+    let text = measured_rows_a_second(&performance, "| Text writer (`SQL_BULK_LOAD=off`");
+    for rate in [bulk, text] {
+        assert!(
+            steps.contains(&format!("{} rows a second", grouped(rate))),
+            "deploy.md uses the rate measured: {rate}"
+        );
+    }
+    for assets in [100u64, 2000] {
+        let backlog = assets * 288;
+        let arrivals = assets as f64 / 300.0;
+        for rate in [bulk, text] {
+            let net = rate as f64 - arrivals;
+            let seconds = backlog as f64 / net;
+            let shown = if seconds < 10.0 {
+                format!("{seconds:.1} s")
+            } else {
+                format!("{seconds:.0} s")
+            };
+            let tenths = (net * 10.0).round() as u64;
+            let line = format!(
+                "{} / {}.{} ≈ {shown}",
+                grouped(backlog),
+                grouped(tenths / 10),
+                tenths % 10
+            );
+            assert!(steps.contains(&line), "deploy.md shows {line}");
+        }
+    }
+    assert!(
+        !steps.contains("500 rows a second"),
+        "the earlier version's rate is gone"
+    );
 }
