@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::coincap::CoinCapClient;
 use crate::config::Config;
-use crate::secrets::{self, SecretError, SecretSource, TokenSource};
+use crate::secrets::{self, SecretError, SecretName, SecretSource, TokenSource};
 use crate::warehouse::sql::SqlLogin;
 use crate::warehouse::sql::connection::{ConnectError, TdsManager};
 use crate::warehouse::{SqlWarehouse, SqliteWarehouse, Warehouse, WarehouseConfig};
@@ -109,4 +109,48 @@ fn entra_tokens(config: &Config) -> Result<Option<Arc<dyn TokenSource>>, BuildEr
             .map_err(BuildError::Credential),
         SqlLogin::ConnectionString => Ok(None),
     }
+}
+
+/// The secrets these settings read: the CoinCap key, and the connection string when the SQL
+/// warehouse logs in with one.
+pub fn needed_secrets(config: &Config) -> Vec<SecretName> {
+    let mut needed = vec![SecretName::CoinCapApiKey];
+    if config.warehouse == WarehouseConfig::Sql && config.sql.login == SqlLogin::ConnectionString {
+        needed.push(SecretName::SqlConnectionString);
+    }
+    needed
+}
+
+/// A secret as `check` names it: `secret COINCAP_API_KEY`, or `secret "coincap-api-key" (named
+/// by COINCAP_API_KEY_SECRET)` in a vault.
+pub fn secret_what(config: &Config, name: SecretName) -> String {
+    match &config.secrets.key_vault_url {
+        Some(_) => format!(
+            "secret \"{}\" (named by {})",
+            config.secrets.vault_names.get(name),
+            name.vault_name_setting()
+        ),
+        None => format!("secret {}", name.env_var()),
+    }
+}
+
+/// The needed secrets `secrets` cannot give (from the environment or the vault), each with its
+/// line exactly as `check` prints it after `FAIL  `: `serve` (without a vault) and `local` refuse
+/// to start with these words.
+pub async fn unreadable_secrets(
+    config: &Config,
+    secrets: &Arc<dyn SecretSource>,
+) -> Vec<(SecretName, String)> {
+    let mut unreadable = Vec::new();
+    for name in needed_secrets(config) {
+        if let Err(error) = secrets.get(name).await {
+            let line = format!(
+                "{}: {}",
+                secret_what(config, name),
+                error.fault().detail(&error)
+            );
+            unreadable.push((name, line));
+        }
+    }
+    unreadable
 }

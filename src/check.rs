@@ -15,14 +15,14 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::app;
+use crate::app::{self, secret_what};
 use crate::coincap::CoinCapClient;
 use crate::coincap::credits::{self, Estimate, MONTH_DAYS, Measured};
 use crate::config::{Config, Mode};
 use crate::fault::Fault;
 use crate::local::Schedule;
 use crate::secrets::{self, Secret, SecretName, SecretSource};
-use crate::startup::{self, Startup, failure_detail, secret_what};
+use crate::startup::{self, Startup};
 use crate::warehouse::sql::init;
 use crate::warehouse::sql::pause::Pause;
 use crate::warehouse::{SqliteWarehouse, WarehouseConfig};
@@ -67,7 +67,7 @@ impl Checks {
 
     /// A failure with what to change, when the error does not already say it.
     fn fail(&mut self, what: &str, error: impl fmt::Display, fault: &Fault) {
-        self.record(Status::Failed, what, failure_detail(error, fault));
+        self.record(Status::Failed, what, fault.detail(error));
     }
 
     /// A line that passes or fails nothing: something to know (a setting set but ignored).
@@ -154,7 +154,7 @@ pub async fn run(mode: Mode, app_root: &Path, allow: Allow) -> Checks {
             return checks;
         }
     };
-    let needed = startup::needed_secrets(&config);
+    let needed = app::needed_secrets(&config);
     let key = secret(&mut checks, &config, &secrets, SecretName::CoinCapApiKey).await;
     let login_ok = !needed.contains(&SecretName::SqlConnectionString)
         || secret(

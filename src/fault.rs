@@ -45,6 +45,14 @@ impl Fault {
         }
     }
 
+    /// A failure and what to change, when the error does not already say it: `error. Fix: fix`.
+    pub fn detail(&self, error: impl std::fmt::Display) -> String {
+        match self.fix() {
+            Some(fix) => format!("{error}. Fix: {fix}"),
+            None => error.to_string(),
+        }
+    }
+
     /// The verdict as it travels in a failed invocation's body.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)

@@ -208,7 +208,7 @@ async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>
     let target = manager
         .target()
         .await
-        .map_err(|error| startup::failure_detail(&error, &error.fault()))?;
+        .map_err(|error| error.fault().detail(&error))?;
     println!("Preparing {target}.");
     let options = init::InitOptions {
         app_identity: args.app_identity.as_deref(),

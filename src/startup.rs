@@ -1,20 +1,18 @@
 //! What `serve`, `local` and `check` read before they start, through one function ([`read`]), so
 //! `check` passes exactly what the other two accept: the settings, the Functions app's files
-//! (host.json and both function.json, with the schedule and the hub they name), the secrets the
-//! settings need from the environment ([`missing_secrets`]), and the settings that are set but
-//! ignored.
+//! (host.json and both function.json, with the schedule and the hub they name), and the settings
+//! that are set but ignored. The secrets the settings need are named in the same words by all
+//! three ([`crate::app::unreadable_secrets`]; `serve`'s [`missing_secrets`]).
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::app;
 use crate::config::{Config, ConfigError, Ignored, Mode};
-use crate::fault::Fault;
 use crate::local::{LocalError, Plan};
-use crate::secrets::{SecretName, SecretSource};
+use crate::secrets::SecretSource;
 use crate::warehouse::WarehouseConfig;
-use crate::warehouse::sql::SqlLogin;
 
 /// Everything read before the start, validated.
 pub struct Startup {
@@ -69,60 +67,25 @@ pub fn read_with(
     })
 }
 
-/// The secrets the settings need, as `check` names them: `secret COINCAP_API_KEY`, or
-/// `secret "coincap-api-key" (named by COINCAP_API_KEY_SECRET)` in a vault.
-pub fn secret_what(config: &Config, name: SecretName) -> String {
-    match &config.secrets.key_vault_url {
-        Some(_) => format!(
-            "secret \"{}\" (named by {})",
-            config.secrets.vault_names.get(name),
-            name.vault_name_setting()
-        ),
-        None => format!("secret {}", name.env_var()),
-    }
-}
-
-/// A failure and what to change, when the error does not already say it.
-pub fn failure_detail(error: impl fmt::Display, fault: &Fault) -> String {
-    match fault.fix() {
-        Some(fix) => format!("{error}. Fix: {fix}"),
-        None => error.to_string(),
-    }
-}
-
-/// The secrets these settings read: the CoinCap key, and the connection string when the SQL
-/// warehouse logs in with one.
-pub fn needed_secrets(config: &Config) -> Vec<SecretName> {
-    let mut needed = vec![SecretName::CoinCapApiKey];
-    if config.warehouse == WarehouseConfig::Sql && config.sql.login == SqlLogin::ConnectionString {
-        needed.push(SecretName::SqlConnectionString);
-    }
-    needed
-}
-
 /// Without a vault, the needed secrets that the environment does not hold, one line each exactly
-/// as `check` prints it after `FAIL  `: what `serve` refuses to start without. With a vault,
-/// none (reading them is the vault's business, at the first invocation).
+/// as `check` prints it after `FAIL  ` ([`app::unreadable_secrets`]): what `serve` refuses to
+/// start without. With a vault, none (reading them is the vault's business, at the first
+/// invocation).
 pub async fn missing_secrets(config: &Config, secrets: &Arc<dyn SecretSource>) -> Vec<String> {
     if config.secrets.key_vault_url.is_some() {
         return Vec::new();
     }
-    let mut missing = Vec::new();
-    for name in needed_secrets(config) {
-        if let Err(error) = secrets.get(name).await {
-            missing.push(format!(
-                "{}: {}",
-                secret_what(config, name),
-                failure_detail(&error, &error.fault())
-            ));
-        }
-    }
-    missing
+    app::unreadable_secrets(config, secrets)
+        .await
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::SecretName;
     use std::collections::HashMap;
 
     fn read(settings: &[(&str, &str)], every: Option<Duration>) -> Result<Startup, StartError> {
@@ -192,10 +155,10 @@ mod tests {
     #[test]
     fn the_connection_string_is_needed_only_when_the_sql_login_uses_it() {
         let config = read(&[], None).unwrap().config;
-        assert_eq!(needed_secrets(&config), [SecretName::CoinCapApiKey]);
+        assert_eq!(app::needed_secrets(&config), [SecretName::CoinCapApiKey]);
         let config = read(&[("WAREHOUSE", "sql")], None).unwrap().config;
         assert_eq!(
-            needed_secrets(&config),
+            app::needed_secrets(&config),
             [SecretName::CoinCapApiKey, SecretName::SqlConnectionString]
         );
         let config = read(
@@ -208,6 +171,6 @@ mod tests {
         )
         .unwrap()
         .config;
-        assert_eq!(needed_secrets(&config), [SecretName::CoinCapApiKey]);
+        assert_eq!(app::needed_secrets(&config), [SecretName::CoinCapApiKey]);
     }
 }

@@ -197,15 +197,20 @@ impl Plan {
 }
 
 /// The handler's handles, built by the composition root, and where rows go; fails before the
-/// first tick, with the fix, when there is no CoinCap key (from CoinCap for the environment, or
-/// the vault's own message, which names the vault and the secret) or no connection string.
+/// first tick when a secret the settings need cannot be read (from the environment or the
+/// vault), one line each in `check`'s words, and without a vault where to get a CoinCap key.
 async fn handles(config: &Config) -> Result<(AppState, String), LocalError> {
     let secrets = secrets::source(&config.secrets).map_err(|e| setup("secrets")(&e))?;
-    if let Err(error) = secrets.get(SecretName::CoinCapApiKey).await {
-        return Err(LocalError::Setup(match config.secrets.key_vault_url {
-            None => format!("{error}: {GET_A_KEY}"),
-            Some(_) => error.to_string(),
-        }));
+    let unreadable: Vec<String> = app::unreadable_secrets(config, &secrets)
+        .await
+        .into_iter()
+        .map(|(name, line)| match (name, &config.secrets.key_vault_url) {
+            (SecretName::CoinCapApiKey, None) => format!("{line}: {GET_A_KEY}"),
+            _ => line,
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        return Err(LocalError::Setup(unreadable.join("\n  ")));
     }
     let destination = app::rows_destination(config, &secrets)
         .await

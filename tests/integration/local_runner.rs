@@ -163,6 +163,55 @@ async fn without_an_api_key_it_says_where_to_get_one() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn check_serve_and_local_name_the_missing_secrets_in_the_same_words() {
+    // No CoinCap key, and the SQL warehouse without its connection string.
+    let checked = Binary::check()
+        .arg("--app-root")
+        .arg(app_root())
+        .env("WAREHOUSE", "sql")
+        .output()
+        .await;
+    let failed: Vec<&str> = checked
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("FAIL  "))
+        .collect();
+    assert!(
+        failed.len() == 2
+            && failed[0].starts_with("secret COINCAP_API_KEY: ")
+            && failed[1].starts_with("secret SQL_CONNECTION_STRING: "),
+        "{}",
+        checked.stdout
+    );
+    let served = Binary::serve()
+        .current_dir(&app_root())
+        .env("WAREHOUSE", "sql")
+        .output()
+        .await;
+    assert!(
+        served.stderr.contains(&format!(
+            "handler serve cannot start: {}\n  {}\n",
+            failed[0], failed[1]
+        )),
+        "{}",
+        served.stderr
+    );
+    let local = Binary::local(&app_root())
+        .env("WAREHOUSE", "sql")
+        .output()
+        .await;
+    assert_eq!(local.status.code(), Some(1));
+    assert_eq!(
+        local.stdout,
+        format!(
+            "handler local cannot start: {}: get a free API key at https://pro.coincap.io/dashboard, then run: COINCAP_API_KEY=<key> cargo run --release -- local\n  {}\n",
+            failed[0], failed[1]
+        ),
+        "check's lines, and where to get a key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_transient_fetch_failure_is_reported_and_the_run_goes_on() {
     let coincap = CoinCap::start(
         vec![Reply::status(503, "unavailable")],
