@@ -138,10 +138,7 @@ pub async fn run(mode: Mode, app_root: &Path, allow: Allow) -> Checks {
         ),
     );
     for renamed in &config.old_names {
-        checks.warn(format!(
-            "{} is the old name of {}: rename it (it still works for now)",
-            renamed.old, renamed.name
-        ));
+        checks.warn(renamed);
     }
     for ignored in &ignored {
         checks.warn(ignored);

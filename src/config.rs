@@ -88,17 +88,18 @@ pub const DEFAULT_COINCAP_LIMIT: &str = "10";
 
 impl Config {
     /// The settings of this process's environment; logs one hint per setting read under its
-    /// old name (the name only, never the value).
+    /// old name ([`Config::log_old_names`]).
     pub fn from_env(mode: Mode) -> Result<Self, ConfigError> {
         let config = Self::from_lookup(mode, |key| std::env::var(key).ok())?;
-        for renamed in &config.old_names {
-            tracing::warn!(
-                old = renamed.old,
-                new = renamed.name,
-                "Setting read under its old name; rename it."
-            );
-        }
+        config.log_old_names();
         Ok(config)
+    }
+
+    /// Logs the hint for each setting read under its old name (the name only, never the value).
+    pub fn log_old_names(&self) {
+        for renamed in &self.old_names {
+            tracing::warn!(old = renamed.old, new = renamed.name, "{renamed}.");
+        }
     }
 
     /// Reads settings through `lookup` (the environment in production, a map in tests). Empty

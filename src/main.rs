@@ -180,7 +180,7 @@ async fn run_local(args: LocalArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         .config
         .old_names
         .iter()
-        .map(|r| format!("{} is the old name of {}: rename it.", r.old, r.name))
+        .map(|renamed| format!("{renamed}."))
         .collect();
     notes.extend(startup.ignored.iter().map(|ignored| format!("{ignored}.")));
     let options = local::Options {
@@ -247,13 +247,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let startup = startup::read(Mode::Serve, Path::new("."), None)?;
     let config = startup.config;
     let schedule = startup.plan.schedule;
-    for renamed in &config.old_names {
-        tracing::warn!(
-            old = renamed.old,
-            new = renamed.name,
-            "Setting read under its old name; rename it."
-        );
-    }
+    config.log_old_names();
     for ignored in &startup.ignored {
         tracing::warn!(setting = ignored.setting, "{ignored}.");
     }

@@ -42,6 +42,18 @@ pub struct Renamed {
     pub old: &'static str,
 }
 
+/// The hint for a setting read under its old name, the same from every command (`check` warns,
+/// `local` prints it, `serve` and `init-warehouse` log it): the names only, never the value.
+impl std::fmt::Display for Renamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is the old name of {}: rename it (it still works for now)",
+            self.old, self.name
+        )
+    }
+}
+
 /// The warehouse settings were named after Synapse; the warehouse may as well be Azure SQL
 /// Database or SQL Server. The new name wins; both set to different values stop start-up.
 pub const RENAMED: &[Renamed] = &[

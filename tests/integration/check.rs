@@ -4,6 +4,7 @@
 //! port; the SQL Server side runs in the live suite (sql_live/check.rs).
 
 mod costs;
+mod old_names;
 
 use crate::common::azure::Azure;
 use crate::common::coincap::{CoinCap, page, realistic_assets};
