@@ -197,19 +197,9 @@ async fn run_local(args: LocalArgs) -> Result<ExitCode, Box<dyn std::error::Erro
 }
 
 async fn init_warehouse(args: InitArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let startup = startup::read(Mode::Serve, Path::new("."), None);
-    // init-warehouse needs only the SQL settings: the app files may live elsewhere.
-    let config = match startup {
-        Ok(startup) => startup.config,
-        Err(startup::StartError::App(_)) => coincap_stream::config::Config::from_env(Mode::Serve)?,
-        Err(error) => return Err(error.into()),
-    };
+    // Only the settings, with serve's defaults: it needs no app file (they may live elsewhere).
+    let config = Config::from_env(Mode::Serve)?;
     let manager = app::sql_manager(&config)?;
-    let target = manager
-        .target()
-        .await
-        .map_err(|error| error.fault().detail(&error))?;
-    println!("Preparing {target}.");
     let options = init::InitOptions {
         app_identity: args.app_identity.as_deref(),
         allow_master: args.allow_master,

@@ -307,7 +307,8 @@ pub struct InitOptions<'a> {
 }
 
 /// Applies the schema and reports what the writer relies on, one line per step through `say` as
-/// each is done, so a failed step follows what was already done. Creates the database the
+/// each is done (the first says where: `Preparing database coincap on ...`), so a failed step
+/// follows what was already done. Creates the database the
 /// settings name when it is missing (not on Azure, where a database is a billed resource made by
 /// the template), and refuses `master` unless allowed.
 pub async fn init_warehouse(
@@ -316,6 +317,7 @@ pub async fn init_warehouse(
     say: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), InitError> {
     let target = manager.target().await.step("reading the settings")?;
+    say(format!("Preparing {target}."));
     let refuse_master = |database: &str| InitError {
         step: "choosing the database".into(),
         error: Box::new(InitCause::Refused(format!(

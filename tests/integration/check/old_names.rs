@@ -62,3 +62,43 @@ async fn an_old_setting_name_gets_the_same_hint_from_check_local_and_serve() {
         served.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_warehouse_reads_the_settings_once_with_the_same_hint_wherever_it_runs() {
+    // In the app root, with a schedule the app files would refuse (it reads neither) and in an
+    // empty directory alike.
+    let empty = tempfile::tempdir().unwrap();
+    for (dir, schedule) in [
+        (app_root(), None),
+        (app_root(), Some("*/5 * * * *")),
+        (empty.path().to_path_buf(), None),
+    ] {
+        let mut init = old_settings(Binary::init_warehouse().current_dir(&dir));
+        if let Some(schedule) = schedule {
+            init = init.env("FETCH_SCHEDULE", schedule);
+        }
+        let output = init.output().await;
+        assert!(!output.status.success(), "{}", output.stdout);
+        let logged = lines_with(&output.stderr, HINT);
+        assert!(
+            logged.len() == 1 && logged[0].contains(&format!("{HINT}.")),
+            "in {}: {}",
+            dir.display(),
+            output.stderr
+        );
+        let host = format!("{}.invalid", "a".repeat(64));
+        assert_eq!(
+            output.stdout.lines().next(),
+            Some(format!("Preparing database coincap on {host}:1433 (login from environment variable SYNAPSE_CONNECTION_STRING).").as_str()),
+            "{}",
+            output.stdout
+        );
+        assert!(
+            output
+                .stderr
+                .contains("handler init-warehouse failed: connecting failed: "),
+            "{}",
+            output.stderr
+        );
+    }
+}
