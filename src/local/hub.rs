@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::app_files::RetryPolicy;
 use super::invoke::{Failed, HostClient};
 use super::progress::{SinkCounts, Summary, TickLine, counters};
-use super::stop::{Backoff, DRAIN_RETRY, Stop};
+use super::stop::{Backoff, Stop};
 use crate::functions::EVENT_HUB_SINK;
 use crate::functions::counters::EventHubSinkCounters;
 use crate::host::event_hubs::{self, HubEvent, PartitionSource, RetryState};
@@ -218,10 +218,7 @@ async fn deliver(target: &SinkTarget, tick: u64, events: &[HubEvent], stop: &Sto
                 permanent: false,
             };
         };
-        let delay = match stop.requested() {
-            true => policy.delay(retries).min(DRAIN_RETRY),
-            false => policy.delay(retries),
-        };
+        let delay = stop.retry_delay(policy.delay(retries));
         let why = match stop.requested() {
             true => "stopping: tried until the drain deadline",
             false => "as EventHubSink/function.json's retry policy says",

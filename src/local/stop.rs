@@ -17,7 +17,7 @@ enum Level {
 }
 
 /// While draining, the longest wait between two attempts at what was fetched.
-pub const DRAIN_RETRY: Duration = Duration::from_secs(1);
+const DRAIN_RETRY: Duration = Duration::from_secs(1);
 
 /// How a wait before another attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,15 +158,26 @@ impl Stop {
         }
     }
 
+    /// How long to wait before another attempt when the retry policy says `delay`: `delay` while
+    /// running, at most [`DRAIN_RETRY`] once a stop is requested (the drain deadline, not the
+    /// retry policy, bounds the attempts then). The wait ([`Stop::backoff`]) and the line that
+    /// announces it both take it from here.
+    pub fn retry_delay(&self, delay: Duration) -> Duration {
+        match self.requested() {
+            true => delay.min(DRAIN_RETRY),
+            false => delay,
+        }
+    }
+
     /// The wait before another attempt: `delay` while running; a stop cuts it short (what was
-    /// fetched is tried at once: the drain deadline, not the retry policy, bounds it now), and
-    /// while draining the attempts follow each other at most [`DRAIN_RETRY`] apart.
+    /// fetched is tried at once), and while draining the attempts follow each other
+    /// [`Stop::retry_delay`] apart.
     pub async fn backoff(&self, delay: Duration) -> Backoff {
         if self.abandoned() {
             return Backoff::Abandoned;
         }
         if self.requested() {
-            return match self.sleep_unless_abandoned(delay.min(DRAIN_RETRY)).await {
+            return match self.sleep_unless_abandoned(self.retry_delay(delay)).await {
                 true => Backoff::Elapsed,
                 false => Backoff::Abandoned,
             };
@@ -283,6 +294,19 @@ mod tests {
         assert_eq!(
             stop.backoff(Duration::from_secs(1)).await,
             Backoff::Abandoned
+        );
+    }
+
+    #[test]
+    fn the_retry_policy_s_delay_holds_while_running_and_is_capped_while_draining() {
+        let stop = Stop::new(Duration::from_secs(20));
+        let five_minutes = Duration::from_secs(300);
+        assert_eq!(stop.retry_delay(five_minutes), five_minutes);
+        stop.raise(Level::Draining);
+        assert_eq!(stop.retry_delay(five_minutes), DRAIN_RETRY);
+        assert_eq!(
+            stop.retry_delay(Duration::from_millis(200)),
+            Duration::from_millis(200)
         );
     }
 
