@@ -34,15 +34,9 @@ pub enum BuildError {
 }
 
 impl AppState {
-    /// The handles the settings ask for, secrets from where the settings say (Key Vault or the
-    /// environment).
-    pub fn build(config: &Config) -> Result<Self, BuildError> {
-        let secrets = secrets::source(&config.secrets).map_err(BuildError::Secrets)?;
-        Self::build_with(config, secrets)
-    }
-
-    /// The same with a given secret source (the tests hand theirs in).
-    pub fn build_with(config: &Config, secrets: Arc<dyn SecretSource>) -> Result<Self, BuildError> {
+    /// The handles the settings ask for, with the secret source the entry point made from them
+    /// (the tests hand theirs in).
+    pub fn build(config: &Config, secrets: Arc<dyn SecretSource>) -> Result<Self, BuildError> {
         Ok(Self {
             coincap: Arc::new(CoinCapClient::new(config.coincap.clone())?),
             warehouse: warehouse(config, Arc::clone(&secrets))?,

@@ -113,11 +113,7 @@ pub struct Allow {
 /// a line per check and the verdict.
 pub async fn run(mode: Mode, app_root: &Path, allow: Allow) -> Checks {
     let mut checks = Checks::default();
-    let Startup {
-        config,
-        plan,
-        ignored,
-    } = match startup::read(mode, app_root, None) {
+    let Startup { config, plan } = match startup::read(mode, app_root, None) {
         Ok(startup) => startup,
         Err(error) => {
             checks.record(Status::Failed, "settings", error);
@@ -140,7 +136,7 @@ pub async fn run(mode: Mode, app_root: &Path, allow: Allow) -> Checks {
     for renamed in &config.old_names {
         checks.warn(renamed);
     }
-    for ignored in &ignored {
+    for ignored in &config.ignored {
         checks.warn(ignored);
     }
     let secrets = match secrets::source(&config.secrets) {

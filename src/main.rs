@@ -182,7 +182,13 @@ async fn run_local(args: LocalArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         .iter()
         .map(|renamed| format!("{renamed}."))
         .collect();
-    notes.extend(startup.ignored.iter().map(|ignored| format!("{ignored}.")));
+    notes.extend(
+        startup
+            .config
+            .ignored
+            .iter()
+            .map(|ignored| format!("{ignored}.")),
+    );
     let options = local::Options {
         ticks: args.ticks,
         drain_timeout: args.drain_timeout,
@@ -238,7 +244,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let config = startup.config;
     let schedule = startup.plan.schedule;
     config.log_old_names();
-    for ignored in &startup.ignored {
+    for ignored in &config.ignored {
         tracing::warn!(setting = ignored.setting, "{ignored}.");
     }
     let secrets = secrets::source(&config.secrets)?;
@@ -246,7 +252,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     if !missing.is_empty() {
         return Err(missing.join("\n  ").into());
     }
-    let state = AppState::build_with(&config, secrets)?;
+    let state = AppState::build(&config, secrets)?;
     if config.secrets.key_vault_url.is_none() {
         tracing::warn!(
             "Secrets are read from {}, not from Key Vault: set KEY_VAULT_URL in production.",

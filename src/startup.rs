@@ -19,8 +19,6 @@ pub struct Startup {
     pub config: Config,
     /// The schedule, the hub and the app files as the host reads them.
     pub plan: Plan,
-    /// Settings set but ignored ([`Config::ignored`], and `FETCH_SCHEDULE` beside `--every`).
-    pub ignored: Vec<Ignored>,
 }
 
 /// Why a command cannot start: a setting, or the Functions app's files.
@@ -53,18 +51,13 @@ pub fn read_with(
         config.warehouse = WarehouseConfig::Sqlite(absolute);
     }
     let plan = Plan::read(&config, app_root, every, &lookup)?;
-    let mut ignored = config.ignored.clone();
     if every.is_some() && lookup("FETCH_SCHEDULE").is_some_and(|v| !v.trim().is_empty()) {
-        ignored.push(Ignored {
+        config.ignored.push(Ignored {
             setting: "FETCH_SCHEDULE",
             why: "--every replaces the schedule".into(),
         });
     }
-    Ok(Startup {
-        config,
-        plan,
-        ignored,
-    })
+    Ok(Startup { config, plan })
 }
 
 /// Without a vault, the needed secrets that the environment does not hold, one line each exactly
@@ -116,7 +109,7 @@ mod tests {
             &[("FETCH_SCHEDULE", "*/5 * * * *")],
             Some(Duration::from_secs(9)),
         );
-        let ignored = startup.unwrap().ignored;
+        let ignored = startup.unwrap().config.ignored;
         assert_eq!(ignored.len(), 1, "--every replaces it: {ignored:?}");
         assert_eq!(
             ignored[0].to_string(),

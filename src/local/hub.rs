@@ -197,7 +197,6 @@ async fn deliver(target: &SinkTarget, tick: u64, events: &[HubEvent], stop: &Sto
             println!(
                 "tick {tick:>3} | EventHubSink failed permanently, stopping at once: {failed}"
             );
-            stop.mark_permanent();
             stop.abandon();
             let mut delivered = unwritten(failures, None);
             delivered.failure = Some(format!("EventHubSink: {failed}"));

@@ -137,7 +137,6 @@ pub async fn run(config: Config, plan: Plan, options: Options) -> Result<Summary
         tracing::debug!("The handler was still busy with an abandoned invocation.");
     }
     summary.elapsed = started.elapsed();
-    summary.permanent = stop.permanent();
     println!("{summary}");
     println!("{}", summary.verdict(&destination));
     Ok(summary)
@@ -215,8 +214,7 @@ async fn handles(config: &Config) -> Result<(AppState, String), LocalError> {
     let destination = app::rows_destination(config, &secrets)
         .await
         .map_err(|e| LocalError::Setup(e.to_string()))?;
-    let state =
-        AppState::build_with(config, secrets).map_err(|e| LocalError::Setup(e.to_string()))?;
+    let state = AppState::build(config, secrets).map_err(|e| LocalError::Setup(e.to_string()))?;
     Ok((state, destination))
 }
 
@@ -345,7 +343,6 @@ async fn run_timer(
             }
             Err(failed) => {
                 if failed.fault.is_permanent() {
-                    stop.mark_permanent();
                     stop.drain();
                 }
                 HubMessage::TickFailed { tick, failed }

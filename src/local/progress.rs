@@ -85,8 +85,6 @@ pub struct Summary {
     pub published: u64,
     pub sink: SinkCounts,
     pub elapsed: Duration,
-    /// A failure another attempt would repeat stopped the run.
-    pub permanent: bool,
     /// The failure that stopped the run at once (the first, if two came together).
     pub stopped_by: Option<String>,
     /// The last failure of an attempt at events that were then not written (an abandoned batch
@@ -129,6 +127,11 @@ impl Summary {
         self.sink += line.sink;
     }
 
+    /// Whether a failure another attempt would repeat stopped the run.
+    pub fn permanent(&self) -> bool {
+        self.stopped_by.is_some()
+    }
+
     /// Fetched events that were not written: given up by the retry policy or left at the stop.
     pub fn not_written(&self) -> u64 {
         self.sink.dropped + self.sink.unwritten
@@ -138,7 +141,7 @@ impl Summary {
     /// that fetched, and everything fetched written (or kept as a duplicate or a reject). A script
     /// reads it as the exit code.
     pub fn succeeded(&self) -> bool {
-        !self.permanent && self.ticks > 0 && self.not_written() == 0
+        !self.permanent() && self.ticks > 0 && self.not_written() == 0
     }
 
     /// The closing sentence, after the summary line: where the rows are, or why not all are,
@@ -157,13 +160,7 @@ impl Summary {
             0 => "No rows were written".to_owned(),
             rows => format!("The {rows} rows written are in {destination}"),
         };
-        let reason = |reason: &Option<String>| {
-            reason
-                .clone()
-                .unwrap_or_else(|| "no failure was reported".into())
-        };
-        if self.permanent {
-            let reason = reason(&self.stopped_by);
+        if let Some(reason) = &self.stopped_by {
             let also = match not_written {
                 0 => String::new(),
                 n => format!(" {n} fetched events were not written."),
@@ -178,7 +175,10 @@ impl Summary {
             };
             format!("Not written: {not_written} fetched events ({lost}; {reason}). {written}.")
         } else if self.ticks == 0 {
-            let reason = reason(&self.last_failed_tick);
+            let reason = self
+                .last_failed_tick
+                .as_deref()
+                .unwrap_or("no failure was reported");
             format!("No rows were written: every tick failed; the last: {reason}.")
         } else if self.sink.written + self.sink.duplicates == 0 {
             format!(
@@ -342,7 +342,6 @@ mod tests {
     #[test]
     fn a_permanent_failure_fails_the_run_even_when_nothing_was_left() {
         let mut run = summary(0, 1, SinkCounts::default());
-        run.permanent = true;
         run.note(Some("TimerFetch: CoinCap refused the API key".into()), true);
         run.note(Some("EventHubSink: later".into()), true);
         run.note(Some("EventHubSink: a loss".into()), false);

@@ -4,7 +4,6 @@
 //! failure stops it without a signal: of TimerFetch, by draining; of EventHubSink, by abandoning.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -36,8 +35,6 @@ pub struct Stop(Arc<Inner>);
 struct Inner {
     level: watch::Sender<Level>,
     drain: Duration,
-    /// A failure another attempt would repeat stopped the run.
-    permanent: AtomicBool,
 }
 
 impl Stop {
@@ -46,7 +43,6 @@ impl Stop {
         Self(Arc::new(Inner {
             level: watch::channel(Level::Running).0,
             drain,
-            permanent: AtomicBool::new(false),
         }))
     }
 
@@ -105,15 +101,6 @@ impl Stop {
     /// Stops writing at once: what is unwritten stays so. False when it already was abandoned.
     pub fn abandon(&self) -> bool {
         self.raise(Level::Abandoned)
-    }
-
-    /// Records that a failure another attempt would repeat stopped the run.
-    pub fn mark_permanent(&self) {
-        self.0.permanent.store(true, Ordering::Relaxed);
-    }
-
-    pub fn permanent(&self) -> bool {
-        self.0.permanent.load(Ordering::Relaxed)
     }
 
     fn raise(&self, to: Level) -> bool {
@@ -325,8 +312,5 @@ mod tests {
     async fn a_sleep_ends_normally_while_running() {
         let stop = Stop::new(Duration::from_secs(20));
         assert!(stop.sleep_unless_abandoned(Duration::from_secs(5)).await);
-        assert!(!stop.permanent());
-        stop.mark_permanent();
-        assert!(stop.permanent());
     }
 }

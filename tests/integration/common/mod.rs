@@ -89,7 +89,7 @@ impl TestApp {
             .map(|key| HashMap::from([(SecretName::CoinCapApiKey, Secret::new(key))]))
             .unwrap_or_default();
         let secrets: Arc<dyn SecretSource> = Arc::new(FixedSecrets(secrets));
-        let state = AppState::build_with(&config, secrets).unwrap();
+        let state = AppState::build(&config, secrets).unwrap();
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .unwrap();
