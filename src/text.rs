@@ -39,18 +39,61 @@ const LIBRARY_PHRASES: &[(&str, &str)] = &[
         "non-transport error occurred which will not be retried: ",
         "",
     ),
-    (
-        "ManagedIdentityCredential authentication failed",
-        "the managed identity's sign-in failed",
-    ),
 ];
 
-/// A library's message in a user's words: the libraries' names of themselves left out, and a
-/// refused certificate's reason (the rest of the text after `invalid peer certificate: `) said
-/// in words, not as the type names rustls prints.
+/// What azure_identity says of a credential that failed: `{its type} authentication failed`.
+const CREDENTIAL_FAILED: &str = "Credential authentication failed";
+
+/// Each credential's failure in a user's words, by the type's name before `Credential`
+/// (`ManagedIdentityCredential`); any other is [`ENTRA_SIGN_IN_FAILED`].
+const CREDENTIALS: &[(&str, &str)] = &[
+    ("ManagedIdentity", "the managed identity's sign-in failed"),
+    (
+        "AzureCli",
+        "the sign-in through the Azure CLI (az login) failed",
+    ),
+    (
+        "AzureDeveloperCli",
+        "the sign-in through the Azure Developer CLI (azd auth login) failed",
+    ),
+    ("WorkloadIdentity", "the workload identity's sign-in failed"),
+];
+
+/// Any other credential's failure.
+const ENTRA_SIGN_IN_FAILED: &str = "the sign-in to Microsoft Entra ID failed";
+
+/// `text` with every `<Name>Credential authentication failed` said in words ([`CREDENTIALS`]).
+fn credential_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(CREDENTIAL_FAILED) {
+        let before = &rest[..at];
+        let start = before
+            .rfind(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(0, |i| i + 1);
+        let name = &before[start..];
+        out.push_str(&before[..start]);
+        if name.is_empty() {
+            out.push_str(CREDENTIAL_FAILED);
+        } else {
+            let words = CREDENTIALS
+                .iter()
+                .find(|(credential, _)| *credential == name)
+                .map_or(ENTRA_SIGN_IN_FAILED, |(_, words)| words);
+            out.push_str(words);
+        }
+        rest = &rest[at + CREDENTIAL_FAILED.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A library's message in a user's words: the libraries' names of themselves left out, a failed
+/// credential named by what it signs in with, and a refused certificate's reason (the rest of the
+/// text after `invalid peer certificate: `) said in words, not as the type names rustls prints.
 pub fn user_words(text: &str) -> String {
     const MARK: &str = "invalid peer certificate: ";
-    let mut text = text.to_owned();
+    let mut text = credential_words(text);
     for (phrase, words) in LIBRARY_PHRASES {
         text = text.replace(phrase, words);
     }
@@ -148,6 +191,33 @@ mod tests {
                 "cannot get a token: non-transport error occurred which will not be retried: ManagedIdentityCredential authentication failed. x: failed to execute `reqwest` request: error sending request"
             ),
             "cannot get a token: the managed identity's sign-in failed. x: error sending request"
+        );
+    }
+
+    #[test]
+    fn every_failed_credential_is_named_by_what_it_signs_in_with_not_its_type() {
+        assert_eq!(
+            user_words(
+                "Multiple errors were encountered while attempting to authenticate:\nAzureCliCredential authentication failed. Please run 'az login' to setup account.\nAzureDeveloperCliCredential authentication failed.\nERROR: not logged in"
+            ),
+            "Multiple errors were encountered while attempting to authenticate:\nthe sign-in through the Azure CLI (az login) failed. Please run 'az login' to setup account.\nthe sign-in through the Azure Developer CLI (azd auth login) failed.\nERROR: not logged in"
+        );
+        assert_eq!(
+            user_words("WorkloadIdentityCredential authentication failed. invalid assertion"),
+            "the workload identity's sign-in failed. invalid assertion"
+        );
+        assert_eq!(
+            user_words("x: ClientSecretCredential authentication failed. AADSTS7000215"),
+            "x: the sign-in to Microsoft Entra ID failed. AADSTS7000215"
+        );
+        assert_eq!(
+            user_words("SomeFutureCredential authentication failed"),
+            "the sign-in to Microsoft Entra ID failed"
+        );
+        assert_eq!(
+            user_words("Credential authentication failed"),
+            "Credential authentication failed",
+            "no type named: nothing to replace"
         );
     }
 

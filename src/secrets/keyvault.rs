@@ -263,11 +263,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// An SDK error in one line: its `Display` and those of its causes (the TLS or connection error
-/// that explains it is often two levels down). Never `Debug`: it prints pages of backtrace. A
-/// data conversion error is named, not quoted, since serde quotes the input.
+/// that explains it is often two levels down). Never `Debug`: it prints pages of backtrace. An
+/// answer that could not be converted is said so, not quoted, since serde quotes the input.
 fn describe(error: &azure_core::Error) -> String {
     if matches!(error.kind(), ErrorKind::DataConversion) {
-        return "the answer could not be read (DataConversion)".into();
+        return "Azure's answer could not be read: it is not what Azure sends".into();
     }
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
@@ -335,6 +335,18 @@ mod tests {
         )));
         assert!(!verify_challenge_resource(&url("https://localhost:8443/")));
         assert!(!verify_challenge_resource(&url("https://127.0.0.1:8443/")));
+    }
+
+    #[test]
+    fn an_answer_that_could_not_be_read_is_said_so_without_the_library_s_kind_or_the_answer() {
+        let error = azure_core::Error::with_message(
+            ErrorKind::DataConversion,
+            "expected value at line 1 column 1: {\"value\":\"s3cr3t\"",
+        );
+        assert_eq!(
+            describe(&error),
+            "Azure's answer could not be read: it is not what Azure sends"
+        );
     }
 
     #[test]

@@ -296,6 +296,34 @@ async fn the_local_runner_stops_at_once_when_the_vault_lacks_the_key() {
     assert!(azure.coincap.seen().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_laptop_a_failed_developer_sign_in_is_said_in_words_not_credential_types() {
+    let azure = azure(&[("coincap-api-key", KEY)]).await;
+    // No managed identity, and neither `az` nor `azd` on the PATH: the developer tools' sign-in
+    // fails, each tool in its own words.
+    let no_tools = tempfile::tempdir().unwrap();
+    let output = Binary::local(&app_root())
+        .args(["--ticks", "1"])
+        .temporary_sqlite()
+        .azure(&azure)
+        .without("IDENTITY_ENDPOINT")
+        .without("IDENTITY_HEADER")
+        .env("PATH", no_tools.path())
+        .output()
+        .await;
+
+    assert!(!output.status.success());
+    let screen = &output.stdout;
+    assert!(
+        screen.starts_with("handler local cannot start: secret \"coincap-api-key\"")
+            && screen.contains("the sign-in through the Azure CLI (az login) failed")
+            && screen
+                .contains("the sign-in through the Azure Developer CLI (azd auth login) failed"),
+        "{screen}"
+    );
+    assert!(azure.coincap.seen().is_empty());
+}
+
 /// `handler serve` writing to the SQL database, with its connection string in the vault: what
 /// EventHubSink answers for one event, and what the handler wrote to stderr.
 async fn sink_with_connection_string_in_vault(

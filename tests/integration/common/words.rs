@@ -17,6 +17,8 @@ const LIBRARY_WORDS: &[&str] = &[
     "azure_core",
     "ManagedIdentityCredential",
     "DeveloperToolsCredential",
+    "Credential authentication failed",
+    "DataConversion",
     "Some(",
     "Os {",
     "kind: ",
