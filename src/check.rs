@@ -20,7 +20,7 @@ use crate::coincap::CoinCapClient;
 use crate::coincap::credits::{self, Estimate, MONTH_DAYS, Measured};
 use crate::config::{Config, Mode};
 use crate::fault::Fault;
-use crate::local::Schedule;
+use crate::local::Fires;
 use crate::secrets::{self, Secret, SecretName, SecretSource};
 use crate::startup::{self, Startup};
 use crate::warehouse::sql::init;
@@ -165,13 +165,14 @@ pub async fn run(mode: Mode, app_root: &Path, allow: Allow) -> Checks {
             None
         }
     };
-    coincap_credits(&mut checks, &config, &plan.schedule, answer);
+    let month = plan.schedule.month(MONTH_DAYS);
+    coincap_credits(&mut checks, &config, month.calls, answer);
     if login_ok {
         warehouse(&mut checks, &config, secrets, allow).await;
     } else {
         checks.record(Status::Skipped, "warehouse", "no login to try (see above)");
     }
-    pause(&mut checks, &config, &plan.schedule);
+    pause(&mut checks, &config, &month);
     println!("{}", checks.verdict());
     checks
 }
@@ -261,19 +262,13 @@ async fn coincap(checks: &mut Checks, config: &Config, key: &Secret) -> Option<(
     }
 }
 
-/// The month's credits at `FETCH_SCHEDULE`, `COINCAP_LIMIT` and `COINCAP_IDS`, from the size of
-/// the real answer above, against `COINCAP_MONTHLY_CREDITS`.
-fn coincap_credits(
-    checks: &mut Checks,
-    config: &Config,
-    schedule: &Schedule,
-    answer: Option<(u64, u64)>,
-) {
+/// The month's credits at `FETCH_SCHEDULE` (its `calls` a month), `COINCAP_LIMIT` and
+/// `COINCAP_IDS`, from the size of the real answer above, against `COINCAP_MONTHLY_CREDITS`.
+fn coincap_credits(checks: &mut Checks, config: &Config, calls: u64, answer: Option<(u64, u64)>) {
     const WHAT: &str = "CoinCap credits";
     let Some((bytes, assets)) = answer else {
         return checks.record(Status::Skipped, WHAT, "no answer to measure (see above)");
     };
-    let calls = schedule.month(MONTH_DAYS).calls;
     let estimate = Estimate::of(&config.coincap, calls, Measured::Answer { bytes, assets });
     let status = if estimate.fits() {
         Status::Ok
@@ -283,15 +278,14 @@ fn coincap_credits(
     checks.record(status, WHAT, estimate.with_fix(&config.coincap));
 }
 
-/// For a serverless database (`SQL_AUTO_PAUSE_DELAY` set): whether the waits between fetches let
-/// it pause at all.
-fn pause(checks: &mut Checks, config: &Config, schedule: &Schedule) {
+/// For a serverless database (`SQL_AUTO_PAUSE_DELAY` set): whether the waits between the month's
+/// fetches let it pause at all.
+fn pause(checks: &mut Checks, config: &Config, fires: &Fires) {
     const WHAT: &str = "warehouse auto-pause";
     let (WarehouseConfig::Sql, Some(delay)) = (&config.warehouse, config.sql.auto_pause_delay)
     else {
         return;
     };
-    let fires = schedule.month(MONTH_DAYS);
     let pause = Pause::of(
         fires.shortest,
         fires.longest,

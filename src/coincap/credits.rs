@@ -179,8 +179,9 @@ struct Every {
 }
 
 impl Every {
+    /// Its calls in the month that holds the most: one starting with a fire (five Mondays).
     fn calls(&self) -> u64 {
-        MONTH_DAYS * 24 * 60 / self.minutes
+        (MONTH_DAYS * 24 * 60).div_ceil(self.minutes)
     }
 }
 
@@ -373,6 +374,29 @@ mod tests {
         assert!(
             fits.starts_with("FETCH_SCHEDULE=\"0 */30 * * * *\" (every 30 minutes"),
             "{fits}"
+        );
+    }
+
+    #[test]
+    fn each_proposed_schedule_is_counted_as_the_schedule_itself_is() {
+        for every in &EVERY {
+            let schedule = crate::local::Schedule::ncrontab(every.ncrontab).unwrap();
+            assert_eq!(
+                every.calls(),
+                schedule.month(MONTH_DAYS).calls,
+                "{}",
+                every.name
+            );
+        }
+        // 18 credits a call: daily (31 calls) is over 100 credits, weekly (5 Mondays) is not.
+        let mut weekly = estimate(744, 100, Measured::Usual);
+        weekly.budget = 100;
+        assert!(
+            weekly.what_fits(false).starts_with(
+                "FETCH_SCHEDULE=\"0 0 6 * * 1\" (weekly, Mondays at 06:00: 5 calls, about 90 credits a month)"
+            ),
+            "{}",
+            weekly.what_fits(false)
         );
     }
 

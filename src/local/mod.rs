@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use app_files::{AppFiles, RetryPolicy, RetryStrategy, parse_timespan};
 pub use progress::Summary;
-pub use schedule::Schedule;
+pub use schedule::{Fires, Schedule};
 
 use crate::app::{self, AppState};
 use crate::coincap::CoinCapConfig;

@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
-/// Counting a month starts here: 2026-01-01T00:00:00Z, a Thursday (any fixed start will do; a
-/// weekly schedule fires 4 or 5 times in a month either way).
+/// Counting a month starts here, 2026-01-01T00:00:00Z, a Thursday, or on one of the six days
+/// after: a month may start on any weekday, and one starting on a Monday has five Mondays.
 const MONTH_START: i64 = 1_767_225_600;
+/// The weekdays a month may start on.
+const WEEKDAYS: usize = 7;
 /// Above this many fires a day, a month is counted as that day times its days.
 const DENSE: u64 = 10_000;
 
@@ -21,6 +23,13 @@ pub struct Fires {
     pub shortest: Duration,
     /// The longest wait between two fires.
     pub longest: Duration,
+}
+
+/// Fires counted by day.
+struct Daily {
+    per_day: Vec<u64>,
+    shortest: Duration,
+    longest: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -61,58 +70,79 @@ impl Schedule {
         }
     }
 
-    /// How often it fires in a month of `days` days: the calls, and the shortest and longest
-    /// wait between two fires. A schedule firing more than 10,000 times a day is counted over
-    /// one day and multiplied (every second is 2.7 million calls a month either way).
+    /// How often it fires in a month of `days` days, at most (in the month, of those starting on
+    /// each weekday, that holds the most fires: a budget that fits it fits every month): the
+    /// calls, and the shortest and longest wait between two fires. A schedule firing more than
+    /// 10,000 times a day is counted over one day and multiplied (every second is 2.7 million
+    /// calls a month either way).
     pub fn month(&self, days: u64) -> Fires {
         if let Self::Every(interval) = self {
             let interval = (*interval).max(Duration::from_millis(1));
+            // A month that starts with a fire holds the most.
+            let month = Duration::from_secs(days * 86_400).as_millis();
             return Fires {
-                calls: u64::try_from(
-                    Duration::from_secs(days * 86_400).as_millis() / interval.as_millis(),
-                )
-                .unwrap_or(u64::MAX),
+                calls: u64::try_from(month.div_ceil(interval.as_millis())).unwrap_or(u64::MAX),
                 shortest: interval,
                 longest: interval,
             };
         }
         let start = DateTime::<Utc>::from_timestamp(MONTH_START, 0).unwrap_or_default();
-        let one_day = self.fires_between(start, start + chrono::Duration::days(1));
-        if one_day.calls > DENSE {
+        let one_day = self.daily(start, 1);
+        if one_day.per_day[0] > DENSE {
             return Fires {
-                calls: one_day.calls * days,
-                ..one_day
+                calls: one_day.per_day[0] * days,
+                shortest: one_day.shortest,
+                longest: one_day.longest,
             };
         }
-        let days = i64::try_from(days).unwrap_or(i64::MAX / 86_400_000);
-        self.fires_between(start, start + chrono::Duration::days(days))
+        let days = usize::try_from(days).unwrap_or(usize::MAX / 2);
+        let span = self.daily(start, days + WEEKDAYS - 1);
+        let calls = (0..WEEKDAYS)
+            .map(|first| span.per_day[first..first + days].iter().sum())
+            .max()
+            .unwrap_or(0);
+        if span.per_day.iter().sum::<u64>() < 2 {
+            // One fire (or none) in the period: the wait is the month itself, or longer.
+            let month = Duration::from_secs(u64::try_from(days).unwrap_or(u64::MAX) * 86_400);
+            return Fires {
+                calls,
+                shortest: month,
+                longest: month,
+            };
+        }
+        Fires {
+            calls,
+            shortest: span.shortest,
+            longest: span.longest,
+        }
     }
 
-    fn fires_between(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Fires {
-        let mut fires = Fires {
-            calls: 0,
+    /// Its fires in the `days` days from `start`, counted by day, and the shortest and longest
+    /// wait between two of them.
+    fn daily(&self, start: DateTime<Utc>, days: usize) -> Daily {
+        let mut daily = Daily {
+            per_day: vec![0; days],
             shortest: Duration::MAX,
             longest: Duration::ZERO,
         };
+        let end =
+            start + chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400_000));
         let mut last: Option<DateTime<Utc>> = None;
         // The fire at `start` itself counts.
         let mut next = self.next_after(start - chrono::Duration::seconds(1));
         while let Some(at) = next.filter(|at| *at < end) {
-            fires.calls += 1;
+            let day = usize::try_from((at - start).num_days()).unwrap_or(0);
+            if let Some(count) = daily.per_day.get_mut(day) {
+                *count += 1;
+            }
             if let Some(gap) = last.and_then(|last| (at - last).to_std().ok()) {
-                fires.shortest = fires.shortest.min(gap);
-                fires.longest = fires.longest.max(gap);
+                daily.shortest = daily.shortest.min(gap);
+                daily.longest = daily.longest.max(gap);
             }
             last = Some(at);
             next = self.next_after(at);
         }
-        if fires.calls < 2 {
-            // One fire (or none) in the period: the wait is the period itself, or longer.
-            let period = (end - start).to_std().unwrap_or(Duration::MAX);
-            fires.shortest = period;
-            fires.longest = period;
-        }
-        fires
+        daily
     }
 
     pub fn describe(&self) -> String {
@@ -190,6 +220,31 @@ mod tests {
         assert_eq!(
             Schedule::Every(Duration::from_millis(200)).month(31).calls,
             31 * 432_000
+        );
+    }
+
+    #[test]
+    fn a_weekday_schedule_is_counted_for_the_month_that_holds_the_most_of_its_days() {
+        let month = |pattern: &str| Schedule::ncrontab(pattern).unwrap().month(31);
+        // A 31-day month starting on a Monday has 5 Mondays, 5 Tuesdays and 5 Wednesdays.
+        let mondays = month("0 0 6 * * 1");
+        assert_eq!(mondays.calls, 5);
+        assert_eq!(mondays.shortest, Duration::from_secs(7 * 86_400));
+        assert_eq!(mondays.longest, Duration::from_secs(7 * 86_400));
+        // Monday to Friday: 23 weekdays at most (a month starting on a Monday, Tuesday or
+        // Wednesday: 4 full weeks and 3 weekdays).
+        let weekdays = month("0 0 9 * * 1-5");
+        assert_eq!(weekdays.calls, 23);
+        assert_eq!(weekdays.shortest, Duration::from_secs(86_400));
+        assert_eq!(weekdays.longest, Duration::from_secs(3 * 86_400));
+        assert_eq!(month("0 0 9 * * 1-5,0").calls, 27, "Sundays to Fridays");
+        // A day of the month fires once in any month, whichever weekday it starts on.
+        assert_eq!(month("0 0 0 1 * *").calls, 1);
+        assert_eq!(
+            Schedule::Every(Duration::from_secs(7 * 86_400))
+                .month(31)
+                .calls,
+            5
         );
     }
 
