@@ -894,7 +894,14 @@ mod tests {
         .sql;
         assert_eq!(sql.idle_timeout, Duration::from_secs(45));
         assert_eq!(sql.auto_pause_delay, Some(Duration::from_secs(900)));
+        let longest = config(Mode::Serve, &[("SQL_AUTO_PAUSE_DELAY", "10080m")]).unwrap();
+        assert_eq!(
+            longest.sql.auto_pause_delay,
+            Some(Duration::from_secs(10_080 * 60))
+        );
         for (setting, bad) in [
+            ("SQL_AUTO_PAUSE_DELAY", "10081m"),
+            ("SQL_AUTO_PAUSE_DELAY", "18446744073709551615s"),
             ("SQL_IDLE_TIMEOUT", "0s"),
             ("SQL_IDLE_TIMEOUT", "30m"),
             ("SQL_IDLE_TIMEOUT", "soon"),

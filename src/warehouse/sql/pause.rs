@@ -45,7 +45,9 @@ impl Pause {
         idle_timeout: Duration,
         delay: Duration,
     ) -> Self {
-        let needed = idle_timeout + reaper_round(idle_timeout) + delay;
+        let needed = idle_timeout
+            .saturating_add(reaper_round(idle_timeout))
+            .saturating_add(delay);
         if longest <= needed {
             Self::Never { longest, needed }
         } else if shortest <= needed {
@@ -103,6 +105,18 @@ mod tests {
         );
         assert_eq!(reaper_round(Duration::from_secs(1)), Duration::from_secs(1));
         assert_eq!(reaper_round(10 * MINUTE), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn no_delay_is_too_long_to_judge() {
+        let pause = Pause::of(60 * MINUTE, 60 * MINUTE, MINUTE, Duration::MAX);
+        assert_eq!(
+            pause,
+            Pause::Never {
+                longest: 60 * MINUTE,
+                needed: Duration::MAX
+            }
+        );
     }
 
     #[test]

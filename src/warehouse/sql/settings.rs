@@ -57,9 +57,11 @@ impl FromStr for BulkLoadSetting {
 
 /// Azure's gateway drops a connection idle this long; the writer closes its own before.
 const MAX_IDLE: Duration = Duration::from_secs(30 * 60);
-/// The shortest auto-pause delay of a serverless General Purpose database ("Serverless compute
-/// tier for Azure SQL Database": minimum 15 minutes).
+/// The shortest and longest auto-pause delay of a serverless General Purpose database
+/// ("Serverless compute tier for Azure SQL Database": minimum 15 minutes, maximum 10,080 minutes,
+/// 7 days; the template's `sqlDatabaseAutoPauseDelay` has the same bounds).
 const MIN_AUTO_PAUSE_DELAY: Duration = Duration::from_secs(15 * 60);
+const MAX_AUTO_PAUSE_DELAY: Duration = Duration::from_secs(10_080 * 60);
 
 impl SqlConfig {
     /// `SQL_IDLE_TIMEOUT`: more than 0, under the gateway's 30 minutes.
@@ -73,11 +75,11 @@ impl SqlConfig {
         Ok(idle)
     }
 
-    /// `SQL_AUTO_PAUSE_DELAY`: a serverless database's delay, 15 minutes or more.
+    /// `SQL_AUTO_PAUSE_DELAY`: a serverless database's delay, 15 minutes to 7 days.
     pub fn auto_pause_delay(delay: Duration) -> Result<Duration, String> {
-        if delay < MIN_AUTO_PAUSE_DELAY {
+        if !(MIN_AUTO_PAUSE_DELAY..=MAX_AUTO_PAUSE_DELAY).contains(&delay) {
             return Err(
-                "expected the serverless database's auto-pause delay, 15m or more (its minimum)"
+                "expected the serverless database's auto-pause delay, from 15m (its minimum) to 7days (10,080 minutes, its maximum)"
                     .into(),
             );
         }

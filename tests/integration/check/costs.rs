@@ -81,3 +81,46 @@ async fn for_a_serverless_database_check_says_whether_the_schedule_lets_it_pause
 fn thousands(n: usize) -> String {
     coincap_stream::coincap::credits::thousands(n as u64)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_auto_pause_delay_past_azure_s_maximum_is_refused_with_the_range_not_a_panic() {
+    let coincap = coincap().await;
+    let (_closed, port) = closed_port();
+    for (delay, refused) in [
+        ("10081m", true),
+        ("18446744073709551615s", true),
+        ("7days", false),
+    ] {
+        let output = check(&coincap)
+            .env("COINCAP_API_KEY", API_KEY)
+            .sql(&format!(
+                "Server=tcp:127.0.0.1,{port};Database=coincap;User Id=loader;Password={PASSWORD}"
+            ))
+            .env("SQL_AUTO_PAUSE_DELAY", delay)
+            .output()
+            .await;
+        let stdout = &output.stdout;
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{delay}: {stdout}\n{}",
+            output.stderr
+        );
+        assert!(!output.stderr.contains("panicked"), "{}", output.stderr);
+        let settings = stdout.lines().next().unwrap();
+        if refused {
+            assert_eq!(
+                settings,
+                format!(
+                    "FAIL  settings: setting SQL_AUTO_PAUSE_DELAY={delay:?} is invalid: expected the serverless database's auto-pause delay, from 15m (its minimum) to 7days (10,080 minutes, its maximum)"
+                )
+            );
+        } else {
+            assert!(settings.starts_with("ok    settings: "), "{stdout}");
+            assert!(
+                stdout.contains("warehouse auto-pause: it never pauses"),
+                "{stdout}"
+            );
+        }
+    }
+}
