@@ -39,8 +39,11 @@ enum Command {
     Serve,
     /// Run the whole pipeline on this machine, playing the Functions host (timer, hub, retries).
     Local(LocalArgs),
-    /// Check the configuration before the first tick: the settings, each secret (by name), the
-    /// CoinCap key and the warehouse, one line each; changes nothing. Exit 0 only when all pass.
+    /// Check the configuration before the first tick, one line each: the settings (and the app
+    /// files), a warning per setting read under an old name or ignored in this mode, each secret
+    /// (by name), the CoinCap key, the schedule's CoinCap credits for a month, the warehouse and,
+    /// for a serverless database, whether it can auto-pause. Changes nothing. Exit 0 only when
+    /// all pass.
     Check(CheckArgs),
     /// Create the warehouse schema and tables (and the app identity's user and grants) in the
     /// SQL database the SQL_* settings point at (Azure SQL Database, a Synapse dedicated SQL pool
@@ -117,7 +120,8 @@ fn main() -> ExitCode {
         Command::Serve => telemetry::init(),
         Command::Local(args) => {
             if let Err(error) = telemetry::init_for_local(args.log.as_ref(), &[FAILED_TARGET]) {
-                eprintln!("handler local cannot start: --log: {error}");
+                // On standard output, as everything `local` says (docs/pipeline.md).
+                println!("handler local cannot start: --log: {error}");
                 return ExitCode::FAILURE;
             }
         }

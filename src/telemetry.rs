@@ -46,7 +46,8 @@ impl std::str::FromStr for LogTo {
 }
 
 /// The log of `handler local`: off without `--log`; else to standard error or appended to a
-/// file, filtered as [`init_for_terminal`] does. A file that cannot be opened is an error.
+/// file, filtered as [`init_for_terminal`] does. A file that cannot be opened is an error naming
+/// it.
 pub fn init_for_local(log: Option<&LogTo>, off: &[&str]) -> std::io::Result<()> {
     let directives = terminal_directives(off);
     let filter = filter(&directives);
@@ -64,7 +65,10 @@ pub fn init_for_local(log: Option<&LogTo>, off: &[&str]) -> std::io::Result<()> 
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(path)?;
+                .open(path)
+                .map_err(|error| {
+                    std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+                })?;
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::sync::Mutex::new(file))

@@ -326,6 +326,36 @@ async fn the_log_goes_only_to_the_file_named_by_log_and_the_screen_names_the_who
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_log_file_that_cannot_be_opened_is_said_on_the_screen_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("no such folder").join("run.log");
+    let stopped = Binary::local(&app_root())
+        .args(["--ticks", "1", "--log"])
+        .arg(&log)
+        .output()
+        .await;
+
+    assert_eq!(stopped.status.code(), Some(1), "{}", stopped.stdout);
+    assert_eq!(
+        stopped.stderr, "",
+        "everything local says is on standard output"
+    );
+    assert!(
+        stopped
+            .stdout
+            .starts_with("handler local cannot start: --log: "),
+        "{}",
+        stopped.stdout
+    );
+    assert!(
+        stopped.stdout.contains(&log.display().to_string()),
+        "the line names the file: {}",
+        stopped.stdout
+    );
+    assert!(!stopped.stdout.contains("tick"), "{}", stopped.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn zero_ticks_is_refused_naming_the_flag() {
     let stopped = Binary::local(&app_root())
         .args(["--ticks", "0"])
