@@ -78,8 +78,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// Renamed settings that were read under their old name (start-up logs a hint for each).
     pub old_names: Vec<Renamed>,
-    /// Settings that are set but that nothing reads with the others as they are (and, once
-    /// [`crate::startup::read`] has seen `--every`, `FETCH_SCHEDULE`).
+    /// Settings that are set but that nothing reads with the others as they are (and, once the
+    /// start-up reading has seen `--every`, `FETCH_SCHEDULE`).
     pub ignored: Vec<Ignored>,
 }
 
