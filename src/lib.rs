@@ -20,11 +20,13 @@
 //! - [`functions`]: one thin file per function (`TimerFetch`, `EventHubSink`) and their typed
 //!   closing-line counters.
 //! - [`config`]: the app settings, assembled from the settings type each module owns.
-//! - [`app`]: the one composition root: settings in, the shared handles out.
+//! - [`app`]: the one composition root: settings in, the shared handles out; and the secrets
+//!   the settings need, with a line each for those that cannot be read (in `check`'s words).
 //! - [`server`]: the axum router and the serve loop with graceful shutdown.
 //! - [`local`]: `handler local`, which plays the Functions host on one machine.
 //! - [`startup`]: what `serve`, `local` and `check` read before they start, through one function
-//!   (settings, host.json and both function.json, the secrets needed, settings set but ignored).
+//!   (settings, host.json and both function.json, settings set but ignored), and the secrets
+//!   `serve` refuses to start without.
 //! - [`check`]: `handler check`, each dependency the settings name checked once, read only.
 //! - [`telemetry`]: process-level logging (stdout/stderr, as the host reads them).
 //! - [`fault`]: what a failure means to whoever would try again: transient, or permanent with
