@@ -308,9 +308,9 @@ pub struct InitOptions<'a> {
 
 /// Applies the schema and reports what the writer relies on, one line per step through `say` as
 /// each is done (the first says where: `Preparing database coincap on ...`), so a failed step
-/// follows what was already done. Creates the database the
-/// settings name when it is missing (not on Azure, where a database is a billed resource made by
-/// the template), and refuses `master` unless allowed.
+/// follows what was already done. Creates the database the settings name when it is missing
+/// (not on Azure, where a database is a billed resource made by the template), and refuses
+/// `master` unless allowed.
 pub async fn init_warehouse(
     manager: &TdsManager,
     options: InitOptions<'_>,
