@@ -9,6 +9,24 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Accepts each client on `listener`, connects it to `upstream` (a client the upstream refuses is
+/// dropped) and hands the pair to `relay`, on a task of its own: the accept loop of every proxy
+/// here.
+pub fn relay_each<F, R>(listener: TcpListener, upstream: String, relay: R)
+where
+    R: Fn(TcpStream, TcpStream) -> F + Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            tokio::spawn(relay(client, server));
+        }
+    });
+}
+
 #[derive(Clone)]
 pub struct Proxy {
     pub port: u16,
@@ -34,13 +52,8 @@ impl Proxy {
             open: Arc::new(AtomicUsize::new(0)),
         };
         let shared = proxy.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                tokio::spawn(shared.clone().pipe(client, server));
-            }
+        relay_each(listener, upstream, move |client, server| {
+            shared.clone().pipe(client, server)
         });
         proxy
     }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::proxy::relay_each;
 use super::resuming::error_reply;
 
 /// What to do to the next write transaction (or login).
@@ -68,13 +69,8 @@ impl TdsProxy {
             carried_out: Arc::new(AtomicUsize::new(0)),
         };
         let shared = proxy.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                tokio::spawn(shared.clone().connection(client, server));
-            }
+        relay_each(listener, upstream, move |client, server| {
+            shared.clone().connection(client, server)
         });
         proxy
     }
